@@ -1,0 +1,1 @@
+//! The IR text format: printer and parser (stub; being written).

@@ -1,0 +1,1 @@
+//! The IR verifier (stub; being written).

@@ -1,0 +1,8 @@
+//! graphc's middle end: the IR, the reference evaluator (the numeric oracle), shape and type
+//! inference, and the passes that rewrite graphs. It does no I/O and knows nothing of
+//! protobuf or of code generation.
+#![warn(missing_docs)]
+
+pub mod eval;
+pub mod infer;
+pub mod ir;
