@@ -302,10 +302,13 @@ define_ops! {
     Gru = "gru" / "GRU" { activation_alpha: Vec<f32> = vec![], activation_beta: Vec<f32> = vec![], activations: Vec<String> = vec![], clip: Option<f32> = None, direction: String = "forward", hidden_size: i64, layout: i64 = 0, linear_before_reset: i64 = 0 }
     Rnn = "rnn" / "RNN" { activation_alpha: Vec<f32> = vec![], activation_beta: Vec<f32> = vec![], activations: Vec<String> = vec![], clip: Option<f32> = None, direction: String = "forward", hidden_size: i64, layout: i64 = 0 }
 
-    // ---- control flow (captured outer values are explicit trailing inputs) ----
+    // ---- control flow ----
+    // Outer-scope values a subgraph reads are made explicit: they are the node's trailing
+    // inputs, and the subgraph's trailing inputs receive them (`num_captures` of them for
+    // Loop and Scan; for If, every input after `cond`, and both branches take all of them).
     If = "if" / "If" { then_branch: Box<Graph>, else_branch: Box<Graph> }
-    Loop = "loop" / "Loop" { body: Box<Graph> }
-    Scan = "scan" / "Scan" { body: Box<Graph>, num_scan_inputs: i64, scan_input_axes: Vec<i64> = vec![], scan_input_directions: Vec<i64> = vec![], scan_output_axes: Vec<i64> = vec![], scan_output_directions: Vec<i64> = vec![] }
+    Loop = "loop" / "Loop" { body: Box<Graph>, num_captures: i64 = 0 }
+    Scan = "scan" / "Scan" { body: Box<Graph>, num_captures: i64 = 0, num_scan_inputs: i64, scan_input_axes: Vec<i64> = vec![], scan_input_directions: Vec<i64> = vec![], scan_output_axes: Vec<i64> = vec![], scan_output_directions: Vec<i64> = vec![] }
 
     // ---- signal ----
     HannWindow = "hann_window" / "HannWindow" { output_datatype: i64 = 1, periodic: i64 = 1 }
