@@ -439,7 +439,7 @@ fn resize_dims(d: &[Dim], axes: &[usize], scales: Option<Vec<f64>>, sizes: Optio
             return Err(format!("scales {sc:?} should have {} entries", axes.len()));
         }
         for (&a, &s) in axes.iter().zip(&sc) {
-            if !(s > 0.0) {
+            if s.is_nan() || s <= 0.0 {
                 return Err(format!("scale {s} must be positive"));
             }
             out[a] = match d[a].known() {
@@ -645,8 +645,7 @@ pub fn dft(ins: Ins<'_, '_>, axis_attr: i64, onesided: i64, inverse: i64) -> Res
         },
         None => axis_attr,
     };
-    // The axis counts over the dims before the trailing complex dim.
-    let a = norm_axis(if axis < 0 { axis - 1 } else { axis }, d.len())?;
+    let a = norm_axis(axis, d.len())?;
     if a == d.len() - 1 {
         return Err(format!("DFT axis {axis} is the complex dim of {}", x.ty));
     }

@@ -36,7 +36,7 @@ pub fn eval(op: &Op, ins: &[Option<&Tensor>], outs: &[TypeInfo]) -> Option<Vec<T
             if v.len() != 1 {
                 return None;
             }
-            crate::dispatch!(&v, a => <T as Elem>::wrap(ArrayD::from_elem(IxDyn(&shape), a.iter().next()?.clone())))
+            crate::dispatch!(&v, a => <T as Elem>::wrap(ArrayD::from_elem(IxDyn(&shape), a.iter().next().cloned()?)))
         }
         Op::Range {} => range(ins, outs[0].dtype, &shape)?,
         Op::Neg {} | Op::Abs {} | Op::Floor {} | Op::Ceil {} => unary(op, x()?)?,
@@ -62,7 +62,7 @@ fn float_array(t: &Tensor) -> Option<ArrayD<f64>> {
 }
 
 fn concat(ins: &[Option<&Tensor>], axis: i64) -> Option<Tensor> {
-    let all: Vec<&Tensor> = ins.iter().map(|t| *t).collect::<Option<_>>()?;
+    let all: Vec<&Tensor> = ins.iter().copied().collect::<Option<_>>()?;
     let first = *all.first()?;
     let a = norm_axis(axis, first.shape().len()).ok()?;
     crate::dispatch!(first, _f => {
@@ -227,6 +227,6 @@ fn where_(ins: &[Option<&Tensor>], shape: &[usize]) -> Option<Tensor> {
     crate::dispatch!(x, xa => {
         let ya = <T as Elem>::unwrap(y)?;
         let (xb, yb) = (xa.broadcast(IxDyn(shape))?, ya.broadcast(IxDyn(shape))?);
-        Some(<T as Elem>::wrap(Zip::from(&c).and(&xb).and(&yb).map_collect(|c, p, q| if *c { p.clone() } else { q.clone() })))
+        Some(<T as Elem>::wrap(Zip::from(&c).and(&xb).and(&yb).map_collect(|c, p, q| T::clone(if *c { p } else { q }))))
     })
 }
