@@ -631,38 +631,51 @@ pub fn window_fn(ins: Ins<'_, '_>, output_datatype: i64) -> Res<TypeInfo> {
     Ok(ty(dtype, Shape::Ranked(vec![n])))
 }
 
-/// `DFT(input, dft_length?, axis?)`: complex output in a trailing dim of 2.
+/// `DFT(input, dft_length?, axis?)`: complex output in a trailing dim of 2, or a real one
+/// of 1 for an inverse one-sided transform (whose default length is `2 * (n - 1)`).
 pub fn dft(ins: Ins<'_, '_>, axis_attr: i64, onesided: i64, inverse: i64) -> Res<TypeInfo> {
     let x = req(ins, 0)?;
     let Some(d) = x.dims() else { return Ok(x.ty.clone()) };
     if d.len() < 2 {
         return Err(format!("DFT input {} should have rank 2 or more", x.ty));
     }
+    let (onesided, inverse) = (onesided != 0, inverse != 0);
+    let last = Dim::Known(if onesided && inverse { 1 } else { 2 });
+    let length = opt(ins, 1).filter(|f| f.len_1d() != Some(0));
+    let mut out = d.to_vec();
+    *out.last_mut().expect("rank checked") = last.clone();
     let axis = match opt(ins, 2) {
+        None => axis_attr,
         Some(a) => match scalar_int(Some(a)) {
             Some(v) => v,
-            None => return Ok(ty(x.dtype(), unknown(d.len()))),
+            // Only a full-length two-sided transform keeps every dim without knowing the axis.
+            None if length.is_none() && !onesided => return Ok(ty(x.dtype(), Shape::Ranked(out))),
+            None => {
+                let mut u = vec![Dim::Unknown; d.len()];
+                *u.last_mut().expect("rank checked") = last;
+                return Ok(ty(x.dtype(), Shape::Ranked(u)));
+            }
         },
-        None => axis_attr,
     };
     let a = norm_axis(axis, d.len())?;
     if a == d.len() - 1 {
         return Err(format!("DFT axis {axis} is the complex dim of {}", x.ty));
     }
-    let len = match opt(ins, 1).filter(|f| f.len_1d() != Some(0)) {
+    let len = match length {
         Some(l) => match scalar_int(Some(l)) {
             Some(v) => dim_from_i64(v, "dft_length")?,
             None => Dim::Unknown,
         },
+        None if onesided && inverse => match d[a].known() {
+            Some(n) => Dim::Known(2 * n.saturating_sub(1)),
+            None => Dim::Unknown,
+        },
         None => d[a].clone(),
     };
-    let mut out = d.to_vec();
-    out[a] = if onesided != 0 && inverse == 0 {
-        len.known().map_or(Dim::Unknown, |n| Dim::Known(n / 2 + 1))
-    } else {
-        len
+    out[a] = match (onesided && !inverse, len.known()) {
+        (true, Some(n)) => Dim::Known(n / 2 + 1),
+        (true, None) => Dim::Unknown,
+        (false, _) => len,
     };
-    let last = out.len() - 1;
-    out[last] = Dim::Known(2);
     Ok(ty(x.dtype(), Shape::Ranked(out)))
 }

@@ -360,6 +360,10 @@ fn nn_ops() {
     assert_eq!(ok1(&hann, &[val_in(Tensor::scalar(10i32))]), "f32[10]");
     let dft = op("DFT", vec![("onesided", Attr::Int(1))]);
     assert_eq!(ok1(&dft, &[ty_in("f32[3,10,1]")]), "f32[3,6,2]");
+    // Shapes of the ONNX tests test_dft (axis unknown) and test_dft_irfft.
+    assert_eq!(ok1(&op("DFT", vec![]), &[ty_in("f32[1,10,10,1]"), None, ty_in("i64[]")]), "f32[1,10,10,2]");
+    let irfft = op("DFT", vec![("onesided", Attr::Int(1)), ("inverse", Attr::Int(1))]);
+    assert_eq!(ok1(&irfft, &[ty_in("f32[1,6,10,2]"), None, val_in(Tensor::scalar(1i64))]), "f32[1,10,10,1]");
     let q = op("QuantizeLinear", vec![]);
     assert_eq!(ok1(&q, &[ty_in("f32[N,3]"), ty_in("f32[]"), ty_in("i8[]")]), "i8[N,3]");
     assert_eq!(ok1(&q, &[ty_in("f32[N,3]"), ty_in("f32[]")]), "u8[N,3]");
