@@ -10,3 +10,4 @@ pub mod npy;
 pub mod onnx;
 
 pub use graphc_passes as passes;
+pub use onnx_proto;

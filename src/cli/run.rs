@@ -92,7 +92,7 @@ pub fn bind_inputs(g: &Graph, args: &[String]) -> anyhow::Result<Vec<Option<Tens
             }
             Some(t) => {
                 if t.dtype() != info.ty.dtype {
-                    bail!("input '{}' must be {} but the file holds {}{:?}", info.name, info.ty, t.dtype(), t.shape());
+                    bail!("input '{}' must be {} but the file holds {}", info.name, info.ty, describe(t));
                 }
                 if let Shape::Ranked(dims) = &info.ty.shape {
                     let ok = dims.len() == t.shape().len()
@@ -102,13 +102,18 @@ pub fn bind_inputs(g: &Graph, args: &[String]) -> anyhow::Result<Vec<Option<Tens
                             Dim::Unknown => true,
                         });
                     if !ok {
-                        bail!("input '{}' must be {} but the file holds {}{:?}", info.name, info.ty, t.dtype(), t.shape());
+                        bail!("input '{}' must be {} but the file holds {}", info.name, info.ty, describe(t));
                     }
                 }
             }
         }
     }
     Ok(bound)
+}
+
+/// `f32[2,3]`: a tensor's dtype and shape as the text format writes types.
+fn describe(t: &Tensor) -> String {
+    format!("{}{}", t.dtype(), Shape::known(t.shape()))
 }
 
 /// Runs `graphc run`.
@@ -123,7 +128,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     for (i, (t, o)) in outputs.iter().zip(&g.outputs).enumerate() {
         let path = args.output_dir.join(format!("output_{i}.npy"));
         crate::npy::write_npy(&path, t).map_err(anyhow::Error::msg)?;
-        println!("output {i} '{}': {}{:?} -> {}", o.name, t.dtype(), t.shape(), path.display());
+        println!("output {i} '{}': {} -> {}", o.name, describe(t), path.display());
     }
     Ok(())
 }
