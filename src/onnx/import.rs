@@ -72,7 +72,13 @@ pub fn import_model(model: &ModelProto, opts: &ImportOptions) -> Result<Graph, I
             opset = Some(o.version.unwrap_or(0));
         }
     }
-    let opset = opset.ok_or_else(|| ImportError::Model("the model imports no default-domain opset".into()))?;
+    let opset = opset.ok_or_else(|| {
+        let others: Vec<String> = model.opset_import.iter().map(|o| o.domain.clone().unwrap_or_default()).collect();
+        ImportError::Model(format!(
+            "the model imports no default-domain opset (only: {}); graphc supports the default domain",
+            others.join(", ")
+        ))
+    })?;
     if !(MIN_OPSET..=MAX_OPSET).contains(&opset) {
         return Err(ImportError::Model(format!(
             "opset {opset} is not supported (graphc reads opsets {MIN_OPSET} to {MAX_OPSET})"
