@@ -252,6 +252,17 @@ impl<'a> Parser<'a> {
         Ok((at, self.name()?))
     }
 
+    /// The `:` between a value name and its type.
+    fn type_colon(&mut self, name: &str) -> Result<(), ParseError> {
+        match self.expect(":") {
+            Err(mut e) if name.contains(':') => {
+                e.message += " (a value name may contain ':', so put a space after it)";
+                Err(e)
+            }
+            r => r,
+        }
+    }
+
     // ---- errors ----
 
     pub(super) fn err_at(&self, pos: usize, message: String) -> ParseError {
@@ -589,7 +600,7 @@ impl<'a> Parser<'a> {
     /// A header parameter: an `input` node.
     fn param(&mut self, g: &mut Graph, scope: &mut Scope) -> Result<(), ParseError> {
         let (at, name) = self.value_name()?;
-        self.expect(":")?;
+        self.type_colon(&name)?;
         let ty = self.ty()?;
         let mut default = None;
         if self.eat("=") {
@@ -617,7 +628,7 @@ impl<'a> Parser<'a> {
         if self.peek() == Some('%') {
             loop {
                 let (at, name) = self.value_name()?;
-                self.expect(":")?;
+                self.type_colon(&name)?;
                 results.push((at, ValueInfo { name, ty: self.ty()? }));
                 if !self.eat(",") {
                     break;
