@@ -129,6 +129,20 @@ impl fmt::Display for Graph {
     }
 }
 
+/// A value name as the text spells it (`%x`, `%"a b"`), for messages.
+pub(crate) fn shown_value(name: &str) -> String {
+    let mut s = String::from("%");
+    print::write_name(&mut s, name);
+    s
+}
+
+/// A node name as the text spells it (`@conv_1`, `@"a b"`), for messages.
+pub(crate) fn shown_node(name: &str) -> String {
+    let mut s = String::from("@");
+    print::write_name(&mut s, name);
+    s
+}
+
 /// Whether `name` can be written without quotes after `%` or `@`.
 fn is_bare_name(name: &str) -> bool {
     !name.is_empty() && name.chars().all(is_name_char) && !name.ends_with(':')

@@ -23,6 +23,7 @@ use petgraph::Direction;
 use super::graph::{Graph, NodeId, ValueRef};
 use super::op::Op;
 use super::tensor::Tensor;
+use super::text::{shown_node, shown_value};
 use super::types::{Dim, Shape, TypeInfo};
 
 /// A broken IR invariant.
@@ -73,7 +74,10 @@ pub(crate) fn check_default(ty: &TypeInfo, t: &Tensor) -> Result<(), String> {
             Shape::Unranked => true,
             Shape::Ranked(dims) => {
                 dims.len() == t.shape().len()
-                    && dims.iter().zip(t.shape()).all(|(d, &n)| !matches!(d, Dim::Known(k) if *k != n))
+                    && dims
+                        .iter()
+                        .zip(t.shape())
+                        .all(|(d, &n)| !matches!(d, Dim::Known(k) if *k != n))
             }
         };
     if fits {
@@ -87,7 +91,9 @@ pub(crate) fn check_default(ty: &TypeInfo, t: &Tensor) -> Result<(), String> {
 /// The subgraphs an op holds, with their attribute names.
 fn subgraphs(op: &Op) -> Vec<(&'static str, &Graph)> {
     match op {
-        Op::If { then_branch, else_branch } => vec![("then_branch", then_branch), ("else_branch", else_branch)],
+        Op::If { then_branch, else_branch } => {
+            vec![("then_branch", then_branch), ("else_branch", else_branch)]
+        }
         Op::Loop { body, .. } | Op::Scan { body, .. } => vec![("body", body)],
         _ => vec![],
     }
@@ -114,11 +120,11 @@ impl Verifier<'_> {
         }
         let node = self.g.node(id);
         if !node.name.is_empty() {
-            s += &format!(" @{:?}", node.name);
+            s += &format!(" {}", shown_node(&node.name));
         }
         s += &format!(" ({}", node.op.name());
         if let Some(v) = node.outputs.first() {
-            s += &format!(" -> %{:?}", v.name);
+            s += &format!(" -> {}", shown_value(&v.name));
         }
         s + ")"
     }
@@ -134,10 +140,15 @@ impl Verifier<'_> {
         let mut position = HashMap::new();
         for (i, &id) in g.node_ids().iter().enumerate() {
             if !g.contains(id) {
-                return Err(self.graph_err(format!("the node order lists n{}, which is not in the graph", id.index())));
+                return Err(self.graph_err(format!(
+                    "the node order lists n{}, which is not in the graph",
+                    id.index()
+                )));
             }
             if position.insert(id, i).is_some() {
-                return Err(self.graph_err(format!("the node order lists {} twice", self.describe(id))));
+                return Err(
+                    self.graph_err(format!("the node order lists {} twice", self.describe(id)))
+                );
             }
         }
         if g.petgraph().node_count() != position.len() {
@@ -149,7 +160,10 @@ impl Verifier<'_> {
         // Inputs: exactly the input nodes, first, in signature order.
         for (k, &id) in g.inputs.iter().enumerate() {
             if !g.contains(id) || !matches!(g.node(id).op, Op::Input { .. }) {
-                return Err(self.graph_err(format!("graph input {k} is {}, not an input node", self.describe(id))));
+                return Err(self.graph_err(format!(
+                    "graph input {k} is {}, not an input node",
+                    self.describe(id)
+                )));
             }
             if g.node_ids().get(k) != Some(&id) {
                 return Err(self.node_err(
@@ -166,7 +180,10 @@ impl Verifier<'_> {
             for (slot, v) in node.inputs.iter().enumerate() {
                 let Some(v) = v else { continue };
                 if !g.contains(v.node) {
-                    return Err(err(format!("input {slot} refers to n{}, which was removed", v.node.index())));
+                    return Err(err(format!(
+                        "input {slot} refers to n{}, which was removed",
+                        v.node.index()
+                    )));
                 }
                 if !self.valid(*v) {
                     let n = g.node(v.node).outputs.len();
@@ -203,7 +220,8 @@ impl Verifier<'_> {
             expected.sort_unstable();
             if edges != expected {
                 let show = |l: &[(usize, u32, u32)]| {
-                    let items: Vec<String> = l.iter().map(|(n, p, s)| format!("n{n}:{p}->{s}")).collect();
+                    let items: Vec<String> =
+                        l.iter().map(|(n, p, s)| format!("n{n}:{p}->{s}")).collect();
                     format!("[{}]", items.join(", "))
                 };
                 return Err(err(format!(
@@ -218,7 +236,11 @@ impl Verifier<'_> {
                     continue;
                 }
                 if let Some(&first) = names.get(v.name.as_str()) {
-                    return Err(err(format!("value name {:?} is already defined by {}", v.name, self.describe(first))));
+                    return Err(err(format!(
+                        "value name {} is already defined by {}",
+                        shown_value(&v.name),
+                        self.describe(first)
+                    )));
                 }
                 names.insert(&v.name, id);
             }
@@ -240,11 +262,22 @@ impl Verifier<'_> {
                     }
                 }
                 Op::Constant { value } => {
-                    let want = TypeInfo { dtype: value.dtype(), shape: Shape::known(value.shape()) };
+                    let want =
+                        TypeInfo { dtype: value.dtype(), shape: Shape::known(value.shape()) };
                     match node.outputs.as_slice() {
                         [v] if v.ty == want => {}
-                        [v] => return Err(err(format!("constant of type {want} defines a value of type {}", v.ty))),
-                        outs => return Err(err(format!("a constant defines one value, not {}", outs.len()))),
+                        [v] => {
+                            return Err(err(format!(
+                                "constant of type {want} defines a value of type {}",
+                                v.ty
+                            )))
+                        }
+                        outs => {
+                            return Err(err(format!(
+                                "a constant defines one value, not {}",
+                                outs.len()
+                            )))
+                        }
                     }
                 }
                 _ => {}
@@ -270,9 +303,225 @@ impl Verifier<'_> {
                 )));
             }
             if g.value(o.value).name.is_empty() {
-                return Err(self.graph_err(format!("output {k} ({:?}) is an unnamed value", o.name)));
+                return Err(
+                    self.graph_err(format!("output {k} ({:?}) is an unnamed value", o.name))
+                );
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::graph::{GraphOutput, Node, ValueInfo};
+    use crate::ir::text::parse;
+    use crate::ir::types::DType;
+
+    const TEXT: &str = r#"graph "g" (%x: f32[2], %d: f32[2] = f32[2] [1.0, 2.0]) {
+  %a: f32[2] = neg (%x) @neg_1
+  %b: f32[2] = add (%a, %d)
+  %k: i64[1] = constant {value: i64[1] [7]}
+  return %b
+}
+"#;
+
+    /// The parsed graph and its node ids in order: x, d, a, b, k.
+    fn graph() -> (Graph, Vec<NodeId>) {
+        let g = parse(TEXT).unwrap();
+        let ids = g.node_ids().to_vec();
+        (g, ids)
+    }
+
+    fn err(g: &Graph) -> String {
+        verify(g).unwrap_err().to_string()
+    }
+
+    fn v(node: NodeId, port: u32) -> ValueRef {
+        ValueRef { node, port }
+    }
+
+    #[test]
+    fn accepts_valid_graphs() {
+        verify(&graph().0).unwrap();
+        verify(&Graph::new("empty")).unwrap();
+    }
+
+    #[test]
+    fn edges_must_mirror_inputs() {
+        let (mut g, ids) = graph();
+        g.node_mut(ids[3]).inputs.push(Some(v(ids[0], 0)));
+        assert_eq!(
+            err(&g),
+            r#"graph "g": node n3 (add -> %b): incoming edges [n1:0->1, n2:0->0] disagree with the inputs [n0:0->2, n1:0->1, n2:0->0] (as node:port->slot)"#
+        );
+    }
+
+    #[test]
+    fn inputs_must_be_live_valid_and_earlier() {
+        let (mut g, ids) = graph();
+        g.remove_node(ids[2]);
+        assert_eq!(
+            err(&g),
+            r#"graph "g": node n3 (add -> %b): input 0 refers to n2, which was removed"#
+        );
+
+        let (mut g, ids) = graph();
+        g.set_input(ids[3], 1, Some(v(ids[2], 3)));
+        assert_eq!(
+            err(&g),
+            r#"graph "g": node n3 (add -> %b): input 1 refers to port 3 of n2 @neg_1 (neg -> %a), which has 1 outputs"#
+        );
+
+        let (mut g, ids) = graph();
+        g.set_input(ids[2], 0, Some(v(ids[3], 0)));
+        assert_eq!(
+            err(&g),
+            r#"graph "g": node n2 @neg_1 (neg -> %a): input 0 uses n3 (add -> %b), which does not come earlier in the order"#
+        );
+        let (mut g, ids) = graph();
+        g.set_input(ids[2], 0, Some(v(ids[2], 0)));
+        assert!(err(&g).ends_with(
+            "input 0 uses n2 @neg_1 (neg -> %a), which does not come earlier in the order"
+        ));
+    }
+
+    #[test]
+    fn graph_inputs_are_the_leading_input_nodes() {
+        let (mut g, ids) = graph();
+        g.inputs.push(ids[2]);
+        assert_eq!(
+            err(&g),
+            r#"graph "g": graph input 2 is n2 @neg_1 (neg -> %a), not an input node"#
+        );
+
+        let (mut g, _) = graph();
+        g.add_input("late", TypeInfo { dtype: DType::F32, shape: Shape::Unranked });
+        assert_eq!(
+            err(&g),
+            r#"graph "g": node n5 (input -> %late): graph input 2 is not node 2 of the order (input nodes come first, in signature order)"#
+        );
+
+        let (mut g, _) = graph();
+        g.inputs.swap(0, 1);
+        assert!(err(&g).contains("graph input 0 is not node 0 of the order"), "{}", err(&g));
+
+        let (mut g, _) = graph();
+        g.inputs.pop();
+        assert_eq!(
+            err(&g),
+            r#"graph "g": node n1 (input -> %d): input node is not one of the graph's inputs"#
+        );
+
+        let (mut g, ids) = graph();
+        g.node_mut(ids[1]).outputs.push(ValueInfo {
+            name: "e".into(),
+            ty: TypeInfo { dtype: DType::F32, shape: Shape::Unranked },
+        });
+        assert_eq!(
+            err(&g),
+            r#"graph "g": node n1 (input -> %d): an input node has no inputs and one output, not 0 and 2"#
+        );
+
+        let (mut g, ids) = graph();
+        g.node_mut(ids[1]).outputs[0].ty.shape = Shape::known(&[3]);
+        assert_eq!(
+            err(&g),
+            r#"graph "g": node n1 (input -> %d): default of type f32[2] does not fit the input type f32[3]"#
+        );
+        g.node_mut(ids[1]).outputs[0].ty.shape = Shape::Ranked(vec![Dim::Sym("N".into())]);
+        verify(&g).unwrap();
+    }
+
+    #[test]
+    fn outputs_must_exist_and_be_named() {
+        let (mut g, ids) = graph();
+        g.outputs.push(GraphOutput { name: "o".into(), value: v(ids[4], 1) });
+        assert_eq!(
+            err(&g),
+            r#"graph "g": output 1 ("o") refers to port 1 of n4, which does not exist"#
+        );
+
+        let (mut g, ids) = graph();
+        g.node_mut(ids[3]).outputs[0].name = String::new();
+        assert_eq!(err(&g), r#"graph "g": output 0 ("b") is an unnamed value"#);
+
+        let (mut g, ids) = graph();
+        g.node_mut(ids[2]).outputs[0].name = String::new();
+        assert_eq!(err(&g), r#"graph "g": node n3 (add -> %b): input 0 uses an unnamed value"#);
+    }
+
+    #[test]
+    fn value_names_are_unique() {
+        let (mut g, ids) = graph();
+        g.node_mut(ids[4]).outputs[0].name = "a".into();
+        assert_eq!(
+            err(&g),
+            r#"graph "g": node n4 (constant -> %a): value name %a is already defined by n2 @neg_1 (neg -> %a)"#
+        );
+        // Unnamed values may repeat.
+        let (mut g, ids) = graph();
+        g.add_node(Node {
+            name: String::new(),
+            op: Op::Split { axis: 0, num_outputs: None },
+            inputs: vec![Some(v(ids[0], 0))],
+            outputs: vec![
+                ValueInfo {
+                    name: String::new(),
+                    ty: TypeInfo { dtype: DType::F32, shape: Shape::Unranked },
+                },
+                ValueInfo {
+                    name: String::new(),
+                    ty: TypeInfo { dtype: DType::F32, shape: Shape::Unranked },
+                },
+            ],
+        });
+        verify(&g).unwrap();
+    }
+
+    #[test]
+    fn constants_match_their_type() {
+        let (mut g, ids) = graph();
+        g.node_mut(ids[4]).outputs[0].ty =
+            TypeInfo { dtype: DType::I32, shape: Shape::known(&[1]) };
+        assert_eq!(
+            err(&g),
+            r#"graph "g": node n4 (constant -> %k): constant of type i64[1] defines a value of type i32[1]"#
+        );
+        g.node_mut(ids[4]).outputs.clear();
+        assert_eq!(
+            err(&g),
+            r#"graph "g": node n4 (constant): a constant defines one value, not 0"#
+        );
+    }
+
+    #[test]
+    fn subgraphs_are_verified() {
+        let mut g = parse(
+            r#"graph "main" (%c: bool[], %x: f32[2]) {
+  %y: f32[2] = if {
+    then_branch: graph "then" (%x: f32[2]) {
+      return %x
+    },
+    else_branch: graph "else" (%x: f32[2]) {
+      %z: f32[2] = neg (%x)
+      return %z
+    }
+  } (%c, %x) @branch
+  return %y
+}
+"#,
+        )
+        .unwrap();
+        verify(&g).unwrap();
+        let id = g.node_ids()[2];
+        let Op::If { else_branch, .. } = &mut g.node_mut(id).op else { panic!() };
+        let neg = else_branch.node_ids()[1];
+        else_branch.node_mut(neg).outputs[0].name = "x".into();
+        assert_eq!(
+            err(&g),
+            r#"graph "main": node n2 @branch (if -> %y), attribute 'else_branch': graph "else": node n1 (neg -> %x): value name %x is already defined by n0 (input -> %x)"#
+        );
     }
 }

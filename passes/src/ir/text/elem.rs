@@ -58,7 +58,8 @@ macro_rules! float_text {
                     })?;
                     return Ok(<$t>::from_bits(bits));
                 }
-                $from_str(tok).ok_or_else(|| p.err_at(pos, format!("expected a number, found '{tok}'")))
+                $from_str(tok)
+                    .ok_or_else(|| p.err_at(pos, format!("expected a number, found '{tok}'")))
             }
         }
     };
@@ -116,20 +117,62 @@ macro_rules! with_elem {
     ($dt:expr, $T:ident => $body:expr) => {{
         use $crate::ir::types::DType;
         match $dt {
-            DType::F32 => { type $T = f32; $body }
-            DType::F64 => { type $T = f64; $body }
-            DType::F16 => { type $T = half::f16; $body }
-            DType::BF16 => { type $T = half::bf16; $body }
-            DType::I8 => { type $T = i8; $body }
-            DType::I16 => { type $T = i16; $body }
-            DType::I32 => { type $T = i32; $body }
-            DType::I64 => { type $T = i64; $body }
-            DType::U8 => { type $T = u8; $body }
-            DType::U16 => { type $T = u16; $body }
-            DType::U32 => { type $T = u32; $body }
-            DType::U64 => { type $T = u64; $body }
-            DType::Bool => { type $T = bool; $body }
-            DType::String => { type $T = String; $body }
+            DType::F32 => {
+                type $T = f32;
+                $body
+            }
+            DType::F64 => {
+                type $T = f64;
+                $body
+            }
+            DType::F16 => {
+                type $T = half::f16;
+                $body
+            }
+            DType::BF16 => {
+                type $T = half::bf16;
+                $body
+            }
+            DType::I8 => {
+                type $T = i8;
+                $body
+            }
+            DType::I16 => {
+                type $T = i16;
+                $body
+            }
+            DType::I32 => {
+                type $T = i32;
+                $body
+            }
+            DType::I64 => {
+                type $T = i64;
+                $body
+            }
+            DType::U8 => {
+                type $T = u8;
+                $body
+            }
+            DType::U16 => {
+                type $T = u16;
+                $body
+            }
+            DType::U32 => {
+                type $T = u32;
+                $body
+            }
+            DType::U64 => {
+                type $T = u64;
+                $body
+            }
+            DType::Bool => {
+                type $T = bool;
+                $body
+            }
+            DType::String => {
+                type $T = String;
+                $body
+            }
         }
     }};
 }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use super::elem::{with_elem, TextElem};
 use super::is_name_char;
-use super::print::write_name;
+use super::shown_value;
 use crate::ir::attr::{Attr, Attrs};
 use crate::ir::graph::{Graph, GraphOutput, Node, ValueInfo, ValueRef};
 use crate::ir::op::{BuildError, Op};
@@ -122,7 +122,8 @@ impl<'a> Parser<'a> {
         if !(first.is_ascii_alphabetic() || first == '_') {
             return None;
         }
-        let len = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
+        let len =
+            rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
         Some(&rest[..len])
     }
 
@@ -151,13 +152,16 @@ impl<'a> Parser<'a> {
             }
             if &self.src[body..i] == "NaN" && self.src[i..].starts_with("(0x") {
                 let close = self.src[i..].find(')').map(|j| i + j + 1);
-                if let Some(end) = close.filter(|&e| self.src[i + 3..e - 1].bytes().all(|b| b.is_ascii_hexdigit())) {
+                if let Some(end) =
+                    close.filter(|&e| self.src[i + 3..e - 1].bytes().all(|b| b.is_ascii_hexdigit()))
+                {
                     i = end;
                 }
             }
         } else {
             while let Some(&b) = bytes.get(i) {
-                let exp_sign = (b == b'+' || b == b'-') && i > body && matches!(bytes[i - 1], b'e' | b'E');
+                let exp_sign =
+                    (b == b'+' || b == b'-') && i > body && matches!(bytes[i - 1], b'e' | b'E');
                 if b.is_ascii_digit() || b == b'.' || b == b'e' || b == b'E' || exp_sign {
                     i += 1;
                 } else {
@@ -166,7 +170,9 @@ impl<'a> Parser<'a> {
             }
         }
         if i == body {
-            return Err(self.err_at(start, format!("expected a number, found {}", self.found_at(start))));
+            return Err(
+                self.err_at(start, format!("expected a number, found {}", self.found_at(start)))
+            );
         }
         self.pos = i;
         Ok((start, &self.src[start..i]))
@@ -215,8 +221,9 @@ impl<'a> Parser<'a> {
             .filter(|h| !h.is_empty() && h.len() <= 6)
             .and_then(|h| u32::from_str_radix(h, 16).ok())
             .ok_or_else(|| self.err_at(at, bad()))?;
-        let c = char::from_u32(code)
-            .ok_or_else(|| self.err_at(at, format!("\\u{{{code:x}}} is not a unicode scalar value")))?;
+        let c = char::from_u32(code).ok_or_else(|| {
+            self.err_at(at, format!("\\u{{{code:x}}} is not a unicode scalar value"))
+        })?;
         self.pos += inner.map_or(0, str::len) + 2;
         Ok(c)
     }
@@ -305,7 +312,10 @@ impl<'a> Parser<'a> {
         match self.ident() {
             Some(name) => DType::from_name(name)
                 .ok_or_else(|| self.err_at(at, format!("unknown element type '{name}'"))),
-            None => Err(self.err_at(at, format!("expected an element type, found {}", self.found_at(at)))),
+            None => {
+                Err(self
+                    .err_at(at, format!("expected an element type, found {}", self.found_at(at))))
+            }
         }
     }
 
@@ -330,7 +340,10 @@ impl<'a> Parser<'a> {
                     _ => match self.ident() {
                         Some(s) => Dim::Sym(s.to_string()),
                         None => {
-                            return Err(self.err_at(at, format!("expected a dimension, found {}", self.found_at(at))))
+                            return Err(self.err_at(
+                                at,
+                                format!("expected a dimension, found {}", self.found_at(at)),
+                            ))
                         }
                     },
                 };
@@ -382,7 +395,10 @@ impl<'a> Parser<'a> {
     }
 
     /// Elements up to `]` (consumed), or up to where `stop` sees a token it wants to handle.
-    fn elems<T: TextElem>(&mut self, stop: impl Fn(&mut Self) -> bool) -> Result<Vec<T>, ParseError> {
+    fn elems<T: TextElem>(
+        &mut self,
+        stop: impl Fn(&mut Self) -> bool,
+    ) -> Result<Vec<T>, ParseError> {
         let mut values = Vec::new();
         if self.eat("]") {
             return Ok(values);
@@ -401,12 +417,23 @@ impl<'a> Parser<'a> {
 
     /// After `#`: the digest, then `[v0, ..., ... N values]`; the data comes from the
     /// constants map.
-    fn digest_tensor(&mut self, at: usize, ty: &TypeInfo, count: usize) -> Result<Tensor, ParseError> {
-        let hex_len = self.rest().find(|c: char| !c.is_ascii_hexdigit()).unwrap_or(self.rest().len());
+    fn digest_tensor(
+        &mut self,
+        at: usize,
+        ty: &TypeInfo,
+        count: usize,
+    ) -> Result<Tensor, ParseError> {
+        let hex_len =
+            self.rest().find(|c: char| !c.is_ascii_hexdigit()).unwrap_or(self.rest().len());
         let digest = u64::from_str_radix(&self.rest()[..hex_len], 16)
             .ok()
             .filter(|_| hex_len == 16)
-            .ok_or_else(|| self.err(format!("expected 16 hex digits after '#', found {}", self.found_at(self.pos))))?;
+            .ok_or_else(|| {
+                self.err(format!(
+                    "expected 16 hex digits after '#', found {}",
+                    self.found_at(self.pos)
+                ))
+            })?;
         self.pos += hex_len;
         self.expect("[")?;
         with_elem!(ty.dtype, T => { self.elems::<T>(|p| p.peek_ellipsis())?; });
@@ -420,14 +447,20 @@ impl<'a> Parser<'a> {
         }
         self.expect("]")?;
         let Some(map) = self.constants else {
-            return Err(self.err_at(at, format!("constant #{digest:016x} has no data; use parse_with_constants")));
+            return Err(self.err_at(
+                at,
+                format!("constant #{digest:016x} has no data; use parse_with_constants"),
+            ));
         };
-        let t = map
-            .get(&digest)
-            .ok_or_else(|| self.err_at(at, format!("constant #{digest:016x} is not in the constants map")))?;
+        let t = map.get(&digest).ok_or_else(|| {
+            self.err_at(at, format!("constant #{digest:016x} is not in the constants map"))
+        })?;
         let found = TypeInfo { dtype: t.dtype(), shape: Shape::known(t.shape()) };
         if found != *ty {
-            return Err(self.err_at(at, format!("constant #{digest:016x} is {found} in the constants map, not {ty}")));
+            return Err(self.err_at(
+                at,
+                format!("constant #{digest:016x} is {found} in the constants map, not {ty}"),
+            ));
         }
         Ok(t.clone())
     }
@@ -451,7 +484,10 @@ impl<'a> Parser<'a> {
             _ => match self.peek_ident() {
                 Some("graph") => {
                     if self.depth >= MAX_DEPTH {
-                        return Err(self.err_at(at, format!("subgraphs nested deeper than {MAX_DEPTH} levels")));
+                        return Err(self.err_at(
+                            at,
+                            format!("subgraphs nested deeper than {MAX_DEPTH} levels"),
+                        ));
                     }
                     self.depth += 1;
                     let g = self.graph();
@@ -469,8 +505,14 @@ impl<'a> Parser<'a> {
                         Ok(Attr::Str(name.to_string()))
                     }
                 }
-                Some(name) => Err(self.err_at(at, format!("unexpected '{name}' in an attribute value (strings are quoted)"))),
-                None => Err(self.err_at(at, format!("expected an attribute value, found {}", self.found_at(at)))),
+                Some(name) => Err(self.err_at(
+                    at,
+                    format!("unexpected '{name}' in an attribute value (strings are quoted)"),
+                )),
+                None => Err(self.err_at(
+                    at,
+                    format!("expected an attribute value, found {}", self.found_at(at)),
+                )),
             },
         }
     }
@@ -480,7 +522,8 @@ impl<'a> Parser<'a> {
         let (at, tok) = self.number()?;
         let digits = tok.strip_prefix('-').unwrap_or(tok);
         if digits.bytes().all(|b| b.is_ascii_digit()) {
-            let v = tok.parse().map_err(|_| self.err_at(at, format!("integer {tok} out of range")))?;
+            let v =
+                tok.parse().map_err(|_| self.err_at(at, format!("integer {tok} out of range")))?;
             return Ok(Attr::Int(v));
         }
         self.pos = at;
@@ -534,7 +577,10 @@ impl<'a> Parser<'a> {
             }
             let at = self.pos();
             let Some(name) = self.ident() else {
-                return Err(self.err_at(at, format!("expected an attribute name, found {}", self.found_at(at))));
+                return Err(self.err_at(
+                    at,
+                    format!("expected an attribute name, found {}", self.found_at(at)),
+                ));
             };
             self.expect(":")?;
             let value = self.attr_value()?;
@@ -575,7 +621,10 @@ impl<'a> Parser<'a> {
                     Some("return") => break,
                     Some(_) => self.node(&mut g, &mut scope)?,
                     None => {
-                        return Err(self.err_at(at, format!("expected a node or 'return', found {}", self.found_at(at))))
+                        return Err(self.err_at(
+                            at,
+                            format!("expected a node or 'return', found {}", self.found_at(at)),
+                        ))
                     }
                 },
             }
@@ -638,14 +687,13 @@ impl<'a> Parser<'a> {
         }
         let op_at = self.pos();
         let Some(op_name) = self.ident() else {
-            return Err(self.err_at(op_at, format!("expected an op name, found {}", self.found_at(op_at))));
+            return Err(
+                self.err_at(op_at, format!("expected an op name, found {}", self.found_at(op_at)))
+            );
         };
         self.skip_ws();
-        let (mut attrs, attr_at) = if self.peek() == Some('{') {
-            self.attrs()?
-        } else {
-            (Attrs::new(), HashMap::new())
-        };
+        let (mut attrs, attr_at) =
+            if self.peek() == Some('{') { self.attrs()? } else { (Attrs::new(), HashMap::new()) };
         let mut inputs = Vec::new();
         if self.eat("(") {
             while !self.eat(")") {
@@ -656,7 +704,10 @@ impl<'a> Parser<'a> {
                 } else if self.keyword("_") {
                     inputs.push(None);
                 } else {
-                    return Err(self.err_at(at, format!("expected a value or '_', found {}", self.found_at(at))));
+                    return Err(self.err_at(
+                        at,
+                        format!("expected a value or '_', found {}", self.found_at(at)),
+                    ));
                 }
                 if !self.eat(",") {
                     self.expect(")")?;
@@ -671,7 +722,10 @@ impl<'a> Parser<'a> {
             match results.as_slice() {
                 [(_, v)] if v.ty == want => {}
                 [(at, v)] => {
-                    return Err(self.err_at(*at, format!("constant of type {want} defines a value of type {}", v.ty)))
+                    return Err(self.err_at(
+                        *at,
+                        format!("constant of type {want} defines a value of type {}", v.ty),
+                    ))
                 }
                 _ => return Err(self.err_at(op_at, "a constant defines exactly one value".into())),
             }
@@ -715,20 +769,27 @@ impl<'a> Parser<'a> {
     }
 }
 
-/// `%name` as the text spells it, for messages.
-fn shown(name: &str) -> String {
-    let mut s = String::from("%");
-    write_name(&mut s, name);
-    s
-}
-
-fn define(p: &Parser<'_>, scope: &mut Scope, name: String, v: ValueRef, at: usize) -> Result<(), ParseError> {
+fn define(
+    p: &Parser<'_>,
+    scope: &mut Scope,
+    name: String,
+    v: ValueRef,
+    at: usize,
+) -> Result<(), ParseError> {
     if name.is_empty() {
         return Ok(());
     }
     if let Some(&(_, first)) = scope.get(&name) {
         let f = p.err_at(first, String::new());
-        return Err(p.err_at(at, format!("duplicate value name {} (first defined at {}:{})", shown(&name), f.line, f.col)));
+        return Err(p.err_at(
+            at,
+            format!(
+                "duplicate value name {} (first defined at {}:{})",
+                shown_value(&name),
+                f.line,
+                f.col
+            ),
+        ));
     }
     scope.insert(name, (v, at));
     Ok(())
@@ -738,5 +799,8 @@ fn lookup(p: &Parser<'_>, scope: &Scope, at: usize, name: &str) -> Result<ValueR
     if name.is_empty() {
         return Err(p.err_at(at, "a value named \"\" cannot be referenced".into()));
     }
-    scope.get(name).map(|&(v, _)| v).ok_or_else(|| p.err_at(at, format!("undefined value {}", shown(name))))
+    scope
+        .get(name)
+        .map(|&(v, _)| v)
+        .ok_or_else(|| p.err_at(at, format!("undefined value {}", shown_value(name))))
 }

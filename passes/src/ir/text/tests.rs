@@ -40,7 +40,15 @@ fn prints_small_graph_exactly() {
     let mut g = Graph::new("main");
     let x = g.add_input(
         "x",
-        TypeInfo { dtype: DType::F32, shape: Shape::Ranked(vec![Dim::Known(1), Dim::Known(3), Dim::Sym("N".into()), Dim::Unknown]) },
+        TypeInfo {
+            dtype: DType::F32,
+            shape: Shape::Ranked(vec![
+                Dim::Known(1),
+                Dim::Known(3),
+                Dim::Sym("N".into()),
+                Dim::Unknown,
+            ]),
+        },
     );
     let w_data = Tensor::from_vec(&[2, 3], vec![0.5f32, -0.0, 1.0, 2.0, 3.0, 4.0]).unwrap();
     let w = g.add_node(Node {
@@ -60,11 +68,23 @@ fn prints_small_graph_exactly() {
     attrs.insert("pads", Attr::Ints(vec![1, 1, 1, 1]));
     attrs.insert("strides", Attr::Ints(vec![1, 1]));
     let conv = Op::build("conv", &mut attrs).unwrap().unwrap();
-    let y_ty = TypeInfo { dtype: DType::F32, shape: Shape::Ranked(vec![Dim::Known(1), Dim::Known(2), Dim::Sym("N".into()), Dim::Unknown]) };
+    let y_ty = TypeInfo {
+        dtype: DType::F32,
+        shape: Shape::Ranked(vec![
+            Dim::Known(1),
+            Dim::Known(2),
+            Dim::Sym("N".into()),
+            Dim::Unknown,
+        ]),
+    };
     let y = g.add_node(Node {
         name: "conv_1".into(),
         op: conv,
-        inputs: vec![Some(ValueRef { node: x, port: 0 }), Some(ValueRef { node: w, port: 0 }), None],
+        inputs: vec![
+            Some(ValueRef { node: x, port: 0 }),
+            Some(ValueRef { node: w, port: 0 }),
+            None,
+        ],
         outputs: vec![ValueInfo { name: "y".into(), ty: y_ty }],
     });
     let unranked = TypeInfo { dtype: DType::F32, shape: Shape::Unranked };
@@ -110,11 +130,19 @@ fn every_attribute_kind() {
     );
     let ops = body_ops(&g);
     assert_eq!(ops[2], &Op::Cast { to: DType::F16, saturate: 1, round_mode: "up".into() });
-    assert_eq!(ops[4], &Op::ConstantOfShape { value: Some(Tensor::from_vec(&[1], vec![2.5f32]).unwrap()) });
+    assert_eq!(
+        ops[4],
+        &Op::ConstantOfShape { value: Some(Tensor::from_vec(&[1], vec![2.5f32]).unwrap()) }
+    );
     assert_eq!(ops[6], &Op::MeanVarianceNormalization { axes: vec![] });
     assert_eq!(ops[7], &Op::Softmax { axis: 0, coerce_2d: true });
-    let Op::Lstm { activation_alpha, activations, clip, hidden_size, .. } = ops[5] else { panic!() };
-    assert_eq!((activation_alpha.as_slice(), clip, *hidden_size), (&[0.5f32, 1.0][..], &Some(3.0), 4));
+    let Op::Lstm { activation_alpha, activations, clip, hidden_size, .. } = ops[5] else {
+        panic!()
+    };
+    assert_eq!(
+        (activation_alpha.as_slice(), clip, *hidden_size),
+        (&[0.5f32, 1.0][..], &Some(3.0), 4)
+    );
     assert_eq!(activations, &["Tanh", "Relu", "Tanh"]);
 }
 
@@ -184,7 +212,12 @@ fn quoted_names_and_symbolic_dims() {
     let (_, inp) = g.nodes().next().unwrap();
     assert_eq!(
         inp.outputs[0].ty.shape,
-        Shape::Ranked(vec![Dim::Sym("batch size".into()), Dim::Sym("N_1".into()), Dim::Sym("3d".into()), Dim::Unknown])
+        Shape::Ranked(vec![
+            Dim::Sym("batch size".into()),
+            Dim::Sym("N_1".into()),
+            Dim::Sym("3d".into()),
+            Dim::Unknown
+        ])
     );
     assert_eq!(g.node(g.inputs[1]).name, "in node");
     assert_eq!(g.outputs[0].name, "a/b.c-d out");
@@ -201,12 +234,28 @@ fn unnamed_outputs_and_zero_output_nodes() {
 "#,
     );
     assert_eq!(g.len(), 5);
-    assert_eq!(err("graph \"g\" (%x: f32[1]) {\n  %\"\": f32[1] = relu (%x)\n  return %\"\"\n}"), r#"3:10: a value named "" cannot be referenced"#);
+    assert_eq!(
+        err("graph \"g\" (%x: f32[1]) {\n  %\"\": f32[1] = relu (%x)\n  return %\"\"\n}"),
+        r#"3:10: a value named "" cannot be referenced"#
+    );
 }
 
 #[test]
 fn floats_round_trip_bit_exactly() {
-    let specials = [0.1f32, -0.0, 0.0, f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e-45, f32::MAX, f32::MIN_POSITIVE, 1e20, 16777217.0, -1.5e-7];
+    let specials = [
+        0.1f32,
+        -0.0,
+        0.0,
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        1e-45,
+        f32::MAX,
+        f32::MIN_POSITIVE,
+        1e20,
+        16777217.0,
+        -1.5e-7,
+    ];
     let negative_nan = f32::from_bits(0xffc0_0000);
     let payload_nan = f32::from_bits(0x7fc0_0001);
     let mut all = specials.to_vec();
@@ -231,7 +280,8 @@ fn floats_round_trip_bit_exactly() {
 
     // Attribute floats: compared by bits, since `Attr` equality treats NaN as unequal.
     for v in all {
-        let mut g = parse("graph \"g\" (%x: f32[1]) {\n  %y: f32[1] = elu (%x)\n  return %y\n}\n").unwrap();
+        let mut g =
+            parse("graph \"g\" (%x: f32[1]) {\n  %y: f32[1] = elu (%x)\n  return %y\n}\n").unwrap();
         let id = g.node_ids()[1];
         g.node_mut(id).op = Op::Elu { alpha: v };
         let back = parse(&print(&g)).unwrap();
@@ -239,7 +289,9 @@ fn floats_round_trip_bit_exactly() {
         assert_eq!(alpha.to_bits(), v.to_bits(), "{v:?} printed as {}", print(&g));
     }
     // A float attribute always reads as a float, an int as an int.
-    let g = roundtrip("graph \"g\" (%x: f32[1]) {\n  %y: f32[1] = elu {alpha: 2.0} (%x)\n  return %y\n}\n");
+    let g = roundtrip(
+        "graph \"g\" (%x: f32[1]) {\n  %y: f32[1] = elu {alpha: 2.0} (%x)\n  return %y\n}\n",
+    );
     assert_eq!(body_ops(&g)[0], &Op::Elu { alpha: 2.0 });
 }
 
@@ -249,7 +301,8 @@ fn every_dtype_round_trips() {
     let b = |v: f32| bf16::from_f32(v);
     let tensors = vec![
         Tensor::from_vec(&[3], vec![0.1f64, -0.0, f64::NAN]).unwrap(),
-        Tensor::from_vec(&[5], vec![h(0.1), h(-0.0), h(65504.0), h(6e-8), f16::from_bits(0xfe01)]).unwrap(),
+        Tensor::from_vec(&[5], vec![h(0.1), h(-0.0), h(65504.0), h(6e-8), f16::from_bits(0xfe01)])
+            .unwrap(),
         Tensor::from_vec(&[3], vec![b(0.1), b(-1e38), bf16::from_bits(0xffc1)]).unwrap(),
         Tensor::from_vec(&[2], vec![i8::MIN, i8::MAX]).unwrap(),
         Tensor::from_vec(&[2], vec![i16::MIN, i16::MAX]).unwrap(),
@@ -271,11 +324,15 @@ fn every_dtype_round_trips() {
             name: String::new(),
             op: Op::Constant { value: t.clone() },
             inputs: vec![],
-            outputs: vec![ValueInfo { name: format!("c{i}"), ty: TypeInfo { dtype: t.dtype(), shape: Shape::known(t.shape()) } }],
+            outputs: vec![ValueInfo {
+                name: format!("c{i}"),
+                ty: TypeInfo { dtype: t.dtype(), shape: Shape::known(t.shape()) },
+            }],
         });
         prev = Some(id);
     }
-    g.outputs.push(GraphOutput { name: "c14".into(), value: ValueRef { node: prev.unwrap(), port: 0 } });
+    g.outputs
+        .push(GraphOutput { name: "c14".into(), value: ValueRef { node: prev.unwrap(), port: 0 } });
     crate::ir::verify::verify(&g).unwrap();
     let text = print(&g);
     for line in [
@@ -320,7 +377,10 @@ fn large_constants_print_a_digest() {
     let text = print(&g);
     let head = format!("graph \"big\" (%w: f32[4,5] = f32[4,5] #{digest:016x} [0.0, 0.5, 1.0, 1.5, ... 20 values]) {{\n");
     assert!(text.starts_with(&head), "{text}");
-    assert_eq!(err(&text), format!("1:29: constant #{digest:016x} has no data; use parse_with_constants"));
+    assert_eq!(
+        err(&text),
+        format!("1:29: constant #{digest:016x} has no data; use parse_with_constants")
+    );
     let map = constants(&g);
     assert_eq!(map.len(), 2);
     assert!(parse_with_constants(&text, &map).unwrap() == g);
@@ -445,7 +505,8 @@ fn mangled_input_never_panics() {
     for cut in 0..chars.len() {
         let prefix: String = chars[..cut].iter().collect();
         let _ = parse(&prefix);
-        let without: String = chars.iter().enumerate().filter(|&(i, _)| i != cut).map(|(_, c)| c).collect();
+        let without: String =
+            chars.iter().enumerate().filter(|&(i, _)| i != cut).map(|(_, c)| c).collect();
         let _ = parse(&without);
         for sub in ['%', '"', '\\', '[', '#', '9', '-', '.', 'é', '}'] {
             let mut changed = chars.clone();
