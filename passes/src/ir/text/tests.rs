@@ -520,3 +520,117 @@ fn mangled_input_never_panics() {
         }
     }
 }
+
+/// Random token soups and random edits of a valid text: no panics, and whatever parses is
+/// valid and round-trips.
+#[test]
+fn token_soup_never_panics() {
+    let vocab = [
+        "graph",
+        "\"g\"",
+        "(",
+        ")",
+        "{",
+        "}",
+        "[",
+        "]",
+        "%x",
+        "%y",
+        "%\"",
+        ":",
+        ",",
+        "=",
+        "f32",
+        "i64",
+        "bool",
+        "string",
+        "[..]",
+        "[]",
+        "1",
+        "-1",
+        "0.5",
+        "NaN",
+        "NaN(0x",
+        "inf",
+        "#0123456789abcdef",
+        "...",
+        "values",
+        "return",
+        "as",
+        "relu",
+        "if",
+        "then_branch",
+        "constant",
+        "value",
+        "@n",
+        "_",
+        "?",
+        "N",
+        "\\",
+        "\n",
+        " ",
+        ";",
+        "\"\\u{",
+        "1e5",
+        "f16",
+        "add",
+        "split",
+        "axis",
+        "loop",
+        "body",
+    ];
+    let base = "graph \"g\" (%x: f32[2], %c: bool[]) {\n  %y: f32[2] = if {then_branch: graph \"t\" (%x: f32[2]) {\n return %x\n }, else_branch: graph \"e\" (%x: f32[2]) {\n return %x\n }} (%c, %x)\n  %k: f32[2] = constant {value: f32[2] [1.0, NaN]}\n  return %y, %k\n}\n";
+    let mut seed: u64 = 12345;
+    let mut rnd = move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let mut ok = 0;
+    for _ in 0..20000 {
+        let mut s = String::new();
+        if rnd(2) == 0 {
+            for _ in 0..rnd(40) {
+                s.push_str(vocab[rnd(vocab.len())]);
+                if rnd(2) == 0 {
+                    s.push(' ');
+                }
+            }
+        } else {
+            s = base.to_string();
+            for _ in 0..1 + rnd(3) {
+                let mut at = rnd(s.len() + 1);
+                while !s.is_char_boundary(at) {
+                    at -= 1;
+                }
+                match rnd(3) {
+                    0 => s.insert_str(at, vocab[rnd(vocab.len())]),
+                    1 => {
+                        let mut e = (at + 1 + rnd(8)).min(s.len());
+                        while !s.is_char_boundary(e) {
+                            e -= 1;
+                        }
+                        s.replace_range(at..e, "");
+                    }
+                    _ => {
+                        let mut e = (at + 1 + rnd(8)).min(s.len());
+                        while !s.is_char_boundary(e) {
+                            e -= 1;
+                        }
+                        s.replace_range(at..e, vocab[rnd(vocab.len())]);
+                    }
+                }
+            }
+        }
+        if let Ok(g) = parse(&s) {
+            ok += 1;
+            crate::ir::verify::verify(&g).unwrap();
+            let p = print(&g);
+            let g2 = parse(&p).unwrap_or_else(|e| panic!("{e}\n{s}\n---\n{p}"));
+            assert_eq!(print(&g2), p);
+            assert!(g2 == g, "{s}");
+        }
+    }
+    assert!(ok > 50, "only {ok} edits parsed");
+}
