@@ -301,7 +301,7 @@ pub fn unique(inputs: &[Option<&Tensor>], axis: Option<i64>, sorted: bool, n_out
                 (m.iter().cloned().collect(), a.shape()[ax], shape)
             }
         };
-        let inner = if n == 0 { 0 } else { data.len() / n };
+        let inner = data.len().checked_div(n).unwrap_or(0);
         let item = |i: usize| &data[i * inner..(i + 1) * inner];
         let cmp = |i: usize, j: usize| {
             item(i).iter().zip(item(j)).map(|(p, q)| total_cmp(p, q)).find(|o| o.is_ne()).unwrap_or(Ordering::Equal)
