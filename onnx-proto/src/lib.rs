@@ -19,7 +19,6 @@
 //! ```
 
 #![allow(missing_docs)]
-#![allow(clippy::all)]
 
 pub use prost;
 

@@ -1,1 +1,6 @@
+//! graphc's integration tests: one binary (see STYLE.md), one module per area.
 
+mod cli;
+mod conformance;
+mod support;
+mod text;

@@ -218,7 +218,7 @@ pub fn eval_op(op: &Op, inputs: &[Option<&Tensor>], n_outputs: usize) -> Result<
 pub fn eval_graph(g: &Graph, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>, EvalError> {
     let err = |id: NodeId, reason: String| {
         let n = g.node(id);
-        EvalError { node: n.name.clone(), op: n.op.onnx_name().to_string(), reason }
+        EvalError { node: n.display_name(), op: n.op.onnx_name().to_string(), reason }
     };
     if inputs.len() > g.inputs.len() {
         return Err(EvalError {

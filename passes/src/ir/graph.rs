@@ -48,6 +48,19 @@ pub struct Node {
     pub outputs: Vec<ValueInfo>,
 }
 
+impl Node {
+    /// The node's name for messages: its name, or its first output's when it has none.
+    pub fn display_name(&self) -> String {
+        if !self.name.is_empty() {
+            return self.name.clone();
+        }
+        match self.outputs.first() {
+            Some(o) => format!("<unnamed, output '{}'>", o.name),
+            None => "<unnamed>".to_string(),
+        }
+    }
+}
+
 /// A graph output: a value and the name it is exported under.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GraphOutput {

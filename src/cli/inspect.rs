@@ -1,0 +1,24 @@
+//! `graphc inspect`: print a model's IR.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use graphc_passes::ir::Dim;
+
+use crate::onnx::load_model;
+
+/// Arguments of `graphc inspect`.
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// The .onnx model.
+    pub model: PathBuf,
+    /// Override an input's shape: NAME=D,D,... (numbers, symbolic names or ?).
+    #[arg(long = "input-shape", value_name = "NAME=D,D,...", value_parser = super::parse_input_shape)]
+    pub input_shapes: Vec<(String, Vec<Dim>)>,
+}
+
+/// Runs `graphc inspect`.
+pub fn run(args: InspectArgs) -> anyhow::Result<()> {
+    let g = load_model(&args.model, args.input_shapes)?;
+    super::print_stdout(&graphc_passes::ir::text::print(&g))
+}

@@ -1,0 +1,70 @@
+//! The command-line interface: one `Args` struct and one `run` function per subcommand.
+
+use clap::{Parser, Subcommand};
+
+pub mod inspect;
+pub mod run;
+
+/// graphc: an optimizing compiler for ONNX models on CPUs.
+#[derive(Parser, Debug)]
+#[command(name = "graphc", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a model on inputs and write its outputs as .npy files.
+    Run(run::RunArgs),
+    /// Print a model's IR (the graphc text format) with the type of every value.
+    Inspect(inspect::InspectArgs),
+}
+
+/// Parses the command line and runs the subcommand.
+pub fn main_with_args(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Run(a) => run::run(a),
+        Command::Inspect(a) => inspect::run(a),
+    }
+}
+
+/// Parses `NAME=D,D,...` (dims are numbers, symbols or `?`).
+pub fn parse_input_shape(s: &str) -> Result<(String, Vec<graphc_passes::ir::Dim>), String> {
+    use graphc_passes::ir::Dim;
+    let (name, dims) = s.rsplit_once('=').ok_or_else(|| format!("'{s}' is not NAME=D,D,..."))?;
+    if name.is_empty() {
+        return Err(format!("'{s}' has an empty input name"));
+    }
+    let dims = if dims.trim().is_empty() {
+        vec![]
+    } else {
+        dims.split(',')
+            .map(|d| {
+                let d = d.trim();
+                if d == "?" {
+                    Ok(Dim::Unknown)
+                } else if let Ok(n) = d.parse::<usize>() {
+                    Ok(Dim::Known(n))
+                } else if d.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') {
+                    Ok(Dim::Sym(d.to_string()))
+                } else {
+                    Err(format!("'{d}' in '{s}' is not a dimension (a number, a name or ?)"))
+                }
+            })
+            .collect::<Result<_, _>>()?
+    };
+    Ok((name.to_string(), dims))
+}
+
+/// Writes to stdout; a closed pipe (`graphc inspect m.onnx | head`) is not an error.
+pub fn print_stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}

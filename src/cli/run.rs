@@ -1,0 +1,134 @@
+//! `graphc run`: import a model, bind inputs from files, evaluate, write outputs.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use clap::{Args, ValueEnum};
+use graphc_passes::ir::{Dim, Graph, Op, Shape, Tensor};
+
+use crate::onnx::load_model;
+
+/// Arguments of `graphc run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The .onnx model.
+    pub model: PathBuf,
+    /// An input as [NAME=]PATH (.npy or .pb TensorProto). Without NAME, inputs bind in order to
+    /// the graph inputs that have no initializer.
+    #[arg(long = "input", short = 'i', value_name = "[NAME=]PATH")]
+    pub inputs: Vec<String>,
+    /// Override an input's shape: NAME=D,D,... (numbers, symbolic names or ?).
+    #[arg(long = "input-shape", value_name = "NAME=D,D,...", value_parser = super::parse_input_shape)]
+    pub input_shapes: Vec<(String, Vec<Dim>)>,
+    /// Where to write output_<i>.npy (created if missing).
+    #[arg(long, short = 'o', default_value = ".")]
+    pub output_dir: PathBuf,
+    /// How to execute the model.
+    #[arg(long, value_enum, default_value_t = Engine::Reference)]
+    pub engine: Engine,
+}
+
+/// Execution engines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Engine {
+    /// The reference evaluator (exact ONNX semantics; the oracle).
+    Reference,
+}
+
+/// Reads an input file by extension.
+pub fn read_tensor(path: &Path) -> anyhow::Result<Tensor> {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let t = match ext {
+        "npy" => crate::npy::read_npy(path),
+        "pb" => crate::onnx::read_pb(path),
+        _ => return Err(anyhow::anyhow!("{}: inputs must be .npy or .pb files", path.display())),
+    };
+    t.map_err(anyhow::Error::msg)
+}
+
+/// Binds `[NAME=]PATH` arguments to the graph's inputs and checks dtypes and shapes.
+pub fn bind_inputs(g: &Graph, args: &[String]) -> anyhow::Result<Vec<Option<Tensor>>> {
+    let names: Vec<&str> = g.inputs.iter().map(|&i| g.node(i).outputs[0].name.as_str()).collect();
+    let mut bound: Vec<Option<Tensor>> = vec![None; names.len()];
+    let free: Vec<usize> = g
+        .inputs
+        .iter()
+        .enumerate()
+        .filter(|(_, &i)| matches!(g.node(i).op, Op::Input { default: None }))
+        .map(|(k, _)| k)
+        .collect();
+    let mut next_free = 0;
+    for a in args {
+        let (slot, path) = match a.split_once('=') {
+            Some((name, path)) if names.contains(&name) => {
+                (names.iter().position(|n| *n == name).expect("contained"), path)
+            }
+            Some((name, _)) if !Path::new(a).exists() => {
+                bail!("--input {a}: the model has no input named '{name}' (inputs: {})", names.join(", "))
+            }
+            _ => {
+                let Some(&k) = free.get(next_free) else {
+                    bail!("--input {a}: more inputs given than the model takes ({})", free.len());
+                };
+                next_free += 1;
+                (k, a.as_str())
+            }
+        };
+        if bound[slot].is_some() {
+            bail!("input '{}' is given twice", names[slot]);
+        }
+        let t = read_tensor(Path::new(path))?;
+        bound[slot] = Some(t);
+    }
+    let mut syms: HashMap<String, usize> = HashMap::new();
+    for (k, &id) in g.inputs.iter().enumerate() {
+        let info = &g.node(id).outputs[0];
+        match &bound[k] {
+            None => {
+                if matches!(g.node(id).op, Op::Input { default: None }) {
+                    bail!("input '{}' ({}) is missing: pass --input {}=PATH", info.name, info.ty, info.name);
+                }
+            }
+            Some(t) => {
+                if t.dtype() != info.ty.dtype {
+                    bail!("input '{}' must be {} but the file holds {}", info.name, info.ty, describe(t));
+                }
+                if let Shape::Ranked(dims) = &info.ty.shape {
+                    let ok = dims.len() == t.shape().len()
+                        && dims.iter().zip(t.shape()).all(|(d, &n)| match d {
+                            Dim::Known(k) => *k == n,
+                            Dim::Sym(s) => *syms.entry(s.clone()).or_insert(n) == n,
+                            Dim::Unknown => true,
+                        });
+                    if !ok {
+                        bail!("input '{}' must be {} but the file holds {}", info.name, info.ty, describe(t));
+                    }
+                }
+            }
+        }
+    }
+    Ok(bound)
+}
+
+/// `f32[2,3]`: a tensor's dtype and shape as the text format writes types.
+fn describe(t: &Tensor) -> String {
+    format!("{}{}", t.dtype(), Shape::known(t.shape()))
+}
+
+/// Runs `graphc run`.
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    let g = load_model(&args.model, args.input_shapes.clone())?;
+    let inputs = bind_inputs(&g, &args.inputs)?;
+    let outputs = match args.engine {
+        Engine::Reference => graphc_passes::eval::eval_graph(&g, &inputs)?,
+    };
+    std::fs::create_dir_all(&args.output_dir)
+        .with_context(|| format!("cannot create output folder {}", args.output_dir.display()))?;
+    for (i, (t, o)) in outputs.iter().zip(&g.outputs).enumerate() {
+        let path = args.output_dir.join(format!("output_{i}.npy"));
+        crate::npy::write_npy(&path, t).map_err(anyhow::Error::msg)?;
+        println!("output {i} '{}': {} -> {}", o.name, describe(t), path.display());
+    }
+    Ok(())
+}
