@@ -14,7 +14,11 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>], n_outputs: usize) -> Result<Vec
     }
     let dtype = req(inputs, 0)?.dtype();
     let out = match op {
-        Op::GridSample { align_corners, mode, padding_mode } => {
+        Op::GridSample {
+            align_corners,
+            mode,
+            padding_mode,
+        } => {
             let mode = match mode.as_str() {
                 "nearest" => Mode::Nearest,
                 "linear" | "bilinear" => Mode::Linear,
@@ -29,8 +33,17 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>], n_outputs: usize) -> Result<Vec
             };
             with_real!(dtype, F => Ok(from_real(grid_sample::<F>(inputs, mode, pad, *align_corners != 0)?, dtype)))?
         }
-        Op::AffineGrid { align_corners } => with_real!(dtype, F => Ok(from_real(affine_grid::<F>(inputs, *align_corners != 0)?, dtype)))?,
-        Op::RoiAlign { coordinate_transformation_mode, mode, output_height, output_width, sampling_ratio, spatial_scale } => {
+        Op::AffineGrid { align_corners } => {
+            with_real!(dtype, F => Ok(from_real(affine_grid::<F>(inputs, *align_corners != 0)?, dtype)))?
+        }
+        Op::RoiAlign {
+            coordinate_transformation_mode,
+            mode,
+            output_height,
+            output_width,
+            sampling_ratio,
+            spatial_scale,
+        } => {
             let half_pixel = match coordinate_transformation_mode.as_str() {
                 "half_pixel" => true,
                 "output_half_pixel" => false,
@@ -46,7 +59,8 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>], n_outputs: usize) -> Result<Vec
                 max,
                 oh: positive(*output_height, "output_height")?,
                 ow: positive(*output_width, "output_width")?,
-                sampling_ratio: usize::try_from(*sampling_ratio).map_err(|_| format!("sampling_ratio must be >= 0, got {sampling_ratio}"))?,
+                sampling_ratio: usize::try_from(*sampling_ratio)
+                    .map_err(|_| format!("sampling_ratio must be >= 0, got {sampling_ratio}"))?,
                 scale: *spatial_scale as f64,
             };
             with_real!(dtype, F => Ok(from_real(roi_align::<F>(inputs, &a)?, dtype)))?
@@ -58,7 +72,10 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>], n_outputs: usize) -> Result<Vec
 }
 
 fn positive(v: i64, what: &str) -> Result<usize, String> {
-    usize::try_from(v).ok().filter(|&v| v > 0).ok_or_else(|| format!("{what} must be positive, got {v}"))
+    usize::try_from(v)
+        .ok()
+        .filter(|&v| v > 0)
+        .ok_or_else(|| format!("{what} must be positive, got {v}"))
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -105,12 +122,21 @@ fn cubic_weights(t: f64) -> [f64; 4] {
     [far(t + 1.0), near(t), near(1.0 - t), far(2.0 - t)]
 }
 
-fn grid_sample<F: Real>(inputs: &[Option<&Tensor>], mode: Mode, pad: Pad, align: bool) -> Result<ArrayD<F>, String> {
+fn grid_sample<F: Real>(
+    inputs: &[Option<&Tensor>],
+    mode: Mode,
+    pad: Pad,
+    align: bool,
+) -> Result<ArrayD<F>, String> {
     let x = real_input::<F>(inputs, 0)?;
     let grid = real_input::<F>(inputs, 1)?;
     let xs = x.shape().to_vec();
     let gs = grid.shape().to_vec();
-    let k = xs.len().checked_sub(2).filter(|&k| k >= 1).ok_or("X must have rank >= 3")?;
+    let k = xs
+        .len()
+        .checked_sub(2)
+        .filter(|&k| k >= 1)
+        .ok_or("X must have rank >= 3")?;
     if gs.len() != k + 2 || gs[0] != xs[0] || gs[k + 1] != k {
         return Err(format!("grid shape {gs:?} does not fit X shape {xs:?}"));
     }
@@ -125,15 +151,25 @@ fn grid_sample<F: Real>(inputs: &[Option<&Tensor>], mode: Mode, pad: Pad, align:
     let gv = grid.as_slice().expect("standard layout");
     let n_points: usize = gs[1..=k].iter().product();
     let plane: usize = dims.iter().product();
-    let (lo, hi): (Vec<f64>, Vec<f64>) =
-        dims.iter().map(|&d| if align { (0.0, d as f64 - 1.0) } else { (-0.5, d as f64 - 0.5) }).unzip();
+    let (lo, hi): (Vec<f64>, Vec<f64>) = dims
+        .iter()
+        .map(|&d| {
+            if align {
+                (0.0, d as f64 - 1.0)
+            } else {
+                (-0.5, d as f64 - 0.5)
+            }
+        })
+        .unzip();
     // Maps an integer tap index along dim i to a source index, or None for a zero.
     let fetch = |i: usize, idx: i64| -> Option<usize> {
         let d = dims[i] as i64;
         match pad {
             Pad::Zeros => (0..d).contains(&idx).then_some(idx as usize),
             Pad::Border => Some(idx.clamp(0, d - 1) as usize),
-            Pad::Reflection => Some((reflect(idx as f64, lo[i], hi[i]) as i64).clamp(0, d - 1) as usize),
+            Pad::Reflection => {
+                Some((reflect(idx as f64, lo[i], hi[i]) as i64).clamp(0, d - 1) as usize)
+            }
         }
     };
     let mut out = Vec::with_capacity(n * ch * n_points);
@@ -151,7 +187,11 @@ fn grid_sample<F: Real>(inputs: &[Option<&Tensor>], mode: Mode, pad: Pad, align:
                 // The grid lists coordinates innermost dim first (x, y, z).
                 let v = Elem::to_f64(&g[k - 1 - i]);
                 let d = dims[i] as f64;
-                let mut c = if align { (v + 1.0) / 2.0 * (d - 1.0) } else { ((v + 1.0) * d - 1.0) / 2.0 };
+                let mut c = if align {
+                    (v + 1.0) / 2.0 * (d - 1.0)
+                } else {
+                    ((v + 1.0) * d - 1.0) / 2.0
+                };
                 if mode == Mode::Nearest {
                     c = c.round_ties_even();
                 }
@@ -197,7 +237,10 @@ fn grid_sample<F: Real>(inputs: &[Option<&Tensor>], mode: Mode, pad: Pad, align:
         for c in 0..ch {
             let base = (b * ch + c) * plane;
             for combos in &point_taps {
-                let v: f64 = combos.iter().map(|&(off, w)| w * Elem::to_f64(&xv[base + off])).sum();
+                let v: f64 = combos
+                    .iter()
+                    .map(|&(off, w)| w * Elem::to_f64(&xv[base + off]))
+                    .sum();
                 out.push(<F as Elem>::from_f64(v));
             }
         }
@@ -210,7 +253,9 @@ fn affine_grid<F: Real>(inputs: &[Option<&Tensor>], align: bool) -> Result<Array
     let size = req(inputs, 1)?.to_i64_vec()?;
     let size: Vec<usize> = size
         .iter()
-        .map(|&s| usize::try_from(s).map_err(|_| format!("size entries must be non-negative, got {s}")))
+        .map(|&s| {
+            usize::try_from(s).map_err(|_| format!("size entries must be non-negative, got {s}"))
+        })
         .collect::<Result<_, _>>()?;
     let k = match size.len() {
         4 => 2,
@@ -219,7 +264,11 @@ fn affine_grid<F: Real>(inputs: &[Option<&Tensor>], align: bool) -> Result<Array
     };
     let n = size[0];
     if theta.shape() != [n, k, k + 1] {
-        return Err(format!("theta has shape {:?}, expected {:?}", theta.shape(), [n, k, k + 1]));
+        return Err(format!(
+            "theta has shape {:?}, expected {:?}",
+            theta.shape(),
+            [n, k, k + 1]
+        ));
     }
     let spatial = &size[2..]; // (H, W) or (D, H, W)
     let mut out_shape = vec![n];
@@ -228,7 +277,11 @@ fn affine_grid<F: Real>(inputs: &[Option<&Tensor>], align: bool) -> Result<Array
     checked_size(&out_shape)?;
     let base = |i: usize, len: usize| -> f64 {
         if align {
-            if len <= 1 { -1.0 } else { -1.0 + 2.0 * i as f64 / (len - 1) as f64 }
+            if len <= 1 {
+                -1.0
+            } else {
+                -1.0 + 2.0 * i as f64 / (len - 1) as f64
+            }
         } else {
             (2 * i + 1) as f64 / len as f64 - 1.0
         }
@@ -247,7 +300,9 @@ fn affine_grid<F: Real>(inputs: &[Option<&Tensor>], align: bool) -> Result<Array
             }
             coord[k] = 1.0;
             for r in 0..k {
-                let v: f64 = (0..=k).map(|j| Elem::to_f64(&theta[[b, r, j]]) * coord[j]).sum();
+                let v: f64 = (0..=k)
+                    .map(|j| Elem::to_f64(&theta[[b, r, j]]) * coord[j])
+                    .sum();
                 out.push(<F as Elem>::from_f64(v));
             }
         }
@@ -274,7 +329,10 @@ fn roi_align<F: Real>(inputs: &[Option<&Tensor>], a: &RoiAttrs) -> Result<ArrayD
     let (n, ch, h, w) = (x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3]);
     let nr = batch.len();
     if rois.shape() != [nr, 4] {
-        return Err(format!("rois has shape {:?}, expected [{nr}, 4]", rois.shape()));
+        return Err(format!(
+            "rois has shape {:?}, expected [{nr}, 4]",
+            rois.shape()
+        ));
     }
     let out_shape = [nr, ch, a.oh, a.ow];
     checked_size(&out_shape)?;
@@ -282,8 +340,13 @@ fn roi_align<F: Real>(inputs: &[Option<&Tensor>], a: &RoiAttrs) -> Result<ArrayD
     let offset = if a.half_pixel { 0.5 } else { 0.0 };
     let (hf, wf) = (h as f64, w as f64);
     for r in 0..nr {
-        let bi = usize::try_from(batch[r]).ok().filter(|&b| b < n).ok_or_else(|| format!("batch index {} is outside 0..{n}", batch[r]))?;
-        let roi: Vec<f64> = (0..4).map(|j| Elem::to_f64(&rois[[r, j]]) * a.scale - offset).collect();
+        let bi = usize::try_from(batch[r])
+            .ok()
+            .filter(|&b| b < n)
+            .ok_or_else(|| format!("batch index {} is outside 0..{n}", batch[r]))?;
+        let roi: Vec<f64> = (0..4)
+            .map(|j| Elem::to_f64(&rois[[r, j]]) * a.scale - offset)
+            .collect();
         let (x0, y0) = (roi[0], roi[1]);
         let (mut rw, mut rh) = (roi[2] - x0, roi[3] - y0);
         if !a.half_pixel {
@@ -291,8 +354,16 @@ fn roi_align<F: Real>(inputs: &[Option<&Tensor>], a: &RoiAttrs) -> Result<ArrayD
             rh = rh.max(1.0);
         }
         let (bin_h, bin_w) = (rh / a.oh as f64, rw / a.ow as f64);
-        let grid_h = if a.sampling_ratio > 0 { a.sampling_ratio } else { (rh / a.oh as f64).ceil().max(0.0) as usize };
-        let grid_w = if a.sampling_ratio > 0 { a.sampling_ratio } else { (rw / a.ow as f64).ceil().max(0.0) as usize };
+        let grid_h = if a.sampling_ratio > 0 {
+            a.sampling_ratio
+        } else {
+            (rh / a.oh as f64).ceil().max(0.0) as usize
+        };
+        let grid_w = if a.sampling_ratio > 0 {
+            a.sampling_ratio
+        } else {
+            (rw / a.ow as f64).ceil().max(0.0) as usize
+        };
         checked_size(&[grid_h, grid_w, a.oh, a.ow])?;
         let count = (grid_h * grid_w).max(1) as f64;
         for c in 0..ch {
@@ -303,33 +374,44 @@ fn roi_align<F: Real>(inputs: &[Option<&Tensor>], a: &RoiAttrs) -> Result<ArrayD
                     for iy in 0..grid_h {
                         let y = y0 + ph as f64 * bin_h + (iy as f64 + 0.5) * bin_h / grid_h as f64;
                         for ix in 0..grid_w {
-                            let xx = x0 + pw as f64 * bin_w + (ix as f64 + 0.5) * bin_w / grid_w as f64;
+                            let xx =
+                                x0 + pw as f64 * bin_w + (ix as f64 + 0.5) * bin_w / grid_w as f64;
                             // The four bilinear terms (all zero outside the image).
-                            let terms = if y < -1.0 || y > hf || xx < -1.0 || xx > wf || h == 0 || w == 0 {
-                                [0.0; 4]
+                            let terms =
+                                if y < -1.0 || y > hf || xx < -1.0 || xx > wf || h == 0 || w == 0 {
+                                    [0.0; 4]
+                                } else {
+                                    let (mut y, mut xx) = (y.max(0.0), xx.max(0.0));
+                                    let (mut yl, mut xl) = (y as usize, xx as usize);
+                                    let (yh, xh);
+                                    if yl >= h - 1 {
+                                        yl = h - 1;
+                                        yh = h - 1;
+                                        y = yl as f64;
+                                    } else {
+                                        yh = yl + 1;
+                                    }
+                                    if xl >= w - 1 {
+                                        xl = w - 1;
+                                        xh = w - 1;
+                                        xx = xl as f64;
+                                    } else {
+                                        xh = xl + 1;
+                                    }
+                                    let (ly, lx) = (y - yl as f64, xx - xl as f64);
+                                    let (hy, hx) = (1.0 - ly, 1.0 - lx);
+                                    [
+                                        hy * hx * at(yl, xl),
+                                        hy * lx * at(yl, xh),
+                                        ly * hx * at(yh, xl),
+                                        ly * lx * at(yh, xh),
+                                    ]
+                                };
+                            let v = if a.max {
+                                terms.iter().copied().fold(f64::NEG_INFINITY, f64::max)
                             } else {
-                                let (mut y, mut xx) = (y.max(0.0), xx.max(0.0));
-                                let (mut yl, mut xl) = (y as usize, xx as usize);
-                                let (yh, xh);
-                                if yl >= h - 1 {
-                                    yl = h - 1;
-                                    yh = h - 1;
-                                    y = yl as f64;
-                                } else {
-                                    yh = yl + 1;
-                                }
-                                if xl >= w - 1 {
-                                    xl = w - 1;
-                                    xh = w - 1;
-                                    xx = xl as f64;
-                                } else {
-                                    xh = xl + 1;
-                                }
-                                let (ly, lx) = (y - yl as f64, xx - xl as f64);
-                                let (hy, hx) = (1.0 - ly, 1.0 - lx);
-                                [hy * hx * at(yl, xl), hy * lx * at(yl, xh), ly * hx * at(yh, xl), ly * lx * at(yh, xh)]
+                                terms.iter().sum()
                             };
-                            let v = if a.max { terms.iter().copied().fold(f64::NEG_INFINITY, f64::max) } else { terms.iter().sum() };
                             acc = Some(match acc {
                                 None => v,
                                 Some(p) if a.max => p.max(v),
@@ -352,7 +434,9 @@ fn nms(inputs: &[Option<&Tensor>], center: bool) -> Result<Tensor, String> {
     let scores = req(inputs, 1)?;
     let (bs, ss) = (boxes.shape(), scores.shape());
     if bs.len() != 3 || bs[2] != 4 || ss.len() != 3 || ss[0] != bs[0] || ss[2] != bs[1] {
-        return Err(format!("boxes {bs:?} and scores {ss:?} must be [B, S, 4] and [B, C, S]"));
+        return Err(format!(
+            "boxes {bs:?} and scores {ss:?} must be [B, S, 4] and [B, C, S]"
+        ));
     }
     let (nb, nc, ns) = (ss[0], ss[1], ss[2]);
     let scalar = |i: usize| -> Result<Option<f64>, String> {
@@ -378,7 +462,12 @@ fn nms(inputs: &[Option<&Tensor>], center: bool) -> Result<Tensor, String> {
             let (xc, yc, w, h) = (p[0], p[1], p[2], p[3]);
             [yc - h / 2.0, xc - w / 2.0, yc + h / 2.0, xc + w / 2.0]
         } else {
-            [p[0].min(p[2]), p[1].min(p[3]), p[0].max(p[2]), p[1].max(p[3])]
+            [
+                p[0].min(p[2]),
+                p[1].min(p[3]),
+                p[0].max(p[2]),
+                p[1].max(p[3]),
+            ]
         }
     };
     let suppress = |a: [f64; 4], b: [f64; 4]| -> bool {
@@ -399,15 +488,24 @@ fn nms(inputs: &[Option<&Tensor>], center: bool) -> Result<Tensor, String> {
     for b in 0..nb {
         for c in 0..nc {
             let s = &sv[(b * nc + c) * ns..(b * nc + c + 1) * ns];
-            let mut cand: Vec<usize> = (0..ns).filter(|&i| score_th.is_none_or(|t| s[i] > t)).collect();
+            let mut cand: Vec<usize> = (0..ns)
+                .filter(|&i| score_th.is_none_or(|t| s[i] > t))
+                .collect();
             // Highest score first; ties keep the lower index first.
-            cand.sort_by(|&i, &j| s[j].partial_cmp(&s[i]).unwrap_or(std::cmp::Ordering::Equal).then(i.cmp(&j)));
+            cand.sort_by(|&i, &j| {
+                s[j].partial_cmp(&s[i])
+                    .unwrap_or(std::cmp::Ordering::Equal)
+                    .then(i.cmp(&j))
+            });
             let mut kept: Vec<usize> = Vec::new();
             for i in cand {
                 if kept.len() >= max_out {
                     break;
                 }
-                if kept.iter().all(|&k| !suppress(corners(b, i), corners(b, k))) {
+                if kept
+                    .iter()
+                    .all(|&k| !suppress(corners(b, i), corners(b, k)))
+                {
                     kept.push(i);
                     sel.extend([b as i64, c as i64, i as i64]);
                 }
@@ -430,7 +528,11 @@ mod tests {
     }
 
     fn gs(mode: &str, pad: &str, align: i64) -> Op {
-        Op::GridSample { align_corners: align, mode: mode.into(), padding_mode: pad.into() }
+        Op::GridSample {
+            align_corners: align,
+            mode: mode.into(),
+            padding_mode: pad.into(),
+        }
     }
 
     #[test]
@@ -481,18 +583,43 @@ mod tests {
     fn affine_grid_identity() {
         let theta = Tensor::from_vec(&[1, 2, 3], vec![1.0f32, 0.0, 0.0, 0.0, 1.0, 0.0]).unwrap();
         let size = Tensor::from_vec(&[4], vec![1i64, 1, 2, 2]).unwrap();
-        let r = eval(&Op::AffineGrid { align_corners: 1 }, &[Some(&theta), Some(&size)], 1).unwrap();
+        let r = eval(
+            &Op::AffineGrid { align_corners: 1 },
+            &[Some(&theta), Some(&size)],
+            1,
+        )
+        .unwrap();
         close(&r[0], &[-1.0, -1.0, 1.0, -1.0, -1.0, 1.0, 1.0, 1.0], 1e-6);
         assert_eq!(r[0].shape(), &[1, 2, 2, 2]);
-        let r = eval(&Op::AffineGrid { align_corners: 0 }, &[Some(&theta), Some(&size)], 1).unwrap();
+        let r = eval(
+            &Op::AffineGrid { align_corners: 0 },
+            &[Some(&theta), Some(&size)],
+            1,
+        )
+        .unwrap();
         close(&r[0], &[-0.5, -0.5, 0.5, -0.5, -0.5, 0.5, 0.5, 0.5], 1e-6);
         // 3-D with a translation in x: (x + 0.25, y, z) over D=1, H=1, W=2.
-        let theta3 =
-            Tensor::from_vec(&[1, 3, 4], vec![1.0f32, 0.0, 0.0, 0.25, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0]).unwrap();
+        let theta3 = Tensor::from_vec(
+            &[1, 3, 4],
+            vec![
+                1.0f32, 0.0, 0.0, 0.25, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0,
+            ],
+        )
+        .unwrap();
         let size3 = Tensor::from_vec(&[5], vec![1i64, 1, 1, 1, 2]).unwrap();
-        let r = eval(&Op::AffineGrid { align_corners: 0 }, &[Some(&theta3), Some(&size3)], 1).unwrap();
+        let r = eval(
+            &Op::AffineGrid { align_corners: 0 },
+            &[Some(&theta3), Some(&size3)],
+            1,
+        )
+        .unwrap();
         close(&r[0], &[-0.25, 0.0, 0.0, 0.75, 0.0, 0.0], 1e-6);
-        assert!(eval(&Op::AffineGrid { align_corners: 0 }, &[Some(&theta3), Some(&size)], 1).is_err());
+        assert!(eval(
+            &Op::AffineGrid { align_corners: 0 },
+            &[Some(&theta3), Some(&size)],
+            1
+        )
+        .is_err());
     }
 
     #[test]
@@ -526,25 +653,40 @@ mod tests {
         // Three boxes: 0 and 1 overlap heavily (IoU 0.81), 2 is apart.
         let boxes = Tensor::from_vec(
             &[1, 3, 4],
-            vec![0.0f32, 0.0, 1.0, 1.0, 0.0, 0.1, 1.0, 1.1, 0.0, 10.0, 1.0, 11.0],
+            vec![
+                0.0f32, 0.0, 1.0, 1.0, 0.0, 0.1, 1.0, 1.1, 0.0, 10.0, 1.0, 11.0,
+            ],
         )
         .unwrap();
         let scores = Tensor::from_vec(&[1, 1, 3], vec![0.9f32, 0.95, 0.3]).unwrap();
         let m = Tensor::from_vec(&[1], vec![3i64]).unwrap();
         let iou = Tensor::from_vec(&[1], vec![0.5f32]).unwrap();
-        let op = Op::NonMaxSuppression { center_point_box: 0 };
+        let op = Op::NonMaxSuppression {
+            center_point_box: 0,
+        };
         let r = eval(&op, &[Some(&boxes), Some(&scores), Some(&m), Some(&iou)], 1).unwrap();
-        assert_eq!(r[0], Tensor::from_vec(&[2, 3], vec![0i64, 0, 1, 0, 0, 2]).unwrap());
+        assert_eq!(
+            r[0],
+            Tensor::from_vec(&[2, 3], vec![0i64, 0, 1, 0, 0, 2]).unwrap()
+        );
         let st = Tensor::from_vec(&[1], vec![0.3f32]).unwrap();
-        let r = eval(&op, &[Some(&boxes), Some(&scores), Some(&m), Some(&iou), Some(&st)], 1).unwrap();
+        let r = eval(
+            &op,
+            &[Some(&boxes), Some(&scores), Some(&m), Some(&iou), Some(&st)],
+            1,
+        )
+        .unwrap();
         assert_eq!(r[0], Tensor::from_vec(&[1, 3], vec![0i64, 0, 1]).unwrap());
         // No max_output_boxes_per_class: nothing selected.
         let r = eval(&op, &[Some(&boxes), Some(&scores)], 1).unwrap();
         assert_eq!(r[0].shape(), &[0, 3]);
         // Center format: same boxes as centres.
-        let cb = Tensor::from_vec(&[1, 2, 4], vec![0.5f32, 0.5, 1.0, 1.0, 0.5, 0.6, 1.0, 1.0]).unwrap();
+        let cb =
+            Tensor::from_vec(&[1, 2, 4], vec![0.5f32, 0.5, 1.0, 1.0, 0.5, 0.6, 1.0, 1.0]).unwrap();
         let cs = Tensor::from_vec(&[1, 1, 2], vec![0.5f32, 0.6]).unwrap();
-        let op = Op::NonMaxSuppression { center_point_box: 1 };
+        let op = Op::NonMaxSuppression {
+            center_point_box: 1,
+        };
         let r = eval(&op, &[Some(&cb), Some(&cs), Some(&m), Some(&iou)], 1).unwrap();
         assert_eq!(r[0], Tensor::from_vec(&[1, 3], vec![0i64, 0, 1]).unwrap());
     }
