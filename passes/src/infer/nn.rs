@@ -491,7 +491,16 @@ pub fn grid_sample(ins: Ins<'_, '_>) -> Res<TypeInfo> {
 pub fn affine_grid(ins: Ins<'_, '_>) -> Res<TypeInfo> {
     let (t, s) = (req(ins, 0)?, req(ins, 1)?);
     let Some(size) = s.ints() else {
-        return Ok(ty(t.dtype(), unknown_or_unranked(s.len_1d().map(|n| n.saturating_sub(1)))));
+        // `size` is [N, C, spatial...]; the grid is [N, spatial..., number of spatial dims].
+        let shape = match s.len_1d() {
+            Some(n) if n >= 3 => {
+                let mut d = vec![Dim::Unknown; n];
+                d[n - 1] = Dim::Known(n - 2);
+                Shape::Ranked(d)
+            }
+            _ => Shape::Unranked,
+        };
+        return Ok(ty(t.dtype(), shape));
     };
     if size.len() < 3 {
         return Err(format!("size {size:?} should have at least 3 entries"));

@@ -281,12 +281,13 @@ pub fn split(ins: Ins<'_, '_>, axis: i64, num_outputs: Option<i64>, n: usize) ->
         },
         None => match d[a].known() {
             Some(k) if n > 0 => {
+                // Chunks of ceil(k / n), the last one smaller. A split that cannot be done
+                // this way only fails when run (it may sit in a branch never taken).
                 let chunk = k.div_ceil(n);
-                let last = k as i64 - (chunk * (n - 1)) as i64;
-                if last < 0 {
-                    return Err(format!("cannot split dim {a} of {} into {n} parts", x.ty));
+                match k.checked_sub(chunk * (n - 1)) {
+                    Some(last) => (0..n).map(|i| Dim::Known(if i + 1 == n { last } else { chunk })).collect(),
+                    None => vec![Dim::Unknown; n],
                 }
-                (0..n).map(|i| Dim::Known(if i + 1 == n { last as usize } else { chunk })).collect()
             }
             _ => vec![Dim::Unknown; n],
         },

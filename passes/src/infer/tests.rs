@@ -201,6 +201,8 @@ fn concat_split_slice() {
     assert_eq!(infer(&s, &[ty_in("f32[6,N]"), val_in(ints(&[1, 5]))], 2).unwrap(), ["f32[1,N]", "f32[5,N]"]);
     assert_eq!(infer(&s, &[ty_in("f32[6]")], 2).unwrap(), ["f32[3]", "f32[3]"]);
     assert!(infer(&s, &[ty_in("f32[6]"), val_in(ints(&[1, 4]))], 2).unwrap_err().contains("does not sum"));
+    // 5 cannot be cut into 4 chunks of ceil(5/4): unknown rather than an error (dead branches).
+    assert_eq!(infer(&s, &[ty_in("i64[5]")], 4).unwrap(), ["i64[?]"; 4]);
 
     let sl = op("Slice", vec![]);
     let starts = |v: &[i64]| val_in(ints(v));
@@ -371,6 +373,9 @@ fn nn_ops() {
     assert_eq!(ok1(&dq, &[ty_in("i8[N,3]"), ty_in("f16[]")]), "f16[N,3]");
     assert_eq!(ok1(&op("Det", vec![]), &[ty_in("f32[N,3,3]")]), "f32[N]");
     assert_eq!(ok1(&op("GridSample", vec![]), &[ty_in("f32[N,C,4,4]"), ty_in("f32[N,6,7,2]")]), "f32[N,C,6,7]");
+    let ag = op("AffineGrid", vec![]);
+    assert_eq!(ok1(&ag, &[ty_in("f32[2,2,3]"), val_in(ints(&[2, 3, 5, 6]))]), "f32[2,5,6,2]");
+    assert_eq!(ok1(&ag, &[ty_in("f32[2,3,4]"), ty_in("i64[5]")]), "f32[?,?,?,?,3]");
     let col = op("Col2Im", vec![]);
     assert_eq!(ok1(&col, &[ty_in("f32[1,10,12]"), val_in(ints(&[5, 5])), val_in(ints(&[1, 5]))]), "f32[1,2,5,5]");
 }
@@ -476,6 +481,37 @@ fn graph_folds_integer_arithmetic() {
     assert_eq!(b.ty(sl), "i64[1]");
     assert_eq!(b.ty(cs), "f32[3,5]");
     assert_eq!(b.ty(e), "f32[5]");
+}
+
+#[test]
+fn graph_folds_logic_and_input_defaults() {
+    // heads = Shape(q)[1:2] = [4], kv = [2]; Where(Not(Equal(heads, kv)) And (heads % kv == 0),
+    // heads / kv, 1) = [2], the grouped-query pattern of the Attention function.
+    let mut b = B::new();
+    let q = b.input("q", "f32[1,4,5]");
+    let k = b.input("k", "f32[1,2,5]");
+    let sl = |b: &mut B, x| b.one(op("Shape", vec![("start", Attr::Int(1)), ("end", Attr::Int(2))]), &[x], "i64[..]");
+    let (hq, hk) = (sl(&mut b, q), sl(&mut b, k));
+    let eq = b.one(op("Equal", vec![]), &[hq, hk], "bool[..]");
+    let ne = b.one(op("Not", vec![]), &[eq], "bool[..]");
+    let md = b.one(op("Mod", vec![]), &[hq, hk], "i64[..]");
+    let z = b.konst(ints(&[0]));
+    let dz = b.one(op("Equal", vec![]), &[md, z], "bool[..]");
+    let cond = b.one(op("And", vec![]), &[ne, dz], "bool[..]");
+    let dv = b.one(op("Div", vec![]), &[hq, hk], "i64[..]");
+    let one = b.konst(ints(&[1]));
+    let w = b.one(op("Where", vec![]), &[cond, dv, one], "i64[..]");
+    let c = b.one(op("ConstantOfShape", vec![]), &[w], "f32[..]");
+    // An initializer that is a graph input counts with its value.
+    let sid = b.g.add_input("s", t("i64[2]"));
+    if let Op::Input { default } = &mut b.g.node_mut(sid).op {
+        *default = Some(ints(&[3, 4]));
+    }
+    let s = ValueRef { node: sid, port: 0 };
+    let c2 = b.one(op("ConstantOfShape", vec![]), &[s], "f32[..]");
+    infer_graph(&mut b.g).unwrap();
+    assert_eq!(b.ty(c), "f32[2]");
+    assert_eq!(b.ty(c2), "f32[3,4]");
 }
 
 #[test]
