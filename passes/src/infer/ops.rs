@@ -307,6 +307,9 @@ pub fn slice_len(d: usize, start: i64, end: i64, step: i64) -> Res<usize> {
     if step == 0 {
         return Err("slice step is 0".into());
     }
+    if d == 0 {
+        return Ok(0);
+    }
     let (d, start, end, step) = (d as i128, start as i128, end as i128, step as i128);
     let norm = |v: i128| if v < 0 { v + d } else { v };
     let n = if step > 0 {
@@ -378,7 +381,7 @@ pub fn gather_nd(ins: Ins<'_, '_>, batch_dims: i64) -> Res<TypeInfo> {
     let (Some(d), Some(id)) = (x.dims(), i.dims()) else { return Ok(ty(x.dtype(), Shape::Unranked)) };
     let Some(last) = id.last() else { return Err("indices must have rank at least 1".into()) };
     let Some(k) = last.known() else { return Ok(ty(x.dtype(), Shape::Unranked)) };
-    if b + k > d.len() || b >= id.len() {
+    if b.saturating_add(k) > d.len() || b >= id.len() {
         return Err(format!("indices {} index too many dims of {} (batch_dims {b})", i.ty, x.ty));
     }
     let out = id[..id.len() - 1].iter().chain(&d[b + k..]).cloned().collect();
@@ -543,10 +546,11 @@ pub fn depth_space(ins: Ins<'_, '_>, blocksize: i64, to_space: bool) -> Res<Type
         _ => Ok(Dim::Unknown),
     };
     let bb = Dim::Known(b);
+    let b2 = b.checked_mul(b).ok_or_else(|| format!("blocksize {b} is too large"))?;
     let out = if to_space {
-        vec![d[0].clone(), div(&d[1], b * b)?, mul(&d[2], &bb), mul(&d[3], &bb)]
+        vec![d[0].clone(), div(&d[1], b2)?, mul(&d[2], &bb), mul(&d[3], &bb)]
     } else {
-        vec![d[0].clone(), mul(&d[1], &Dim::Known(b * b)), div(&d[2], b)?, div(&d[3], b)?]
+        vec![d[0].clone(), mul(&d[1], &Dim::Known(b2)), div(&d[2], b)?, div(&d[3], b)?]
     };
     Ok(ty(x.dtype(), Shape::Ranked(out)))
 }

@@ -108,6 +108,10 @@ fn slice(ins: &[Option<&Tensor>]) -> Option<Tensor> {
     for (i, &a) in axes.iter().enumerate() {
         let d = x.shape()[a];
         let len = slice_len(d, starts[i], ends[i], steps[i]).ok()?;
+        if len == 0 {
+            cur = crate::dispatch!(&cur, arr => <T as Elem>::wrap(arr.select(Axis(a), &[])));
+            continue;
+        }
         let (di, step) = (d as i64, steps[i]);
         let s = if starts[i] < 0 { starts[i].saturating_add(di) } else { starts[i] };
         let s = if step > 0 { s.clamp(0, di) } else { s.clamp(0, di - 1) };

@@ -636,3 +636,32 @@ fn graph_loop_and_scan() {
     assert_eq!([b.ty(outs2[0]), b.ty(outs2[1])], ["f32[2]", "f32[?,2]"]);
     assert_eq!([b.ty(outs3[0]), b.ty(outs3[1])], ["f32[3]", "f32[3,T]"]);
 }
+
+#[test]
+fn extreme_attributes_do_not_panic() {
+    let big = |v: &[i64]| Attr::Ints(v.to_vec());
+    let m = i64::MAX;
+    let c = op("Conv", vec![("pads", big(&[m, m])), ("strides", big(&[m])), ("dilations", big(&[m]))]);
+    let _ = infer(&c, &[ty_in("f32[1,1,5]"), ty_in("f32[1,1,3]")], 1);
+    let ct = op("ConvTranspose", vec![("strides", big(&[m])), ("pads", big(&[i64::MIN, 0]))]);
+    let _ = infer(&ct, &[ty_in("f32[1,1,5]"), ty_in("f32[1,1,3]")], 1);
+    let p = op("MaxPool", vec![("kernel_shape", big(&[m])), ("ceil_mode", Attr::Int(1))]);
+    let _ = infer(&p, &[ty_in("f32[1,1,5]")], 1);
+    let _ = infer(&op("Pad", vec![]), &[ty_in("f32[3]"), val_in(ints(&[m, m]))], 1);
+    let _ = infer(&op("DepthToSpace", vec![("blocksize", Attr::Int(m))]), &[ty_in("f32[1,4,2,2]")], 1);
+    let _ = infer(&op("Tile", vec![]), &[ty_in("f32[3]"), val_in(ints(&[m]))], 1);
+    let _ = infer(&op("Range", vec![]), &[val_in(Tensor::scalar(i64::MIN)), val_in(Tensor::scalar(m)), val_in(Tensor::scalar(1i64))], 1);
+    let sl = op("Slice", vec![]);
+    assert_eq!(ok1(&sl, &[ty_in("f32[0]"), val_in(ints(&[-1])), val_in(ints(&[i64::MIN])), None, val_in(ints(&[-1]))]), "f32[0]");
+    assert!(infer(&op("Expand", vec![]), &[ty_in("f32[3]"), val_in(ints(&[-2]))], 1).is_err());
+    // Folding an empty slice of a known value.
+    let mut b = B::new();
+    let e = b.konst(Tensor::from_vec(&[0], Vec::<i64>::new()).unwrap());
+    let st = b.konst(ints(&[-1]));
+    let en = b.konst(ints(&[i64::MIN]));
+    let ax = b.konst(ints(&[0]));
+    let stp = b.konst(ints(&[-1]));
+    let s = b.node(op("Slice", vec![]), &[Some(e), Some(st), Some(en), Some(ax), Some(stp)], &["i64[..]"])[0];
+    infer_graph(&mut b.g).unwrap();
+    assert_eq!(b.ty(s), "i64[0]");
+}
