@@ -370,9 +370,11 @@ fn foldable(op: &Op) -> bool {
 }
 
 /// The values of a node's outputs, when constant propagation can compute them: `Shape` and
-/// `Size` from known shapes, anything else from known small inputs with known small
-/// outputs. An evaluation failure just means "unknown".
-fn fold(op: &Op, facts: &[Option<Fact<'_>>], outs: &[TypeInfo]) -> Option<Vec<Tensor>> {
+/// `Size` from known shapes, anything else from known small inputs (at most [`FOLD_LIMIT`]
+/// elements in all) with known small outputs (`outs`, as [`infer_op`] gave them). Shape
+/// arithmetic is computed directly; other ops go through `eval::eval_op`, and an
+/// evaluation failure just means "unknown". Never allocates more than the limits allow.
+pub fn fold(op: &Op, facts: &[Option<Fact<'_>>], outs: &[TypeInfo]) -> Option<Vec<Tensor>> {
     match op {
         Op::Shape { start, end } => {
             let x = facts.first().copied().flatten()?;

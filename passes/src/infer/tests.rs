@@ -592,8 +592,17 @@ fn graph_if_joins_branches() {
     let t = b.konst(Tensor::scalar(false));
     let o = Op::If { then_branch, else_branch };
     let z = b.node(o, &[Some(t), Some(x)], &["f32[..]"])[0];
+    // With an unknown condition, a branch that fails to infer (dead code) is ignored.
+    let bad = body(&["f32[..]"], |b, i| {
+        let s = b.konst(Tensor::from_vec(&[5, 1], vec![0f32; 5]).unwrap());
+        vec![b.one(op("Add", vec![]), &[i[0], s], "f32[..]")]
+    });
+    let good = body(&["f32[..]"], |b, i| vec![b.one(op("Relu", vec![]), &[i[0]], "f32[..]")]);
+    let o = Op::If { then_branch: bad, else_branch: good };
+    let w = b.node(o, &[Some(c), Some(x)], &["f32[..]"])[0];
     infer_graph(&mut b.g).unwrap();
     assert_eq!(b.ty(y), "f32[?,N]");
+    assert_eq!(b.ty(w), "f32[3,N]");
     assert_eq!(b.ty(z), "f32[1,N]");
 }
 
