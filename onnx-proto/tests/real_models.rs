@@ -1,36 +1,28 @@
 //! Decodes the "light" model zoo files shipped in the ONNX test data.
 //!
-//! The files are not part of this repository. The directory is taken from
-//! `ONNX_LIGHT_MODELS_DIR`, defaulting to the location used on the dev box;
-//! when it is missing the tests print a note and pass.
+//! The files are not part of this repository: `scripts/fetch-onnx-testdata.sh` puts them in
+//! `.cache/onnx-1.21.0/light` (or under `GRAPHC_ONNX_DATA`). A missing folder fails the
+//! tests with the command to run; it is never a silent pass.
 
 use std::path::PathBuf;
 
 use onnx_proto::prost::Message;
 use onnx_proto::{tensor_proto::DataType, type_proto};
 
-const DEFAULT_DIR: &str = "/tmp/onnxwheel/x/onnx/backend/test/data/light";
-
 fn light_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("ONNX_LIGHT_MODELS_DIR")
+    let data = std::env::var_os("GRAPHC_ONNX_DATA")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_DIR));
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("skipping: ONNX light models not found at {}", dir.display());
-        None
-    }
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/onnx-1.21.0"));
+    let dir = data.join("light");
+    assert!(dir.is_dir(), "ONNX light models missing at {}: run scripts/fetch-onnx-testdata.sh", dir.display());
+    Some(dir)
 }
 
 #[test]
 fn resnet50() {
     let Some(dir) = light_dir() else { return };
     let path = dir.join("light_resnet50.onnx");
-    let Ok(bytes) = std::fs::read(&path) else {
-        eprintln!("skipping: {} not found", path.display());
-        return;
-    };
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let model = onnx_proto::decode_model(&bytes).unwrap();
 
     assert!(model.ir_version() > 0);

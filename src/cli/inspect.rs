@@ -20,10 +20,5 @@ pub struct InspectArgs {
 /// Runs `graphc inspect`.
 pub fn run(args: InspectArgs) -> anyhow::Result<()> {
     let g = load_model(&args.model, args.input_shapes)?;
-    let mut text = String::new();
-    for (_, n) in g.nodes() {
-        let outs: Vec<String> = n.outputs.iter().map(|o| format!("%{}: {}", o.name, o.ty)).collect();
-        text.push_str(&format!("{} = {}\n", outs.join(", "), n.op.name()));
-    }
-    super::print_stdout(&text)
+    super::print_stdout(&graphc_passes::ir::text::print(&g))
 }
