@@ -181,26 +181,29 @@ pub(super) fn max_unpool(inputs: &[Option<&Tensor>], kernel_shape: &[i64], pads:
     }
     let (n, c, sp) = split_nc(x.shape(), 1)?;
     let nd = sp.len();
-    let shape: Vec<usize> = match opt(inputs, 2) {
-        Some(s) => usize_list(&s.to_i64_vec()?, nd + 2, 0, "output_shape")?,
-        None => {
-            let k = usize_list(kernel_shape, nd, 0, "kernel_shape")?;
-            let st = usize_list(strides, nd, 1, "strides")?;
-            let pd = usize_list(pads, 2 * nd, 0, "pads")?;
-            let mut s = vec![n, c];
-            for d in 0..nd {
-                let full = (sp[d].max(1) - 1) * st[d] + k[d];
-                s.push(full.checked_sub(pd[d] + pd[d + nd]).ok_or("pads exceed the output size")?);
-            }
-            s
-        }
-    };
-    let total = checked_size(&shape)?;
-    let mut out = vec![0f64; total];
-    for (v, &i) in x.iter().zip(&idx) {
-        let slot = usize::try_from(i).ok().filter(|&i| i < total).ok_or_else(|| format!("index {i} is out of range for output shape {shape:?}"))?;
-        out[slot] = *v;
+    let k = usize_list(kernel_shape, nd, 0, "kernel_shape")?;
+    let st = usize_list(strides, nd, 1, "strides")?;
+    let pd = usize_list(pads, 2 * nd, 0, "pads")?;
+    let mut inferred = vec![n, c];
+    for d in 0..nd {
+        let full = (sp[d].max(1) - 1) * st[d] + k[d];
+        inferred.push(full.checked_sub(pd[d] + pd[d + nd]).ok_or("pads exceed the output size")?);
     }
-    let y = ArrayD::from_shape_vec(IxDyn(&shape), out).map_err(|e| e.to_string())?;
+    let total = checked_size(&inferred)?;
+    let mut scattered = vec![0f64; total];
+    for (v, &i) in x.iter().zip(&idx) {
+        let slot = usize::try_from(i).ok().filter(|&i| i < total).ok_or_else(|| format!("index {i} is out of range for shape {inferred:?}"))?;
+        scattered[slot] = *v;
+    }
+    let scattered = ArrayD::from_shape_vec(IxDyn(&inferred), scattered).map_err(|e| e.to_string())?;
+    // An explicit output shape pads the inferred result with zeros at the end of each dim.
+    let Some(s) = opt(inputs, 2) else { return Ok(vec![from_f64(scattered, dt)]) };
+    let shape = usize_list(&s.to_i64_vec()?, nd + 2, 0, "output_shape")?;
+    if shape.iter().zip(&inferred).any(|(a, b)| a < b) {
+        return Err(format!("output_shape {shape:?} is smaller than the unpooled shape {inferred:?}"));
+    }
+    checked_size(&shape)?;
+    let mut y = ArrayD::zeros(IxDyn(&shape));
+    y.slice_each_axis_mut(|ax| ndarray::Slice::from(0..inferred[ax.axis.index()])).assign(&scattered);
     Ok(vec![from_f64(y, dt)])
 }
