@@ -105,11 +105,11 @@ pub(super) fn layer_norm(inputs: &[Option<&Tensor>], axis: i64, eps: f64, n_outp
     let (mut y, mean, inv) = standardize(&x, &axes, eps);
     let scale = f64_input(inputs, 1, false)?;
     fits(&y, &scale, "scale")?;
-    y = y * &scale;
+    y *= &scale;
     if opt(inputs, 2).is_some() {
         let b = f64_input(inputs, 2, false)?;
         fits(&y, &b, "B")?;
-        y = y + &b;
+        y += &b;
     }
     let mut outs = vec![from_f64(y, dt), from_f64(mean, dt), from_f64(inv, dt)];
     outs.truncate(n_outputs.max(1));
