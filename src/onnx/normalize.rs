@@ -150,6 +150,15 @@ pub fn normalize(
             }
         }
         "Scatter" => op = "ScatterElements".into(),
+        "Scan" if opset < 9 => {
+            return Err("the opset-8 form of Scan (with sequence_lens and a batch axis) is not supported".into())
+        }
+        "DFT" if opset < 20 => {
+            // The axis attribute defaulted to 1 before it became an input (default -2).
+            if !attrs.contains("axis") {
+                attrs.insert("axis", Attr::Int(1));
+            }
+        }
         "Cast" if opset < 6 => {
             if let Some(Attr::Str(s)) = attrs.take("to") {
                 let code = match s.as_str() {

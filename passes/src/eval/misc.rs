@@ -24,13 +24,18 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>], n_outputs: usize) -> Result<Vec
             loss::eval(op, inputs, n_outputs)
         }
         Op::Attention { .. } | Op::RotaryEmbedding { .. } => attention::eval(op, inputs, n_outputs),
-        Op::GridSample { .. } | Op::AffineGrid { .. } | Op::RoiAlign { .. } | Op::NonMaxSuppression { .. } => {
-            sampling::eval(op, inputs, n_outputs)
-        }
-        Op::HannWindow { .. } | Op::HammingWindow { .. } | Op::BlackmanWindow { .. } | Op::Dft { .. } => {
-            signal::eval(op, inputs, n_outputs)
-        }
-        _ => Err(format!("{} is not an op of the misc family", op.onnx_name())),
+        Op::GridSample { .. }
+        | Op::AffineGrid { .. }
+        | Op::RoiAlign { .. }
+        | Op::NonMaxSuppression { .. } => sampling::eval(op, inputs, n_outputs),
+        Op::HannWindow { .. }
+        | Op::HammingWindow { .. }
+        | Op::BlackmanWindow { .. }
+        | Op::Dft { .. } => signal::eval(op, inputs, n_outputs),
+        _ => Err(format!(
+            "{} is not an op of the misc family",
+            op.onnx_name()
+        )),
     }
 }
 
@@ -80,16 +85,25 @@ pub(crate) fn to_real<F: Real>(t: &Tensor) -> ArrayD<F> {
 }
 
 /// Input `i` (required) converted to the working precision `F`; it must be a float tensor.
-pub(crate) fn real_input<F: Real>(inputs: &[Option<&Tensor>], i: usize) -> Result<ArrayD<F>, String> {
+pub(crate) fn real_input<F: Real>(
+    inputs: &[Option<&Tensor>],
+    i: usize,
+) -> Result<ArrayD<F>, String> {
     let t = super::util::req(inputs, i)?;
     if !t.dtype().is_float() {
-        return Err(format!("input {i} has type {}, expected a float type", t.dtype()));
+        return Err(format!(
+            "input {i} has type {}, expected a float type",
+            t.dtype()
+        ));
     }
     Ok(to_real(t))
 }
 
 /// Optional input `i` converted to the working precision `F`.
-pub(crate) fn real_opt<F: Real>(inputs: &[Option<&Tensor>], i: usize) -> Result<Option<ArrayD<F>>, String> {
+pub(crate) fn real_opt<F: Real>(
+    inputs: &[Option<&Tensor>],
+    i: usize,
+) -> Result<Option<ArrayD<F>>, String> {
     match super::util::opt(inputs, i) {
         None => Ok(None),
         Some(_) => real_input(inputs, i).map(Some),

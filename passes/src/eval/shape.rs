@@ -16,7 +16,7 @@ use std::cmp::Ordering;
 use half::{bf16, f16};
 use ndarray::{ArrayD, Axis, IxDyn};
 
-use super::util::checked_size;
+use super::util::{norm_axes, norm_axis};
 use crate::ir::{Elem, Op, Tensor};
 
 mod index;
@@ -43,9 +43,7 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>], n_outputs: usize) -> Result<Vec
         Op::CenterCropPad { axes } => one(layout::center_crop_pad(inputs, axes.as_deref())),
         Op::DepthToSpace { blocksize, mode } => one(layout::depth_to_space(inputs, *blocksize, mode)),
         Op::SpaceToDepth { blocksize } => one(layout::space_to_depth(inputs, *blocksize)),
-        Op::ReverseSequence { batch_axis, time_axis } => {
-            one(layout::reverse_sequence(inputs, *batch_axis, *time_axis))
-        }
+        Op::ReverseSequence { batch_axis, time_axis } => one(layout::reverse_sequence(inputs, *batch_axis, *time_axis)),
         Op::Trilu { upper } => one(layout::trilu(inputs, *upper != 0)),
         Op::Compress { axis } => one(layout::compress(inputs, *axis)),
         Op::NonZero {} => one(layout::non_zero(inputs)),
@@ -82,18 +80,12 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>], n_outputs: usize) -> Result<Vec
         Op::ReduceLogSum { keepdims, noop_with_empty_axes } => {
             one(reduce::reduce(inputs, reduce::Reduction::LogSum, *keepdims != 0, *noop_with_empty_axes != 0))
         }
-        Op::ReduceLogSumExp { keepdims, noop_with_empty_axes } => one(reduce::reduce(
-            inputs,
-            reduce::Reduction::LogSumExp,
-            *keepdims != 0,
-            *noop_with_empty_axes != 0,
-        )),
-        Op::ReduceSumSquare { keepdims, noop_with_empty_axes } => one(reduce::reduce(
-            inputs,
-            reduce::Reduction::SumSquare,
-            *keepdims != 0,
-            *noop_with_empty_axes != 0,
-        )),
+        Op::ReduceLogSumExp { keepdims, noop_with_empty_axes } => {
+            one(reduce::reduce(inputs, reduce::Reduction::LogSumExp, *keepdims != 0, *noop_with_empty_axes != 0))
+        }
+        Op::ReduceSumSquare { keepdims, noop_with_empty_axes } => {
+            one(reduce::reduce(inputs, reduce::Reduction::SumSquare, *keepdims != 0, *noop_with_empty_axes != 0))
+        }
         Op::ArgMax { axis, keepdims, select_last_index } => {
             one(reduce::arg_extremum(inputs, *axis, *keepdims != 0, *select_last_index != 0, true))
         }
@@ -177,6 +169,33 @@ pub(crate) fn total_cmp<T: PartialOrd>(a: &T, b: &T) -> Ordering {
     }
 }
 
+/// `util::checked_size`, also refusing shapes whose non-zero dimensions multiply past the
+/// limit (ndarray rejects those even when another dimension is 0).
+pub(crate) fn checked_size(shape: &[usize]) -> Result<usize, String> {
+    let nonzero: Vec<usize> = shape.iter().copied().filter(|&d| d != 0).collect();
+    super::util::checked_size(&nonzero)?;
+    super::util::checked_size(shape)
+}
+
+/// Normalizes an axis that must name an existing dimension (`util::norm_axis` also accepts
+/// axis 0 of a scalar).
+pub(crate) fn axis_in(axis: i64, rank: usize) -> Result<usize, String> {
+    let a = norm_axis(axis, rank)?;
+    if a >= rank {
+        return Err(format!("axis {axis} is out of range for rank {rank}"));
+    }
+    Ok(a)
+}
+
+/// Normalizes distinct axes that must name existing dimensions.
+pub(crate) fn axes_in(axes: &[i64], rank: usize) -> Result<Vec<usize>, String> {
+    let v = norm_axes(axes, rank)?;
+    if v.iter().any(|&a| a >= rank) {
+        return Err(format!("axes {axes:?} are out of range for rank {rank}"));
+    }
+    Ok(v)
+}
+
 /// The elements of an integer tensor (`what` names it in errors).
 pub(crate) fn ints(t: &Tensor, what: &str) -> Result<Vec<i64>, String> {
     t.to_i64_vec().map_err(|e| format!("{what}: {e}"))
@@ -192,9 +211,7 @@ pub(crate) fn int_scalar(t: &Tensor, what: &str) -> Result<i64, String> {
 
 /// Converts dimension values to sizes, refusing negative ones.
 pub(crate) fn dims(v: &[i64], what: &str) -> Result<Vec<usize>, String> {
-    v.iter()
-        .map(|&d| usize::try_from(d).map_err(|_| format!("{what} has a negative dimension {d}")))
-        .collect()
+    v.iter().map(|&d| usize::try_from(d).map_err(|_| format!("{what} has a negative dimension {d}"))).collect()
 }
 
 /// Row-major strides of a shape.

@@ -26,7 +26,7 @@ pub fn arr<'a, T: Elem>(inputs: &[Option<&'a Tensor>], i: usize) -> Result<&'a A
 /// Normalizes a possibly negative axis into `0..rank`.
 pub fn norm_axis(axis: i64, rank: usize) -> Result<usize, String> {
     let r = rank as i64;
-    if axis < -r || axis >= r.max(1) && !(rank == 0 && axis == 0) {
+    if axis < -r || axis >= r {
         return Err(format!("axis {axis} is out of range for rank {rank}"));
     }
     Ok(if axis < 0 { (axis + r) as usize } else { axis as usize })
@@ -71,6 +71,11 @@ pub fn checked_size(shape: &[usize]) -> Result<usize, String> {
         .ok_or_else(|| format!("shape {shape:?} overflows"))?;
     if n > MAX_ELEMENTS {
         return Err(format!("shape {shape:?} has {n} elements, more than the limit of {MAX_ELEMENTS}"));
+    }
+    // ndarray also bounds the product of the non-zero dims, even when there are no elements.
+    let nonzero = shape.iter().filter(|&&d| d != 0).try_fold(1usize, |acc, &d| acc.checked_mul(d));
+    if nonzero.is_none_or(|p| p > isize::MAX as usize) {
+        return Err(format!("shape {shape:?} is too large"));
     }
     Ok(n)
 }

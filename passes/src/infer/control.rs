@@ -54,10 +54,14 @@ pub fn if_(ins: Ins<'_, '_>, then_b: &Graph, else_b: &Graph, n: usize) -> Res<Ve
     match known {
         Some(true) => pick(then_b, "then branch"),
         Some(false) => pick(else_b, "else branch"),
-        None => {
-            let (t, e) = (pick(then_b, "then branch")?, pick(else_b, "else branch")?);
-            t.iter().zip(&e).map(|(a, b)| join_ty(a, b)).collect()
-        }
+        // With the condition unknown, a branch that cannot be inferred may be dead code
+        // (e.g. a 2-D case split of a 3-D size): the other branch decides.
+        None => match (pick(then_b, "then branch"), pick(else_b, "else branch")) {
+            (Ok(t), Ok(e)) => t.iter().zip(&e).map(|(a, b)| join_ty(a, b)).collect(),
+            (Ok(t), Err(_)) => Ok(t),
+            (Err(_), Ok(e)) => Ok(e),
+            (Err(e), Err(_)) => Err(e),
+        },
     }
 }
 

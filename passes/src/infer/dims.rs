@@ -180,15 +180,16 @@ pub fn offset(d: &Dim, by: i64) -> Res<Dim> {
     match d {
         _ if by == 0 => Ok(d.clone()),
         Dim::Known(n) => {
-            let r = *n as i64 + by;
-            if r < 0 {
-                Err(format!("dim {n} with padding {by} is negative"))
-            } else {
-                Ok(Dim::Known(r as usize))
-            }
+            let r = *n as i128 + by as i128;
+            usize::try_from(r).map(Dim::Known).map_err(|_| format!("dim {n} with padding {by} is out of range"))
         }
         _ => Ok(Dim::Unknown),
     }
+}
+
+/// A known non-negative size computed in wide arithmetic, as a dim.
+pub fn dim_from_i128(v: i128, what: &str) -> Res<Dim> {
+    usize::try_from(v).map(Dim::Known).map_err(|_| format!("{what} {v} is out of range"))
 }
 
 /// A known non-negative integer as a dim, or an error naming what it is.

@@ -370,9 +370,11 @@ fn foldable(op: &Op) -> bool {
 }
 
 /// The values of a node's outputs, when constant propagation can compute them: `Shape` and
-/// `Size` from known shapes, anything else from known small inputs with known small
-/// outputs. An evaluation failure just means "unknown".
-fn fold(op: &Op, facts: &[Option<Fact<'_>>], outs: &[TypeInfo]) -> Option<Vec<Tensor>> {
+/// `Size` from known shapes, anything else from known small inputs (at most [`FOLD_LIMIT`]
+/// elements in all) with known small outputs (`outs`, as [`infer_op`] gave them). Shape
+/// arithmetic is computed directly; other ops go through `eval::eval_op`, and an
+/// evaluation failure just means "unknown". Never allocates more than the limits allow.
+pub fn fold(op: &Op, facts: &[Option<Fact<'_>>], outs: &[TypeInfo]) -> Option<Vec<Tensor>> {
     match op {
         Op::Shape { start, end } => {
             let x = facts.first().copied().flatten()?;
@@ -410,14 +412,26 @@ fn fold(op: &Op, facts: &[Option<Fact<'_>>], outs: &[TypeInfo]) -> Option<Vec<Te
 }
 
 /// Infers the type of every node output in the graph, in order, refining what the graph
-/// already records. Graph inputs keep their recorded type; every other output gets the
-/// inferred type merged with the recorded (declared) one, and a disagreement is an error.
+/// already records. Graph inputs keep their recorded type (refined by their default, whose
+/// value constant propagation uses); every other output gets the inferred type merged with
+/// the recorded (declared) one, and a disagreement is an error.
 pub fn infer_graph(g: &mut Graph) -> Result<(), InferError> {
     let mut values: HashMap<ValueRef, Tensor> = HashMap::new();
     let ids: Vec<NodeId> = g.node_ids().to_vec();
     for id in ids {
         let node = g.node(id);
-        if matches!(node.op, Op::Input { .. }) {
+        if let Op::Input { default } = &node.op {
+            // An initializer listed as a graph input (all of them before ONNX IR 4) is taken
+            // at its value: compiled code is specialized to it.
+            if let Some(t) = default {
+                let exact = ty(t.dtype(), Shape::known(t.shape()));
+                let refined = merge_declared(&exact, &node.outputs[0].ty);
+                let t = t.clone();
+                if let Some(r) = refined {
+                    g.node_mut(id).outputs[0].ty = r;
+                }
+                values.insert(ValueRef { node: id, port: 0 }, t);
+            }
             continue;
         }
         let err = |reason: String| InferError { node: node_label(g, id), op: node.op.onnx_name().to_string(), reason };

@@ -182,7 +182,7 @@ pub fn window_out(input: &[Dim], w: &Window<'_>) -> Res<Vec<Dim>> {
     }
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
-        let (k, s, d) = (w.kernel[i], strides[i], dil[i]);
+        let (k, s, d) = (w.kernel[i] as i128, strides[i] as i128, dil[i] as i128);
         if k < 1 || s < 1 || d < 1 {
             return Err(format!("kernel {k}, stride {s} and dilation {d} must be positive"));
         }
@@ -190,7 +190,8 @@ pub fn window_out(input: &[Dim], w: &Window<'_>) -> Res<Vec<Dim>> {
             out.push(Dim::Unknown);
             continue;
         };
-        let x = x as i64;
+        let x = x as i128;
+        let (p0, p1) = (pads[i] as i128, pads[i + n] as i128);
         let span = (k - 1) * d + 1;
         let o = match w.auto_pad {
             AutoPad::SameUpper | AutoPad::SameLower => (x + s - 1) / s,
@@ -201,13 +202,13 @@ pub fn window_out(input: &[Dim], w: &Window<'_>) -> Res<Vec<Dim>> {
                 (x - span) / s + 1
             }
             AutoPad::NotSet => {
-                let padded = x + pads[i] + pads[i + n] - span;
+                let padded = x + p0 + p1 - span;
                 if padded < 0 {
                     return Err(format!("padded input size {} is smaller than the window {span}", padded + span));
                 }
                 if w.ceil_mode {
                     let mut o = (padded + s - 1) / s + 1;
-                    if (o - 1) * s >= x + pads[i] {
+                    if (o - 1) * s >= x + p0 {
                         o -= 1;
                     }
                     o
@@ -216,7 +217,7 @@ pub fn window_out(input: &[Dim], w: &Window<'_>) -> Res<Vec<Dim>> {
                 }
             }
         };
-        out.push(Dim::Known(o as usize));
+        out.push(dim_from_i128(o, "output size")?);
     }
     Ok(out)
 }
@@ -328,13 +329,14 @@ pub fn conv_transpose(ins: Ins<'_, '_>, a: ConvTransposeAttrs<'_>) -> Res<TypeIn
             tail.push(Dim::Unknown);
             continue;
         };
-        let xi = xi as i64;
+        let (xi, ki, s, d) = (xi as i128, ki as i128, strides[i] as i128, dil[i] as i128);
+        let full = s * (xi - 1) + opad[i] as i128 + (ki - 1) * d + 1;
         let o = match a.w.auto_pad {
-            AutoPad::SameUpper | AutoPad::SameLower => xi * strides[i],
-            AutoPad::Valid => strides[i] * (xi - 1) + opad[i] + (ki - 1) * dil[i] + 1,
-            AutoPad::NotSet => strides[i] * (xi - 1) + opad[i] + (ki - 1) * dil[i] + 1 - pads[i] - pads[i + k],
+            AutoPad::SameUpper | AutoPad::SameLower => xi * s,
+            AutoPad::Valid => full,
+            AutoPad::NotSet => full - pads[i] as i128 - pads[i + k] as i128,
         };
-        tail.push(dim_from_i64(o, "output size")?);
+        tail.push(dim_from_i128(o, "output size")?);
     }
     Ok(ty(x.dtype(), Shape::Ranked([head, tail].concat())))
 }
@@ -380,7 +382,10 @@ pub fn max_unpool(ins: Ins<'_, '_>, kernel: &[i64], pads: &[i64], strides: &[i64
     let mut out = vec![n.clone(), c.clone()];
     for i in 0..k {
         out.push(match sp[i].known() {
-            Some(v) => dim_from_i64((v as i64 - 1) * strides[i] + kernel[i] - pads[i] - pads[i + k], "output size")?,
+            Some(v) => {
+                let o = (v as i128 - 1) * strides[i] as i128 + kernel[i] as i128 - pads[i] as i128 - pads[i + k] as i128;
+                dim_from_i128(o, "output size")?
+            }
             None => Dim::Unknown,
         });
     }
@@ -491,7 +496,16 @@ pub fn grid_sample(ins: Ins<'_, '_>) -> Res<TypeInfo> {
 pub fn affine_grid(ins: Ins<'_, '_>) -> Res<TypeInfo> {
     let (t, s) = (req(ins, 0)?, req(ins, 1)?);
     let Some(size) = s.ints() else {
-        return Ok(ty(t.dtype(), unknown_or_unranked(s.len_1d().map(|n| n.saturating_sub(1)))));
+        // `size` is [N, C, spatial...]; the grid is [N, spatial..., number of spatial dims].
+        let shape = match s.len_1d() {
+            Some(n) if n >= 3 => {
+                let mut d = vec![Dim::Unknown; n];
+                d[n - 1] = Dim::Known(n - 2);
+                Shape::Ranked(d)
+            }
+            _ => Shape::Unranked,
+        };
+        return Ok(ty(t.dtype(), shape));
     };
     if size.len() < 3 {
         return Err(format!("size {size:?} should have at least 3 entries"));
@@ -667,7 +681,7 @@ pub fn dft(ins: Ins<'_, '_>, axis_attr: i64, onesided: i64, inverse: i64) -> Res
             None => Dim::Unknown,
         },
         None if onesided && inverse => match d[a].known() {
-            Some(n) => Dim::Known(2 * n.saturating_sub(1)),
+            Some(n) => Dim::Known(n.saturating_sub(1).saturating_mul(2)),
             None => Dim::Unknown,
         },
         None => d[a].clone(),

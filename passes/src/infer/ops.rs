@@ -281,12 +281,13 @@ pub fn split(ins: Ins<'_, '_>, axis: i64, num_outputs: Option<i64>, n: usize) ->
         },
         None => match d[a].known() {
             Some(k) if n > 0 => {
+                // Chunks of ceil(k / n), the last one smaller. A split that cannot be done
+                // this way only fails when run (it may sit in a branch never taken).
                 let chunk = k.div_ceil(n);
-                let last = k as i64 - (chunk * (n - 1)) as i64;
-                if last < 0 {
-                    return Err(format!("cannot split dim {a} of {} into {n} parts", x.ty));
+                match k.checked_sub(chunk * (n - 1)) {
+                    Some(last) => (0..n).map(|i| Dim::Known(if i + 1 == n { last } else { chunk })).collect(),
+                    None => vec![Dim::Unknown; n],
                 }
-                (0..n).map(|i| Dim::Known(if i + 1 == n { last as usize } else { chunk })).collect()
             }
             _ => vec![Dim::Unknown; n],
         },
@@ -305,6 +306,9 @@ pub fn split(ins: Ins<'_, '_>, axis: i64, num_outputs: Option<i64>, n: usize) ->
 pub fn slice_len(d: usize, start: i64, end: i64, step: i64) -> Res<usize> {
     if step == 0 {
         return Err("slice step is 0".into());
+    }
+    if d == 0 {
+        return Ok(0);
     }
     let (d, start, end, step) = (d as i128, start as i128, end as i128, step as i128);
     let norm = |v: i128| if v < 0 { v + d } else { v };
@@ -377,7 +381,7 @@ pub fn gather_nd(ins: Ins<'_, '_>, batch_dims: i64) -> Res<TypeInfo> {
     let (Some(d), Some(id)) = (x.dims(), i.dims()) else { return Ok(ty(x.dtype(), Shape::Unranked)) };
     let Some(last) = id.last() else { return Err("indices must have rank at least 1".into()) };
     let Some(k) = last.known() else { return Ok(ty(x.dtype(), Shape::Unranked)) };
-    if b + k > d.len() || b >= id.len() {
+    if b.saturating_add(k) > d.len() || b >= id.len() {
         return Err(format!("indices {} index too many dims of {} (batch_dims {b})", i.ty, x.ty));
     }
     let out = id[..id.len() - 1].iter().chain(&d[b + k..]).cloned().collect();
@@ -542,10 +546,11 @@ pub fn depth_space(ins: Ins<'_, '_>, blocksize: i64, to_space: bool) -> Res<Type
         _ => Ok(Dim::Unknown),
     };
     let bb = Dim::Known(b);
+    let b2 = b.checked_mul(b).ok_or_else(|| format!("blocksize {b} is too large"))?;
     let out = if to_space {
-        vec![d[0].clone(), div(&d[1], b * b)?, mul(&d[2], &bb), mul(&d[3], &bb)]
+        vec![d[0].clone(), div(&d[1], b2)?, mul(&d[2], &bb), mul(&d[3], &bb)]
     } else {
-        vec![d[0].clone(), mul(&d[1], &Dim::Known(b * b)), div(&d[2], b)?, div(&d[3], b)?]
+        vec![d[0].clone(), mul(&d[1], &Dim::Known(b2)), div(&d[2], b)?, div(&d[3], b)?]
     };
     Ok(ty(x.dtype(), Shape::Ranked(out)))
 }

@@ -40,9 +40,11 @@ pub fn eval(op: &Op, ins: &[Option<&Tensor>], outs: &[TypeInfo]) -> Option<Vec<T
         }
         Op::Range {} => range(ins, outs[0].dtype, &shape)?,
         Op::Neg {} | Op::Abs {} | Op::Floor {} | Op::Ceil {} => unary(op, x()?)?,
-        Op::Add {} | Op::Sub {} | Op::Mul {} | Op::Div {} | Op::Max {} | Op::Min {} => binary(op, ins, &shape, outs[0].dtype)?,
+        Op::Add {} | Op::Sub {} | Op::Mul {} | Op::Div {} | Op::Mod { .. } | Op::Max {} | Op::Min {} => binary(op, ins, &shape, outs[0].dtype)?,
         Op::Equal {} | Op::Less {} | Op::Greater {} | Op::LessOrEqual {} | Op::GreaterOrEqual {} => compare(op, ins, &shape)?,
         Op::Where {} => where_(ins, &shape)?,
+        Op::Not {} => Tensor::Bool(x()?.as_array::<bool>()?.mapv(|b| !b)),
+        Op::And {} | Op::Or {} | Op::Xor {} => logic(op, ins, &shape)?,
         _ => return None,
     };
     Some(vec![t])
@@ -106,6 +108,10 @@ fn slice(ins: &[Option<&Tensor>]) -> Option<Tensor> {
     for (i, &a) in axes.iter().enumerate() {
         let d = x.shape()[a];
         let len = slice_len(d, starts[i], ends[i], steps[i]).ok()?;
+        if len == 0 {
+            cur = crate::dispatch!(&cur, arr => <T as Elem>::wrap(arr.select(Axis(a), &[])));
+            continue;
+        }
         let (di, step) = (d as i64, steps[i]);
         let s = if starts[i] < 0 { starts[i].saturating_add(di) } else { starts[i] };
         let s = if step > 0 { s.clamp(0, di) } else { s.clamp(0, di - 1) };
@@ -183,6 +189,8 @@ fn binary(op: &Op, ins: &[Option<&Tensor>], shape: &[usize], dtype: DType) -> Op
                 // Truncating and flooring division agree on non-negative operands only.
                 Op::Div {} => |p, q| (p >= 0 && q > 0).then(|| p / q),
                 Op::Max {} => |p, q| Some(p.max(q)),
+                // Python's `%` (sign of the divisor) and C's fmod agree on non-negative operands.
+                Op::Mod { .. } => |p, q| (p >= 0 && q > 0).then(|| p % q),
                 Op::Min {} => |p, q| Some(p.min(q)),
                 _ => return None,
             };
@@ -229,4 +237,18 @@ fn where_(ins: &[Option<&Tensor>], shape: &[usize]) -> Option<Tensor> {
         let (xb, yb) = (xa.broadcast(IxDyn(shape))?, ya.broadcast(IxDyn(shape))?);
         Some(<T as Elem>::wrap(Zip::from(&c).and(&xb).and(&yb).map_collect(|c, p, q| T::clone(if *c { p } else { q }))))
     })
+}
+
+fn logic(op: &Op, ins: &[Option<&Tensor>], shape: &[usize]) -> Option<Tensor> {
+    let get = |i: usize| -> Option<ArrayD<bool>> {
+        ins.get(i).copied().flatten()?.as_array::<bool>()?.broadcast(IxDyn(shape)).map(|v| v.to_owned())
+    };
+    let (a, b) = (get(0)?, get(1)?);
+    let f: fn(bool, bool) -> bool = match op {
+        Op::And {} => |p, q| p && q,
+        Op::Or {} => |p, q| p || q,
+        Op::Xor {} => |p, q| p != q,
+        _ => return None,
+    };
+    Some(Tensor::Bool(Zip::from(&a).and(&b).map_collect(|p, q| f(*p, *q))))
 }

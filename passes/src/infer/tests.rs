@@ -201,6 +201,8 @@ fn concat_split_slice() {
     assert_eq!(infer(&s, &[ty_in("f32[6,N]"), val_in(ints(&[1, 5]))], 2).unwrap(), ["f32[1,N]", "f32[5,N]"]);
     assert_eq!(infer(&s, &[ty_in("f32[6]")], 2).unwrap(), ["f32[3]", "f32[3]"]);
     assert!(infer(&s, &[ty_in("f32[6]"), val_in(ints(&[1, 4]))], 2).unwrap_err().contains("does not sum"));
+    // 5 cannot be cut into 4 chunks of ceil(5/4): unknown rather than an error (dead branches).
+    assert_eq!(infer(&s, &[ty_in("i64[5]")], 4).unwrap(), ["i64[?]"; 4]);
 
     let sl = op("Slice", vec![]);
     let starts = |v: &[i64]| val_in(ints(v));
@@ -371,6 +373,9 @@ fn nn_ops() {
     assert_eq!(ok1(&dq, &[ty_in("i8[N,3]"), ty_in("f16[]")]), "f16[N,3]");
     assert_eq!(ok1(&op("Det", vec![]), &[ty_in("f32[N,3,3]")]), "f32[N]");
     assert_eq!(ok1(&op("GridSample", vec![]), &[ty_in("f32[N,C,4,4]"), ty_in("f32[N,6,7,2]")]), "f32[N,C,6,7]");
+    let ag = op("AffineGrid", vec![]);
+    assert_eq!(ok1(&ag, &[ty_in("f32[2,2,3]"), val_in(ints(&[2, 3, 5, 6]))]), "f32[2,5,6,2]");
+    assert_eq!(ok1(&ag, &[ty_in("f32[2,3,4]"), ty_in("i64[5]")]), "f32[?,?,?,?,3]");
     let col = op("Col2Im", vec![]);
     assert_eq!(ok1(&col, &[ty_in("f32[1,10,12]"), val_in(ints(&[5, 5])), val_in(ints(&[1, 5]))]), "f32[1,2,5,5]");
 }
@@ -479,6 +484,37 @@ fn graph_folds_integer_arithmetic() {
 }
 
 #[test]
+fn graph_folds_logic_and_input_defaults() {
+    // heads = Shape(q)[1:2] = [4], kv = [2]; Where(Not(Equal(heads, kv)) And (heads % kv == 0),
+    // heads / kv, 1) = [2], the grouped-query pattern of the Attention function.
+    let mut b = B::new();
+    let q = b.input("q", "f32[1,4,5]");
+    let k = b.input("k", "f32[1,2,5]");
+    let sl = |b: &mut B, x| b.one(op("Shape", vec![("start", Attr::Int(1)), ("end", Attr::Int(2))]), &[x], "i64[..]");
+    let (hq, hk) = (sl(&mut b, q), sl(&mut b, k));
+    let eq = b.one(op("Equal", vec![]), &[hq, hk], "bool[..]");
+    let ne = b.one(op("Not", vec![]), &[eq], "bool[..]");
+    let md = b.one(op("Mod", vec![]), &[hq, hk], "i64[..]");
+    let z = b.konst(ints(&[0]));
+    let dz = b.one(op("Equal", vec![]), &[md, z], "bool[..]");
+    let cond = b.one(op("And", vec![]), &[ne, dz], "bool[..]");
+    let dv = b.one(op("Div", vec![]), &[hq, hk], "i64[..]");
+    let one = b.konst(ints(&[1]));
+    let w = b.one(op("Where", vec![]), &[cond, dv, one], "i64[..]");
+    let c = b.one(op("ConstantOfShape", vec![]), &[w], "f32[..]");
+    // An initializer that is a graph input counts with its value.
+    let sid = b.g.add_input("s", t("i64[2]"));
+    if let Op::Input { default } = &mut b.g.node_mut(sid).op {
+        *default = Some(ints(&[3, 4]));
+    }
+    let s = ValueRef { node: sid, port: 0 };
+    let c2 = b.one(op("ConstantOfShape", vec![]), &[s], "f32[..]");
+    infer_graph(&mut b.g).unwrap();
+    assert_eq!(b.ty(c), "f32[2]");
+    assert_eq!(b.ty(c2), "f32[3,4]");
+}
+
+#[test]
 fn graph_merges_declared_types() {
     let mut b = B::new();
     let x = b.input("x", "f32[N,4]");
@@ -556,8 +592,17 @@ fn graph_if_joins_branches() {
     let t = b.konst(Tensor::scalar(false));
     let o = Op::If { then_branch, else_branch };
     let z = b.node(o, &[Some(t), Some(x)], &["f32[..]"])[0];
+    // With an unknown condition, a branch that fails to infer (dead code) is ignored.
+    let bad = body(&["f32[..]"], |b, i| {
+        let s = b.konst(Tensor::from_vec(&[5, 1], vec![0f32; 5]).unwrap());
+        vec![b.one(op("Add", vec![]), &[i[0], s], "f32[..]")]
+    });
+    let good = body(&["f32[..]"], |b, i| vec![b.one(op("Relu", vec![]), &[i[0]], "f32[..]")]);
+    let o = Op::If { then_branch: bad, else_branch: good };
+    let w = b.node(o, &[Some(c), Some(x)], &["f32[..]"])[0];
     infer_graph(&mut b.g).unwrap();
     assert_eq!(b.ty(y), "f32[?,N]");
+    assert_eq!(b.ty(w), "f32[3,N]");
     assert_eq!(b.ty(z), "f32[1,N]");
 }
 
@@ -599,4 +644,33 @@ fn graph_loop_and_scan() {
     assert_eq!([b.ty(outs[0]), b.ty(outs[1])], ["f32[2]", "f32[5,2]"]);
     assert_eq!([b.ty(outs2[0]), b.ty(outs2[1])], ["f32[2]", "f32[?,2]"]);
     assert_eq!([b.ty(outs3[0]), b.ty(outs3[1])], ["f32[3]", "f32[3,T]"]);
+}
+
+#[test]
+fn extreme_attributes_do_not_panic() {
+    let big = |v: &[i64]| Attr::Ints(v.to_vec());
+    let m = i64::MAX;
+    let c = op("Conv", vec![("pads", big(&[m, m])), ("strides", big(&[m])), ("dilations", big(&[m]))]);
+    let _ = infer(&c, &[ty_in("f32[1,1,5]"), ty_in("f32[1,1,3]")], 1);
+    let ct = op("ConvTranspose", vec![("strides", big(&[m])), ("pads", big(&[i64::MIN, 0]))]);
+    let _ = infer(&ct, &[ty_in("f32[1,1,5]"), ty_in("f32[1,1,3]")], 1);
+    let p = op("MaxPool", vec![("kernel_shape", big(&[m])), ("ceil_mode", Attr::Int(1))]);
+    let _ = infer(&p, &[ty_in("f32[1,1,5]")], 1);
+    let _ = infer(&op("Pad", vec![]), &[ty_in("f32[3]"), val_in(ints(&[m, m]))], 1);
+    let _ = infer(&op("DepthToSpace", vec![("blocksize", Attr::Int(m))]), &[ty_in("f32[1,4,2,2]")], 1);
+    let _ = infer(&op("Tile", vec![]), &[ty_in("f32[3]"), val_in(ints(&[m]))], 1);
+    let _ = infer(&op("Range", vec![]), &[val_in(Tensor::scalar(i64::MIN)), val_in(Tensor::scalar(m)), val_in(Tensor::scalar(1i64))], 1);
+    let sl = op("Slice", vec![]);
+    assert_eq!(ok1(&sl, &[ty_in("f32[0]"), val_in(ints(&[-1])), val_in(ints(&[i64::MIN])), None, val_in(ints(&[-1]))]), "f32[0]");
+    assert!(infer(&op("Expand", vec![]), &[ty_in("f32[3]"), val_in(ints(&[-2]))], 1).is_err());
+    // Folding an empty slice of a known value.
+    let mut b = B::new();
+    let e = b.konst(Tensor::from_vec(&[0], Vec::<i64>::new()).unwrap());
+    let st = b.konst(ints(&[-1]));
+    let en = b.konst(ints(&[i64::MIN]));
+    let ax = b.konst(ints(&[0]));
+    let stp = b.konst(ints(&[-1]));
+    let s = b.node(op("Slice", vec![]), &[Some(e), Some(st), Some(en), Some(ax), Some(stp)], &["i64[..]"])[0];
+    infer_graph(&mut b.g).unwrap();
+    assert_eq!(b.ty(s), "i64[0]");
 }

@@ -11,6 +11,7 @@ use petgraph::stable_graph::{NodeIndex, StableDiGraph};
 use petgraph::visit::EdgeRef;
 use petgraph::Direction;
 
+use super::attr::Attr;
 use super::op::Op;
 use super::types::{DType, Shape, TypeInfo};
 
@@ -112,14 +113,17 @@ impl Graph {
         id
     }
 
-    /// Adds a graph input node with the given name and type.
+    /// Adds a graph input node with the given name and type, after the existing inputs in
+    /// the node order (inputs come first).
     pub fn add_input(&mut self, name: impl Into<String>, ty: TypeInfo) -> NodeId {
-        let id = self.add_node(Node {
+        let id = self.g.add_node(Node {
             name: String::new(),
             op: Op::Input { default: None },
             inputs: vec![],
             outputs: vec![ValueInfo { name: name.into(), ty }],
         });
+        let at = self.order.iter().take_while(|n| matches!(self.g[**n].op, Op::Input { .. })).count();
+        self.order.insert(at, id);
         self.inputs.push(id);
         id
     }
@@ -315,7 +319,12 @@ fn ops_same(a: &Op, b: &Op) -> bool {
     aa.iter().zip(&ba).all(|((na, va), (nb, vb))| {
         na == nb
             && match (va, vb) {
-                (super::attr::Attr::Graph(x), super::attr::Attr::Graph(y)) => x.same_as(y),
+                (Attr::Graph(x), Attr::Graph(y)) => x.same_as(y),
+                // Floats compare by bits, so NaN equals itself and -0.0 differs from 0.0.
+                (Attr::Float(x), Attr::Float(y)) => x.to_bits() == y.to_bits(),
+                (Attr::Floats(x), Attr::Floats(y)) => {
+                    x.len() == y.len() && x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits())
+                }
                 _ => va == vb,
             }
     })

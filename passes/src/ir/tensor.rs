@@ -176,8 +176,8 @@ macro_rules! float_elem {
 }
 float_elem!(f32, F32, F32, |x| *x as f64, |v| v as f32, |x| x.to_bits() as u64);
 float_elem!(f64, F64, F64, |x| *x, |v| v, |x| x.to_bits());
-float_elem!(f16, F16, F16, |x| x.to_f64(), f16::from_f64, |x| x.to_bits() as u64);
-float_elem!(bf16, BF16, BF16, |x| x.to_f64(), bf16::from_f64, |x| x.to_bits() as u64);
+float_elem!(f16, F16, F16, |x| f16::to_f64(*x), f16::from_f64, |x| x.to_bits() as u64);
+float_elem!(bf16, BF16, BF16, |x| bf16::to_f64(*x), bf16::from_f64, |x| x.to_bits() as u64);
 
 impl Elem for bool {
     const DTYPE: DType = DType::Bool;

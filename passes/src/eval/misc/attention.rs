@@ -11,9 +11,19 @@ use crate::ir::{Op, Tensor};
 pub fn eval(op: &Op, inputs: &[Option<&Tensor>], n_outputs: usize) -> Result<Vec<Tensor>, String> {
     let dtype = req(inputs, 0)?.dtype();
     match op {
-        Op::Attention { is_causal, kv_num_heads, q_num_heads, qk_matmul_output_mode, scale, softcap, .. } => {
+        Op::Attention {
+            is_causal,
+            kv_num_heads,
+            q_num_heads,
+            qk_matmul_output_mode,
+            scale,
+            softcap,
+            ..
+        } => {
             if n_outputs == 0 || n_outputs > 4 {
-                return Err(format!("{n_outputs} outputs requested, Attention has 1..=4"));
+                return Err(format!(
+                    "{n_outputs} outputs requested, Attention has 1..=4"
+                ));
             }
             let attrs = AttnAttrs {
                 causal: *is_causal != 0,
@@ -28,9 +38,15 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>], n_outputs: usize) -> Result<Vec
                 Ok(outs.into_iter().take(n_outputs).map(|a| from_real(a, dtype)).collect())
             })
         }
-        Op::RotaryEmbedding { interleaved, num_heads, rotary_embedding_dim } => {
+        Op::RotaryEmbedding {
+            interleaved,
+            num_heads,
+            rotary_embedding_dim,
+        } => {
             if n_outputs != 1 {
-                return Err(format!("{n_outputs} outputs requested, RotaryEmbedding has 1"));
+                return Err(format!(
+                    "{n_outputs} outputs requested, RotaryEmbedding has 1"
+                ));
             }
             with_real!(dtype, F => {
                 let out = rotary::<F>(inputs, *interleaved != 0, *num_heads, *rotary_embedding_dim)?;
@@ -55,14 +71,22 @@ fn to_heads<F: Real>(a: ArrayD<F>, heads: Option<i64>, what: &str) -> Result<Arr
     match a.ndim() {
         4 => Ok(a.into_dimensionality::<Ix4>().expect("rank checked")),
         3 => {
-            let heads = heads.ok_or_else(|| format!("{what} is 3-D, so the number of heads must be given"))?;
+            let heads = heads
+                .ok_or_else(|| format!("{what} is 3-D, so the number of heads must be given"))?;
             let (b, sq, hidden) = (a.shape()[0], a.shape()[1], a.shape()[2]);
-            let h = usize::try_from(heads).ok().filter(|&h| h > 0 && hidden % h == 0).ok_or_else(|| {
-                format!("{what} hidden size {hidden} is not divisible into {heads} heads")
-            })?;
+            let h = usize::try_from(heads)
+                .ok()
+                .filter(|&h| h > 0 && hidden % h == 0)
+                .ok_or_else(|| {
+                    format!("{what} hidden size {hidden} is not divisible into {heads} heads")
+                })?;
             let a = a.as_standard_layout().to_owned();
-            let a = a.into_shape_with_order((b, sq, h, hidden / h)).expect("sizes checked");
-            Ok(a.permuted_axes([0, 2, 1, 3]).as_standard_layout().to_owned())
+            let a = a
+                .into_shape_with_order((b, sq, h, hidden / h))
+                .expect("sizes checked");
+            Ok(a.permuted_axes([0, 2, 1, 3])
+                .as_standard_layout()
+                .to_owned())
         }
         r => Err(format!("{what} must have rank 3 or 4, got {r}")),
     }
@@ -78,21 +102,35 @@ fn attention<F: Real>(a: &AttnAttrs, inputs: &[Option<&Tensor>]) -> Result<Vec<A
     let (b, hq, sq, d) = q.dim();
     let (kb, hkv, _, kd) = k.dim();
     if kb != b || v.dim().0 != b {
-        return Err(format!("batch sizes differ: Q {b}, K {kb}, V {}", v.dim().0));
+        return Err(format!(
+            "batch sizes differ: Q {b}, K {kb}, V {}",
+            v.dim().0
+        ));
     }
     if kd != d {
         return Err(format!("Q head size {d} differs from K head size {kd}"));
     }
     if v.dim().1 != hkv || v.dim().2 != k.dim().2 {
-        return Err(format!("V shape {:?} does not match K shape {:?}", v.shape(), k.shape()));
+        return Err(format!(
+            "V shape {:?} does not match K shape {:?}",
+            v.shape(),
+            k.shape()
+        ));
     }
     let cat = |past: Option<ArrayD<F>>, cur: Array4<F>, what: &str| -> Result<Array4<F>, String> {
         match past {
             None => Ok(cur),
             Some(p) => {
-                let p = p.into_dimensionality::<Ix4>().map_err(|_| format!("{what} must have rank 4"))?;
-                if p.dim().0 != cur.dim().0 || p.dim().1 != cur.dim().1 || p.dim().3 != cur.dim().3 {
-                    return Err(format!("{what} shape {:?} does not match {:?}", p.shape(), cur.shape()));
+                let p = p
+                    .into_dimensionality::<Ix4>()
+                    .map_err(|_| format!("{what} must have rank 4"))?;
+                if p.dim().0 != cur.dim().0 || p.dim().1 != cur.dim().1 || p.dim().3 != cur.dim().3
+                {
+                    return Err(format!(
+                        "{what} shape {:?} does not match {:?}",
+                        p.shape(),
+                        cur.shape()
+                    ));
                 }
                 concatenate(Axis(2), &[p.view(), cur.view()]).map_err(|e| e.to_string())
             }
@@ -104,7 +142,9 @@ fn attention<F: Real>(a: &AttnAttrs, inputs: &[Option<&Tensor>]) -> Result<Vec<A
     let total = k.dim().2;
     let dv = v.dim().3;
     if hkv == 0 || hq % hkv != 0 {
-        return Err(format!("{hq} query heads cannot be grouped over {hkv} key/value heads"));
+        return Err(format!(
+            "{hq} query heads cannot be grouped over {hkv} key/value heads"
+        ));
     }
     let group = hq / hkv;
     checked_size(&[b, hq, sq, total])?;
@@ -116,7 +156,9 @@ fn attention<F: Real>(a: &AttnAttrs, inputs: &[Option<&Tensor>]) -> Result<Vec<A
         let ms = m.shape();
         let last = *ms.last().ok_or("attn_mask must have rank >= 1")?;
         if last > total || ms.len() > 4 {
-            return Err(format!("attn_mask shape {ms:?} does not fit [{b}, {hq}, {sq}, {total}]"));
+            return Err(format!(
+                "attn_mask shape {ms:?} does not fit [{b}, {hq}, {sq}, {total}]"
+            ));
         }
         let add: ArrayD<F> = match m {
             Tensor::Bool(mb) => mb.mapv(|x| if x { F::zero() } else { F::neg_infinity() }),
@@ -126,17 +168,20 @@ fn attention<F: Real>(a: &AttnAttrs, inputs: &[Option<&Tensor>]) -> Result<Vec<A
         let mut padded_shape = ms.to_vec();
         *padded_shape.last_mut().expect("rank >= 1") = total;
         let mut padded = ArrayD::from_elem(IxDyn(&padded_shape), F::neg_infinity());
-        padded.slice_each_axis_mut(|ax| {
-            if ax.axis.index() + 1 == ms.len() {
-                ndarray::Slice::from(..last)
-            } else {
-                ndarray::Slice::from(..)
-            }
-        })
-        .assign(&add);
+        padded
+            .slice_each_axis_mut(|ax| {
+                if ax.axis.index() + 1 == ms.len() {
+                    ndarray::Slice::from(..last)
+                } else {
+                    ndarray::Slice::from(..)
+                }
+            })
+            .assign(&add);
         let bcast = padded
             .broadcast(IxDyn(&[b, hq, sq, total]))
-            .ok_or_else(|| format!("attn_mask shape {ms:?} does not broadcast to [{b}, {hq}, {sq}, {total}]"))?;
+            .ok_or_else(|| {
+                format!("attn_mask shape {ms:?} does not broadcast to [{b}, {hq}, {sq}, {total}]")
+            })?;
         bias += &bcast;
     }
     if a.causal {
@@ -149,7 +194,10 @@ fn attention<F: Real>(a: &AttnAttrs, inputs: &[Option<&Tensor>]) -> Result<Vec<A
     if let Some(t) = opt(inputs, 6) {
         let lens = t.to_i64_vec()?;
         if lens.len() != b {
-            return Err(format!("nonpad_kv_seqlen has {} entries, expected {b}", lens.len()));
+            return Err(format!(
+                "nonpad_kv_seqlen has {} entries, expected {b}",
+                lens.len()
+            ));
         }
         for ((bi, _, _, j), x) in bias.indexed_iter_mut() {
             if (j as i64) >= lens[bi] {
@@ -187,11 +235,15 @@ fn attention<F: Real>(a: &AttnAttrs, inputs: &[Option<&Tensor>]) -> Result<Vec<A
                 row.mapv_inplace(|x| x / sum);
             }
             record(3, &sc);
-            y.slice_mut(s![bi, h, .., ..]).assign(&sc.dot(&v.slice(s![bi, h / group, .., ..])));
+            y.slice_mut(s![bi, h, .., ..])
+                .assign(&sc.dot(&v.slice(s![bi, h / group, .., ..])));
         }
     }
     if !(0..=3).contains(&a.mode) {
-        return Err(format!("qk_matmul_output_mode must be in 0..=3, got {}", a.mode));
+        return Err(format!(
+            "qk_matmul_output_mode must be in 0..=3, got {}",
+            a.mode
+        ));
     }
     let y = if three_d {
         y.permuted_axes([0, 2, 1, 3])
@@ -224,7 +276,12 @@ fn rotary<F: Real>(
             let nh = num_heads
                 .and_then(|h| usize::try_from(h).ok())
                 .filter(|&h| h > 0 && sh[2] % h == 0)
-                .ok_or_else(|| format!("3-D input needs num_heads dividing the hidden size {}", sh[2]))?;
+                .ok_or_else(|| {
+                    format!(
+                        "3-D input needs num_heads dividing the hidden size {}",
+                        sh[2]
+                    )
+                })?;
             (sh[0], sh[1], nh, sh[2] / nh, false)
         }
         r => return Err(format!("input must have rank 3 or 4, got {r}")),
@@ -236,15 +293,25 @@ fn rotary<F: Real>(
             ((bi * sq + si) * nh + h) * hs + k
         }
     };
-    let rd = if rot_dim == 0 { hs } else { usize::try_from(rot_dim).map_err(|_| format!("bad rotary_embedding_dim {rot_dim}"))? };
+    let rd = if rot_dim == 0 {
+        hs
+    } else {
+        usize::try_from(rot_dim).map_err(|_| format!("bad rotary_embedding_dim {rot_dim}"))?
+    };
     if rd > hs || rd % 2 != 0 {
-        return Err(format!("rotary_embedding_dim {rd} must be even and at most the head size {hs}"));
+        return Err(format!(
+            "rotary_embedding_dim {rd} must be even and at most the head size {hs}"
+        ));
     }
     let half = rd / 2;
     let want_cache: Vec<usize> = match &pos {
         Some(p) => {
             if p.len() != b * sq {
-                return Err(format!("position_ids has {} entries, expected {}", p.len(), b * sq));
+                return Err(format!(
+                    "position_ids has {} entries, expected {}",
+                    p.len(),
+                    b * sq
+                ));
             }
             vec![cos.shape().first().copied().unwrap_or(0), half]
         }
@@ -269,13 +336,19 @@ fn rotary<F: Real>(
                     usize::try_from(id)
                         .ok()
                         .filter(|&r| r < want_cache[0])
-                        .ok_or_else(|| format!("position id {id} is outside 0..{}", want_cache[0]))?
+                        .ok_or_else(|| {
+                            format!("position id {id} is outside 0..{}", want_cache[0])
+                        })?
                 }
                 None => bi * sq + si,
             };
             for h in 0..nh {
                 for i in 0..half {
-                    let (i1, i2) = if interleaved { (2 * i, 2 * i + 1) } else { (i, half + i) };
+                    let (i1, i2) = if interleaved {
+                        (2 * i, 2 * i + 1)
+                    } else {
+                        (i, half + i)
+                    };
                     let (x1, x2) = (xs[at(bi, si, h, i1)], xs[at(bi, si, h, i2)]);
                     let (cs, sn) = (cos_f[row * half + i], sin_f[row * half + i]);
                     out[at(bi, si, h, i1)] = cs * x1 - sn * x2;
@@ -325,22 +398,43 @@ mod tests {
         let q = t(&[1, 1, 2, 2], &[1.0, 0.0, 0.0, 1.0]);
         let k = t(&[1, 1, 2, 2], &[1.0, 0.0, 1.0, 1.0]);
         let v = t(&[1, 1, 2, 2], &[1.0, 2.0, 3.0, 4.0]);
-        let r = eval(&attn(0, None, None, 3, 0.0), &[Some(&q), Some(&k), Some(&v)], 4).unwrap();
+        let r = eval(
+            &attn(0, None, None, 3, 0.0),
+            &[Some(&q), Some(&k), Some(&v)],
+            4,
+        )
+        .unwrap();
         close(&r[0], &[2.0, 3.0, 2.3395231, 3.3395231], 1e-6);
         close(&r[3], &[0.5, 0.5, 0.33023845, 0.66976155], 1e-6);
         assert_eq!(r[1], k);
         // Causal: first query sees only the first key.
-        let r = eval(&attn(1, None, None, 0, 0.0), &[Some(&q), Some(&k), Some(&v)], 4).unwrap();
+        let r = eval(
+            &attn(1, None, None, 0, 0.0),
+            &[Some(&q), Some(&k), Some(&v)],
+            4,
+        )
+        .unwrap();
         close(&r[0], &[1.0, 2.0, 2.3395231, 3.3395231], 1e-6);
-        close(&r[3], &[0.70710678, 0.70710678, 0.0, 0.70710678], 1e-6);
+        let r2 = std::f64::consts::FRAC_1_SQRT_2;
+        close(&r[3], &[r2, r2, 0.0, r2], 1e-6);
         // Boolean mask of 1 column (padded with false): every query sees key 0 only.
         let m = Tensor::from_vec(&[2, 1], vec![true, true]).unwrap();
-        let r = eval(&attn(0, None, None, 0, 0.0), &[Some(&q), Some(&k), Some(&v), Some(&m)], 1).unwrap();
+        let r = eval(
+            &attn(0, None, None, 0, 0.0),
+            &[Some(&q), Some(&k), Some(&v), Some(&m)],
+            1,
+        )
+        .unwrap();
         close(&r[0], &[1.0, 2.0, 1.0, 2.0], 1e-6);
         // Softcap 0.5: mode 2 records 0.5*tanh(s/0.5).
-        let r = eval(&attn(0, None, None, 2, 0.5), &[Some(&q), Some(&k), Some(&v)], 4).unwrap();
+        let r = eval(
+            &attn(0, None, None, 2, 0.5),
+            &[Some(&q), Some(&k), Some(&v)],
+            4,
+        )
+        .unwrap();
         let cap = |x: f64| 0.5 * (x / 0.5).tanh();
-        close(&r[3], &[cap(0.70710678), cap(0.70710678), 0.0, cap(0.70710678)], 1e-6);
+        close(&r[3], &[cap(r2), cap(r2), 0.0, cap(r2)], 1e-6);
     }
 
     #[test]
@@ -351,20 +445,38 @@ mod tests {
         let v = t(&[1, 1, 1], &[5.0]);
         let pk = t(&[1, 1, 1, 1], &[0.0]);
         let pv = t(&[1, 1, 1, 1], &[1.0]);
-        let r = eval(&attn(0, Some(2), Some(1), 0, 0.0), &[Some(&q), Some(&k), Some(&v), None, Some(&pk), Some(&pv)], 3)
-            .unwrap();
+        let r = eval(
+            &attn(0, Some(2), Some(1), 0, 0.0),
+            &[Some(&q), Some(&k), Some(&v), None, Some(&pk), Some(&pv)],
+            3,
+        )
+        .unwrap();
         // head 0: scores [0, 2] -> softmax [1/(1+e^2), e^2/(1+e^2)]; y = p0*1 + p1*5
         let p1 = 2f64.exp() / (1.0 + 2f64.exp());
         let p1n = (-2f64).exp() / (1.0 + (-2f64).exp());
-        close(&r[0], &[(1.0 - p1) + 5.0 * p1, (1.0 - p1n) + 5.0 * p1n], 1e-6);
+        close(
+            &r[0],
+            &[(1.0 - p1) + 5.0 * p1, (1.0 - p1n) + 5.0 * p1n],
+            1e-6,
+        );
         assert_eq!(r[0].shape(), &[1, 1, 2]);
         close(&r[1], &[0.0, 2.0], 0.0);
         assert_eq!(r[2].shape(), &[1, 1, 2, 1]);
         // 3 query heads over 2 kv heads is an error; 3-D without heads is an error.
         let q3 = t(&[1, 1, 3], &[1.0, 1.0, 1.0]);
         let k2 = t(&[1, 1, 2], &[1.0, 1.0]);
-        assert!(eval(&attn(0, Some(3), Some(2), 0, 0.0), &[Some(&q3), Some(&k2), Some(&k2)], 1).is_err());
-        assert!(eval(&attn(0, None, None, 0, 0.0), &[Some(&q), Some(&k), Some(&v)], 1).is_err());
+        assert!(eval(
+            &attn(0, Some(3), Some(2), 0, 0.0),
+            &[Some(&q3), Some(&k2), Some(&k2)],
+            1
+        )
+        .is_err());
+        assert!(eval(
+            &attn(0, None, None, 0, 0.0),
+            &[Some(&q), Some(&k), Some(&v)],
+            1
+        )
+        .is_err());
     }
 
     #[test]
@@ -374,20 +486,44 @@ mod tests {
         let cos = t(&[2, 2], &[1.0, 1.0, 0.0, 0.5]);
         let sin = t(&[2, 2], &[0.0, 0.0, 1.0, 0.5]);
         let pos = Tensor::from_vec(&[1, 1], vec![1i64]).unwrap();
-        let op = |il: i64, dim: i64| Op::RotaryEmbedding { interleaved: il, num_heads: None, rotary_embedding_dim: dim };
+        let op = |il: i64, dim: i64| Op::RotaryEmbedding {
+            interleaved: il,
+            num_heads: None,
+            rotary_embedding_dim: dim,
+        };
         // halves: x1=[1,2], x2=[3,4]; real = cos*x1 - sin*x2 = [-3, -1]; imag = sin*x1 + cos*x2 = [1, 3]
-        let r = eval(&op(0, 0), &[Some(&x), Some(&cos), Some(&sin), Some(&pos)], 1).unwrap();
+        let r = eval(
+            &op(0, 0),
+            &[Some(&x), Some(&cos), Some(&sin), Some(&pos)],
+            1,
+        )
+        .unwrap();
         close(&r[0], &[-3.0, -1.0, 1.0, 3.0], 1e-6);
         // interleaved: pairs (1,2), (3,4): (0*1-1*2, 1*1+0*2) = (-2, 1); (.5*3-.5*4, .5*3+.5*4) = (-.5, 3.5)
-        let r = eval(&op(1, 0), &[Some(&x), Some(&cos), Some(&sin), Some(&pos)], 1).unwrap();
+        let r = eval(
+            &op(1, 0),
+            &[Some(&x), Some(&cos), Some(&sin), Some(&pos)],
+            1,
+        )
+        .unwrap();
         close(&r[0], &[-2.0, 1.0, -0.5, 3.5], 1e-6);
         // rotary dim 2 leaves the rest alone; cos/sin caches of one column.
         let cos1 = t(&[2, 1], &[1.0, 0.0]);
         let sin1 = t(&[2, 1], &[0.0, 1.0]);
-        let r = eval(&op(0, 2), &[Some(&x), Some(&cos1), Some(&sin1), Some(&pos)], 1).unwrap();
+        let r = eval(
+            &op(0, 2),
+            &[Some(&x), Some(&cos1), Some(&sin1), Some(&pos)],
+            1,
+        )
+        .unwrap();
         close(&r[0], &[-2.0, 1.0, 3.0, 4.0], 1e-6);
         // out-of-range position id
         let bad = Tensor::from_vec(&[1, 1], vec![2i64]).unwrap();
-        assert!(eval(&op(0, 0), &[Some(&x), Some(&cos), Some(&sin), Some(&bad)], 1).is_err());
+        assert!(eval(
+            &op(0, 0),
+            &[Some(&x), Some(&cos), Some(&sin), Some(&bad)],
+            1
+        )
+        .is_err());
     }
 }

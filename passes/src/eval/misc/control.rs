@@ -11,8 +11,13 @@ use crate::ir::{Elem, Graph, Op, Tensor};
 /// Evaluates If, Loop or Scan.
 pub fn eval(op: &Op, inputs: &[Option<&Tensor>], n_outputs: usize) -> Result<Vec<Tensor>, String> {
     let outs = match op {
-        Op::If { then_branch, else_branch } => eval_if(then_branch, else_branch, inputs)?,
-        Op::Loop { body, num_captures } => eval_loop(body, count(*num_captures, "num_captures")?, inputs)?,
+        Op::If {
+            then_branch,
+            else_branch,
+        } => eval_if(then_branch, else_branch, inputs)?,
+        Op::Loop { body, num_captures } => {
+            eval_loop(body, count(*num_captures, "num_captures")?, inputs)?
+        }
         Op::Scan {
             body,
             num_captures,
@@ -36,7 +41,10 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>], n_outputs: usize) -> Result<Vec
         _ => return Err("not a control-flow op".into()),
     };
     if outs.len() != n_outputs {
-        return Err(format!("the subgraph produced {} outputs, the node declares {n_outputs}", outs.len()));
+        return Err(format!(
+            "the subgraph produced {} outputs, the node declares {n_outputs}",
+            outs.len()
+        ));
     }
     Ok(outs)
 }
@@ -53,21 +61,35 @@ fn run(g: &Graph, args: Vec<Option<Tensor>>) -> Result<Vec<Tensor>, String> {
 /// The single boolean of a condition tensor.
 fn truth(t: &Tensor, what: &str) -> Result<bool, String> {
     if t.len() != 1 {
-        return Err(format!("{what} must have exactly one element, got shape {:?}", t.shape()));
+        return Err(format!(
+            "{what} must have exactly one element, got shape {:?}",
+            t.shape()
+        ));
     }
     Ok(crate::dispatch!(t, a => a.iter().next().expect("one element").to_bool()))
 }
 
-fn eval_if(then_branch: &Graph, else_branch: &Graph, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, String> {
+fn eval_if(
+    then_branch: &Graph,
+    else_branch: &Graph,
+    inputs: &[Option<&Tensor>],
+) -> Result<Vec<Tensor>, String> {
     let cond = truth(req(inputs, 0)?, "cond")?;
     let captures = inputs.iter().skip(1).map(|t| t.cloned()).collect();
     run(if cond { then_branch } else { else_branch }, captures)
 }
 
-fn eval_loop(body: &Graph, num_captures: usize, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, String> {
+fn eval_loop(
+    body: &Graph,
+    num_captures: usize,
+    inputs: &[Option<&Tensor>],
+) -> Result<Vec<Tensor>, String> {
     let get = |i: usize| inputs.get(i).copied().flatten();
     if inputs.len() < 2 + num_captures && num_captures > 0 {
-        return Err(format!("{} inputs, but {num_captures} captures after M and cond", inputs.len()));
+        return Err(format!(
+            "{} inputs, but {num_captures} captures after M and cond",
+            inputs.len()
+        ));
     }
     let n_carried = inputs.len().saturating_sub(2 + num_captures);
     let max_trip = match get(0) {
@@ -76,7 +98,12 @@ fn eval_loop(body: &Graph, num_captures: usize, inputs: &[Option<&Tensor>]) -> R
             let v = m.to_i64_vec()?;
             match v[..] {
                 [m] => Some(m),
-                _ => return Err(format!("M must have exactly one element, got shape {:?}", m.shape())),
+                _ => {
+                    return Err(format!(
+                        "M must have exactly one element, got shape {:?}",
+                        m.shape()
+                    ))
+                }
             }
         }
     };
@@ -86,14 +113,24 @@ fn eval_loop(body: &Graph, num_captures: usize, inputs: &[Option<&Tensor>]) -> R
         None => true,
     };
     let mut carried: Vec<Tensor> = (0..n_carried)
-        .map(|i| get(2 + i).cloned().ok_or_else(|| format!("loop-carried input {} is missing", 2 + i)))
+        .map(|i| {
+            get(2 + i)
+                .cloned()
+                .ok_or_else(|| format!("loop-carried input {} is missing", 2 + i))
+        })
         .collect::<Result<_, _>>()?;
-    let captures: Vec<Option<Tensor>> = inputs[2 + n_carried..].iter().map(|t| t.cloned()).collect();
+    let captures: Vec<Option<Tensor>> =
+        inputs[2 + n_carried..].iter().map(|t| t.cloned()).collect();
     let n_scan = body
         .outputs
         .len()
         .checked_sub(1 + n_carried)
-        .ok_or_else(|| format!("the body has {} outputs, fewer than 1 + {n_carried} loop-carried", body.outputs.len()))?;
+        .ok_or_else(|| {
+            format!(
+                "the body has {} outputs, fewer than 1 + {n_carried} loop-carried",
+                body.outputs.len()
+            )
+        })?;
     let mut scans: Vec<Vec<Tensor>> = vec![Vec::new(); n_scan];
     let mut i: i64 = 0;
     while max_trip.is_none_or(|m| i < m) && cond {
@@ -131,9 +168,18 @@ fn empty_like_output(body: &Graph, k: usize) -> Result<Tensor, String> {
 }
 
 /// Stacks same-shaped tensors along a new axis `axis`; `empty` builds the result for none.
-fn stack(ts: &[Tensor], axis: usize, empty: impl FnOnce() -> Result<Tensor, String>) -> Result<Tensor, String> {
-    let Some(first) = ts.first() else { return empty() };
-    if ts.iter().any(|t| t.dtype() != first.dtype() || t.shape() != first.shape()) {
+fn stack(
+    ts: &[Tensor],
+    axis: usize,
+    empty: impl FnOnce() -> Result<Tensor, String>,
+) -> Result<Tensor, String> {
+    let Some(first) = ts.first() else {
+        return empty();
+    };
+    if ts
+        .iter()
+        .any(|t| t.dtype() != first.dtype() || t.shape() != first.shape())
+    {
         return Err("scan output elements differ in type or shape across iterations".into());
     }
     crate::dispatch!(first, _a => {
@@ -168,19 +214,31 @@ fn direction(d: i64, what: &str) -> Result<bool, String> {
     }
 }
 
-fn eval_scan(body: &Graph, inputs: &[Option<&Tensor>], a: &ScanAttrs) -> Result<Vec<Tensor>, String> {
+fn eval_scan(
+    body: &Graph,
+    inputs: &[Option<&Tensor>],
+    a: &ScanAttrs,
+) -> Result<Vec<Tensor>, String> {
     let n_in = inputs.len();
     let n_state = n_in
         .checked_sub(a.num_scan_inputs + a.num_captures)
-        .ok_or_else(|| format!("{n_in} inputs, fewer than {} scan inputs plus {} captures", a.num_scan_inputs, a.num_captures))?;
-    let all: Vec<&Tensor> = (0..n_in).map(|i| req(inputs, i)).collect::<Result<_, _>>()?;
+        .ok_or_else(|| {
+            format!(
+                "{n_in} inputs, fewer than {} scan inputs plus {} captures",
+                a.num_scan_inputs, a.num_captures
+            )
+        })?;
+    let all: Vec<&Tensor> = (0..n_in)
+        .map(|i| req(inputs, i))
+        .collect::<Result<_, _>>()?;
     let (states, rest) = all.split_at(n_state);
     let (scan_ins, captures) = rest.split_at(a.num_scan_inputs);
-    let n_scan_out = body
-        .outputs
-        .len()
-        .checked_sub(n_state)
-        .ok_or_else(|| format!("the body has {} outputs, fewer than {n_state} states", body.outputs.len()))?;
+    let n_scan_out = body.outputs.len().checked_sub(n_state).ok_or_else(|| {
+        format!(
+            "the body has {} outputs, fewer than {n_state} states",
+            body.outputs.len()
+        )
+    })?;
     let in_axes = per_item(a.in_axes, a.num_scan_inputs, "scan_input_axes")?;
     let in_dirs = per_item(a.in_dirs, a.num_scan_inputs, "scan_input_directions")?;
     let out_axes = per_item(a.out_axes, n_scan_out, "scan_output_axes")?;
@@ -194,7 +252,10 @@ fn eval_scan(body: &Graph, inputs: &[Option<&Tensor>], a: &ScanAttrs) -> Result<
         }
         let l = t.shape()[ax];
         if len.is_some_and(|p| p != l) {
-            return Err(format!("scan inputs disagree on the sequence length ({l} vs {})", len.unwrap_or(0)));
+            return Err(format!(
+                "scan inputs disagree on the sequence length ({l} vs {})",
+                len.unwrap_or(0)
+            ));
         }
         len = Some(l);
         axes.push(ax);
@@ -205,7 +266,11 @@ fn eval_scan(body: &Graph, inputs: &[Option<&Tensor>], a: &ScanAttrs) -> Result<
     for t in 0..len {
         let mut args: Vec<Option<Tensor>> = state.iter().cloned().map(Some).collect();
         for (j, x) in scan_ins.iter().enumerate() {
-            let i = if direction(in_dirs[j], "scan_input_directions")? { len - 1 - t } else { t };
+            let i = if direction(in_dirs[j], "scan_input_directions")? {
+                len - 1 - t
+            } else {
+                t
+            };
             args.push(Some(crate::dispatch!(*x, arr => <T as Elem>::wrap(arr.index_axis(Axis(axes[j]), i).to_owned()))));
         }
         args.extend(captures.iter().map(|c| Some((*c).clone())));
@@ -233,7 +298,10 @@ mod tests {
     use crate::ir::{DType, Node, Shape, TypeInfo, ValueInfo, ValueRef};
 
     fn ty(dtype: DType) -> TypeInfo {
-        TypeInfo { dtype, shape: Shape::Unranked }
+        TypeInfo {
+            dtype,
+            shape: Shape::Unranked,
+        }
     }
 
     fn v(node: crate::ir::NodeId) -> Option<ValueRef> {
@@ -241,12 +309,29 @@ mod tests {
     }
 
     /// Adds a single-output node.
-    fn node(g: &mut Graph, op: Op, inputs: Vec<Option<ValueRef>>, name: &str, dtype: DType) -> crate::ir::NodeId {
-        g.add_node(Node { name: name.into(), op, inputs, outputs: vec![ValueInfo { name: name.into(), ty: ty(dtype) }] })
+    fn node(
+        g: &mut Graph,
+        op: Op,
+        inputs: Vec<Option<ValueRef>>,
+        name: &str,
+        dtype: DType,
+    ) -> crate::ir::NodeId {
+        g.add_node(Node {
+            name: name.into(),
+            op,
+            inputs,
+            outputs: vec![ValueInfo {
+                name: name.into(),
+                ty: ty(dtype),
+            }],
+        })
     }
 
     fn out(g: &mut Graph, name: &str, id: crate::ir::NodeId) {
-        g.outputs.push(crate::ir::GraphOutput { name: name.into(), value: ValueRef { node: id, port: 0 } });
+        g.outputs.push(crate::ir::GraphOutput {
+            name: name.into(),
+            value: ValueRef { node: id, port: 0 },
+        });
     }
 
     fn f32s(shape: &[usize], v: &[f32]) -> Tensor {
@@ -276,7 +361,10 @@ mod tests {
             g.add_input("x", ty(DType::F32));
             vec![konst(g, f32s(&[1], &[7.0]))]
         });
-        let op = Op::If { then_branch: then_b, else_branch: else_b };
+        let op = Op::If {
+            then_branch: then_b,
+            else_branch: else_b,
+        };
         let x = f32s(&[2], &[3.0, -1.0]);
         let r = eval(&op, &[Some(&Tensor::scalar(true)), Some(&x)], 1).unwrap();
         assert_eq!(r[0], x);
@@ -302,21 +390,37 @@ mod tests {
             let cap = g.add_input("cap", ty(DType::F32));
             let then_b = graph("t", |g| vec![konst(g, Tensor::scalar(false))]);
             let else_b = graph("e", |g| vec![konst(g, Tensor::scalar(true))]);
-            let cond = node(g, Op::If { then_branch: then_b, else_branch: else_b }, vec![v(i)], "cond", DType::Bool);
+            let cond = node(
+                g,
+                Op::If {
+                    then_branch: then_b,
+                    else_branch: else_b,
+                },
+                vec![v(i)],
+                "cond",
+                DType::Bool,
+            );
             vec![cond, b, a, i, cap]
         })
     }
 
     #[test]
     fn loop_with_trip_count_cond_and_scan_outputs() {
-        let op = Op::Loop { body: loop_body(), num_captures: 1 };
+        let op = Op::Loop {
+            body: loop_body(),
+            num_captures: 1,
+        };
         let a = f32s(&[2], &[0.0, 1.0]);
         let b = f32s(&[1], &[5.0]);
         let cap = f32s(&[1], &[9.0]);
         let run = |m: Option<i64>, c: Option<bool>| {
             let m = m.map(Tensor::scalar);
             let c = c.map(Tensor::scalar);
-            eval(&op, &[m.as_ref(), c.as_ref(), Some(&a), Some(&b), Some(&cap)], 4)
+            eval(
+                &op,
+                &[m.as_ref(), c.as_ref(), Some(&a), Some(&b), Some(&cap)],
+                4,
+            )
         };
         // cond given: the body's cond is false after iteration 1, so 2 iterations.
         let r = run(Some(5), Some(true)).unwrap();
@@ -334,7 +438,10 @@ mod tests {
         let r = run(None, Some(true)).unwrap();
         assert_eq!(r[2].shape(), &[2]);
         // cond false from the start, or M = 0: zero iterations, empty scan outputs.
-        for r in [run(Some(5), Some(false)).unwrap(), run(Some(0), None).unwrap()] {
+        for r in [
+            run(Some(5), Some(false)).unwrap(),
+            run(Some(0), None).unwrap(),
+        ] {
             assert_eq!((&r[0], &r[1]), (&a, &b));
             assert_eq!(r[2].shape(), &[0]);
             assert_eq!(r[2].dtype(), DType::I64);
@@ -342,7 +449,18 @@ mod tests {
         // A non-scalar M is an error; so is the wrong number of outputs.
         let m2 = Tensor::from_vec(&[2], vec![1i64, 2]).unwrap();
         assert!(eval(&op, &[Some(&m2), None, Some(&a), Some(&b), Some(&cap)], 4).is_err());
-        assert!(eval(&op, &[None, Some(&Tensor::scalar(true)), Some(&a), Some(&b), Some(&cap)], 3).is_err());
+        assert!(eval(
+            &op,
+            &[
+                None,
+                Some(&Tensor::scalar(true)),
+                Some(&a),
+                Some(&b),
+                Some(&cap)
+            ],
+            3
+        )
+        .is_err());
     }
 
     #[test]
@@ -355,31 +473,48 @@ mod tests {
             let cap = g.add_input("cap", ty(DType::I32));
             vec![x, s, cap]
         });
-        let mk = |in_axes: Vec<i64>, in_dirs: Vec<i64>, out_axes: Vec<i64>, out_dirs: Vec<i64>| Op::Scan {
-            body: body.clone(),
-            num_captures: 1,
-            num_scan_inputs: 1,
-            scan_input_axes: in_axes,
-            scan_input_directions: in_dirs,
-            scan_output_axes: out_axes,
-            scan_output_directions: out_dirs,
+        let mk = |in_axes: Vec<i64>, in_dirs: Vec<i64>, out_axes: Vec<i64>, out_dirs: Vec<i64>| {
+            Op::Scan {
+                body: body.clone(),
+                num_captures: 1,
+                num_scan_inputs: 1,
+                scan_input_axes: in_axes,
+                scan_input_directions: in_dirs,
+                scan_output_axes: out_axes,
+                scan_output_directions: out_dirs,
+            }
         };
         let init = f32s(&[2], &[0.0, 0.0]);
         let x = f32s(&[3, 2], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
         let cap = Tensor::scalar(4i32);
-        let r = eval(&mk(vec![], vec![], vec![], vec![]), &[Some(&init), Some(&x), Some(&cap)], 3).unwrap();
+        let r = eval(
+            &mk(vec![], vec![], vec![], vec![]),
+            &[Some(&init), Some(&x), Some(&cap)],
+            3,
+        )
+        .unwrap();
         assert_eq!(r[0], f32s(&[2], &[5.0, 6.0]));
         assert_eq!(r[1], f32s(&[3, 2], &[0.0, 0.0, 1.0, 2.0, 3.0, 4.0]));
         assert_eq!(r[2], Tensor::from_vec(&[3], vec![4i32; 3]).unwrap());
         // Reverse input; output 0 stacked on axis -1 and prepended.
-        let r = eval(&mk(vec![0], vec![1], vec![-1, 0], vec![1, 0]), &[Some(&init), Some(&x), Some(&cap)], 3).unwrap();
+        let r = eval(
+            &mk(vec![0], vec![1], vec![-1, 0], vec![1, 0]),
+            &[Some(&init), Some(&x), Some(&cap)],
+            3,
+        )
+        .unwrap();
         // iterations see rows 2, 1, 0: states before them [0,0], [5,6], [3,4]; reversed
         // [3,4], [5,6], [0,0], stacked as columns.
         assert_eq!(r[0], f32s(&[2], &[1.0, 2.0]));
         assert_eq!(r[1], f32s(&[2, 3], &[3.0, 5.0, 0.0, 4.0, 6.0, 0.0]));
         // Scan over axis -1 of a [2, 3] input: its columns.
         let xt = f32s(&[2, 3], &[1.0, 3.0, 5.0, 2.0, 4.0, 6.0]);
-        let r = eval(&mk(vec![-1], vec![], vec![], vec![]), &[Some(&init), Some(&xt), Some(&cap)], 3).unwrap();
+        let r = eval(
+            &mk(vec![-1], vec![], vec![], vec![]),
+            &[Some(&init), Some(&xt), Some(&cap)],
+            3,
+        )
+        .unwrap();
         assert_eq!(r[0], f32s(&[2], &[5.0, 6.0]));
         // Bad attributes.
         let args = [Some(&init), Some(&x), Some(&cap)];

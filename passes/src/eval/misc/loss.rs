@@ -10,13 +10,21 @@ use crate::ir::{Op, Tensor};
 /// Evaluates NegativeLogLikelihoodLoss or SoftmaxCrossEntropyLoss.
 pub fn eval(op: &Op, inputs: &[Option<&Tensor>], n_outputs: usize) -> Result<Vec<Tensor>, String> {
     let (ignore_index, reduction, softmax) = match op {
-        Op::NegativeLogLikelihoodLoss { ignore_index, reduction } => (*ignore_index, reduction.as_str(), false),
-        Op::SoftmaxCrossEntropyLoss { ignore_index, reduction } => (*ignore_index, reduction.as_str(), true),
+        Op::NegativeLogLikelihoodLoss {
+            ignore_index,
+            reduction,
+        } => (*ignore_index, reduction.as_str(), false),
+        Op::SoftmaxCrossEntropyLoss {
+            ignore_index,
+            reduction,
+        } => (*ignore_index, reduction.as_str(), true),
         _ => return Err("not a loss op".into()),
     };
     let max_out = if softmax { 2 } else { 1 };
     if n_outputs == 0 || n_outputs > max_out {
-        return Err(format!("{n_outputs} outputs requested, the op has 1..={max_out}"));
+        return Err(format!(
+            "{n_outputs} outputs requested, the op has 1..={max_out}"
+        ));
     }
     if !matches!(reduction, "none" | "sum" | "mean") {
         return Err(format!("unknown reduction '{reduction}'"));
@@ -24,7 +32,10 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>], n_outputs: usize) -> Result<Vec
     let dtype = req(inputs, 0)?.dtype();
     let target = req(inputs, 1)?;
     if !target.dtype().is_int() {
-        return Err(format!("target has type {}, expected an integer type", target.dtype()));
+        return Err(format!(
+            "target has type {}, expected an integer type",
+            target.dtype()
+        ));
     }
     let labels = target.to_i64_vec()?;
     with_real!(dtype, F => {
@@ -43,7 +54,10 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>], n_outputs: usize) -> Result<Vec
 /// Log-softmax over axis 1, computed stably (max-shifted).
 fn log_softmax_axis1<F: Real>(x: &ArrayD<F>) -> Result<ArrayD<F>, String> {
     if x.ndim() < 2 {
-        return Err(format!("scores must have rank >= 2, got shape {:?}", x.shape()));
+        return Err(format!(
+            "scores must have rank >= 2, got shape {:?}",
+            x.shape()
+        ));
     }
     let mut out = x.clone();
     for mut lane in out.lanes_mut(Axis(1)) {
@@ -72,11 +86,16 @@ fn nll<F: Real>(
     let mut want: Vec<usize> = vec![n];
     want.extend(&shape[2..]);
     if target_shape != want {
-        return Err(format!("target has shape {target_shape:?}, expected {want:?}"));
+        return Err(format!(
+            "target has shape {target_shape:?}, expected {want:?}"
+        ));
     }
     if let Some(w) = weight {
         if w.shape() != [classes] {
-            return Err(format!("weight has shape {:?}, expected [{classes}]", w.shape()));
+            return Err(format!(
+                "weight has shape {:?}, expected [{classes}]",
+                w.shape()
+            ));
         }
     }
     let inner = checked_size(&shape[2..])?;
@@ -112,17 +131,26 @@ mod tests {
     use super::*;
 
     fn nll_op(ii: Option<i64>, red: &str) -> Op {
-        Op::NegativeLogLikelihoodLoss { ignore_index: ii, reduction: red.into() }
+        Op::NegativeLogLikelihoodLoss {
+            ignore_index: ii,
+            reduction: red.into(),
+        }
     }
     fn sce_op(ii: Option<i64>, red: &str) -> Op {
-        Op::SoftmaxCrossEntropyLoss { ignore_index: ii, reduction: red.into() }
+        Op::SoftmaxCrossEntropyLoss {
+            ignore_index: ii,
+            reduction: red.into(),
+        }
     }
 
     fn close(t: &Tensor, want: &[f64], tol: f64) {
         let got = t.to_f64_vec();
         assert_eq!(got.len(), want.len(), "{got:?} vs {want:?}");
         for (g, w) in got.iter().zip(want) {
-            assert!((g - w).abs() <= tol || (g.is_nan() && w.is_nan()), "{got:?} vs {want:?}");
+            assert!(
+                (g - w).abs() <= tol || (g.is_nan() && w.is_nan()),
+                "{got:?} vs {want:?}"
+            );
         }
     }
 
@@ -138,7 +166,12 @@ mod tests {
         assert_eq!(r[0].shape(), &[2, 2]);
         let r = eval(&nll_op(Some(-1), "sum"), &[Some(&x), Some(&t), Some(&w)], 1).unwrap();
         close(&r[0], &[-(2.5 * 3.0 + 4.0 * 2.0)], 1e-6);
-        let r = eval(&nll_op(Some(-1), "mean"), &[Some(&x), Some(&t), Some(&w)], 1).unwrap();
+        let r = eval(
+            &nll_op(Some(-1), "mean"),
+            &[Some(&x), Some(&t), Some(&w)],
+            1,
+        )
+        .unwrap();
         close(&r[0], &[-(2.5 * 3.0 + 4.0 * 2.0) / 6.0], 1e-6);
         let r = eval(&nll_op(Some(-1), "mean"), &[Some(&x), Some(&t)], 1).unwrap();
         close(&r[0], &[-(6.5) / 3.0], 1e-6);
@@ -161,7 +194,18 @@ mod tests {
         let t = Tensor::from_vec(&[2], vec![2i64, 0]).unwrap();
         let r = eval(&sce_op(None, "mean"), &[Some(&x), Some(&t)], 2).unwrap();
         close(&r[0], &[(0.40760596 + 1.09861229) / 2.0], 1e-7);
-        close(&r[1], &[-2.40760596, -1.40760596, -0.40760596, -1.09861229, -1.09861229, -1.09861229], 1e-7);
+        close(
+            &r[1],
+            &[
+                -2.40760596,
+                -1.40760596,
+                -0.40760596,
+                -1.09861229,
+                -1.09861229,
+                -1.09861229,
+            ],
+            1e-7,
+        );
         assert_eq!(r[1].dtype(), crate::ir::DType::F64);
         // Large scores stay finite.
         let x = Tensor::from_vec(&[1, 2], vec![1000.0f32, 0.0]).unwrap();

@@ -93,7 +93,10 @@ impl Act {
 /// Parses activation names, consuming `alphas`/`betas` in order by the functions that take
 /// them (defaults are those of the corresponding ONNX ops).
 fn parse_acts(names: &[String], alphas: &[f32], betas: &[f32]) -> Result<Vec<Act>, String> {
-    let (mut ai, mut bi) = (alphas.iter().map(|&v| v as f64), betas.iter().map(|&v| v as f64));
+    let (mut ai, mut bi) = (
+        alphas.iter().map(|&v| v as f64),
+        betas.iter().map(|&v| v as f64),
+    );
     names
         .iter()
         .map(|n| {
@@ -105,7 +108,9 @@ fn parse_acts(names: &[String], alphas: &[f32], betas: &[f32]) -> Result<Vec<Act
                 "leakyrelu" => Act::LeakyRelu(ai.next().unwrap_or(0.01)),
                 "thresholdedrelu" => Act::ThresholdedRelu(ai.next().unwrap_or(1.0)),
                 "scaledtanh" => Act::ScaledTanh(ai.next().unwrap_or(1.0), bi.next().unwrap_or(1.0)),
-                "hardsigmoid" => Act::HardSigmoid(ai.next().unwrap_or(0.2), bi.next().unwrap_or(0.5)),
+                "hardsigmoid" => {
+                    Act::HardSigmoid(ai.next().unwrap_or(0.2), bi.next().unwrap_or(0.5))
+                }
                 "elu" => Act::Elu(ai.next().unwrap_or(1.0)),
                 "softsign" => Act::Softsign,
                 "softplus" => Act::Softplus,
@@ -130,17 +135,66 @@ struct Config {
 
 fn config(op: &Op) -> Result<Config, String> {
     let (cell, alpha, beta, acts, clip, direction, hidden, layout) = match op {
-        Op::Lstm { activation_alpha, activation_beta, activations, clip, direction, hidden_size, input_forget, layout } => (
-            Cell::Lstm { input_forget: *input_forget != 0 },
-            activation_alpha, activation_beta, activations, clip, direction, hidden_size, layout,
+        Op::Lstm {
+            activation_alpha,
+            activation_beta,
+            activations,
+            clip,
+            direction,
+            hidden_size,
+            input_forget,
+            layout,
+        } => (
+            Cell::Lstm {
+                input_forget: *input_forget != 0,
+            },
+            activation_alpha,
+            activation_beta,
+            activations,
+            clip,
+            direction,
+            hidden_size,
+            layout,
         ),
-        Op::Gru { activation_alpha, activation_beta, activations, clip, direction, hidden_size, layout, linear_before_reset } => (
-            Cell::Gru { linear_before_reset: *linear_before_reset != 0 },
-            activation_alpha, activation_beta, activations, clip, direction, hidden_size, layout,
+        Op::Gru {
+            activation_alpha,
+            activation_beta,
+            activations,
+            clip,
+            direction,
+            hidden_size,
+            layout,
+            linear_before_reset,
+        } => (
+            Cell::Gru {
+                linear_before_reset: *linear_before_reset != 0,
+            },
+            activation_alpha,
+            activation_beta,
+            activations,
+            clip,
+            direction,
+            hidden_size,
+            layout,
         ),
-        Op::Rnn { activation_alpha, activation_beta, activations, clip, direction, hidden_size, layout } => {
-            (Cell::Rnn, activation_alpha, activation_beta, activations, clip, direction, hidden_size, layout)
-        }
+        Op::Rnn {
+            activation_alpha,
+            activation_beta,
+            activations,
+            clip,
+            direction,
+            hidden_size,
+            layout,
+        } => (
+            Cell::Rnn,
+            activation_alpha,
+            activation_beta,
+            activations,
+            clip,
+            direction,
+            hidden_size,
+            layout,
+        ),
         _ => return Err("not a recurrent op".into()),
     };
     let (num_dir, reverse_only) = match direction.as_str() {
@@ -157,31 +211,52 @@ fn config(op: &Op) -> Result<Config, String> {
     }
     let per_dir = cell.default_acts().len();
     let names: Vec<String> = if acts.is_empty() {
-        (0..num_dir).flat_map(|_| cell.default_acts().iter().map(|s| s.to_string())).collect()
+        (0..num_dir)
+            .flat_map(|_| cell.default_acts().iter().map(|s| s.to_string()))
+            .collect()
     } else if acts.len() == per_dir * num_dir {
         acts.clone()
     } else if acts.len() == per_dir {
         // One list given for a bidirectional op: both directions use it.
         (0..num_dir).flat_map(|_| acts.iter().cloned()).collect()
     } else {
-        return Err(format!("expected {} activations, got {}", per_dir * num_dir, acts.len()));
+        return Err(format!(
+            "expected {} activations, got {}",
+            per_dir * num_dir,
+            acts.len()
+        ));
     };
     let parsed = parse_acts(&names, alpha, beta)?;
     let acts = parsed.chunks(per_dir).map(|c| c.to_vec()).collect();
     if let Some(cl) = clip {
-        if !(*cl >= 0.0) {
+        if cl.is_nan() || *cl < 0.0 {
             return Err(format!("clip must be non-negative, got {cl}"));
         }
     }
-    Ok(Config { cell, hidden: *hidden as usize, acts, clip: clip.map(|v| v as f64), num_dir, reverse_only, layout: *layout })
+    Ok(Config {
+        cell,
+        hidden: *hidden as usize,
+        acts,
+        clip: clip.map(|v| v as f64),
+        num_dir,
+        reverse_only,
+        layout: *layout,
+    })
 }
 
 /// Evaluates LSTM, GRU or RNN.
 pub fn eval(op: &Op, inputs: &[Option<&Tensor>], n_outputs: usize) -> Result<Vec<Tensor>, String> {
     let cfg = config(op)?;
-    let max_out = if matches!(cfg.cell, Cell::Lstm { .. }) { 3 } else { 2 };
+    let max_out = if matches!(cfg.cell, Cell::Lstm { .. }) {
+        3
+    } else {
+        2
+    };
     if n_outputs > max_out {
-        return Err(format!("{} outputs requested, the op has at most {max_out}", n_outputs));
+        return Err(format!(
+            "{} outputs requested, the op has at most {max_out}",
+            n_outputs
+        ));
     }
     let x = req(inputs, 0)?;
     let dtype = x.dtype();
@@ -193,18 +268,28 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>], n_outputs: usize) -> Result<Vec
 
 fn dim3<F: Real>(a: ArrayD<F>, what: &str, want: [usize; 3]) -> Result<Array3<F>, String> {
     if a.shape() != want {
-        return Err(format!("{what} has shape {:?}, expected {want:?}", a.shape()));
+        return Err(format!(
+            "{what} has shape {:?}, expected {want:?}",
+            a.shape()
+        ));
     }
     Ok(a.into_dimensionality::<Ix3>().expect("rank checked"))
 }
 
 /// A state input (initial_h / initial_c) as [num_dir, batch, hidden], or zeros.
-fn state<F: Real>(a: Option<ArrayD<F>>, what: &str, cfg: &Config, batch: usize) -> Result<Array3<F>, String> {
+fn state<F: Real>(
+    a: Option<ArrayD<F>>,
+    what: &str,
+    cfg: &Config,
+    batch: usize,
+) -> Result<Array3<F>, String> {
     let (nd, h) = (cfg.num_dir, cfg.hidden);
     match a {
         None => Ok(Array3::zeros((nd, batch, h))),
         Some(a) if cfg.layout == 0 => dim3(a, what, [nd, batch, h]),
-        Some(a) => Ok(dim3(a, what, [batch, nd, h])?.permuted_axes([1, 0, 2]).to_owned()),
+        Some(a) => Ok(dim3(a, what, [batch, nd, h])?
+            .permuted_axes([1, 0, 2])
+            .to_owned()),
     }
 }
 
@@ -227,14 +312,23 @@ fn run<F: Real>(cfg: &Config, inputs: &[Option<&Tensor>]) -> Result<Vec<ArrayD<F
     let b = match real_opt::<F>(inputs, 3)? {
         None => Array2::zeros((nd, 2 * g * h)),
         Some(b) if b.shape() == [nd, 2 * g * h] => b.into_dimensionality().expect("rank checked"),
-        Some(b) => return Err(format!("B has shape {:?}, expected {:?}", b.shape(), [nd, 2 * g * h])),
+        Some(b) => {
+            return Err(format!(
+                "B has shape {:?}, expected {:?}",
+                b.shape(),
+                [nd, 2 * g * h]
+            ))
+        }
     };
     let lens: Vec<usize> = match opt(inputs, 4) {
         None => vec![seq; batch],
         Some(t) => {
             let v = t.to_i64_vec()?;
             if v.len() != batch {
-                return Err(format!("sequence_lens has {} entries, expected {batch}", v.len()));
+                return Err(format!(
+                    "sequence_lens has {} entries, expected {batch}",
+                    v.len()
+                ));
             }
             v.iter()
                 .map(|&l| {
@@ -248,10 +342,22 @@ fn run<F: Real>(cfg: &Config, inputs: &[Option<&Tensor>]) -> Result<Vec<ArrayD<F
     };
     let mut hs = state(real_opt::<F>(inputs, 5)?, "initial_h", cfg, batch)?;
     let is_lstm = matches!(cfg.cell, Cell::Lstm { .. });
-    let mut cs = if is_lstm { state(real_opt::<F>(inputs, 6)?, "initial_c", cfg, batch)? } else { Array3::zeros((0, 0, 0)) };
+    let mut cs = if is_lstm {
+        state(real_opt::<F>(inputs, 6)?, "initial_c", cfg, batch)?
+    } else {
+        Array3::zeros((0, 0, 0))
+    };
     let p = match (is_lstm, real_opt::<F>(inputs, 7)?) {
-        (true, Some(p)) if p.shape() == [nd, 3 * h] => p.into_dimensionality().expect("rank checked"),
-        (true, Some(p)) => return Err(format!("P has shape {:?}, expected {:?}", p.shape(), [nd, 3 * h])),
+        (true, Some(p)) if p.shape() == [nd, 3 * h] => {
+            p.into_dimensionality().expect("rank checked")
+        }
+        (true, Some(p)) => {
+            return Err(format!(
+                "P has shape {:?}, expected {:?}",
+                p.shape(),
+                [nd, 3 * h]
+            ))
+        }
         _ => Array2::<F>::zeros((nd, 3 * h)),
     };
 
@@ -264,11 +370,17 @@ fn run<F: Real>(cfg: &Config, inputs: &[Option<&Tensor>]) -> Result<Vec<ArrayD<F
         let rb = b.slice(s![d, g * h..]).to_owned();
         let acts = &cfg.acts[d];
         let mut ht = hs.index_axis(Axis(0), d).to_owned();
-        let mut ct = if is_lstm { cs.index_axis(Axis(0), d).to_owned() } else { Array2::zeros((0, 0)) };
+        let mut ct = if is_lstm {
+            cs.index_axis(Axis(0), d).to_owned()
+        } else {
+            Array2::zeros((0, 0))
+        };
         for t in 0..seq {
             // The time index each batch row reads at this step (None past its length).
-            let idx: Vec<Option<usize>> =
-                lens.iter().map(|&l| (t < l).then(|| if reverse { l - 1 - t } else { t })).collect();
+            let idx: Vec<Option<usize>> = lens
+                .iter()
+                .map(|&l| (t < l).then(|| if reverse { l - 1 - t } else { t }))
+                .collect();
             if idx.iter().all(Option::is_none) {
                 break;
             }
@@ -285,25 +397,45 @@ fn run<F: Real>(cfg: &Config, inputs: &[Option<&Tensor>]) -> Result<Vec<ArrayD<F
                 None => v,
             };
             let (new_h, new_c) = match cfg.cell {
-                Cell::Rnn => (Array2::from_shape_fn((batch, h), |(i, j)| acts[0].apply(clip(xw[[i, j]] + hr[[i, j]]))), None),
-                Cell::Gru { linear_before_reset } => {
-                    let pre = |i: usize, j: usize, k: usize| clip(xw[[i, k * h + j]] + hr[[i, k * h + j]]);
+                Cell::Rnn => (
+                    Array2::from_shape_fn((batch, h), |(i, j)| {
+                        acts[0].apply(clip(xw[[i, j]] + hr[[i, j]]))
+                    }),
+                    None,
+                ),
+                Cell::Gru {
+                    linear_before_reset,
+                } => {
+                    let pre = |i: usize, j: usize, k: usize| {
+                        clip(xw[[i, k * h + j]] + hr[[i, k * h + j]])
+                    };
                     let z = Array2::from_shape_fn((batch, h), |(i, j)| acts[0].apply(pre(i, j, 0)));
-                    let rg = Array2::from_shape_fn((batch, h), |(i, j)| acts[0].apply(pre(i, j, 1)));
+                    let rg =
+                        Array2::from_shape_fn((batch, h), |(i, j)| acts[0].apply(pre(i, j, 1)));
                     let cand = if linear_before_reset {
                         Array2::from_shape_fn((batch, h), |(i, j)| {
-                            acts[1].apply(clip(xw[[i, 2 * h + j]] + rg[[i, j]] * hr[[i, 2 * h + j]]))
+                            acts[1]
+                                .apply(clip(xw[[i, 2 * h + j]] + rg[[i, j]] * hr[[i, 2 * h + j]]))
                         })
                     } else {
-                        let rh = (&rg * &ht).dot(&rt.slice(s![.., 2 * h..])) + &rb.slice(s![2 * h..]);
-                        Array2::from_shape_fn((batch, h), |(i, j)| acts[1].apply(clip(xw[[i, 2 * h + j]] + rh[[i, j]])))
+                        let rh =
+                            (&rg * &ht).dot(&rt.slice(s![.., 2 * h..])) + rb.slice(s![2 * h..]);
+                        Array2::from_shape_fn((batch, h), |(i, j)| {
+                            acts[1].apply(clip(xw[[i, 2 * h + j]] + rh[[i, j]]))
+                        })
                     };
                     let one = F::one();
-                    (Array2::from_shape_fn((batch, h), |(i, j)| (one - z[[i, j]]) * cand[[i, j]] + z[[i, j]] * ht[[i, j]]), None)
+                    (
+                        Array2::from_shape_fn((batch, h), |(i, j)| {
+                            (one - z[[i, j]]) * cand[[i, j]] + z[[i, j]] * ht[[i, j]]
+                        }),
+                        None,
+                    )
                 }
                 Cell::Lstm { input_forget } => {
                     // Gate order in W, R, B: input, output, forget, cell; in P: input, output, forget.
-                    let pre = |i: usize, j: usize, k: usize| xw[[i, k * h + j]] + hr[[i, k * h + j]];
+                    let pre =
+                        |i: usize, j: usize, k: usize| xw[[i, k * h + j]] + hr[[i, k * h + j]];
                     let mut nh = Array2::zeros((batch, h));
                     let mut nc = Array2::zeros((batch, h));
                     for i in 0..batch {
@@ -342,7 +474,9 @@ fn run<F: Real>(cfg: &Config, inputs: &[Option<&Tensor>]) -> Result<Vec<ArrayD<F
     }
     let (y, hs, cs) = if cfg.layout == 1 {
         (
-            y.permuted_axes([2, 0, 1, 3]).as_standard_layout().to_owned(),
+            y.permuted_axes([2, 0, 1, 3])
+                .as_standard_layout()
+                .to_owned(),
             hs.permuted_axes([1, 0, 2]).as_standard_layout().to_owned(),
             cs.permuted_axes([1, 0, 2]).as_standard_layout().to_owned(),
         )
@@ -428,7 +562,21 @@ mod tests {
             input_forget: 0,
             layout: 0,
         };
-        let out = eval(&op, &[Some(&x), Some(&w), Some(&r), Some(&b), None, None, None, Some(&p)], 3).unwrap();
+        let out = eval(
+            &op,
+            &[
+                Some(&x),
+                Some(&w),
+                Some(&r),
+                Some(&b),
+                None,
+                None,
+                None,
+                Some(&p),
+            ],
+            3,
+        )
+        .unwrap();
         close(&out[0], &[0.43711543878170944, 0.1770817670512887], 1e-6);
         close(&out[1], &[0.1770817670512887], 1e-6);
         close(&out[2], &[0.34461670484166573], 1e-6);
@@ -448,7 +596,11 @@ mod tests {
         let z = sig(0.1 + 0.2);
         let rr = sig(0.2 + 0.25);
         let hb = |lbr: bool| {
-            let cand = if lbr { (0.3 + rr * (0.3 + 0.1)).tanh() } else { (0.3 + rr * 0.5 * 0.6 + 0.1f64).tanh() };
+            let cand = if lbr {
+                (0.3 + rr * (0.3 + 0.1)).tanh()
+            } else {
+                (0.3 + rr * 0.5 * 0.6 + 0.1f64).tanh()
+            };
             (1.0 - z) * cand + z * 0.5
         };
         for lbr in [0, 1] {
@@ -462,7 +614,12 @@ mod tests {
                 layout: 1,
                 linear_before_reset: lbr,
             };
-            let out = eval(&op, &[Some(&x), Some(&w), Some(&r), Some(&b), None, Some(&h0)], 2).unwrap();
+            let out = eval(
+                &op,
+                &[Some(&x), Some(&w), Some(&r), Some(&b), None, Some(&h0)],
+                2,
+            )
+            .unwrap();
             close(&out[0], &[hb(lbr == 1)], 1e-6);
             close(&out[1], &[hb(lbr == 1)], 1e-6);
         }
@@ -471,19 +628,35 @@ mod tests {
     #[test]
     fn activations_and_clip() {
         let acts = parse_acts(
-            &["LeakyRelu".into(), "HardSigmoid".into(), "Affine".into(), "Elu".into()],
+            &[
+                "LeakyRelu".into(),
+                "HardSigmoid".into(),
+                "Affine".into(),
+                "Elu".into(),
+            ],
             &[0.1, 0.4, 2.0],
             &[0.3, -1.0],
         )
         .unwrap();
-        assert_eq!(acts, vec![Act::LeakyRelu(0.1f32 as f64), Act::HardSigmoid(0.4f32 as f64, 0.3f32 as f64), Act::Affine(2.0, -1.0), Act::Elu(1.0)]);
+        assert_eq!(
+            acts,
+            vec![
+                Act::LeakyRelu(0.1f32 as f64),
+                Act::HardSigmoid(0.4f32 as f64, 0.3f32 as f64),
+                Act::Affine(2.0, -1.0),
+                Act::Elu(1.0)
+            ]
+        );
         assert_eq!(Act::ThresholdedRelu(1.0).apply(1.0f64), 0.0);
         assert_eq!(Act::Softsign.apply(1.0f64), 0.5);
         assert!((Act::Softplus.apply(0.0f64) - 2f64.ln()).abs() < 1e-12);
         assert!(parse_acts(&["Swish".into()], &[], &[]).is_err());
         // clip bounds the pre-activation: relu(clip(10)) with clip 2 gives 2.
         let mut op = rnn_op("forward", 1, 0);
-        if let Op::Rnn { clip, activations, .. } = &mut op {
+        if let Op::Rnn {
+            clip, activations, ..
+        } = &mut op
+        {
             *clip = Some(2.0);
             *activations = vec!["Relu".into()];
         }
@@ -496,8 +669,14 @@ mod tests {
 
     #[test]
     fn f16_and_errors() {
-        let x = Tensor::F16(ndarray::ArrayD::from_elem(ndarray::IxDyn(&[1, 1, 1]), half::f16::from_f32(1.0)));
-        let w = Tensor::F16(ndarray::ArrayD::from_elem(ndarray::IxDyn(&[1, 1, 1]), half::f16::from_f32(1.0)));
+        let x = Tensor::F16(ndarray::ArrayD::from_elem(
+            ndarray::IxDyn(&[1, 1, 1]),
+            half::f16::from_f32(1.0),
+        ));
+        let w = Tensor::F16(ndarray::ArrayD::from_elem(
+            ndarray::IxDyn(&[1, 1, 1]),
+            half::f16::from_f32(1.0),
+        ));
         let r = w.clone();
         let out = eval(&rnn_op("forward", 1, 0), &[Some(&x), Some(&w), Some(&r)], 2).unwrap();
         assert_eq!(out[0].dtype(), crate::ir::DType::F16);
@@ -505,10 +684,25 @@ mod tests {
         assert!((yh[[0, 0, 0]].to_f32() as f64 - 1f64.tanh()).abs() < 1e-3);
         // wrong W shape, bad direction, bad length
         let bad = t32(&[1, 2, 1], &[1.0, 1.0]);
-        assert!(eval(&rnn_op("forward", 1, 0), &[Some(&x), Some(&bad), Some(&r)], 1).is_err());
-        assert!(eval(&rnn_op("sideways", 1, 0), &[Some(&x), Some(&w), Some(&r)], 1).is_err());
+        assert!(eval(
+            &rnn_op("forward", 1, 0),
+            &[Some(&x), Some(&bad), Some(&r)],
+            1
+        )
+        .is_err());
+        assert!(eval(
+            &rnn_op("sideways", 1, 0),
+            &[Some(&x), Some(&w), Some(&r)],
+            1
+        )
+        .is_err());
         let lens = Tensor::from_vec(&[1], vec![5i32]).unwrap();
-        assert!(eval(&rnn_op("forward", 1, 0), &[Some(&x), Some(&w), Some(&r), None, Some(&lens)], 1).is_err());
+        assert!(eval(
+            &rnn_op("forward", 1, 0),
+            &[Some(&x), Some(&w), Some(&r), None, Some(&lens)],
+            1
+        )
+        .is_err());
         assert!(eval(&rnn_op("forward", 1, 0), &[Some(&x), Some(&w), Some(&r)], 3).is_err());
     }
 }

@@ -2,8 +2,8 @@
 //! and OneHot. Indices may be negative (counted from the end); out-of-range indices are
 //! errors, except in OneHot where they select no class.
 
-use super::{dims, from_parts, ints, row_major, strides, Num};
-use crate::eval::util::{checked_size, norm_axis, req};
+use super::{axis_in, checked_size, dims, from_parts, ints, row_major, strides, Num};
+use crate::eval::util::req;
 use crate::ir::{DType, Elem, Tensor};
 
 /// An index into a dimension of size `d`, negative values counting from the end.
@@ -28,7 +28,7 @@ pub fn gather(inputs: &[Option<&Tensor>], axis: i64) -> Result<Tensor, String> {
     if s.is_empty() {
         return Err("cannot gather from a scalar".into());
     }
-    let ax = norm_axis(axis, s.len())?;
+    let ax = axis_in(axis, s.len())?;
     let d = s[ax];
     let idx: Vec<usize> = ints(it, "indices")?.iter().map(|&i| norm_index(i, d)).collect::<Result<_, _>>()?;
     let out: Vec<usize> = s[..ax].iter().chain(it.shape()).chain(&s[ax + 1..]).copied().collect();
@@ -43,7 +43,7 @@ pub fn gather(inputs: &[Option<&Tensor>], axis: i64) -> Result<Tensor, String> {
 /// `indices`, that position with its `axis` coordinate replaced by the index.
 fn element_offsets(data_shape: &[usize], indices: &Tensor, axis: i64) -> Result<Vec<usize>, String> {
     let r = data_shape.len();
-    let ax = norm_axis(axis, r)?;
+    let ax = axis_in(axis, r)?;
     let is = indices.shape();
     if is.len() != r || (0..r).any(|k| k != ax && is[k] > data_shape[k]) {
         return Err(format!("indices shape {is:?} does not fit data shape {data_shape:?}"));
@@ -72,13 +72,19 @@ pub fn gather_elements(inputs: &[Option<&Tensor>], axis: i64) -> Result<Tensor, 
 
 /// The layout GatherND/ScatterND share: the flat data offset of every index tuple, the
 /// block length each tuple addresses, and the shape of the tuple grid.
-fn nd_offsets(data_shape: &[usize], indices: &Tensor, batch_dims: usize) -> Result<(Vec<usize>, usize, Vec<usize>), String> {
+fn nd_offsets(
+    data_shape: &[usize],
+    indices: &Tensor,
+    batch_dims: usize,
+) -> Result<(Vec<usize>, usize, Vec<usize>), String> {
     let is = indices.shape();
     let q = is.len();
     let r = data_shape.len();
     let m = *is.last().ok_or("indices must have rank at least 1")?;
     if batch_dims >= q || batch_dims + m > r || is[..batch_dims] != data_shape[..batch_dims] {
-        return Err(format!("indices shape {is:?} does not fit data shape {data_shape:?} with batch_dims {batch_dims}"));
+        return Err(format!(
+            "indices shape {is:?} does not fit data shape {data_shape:?} with batch_dims {batch_dims}"
+        ));
     }
     let idx = ints(indices, "indices")?;
     let st = strides(data_shape);

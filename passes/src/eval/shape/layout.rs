@@ -5,8 +5,8 @@
 
 use ndarray::{ArrayD, Axis, IxDyn};
 
-use super::{dims, from_parts, int_scalar, ints, row_major, take_axes, Num};
-use crate::eval::util::{arr, broadcast_shape, broadcast_to, checked_size, norm_axes, norm_axis, opt, req};
+use super::{axes_in, axis_in, checked_size, dims, from_parts, int_scalar, ints, row_major, take_axes, Num};
+use crate::eval::util::{arr, broadcast_shape, broadcast_to, opt, req};
 use crate::ir::{DType, Elem, Tensor};
 
 /// Identity index list of length `n`.
@@ -50,9 +50,10 @@ pub fn reshape(inputs: &[Option<&Tensor>], allowzero: bool) -> Result<Tensor, St
                 infer = Some(i);
                 1
             }
-            0 if !allowzero => {
-                *x.shape().get(i).ok_or_else(|| format!("shape copies dimension {i}, the input has rank {}", x.shape().len()))?
-            }
+            0 if !allowzero => *x
+                .shape()
+                .get(i)
+                .ok_or_else(|| format!("shape copies dimension {i}, the input has rank {}", x.shape().len()))?,
             d if d < 0 => return Err(format!("shape has a negative dimension {d}")),
             d => d as usize,
         });
@@ -86,7 +87,7 @@ pub fn transpose(inputs: &[Option<&Tensor>], perm: Option<&[i64]>) -> Result<Ten
     let r = x.shape().len();
     let perm: Vec<usize> = match perm {
         Some(p) if p.len() != r => return Err(format!("perm {p:?} does not have rank {r}")),
-        Some(p) => norm_axes(p, r)?,
+        Some(p) => axes_in(p, r)?,
         None => (0..r).rev().collect(),
     };
     Ok(crate::dispatch!(x, a => T::wrap(a.view().permuted_axes(IxDyn(&perm)).as_standard_layout().into_owned())))
@@ -98,7 +99,7 @@ pub fn squeeze(inputs: &[Option<&Tensor>]) -> Result<Tensor, String> {
     let shape = x.shape();
     let drop = match opt(inputs, 1) {
         Some(t) => {
-            let axes = norm_axes(&ints(t, "axes")?, shape.len())?;
+            let axes = axes_in(&ints(t, "axes")?, shape.len())?;
             if let Some(&a) = axes.iter().find(|&&a| shape[a] != 1) {
                 return Err(format!("cannot squeeze axis {a} of size {}", shape[a]));
             }
@@ -115,7 +116,7 @@ pub fn unsqueeze(inputs: &[Option<&Tensor>]) -> Result<Tensor, String> {
     let x = req(inputs, 0)?;
     let axes_v = ints(req(inputs, 1)?, "axes")?;
     let r = x.shape().len() + axes_v.len();
-    let axes = norm_axes(&axes_v, r)?;
+    let axes = axes_in(&axes_v, r)?;
     let mut rest = x.shape().iter();
     let out: Vec<usize> =
         (0..r).map(|i| if axes.contains(&i) { 1 } else { *rest.next().expect("rank counts match") }).collect();
@@ -130,7 +131,7 @@ pub fn concat(inputs: &[Option<&Tensor>], axis: i64) -> Result<Tensor, String> {
     if r == 0 {
         return Err("cannot concatenate scalars".into());
     }
-    let ax = norm_axis(axis, r)?;
+    let ax = axis_in(axis, r)?;
     let mut total = 0usize;
     for x in &xs {
         let s = x.shape();
@@ -160,7 +161,7 @@ pub fn split(
     n_outputs: usize,
 ) -> Result<Vec<Tensor>, String> {
     let x = req(inputs, 0)?;
-    let ax = norm_axis(axis, x.shape().len())?;
+    let ax = axis_in(axis, x.shape().len())?;
     let d = *x.shape().get(ax).ok_or("cannot split a scalar")?;
     let sizes: Vec<usize> = match opt(inputs, 1) {
         Some(t) => {
@@ -198,9 +199,10 @@ pub fn split(
 /// The indices a Python-style slice `start:end:step` selects from a dimension of size `d`,
 /// with ONNX clamping (INT64 sentinels included).
 fn slice_indices(start: i64, end: i64, step: i64, d: usize) -> Vec<Option<usize>> {
-    let d = d as i64;
-    let norm = |v: i64, lo: i64, hi: i64| (if v < 0 { v.saturating_add(d) } else { v }).clamp(lo, hi);
-    let (s, e) = if step > 0 { (norm(start, 0, d), norm(end, 0, d)) } else { (norm(start, 0, d - 1), norm(end, -1, d - 1)) };
+    let (d, step) = (d as i128, step as i128);
+    let norm = |v: i64, lo: i128, hi: i128| (if v < 0 { v as i128 + d } else { v as i128 }).clamp(lo, hi);
+    let (s, e) =
+        if step > 0 { (norm(start, 0, d), norm(end, 0, d)) } else { (norm(start, 0, d - 1), norm(end, -1, d - 1)) };
     let n = if step > 0 && e > s {
         (e - s - 1) / step + 1
     } else if step < 0 && s > e {
@@ -218,7 +220,7 @@ pub fn slice(inputs: &[Option<&Tensor>]) -> Result<Tensor, String> {
     let starts = ints(req(inputs, 1)?, "starts")?;
     let ends = ints(req(inputs, 2)?, "ends")?;
     let axes = match opt(inputs, 3) {
-        Some(t) => norm_axes(&ints(t, "axes")?, r)?,
+        Some(t) => axes_in(&ints(t, "axes")?, r)?,
         None => (0..starts.len()).collect(),
     };
     let steps = match opt(inputs, 4) {
@@ -246,6 +248,7 @@ pub fn expand(inputs: &[Option<&Tensor>]) -> Result<Tensor, String> {
     let x = req(inputs, 0)?;
     let target = dims(&ints(req(inputs, 1)?, "shape")?, "shape")?;
     let out = broadcast_shape(x.shape(), &target)?;
+    checked_size(&out)?;
     crate::dispatch!(x, a => broadcast_to(a, &out).map(T::wrap))
 }
 
@@ -271,12 +274,12 @@ pub fn tile(inputs: &[Option<&Tensor>]) -> Result<Tensor, String> {
 /// The padded index list of one axis of size `d`: output `j` reads input `j - begin`, mapped
 /// back into range by `mode` (None: the constant).
 fn pad_indices(d: usize, begin: i64, end: i64, mode: &str) -> Result<Vec<Option<usize>>, String> {
-    let di = d as i64;
-    let n = di + begin + end;
+    let (di, begin) = (d as i128, begin as i128);
+    let n = di + begin + end as i128;
     if n < 0 {
         return Err(format!("pads {begin}, {end} remove more than dimension {d}"));
     }
-    checked_size(&[n as usize])?;
+    checked_size(&[usize::try_from(n).map_err(|_| format!("padded dimension {n} is too large"))?])?;
     if d == 0 && n > 0 && mode != "constant" {
         return Err(format!("{mode} padding of an empty dimension"));
     }
@@ -302,9 +305,12 @@ fn pad_indices(d: usize, begin: i64, end: i64, mode: &str) -> Result<Vec<Option<
 pub fn pad(inputs: &[Option<&Tensor>], mode: &str) -> Result<Tensor, String> {
     let x = req(inputs, 0)?;
     let r = x.shape().len();
+    if !matches!(mode, "constant" | "reflect" | "edge" | "wrap") {
+        return Err(format!("unknown pad mode '{mode}'"));
+    }
     let pads = ints(req(inputs, 1)?, "pads")?;
     let axes = match opt(inputs, 3) {
-        Some(t) => norm_axes(&ints(t, "axes")?, r)?,
+        Some(t) => axes_in(&ints(t, "axes")?, r)?,
         None => (0..r).collect(),
     };
     if pads.len() != 2 * axes.len() {
@@ -332,7 +338,7 @@ pub fn center_crop_pad(inputs: &[Option<&Tensor>], axes: Option<&[i64]>) -> Resu
     let r = x.shape().len();
     let target = dims(&ints(req(inputs, 1)?, "shape")?, "shape")?;
     let axes = match axes {
-        Some(a) => norm_axes(a, r)?,
+        Some(a) => axes_in(a, r)?,
         None => (0..r).collect(),
     };
     if target.len() != axes.len() {
@@ -379,7 +385,7 @@ pub fn depth_to_space(inputs: &[Option<&Tensor>], blocksize: i64, mode: &str) ->
         "CRD" => false,
         m => return Err(format!("unknown mode '{m}'")),
     };
-    let out = [n, co, h * b, w * b];
+    let out = [n, co, h.checked_mul(b).ok_or("output overflows")?, w.checked_mul(b).ok_or("output overflows")?];
     checked_size(&out)?;
     crate::dispatch!(x, a => Ok(T::wrap(ArrayD::from_shape_fn(IxDyn(&out), |ix| {
         let (i, j) = (ix[2] % b, ix[3] % b);
@@ -395,7 +401,7 @@ pub fn space_to_depth(inputs: &[Option<&Tensor>], blocksize: i64) -> Result<Tens
     if h % b != 0 || w % b != 0 {
         return Err(format!("spatial size {h}x{w} is not divisible by blocksize {b}"));
     }
-    let out = [n, c.checked_mul(b * b).ok_or("channels overflow")?, h / b, w / b];
+    let out = [n, b.checked_mul(b).and_then(|bb| bb.checked_mul(c)).ok_or("channels overflow")?, h / b, w / b];
     checked_size(&out)?;
     crate::dispatch!(x, a => Ok(T::wrap(ArrayD::from_shape_fn(IxDyn(&out), |ix| {
         let (blk, ci) = (ix[1] / c, ix[1] % c);
@@ -410,7 +416,7 @@ pub fn reverse_sequence(inputs: &[Option<&Tensor>], batch_axis: i64, time_axis: 
     if r < 2 {
         return Err(format!("input must have rank at least 2, it has {r}"));
     }
-    let (ba, ta) = (norm_axis(batch_axis, r)?, norm_axis(time_axis, r)?);
+    let (ba, ta) = (axis_in(batch_axis, r)?, axis_in(time_axis, r)?);
     if ba == ta || ba > 1 || ta > 1 {
         return Err(format!("batch_axis {batch_axis} and time_axis {time_axis} must be 0 and 1"));
     }
@@ -438,7 +444,11 @@ pub fn trilu(inputs: &[Option<&Tensor>], upper: bool) -> Result<Tensor, String> 
     let k = opt(inputs, 1).map(|t| int_scalar(t, "k")).transpose()?.unwrap_or(0);
     let keep = |i: usize, j: usize| {
         let d = j as i128 - i as i128;
-        if upper { d >= k as i128 } else { d <= k as i128 }
+        if upper {
+            d >= k as i128
+        } else {
+            d <= k as i128
+        }
     };
     crate::dispatch!(x, a => {
         let mut out = a.clone();
@@ -458,7 +468,7 @@ pub fn compress(inputs: &[Option<&Tensor>], axis: Option<i64>) -> Result<Tensor,
     let cond: Vec<bool> = req(inputs, 1)?.to_f64_vec().iter().map(|&v| v != 0.0).collect();
     let flat;
     let (src, ax) = match axis {
-        Some(a) => (x, norm_axis(a, x.shape().len())?),
+        Some(a) => (x, axis_in(a, x.shape().len())?),
         None => {
             flat = reshaped(x, &[x.len()])?;
             (&flat, 0)
@@ -514,7 +524,9 @@ pub fn constant_of_shape(inputs: &[Option<&Tensor>], value: Option<&Tensor>) -> 
     if v.len() != 1 {
         return Err(format!("value must have one element, it has {}", v.len()));
     }
-    Ok(crate::dispatch!(v, a => T::wrap(ArrayD::from_elem(IxDyn(&shape), a.iter().next().expect("one element").clone()))))
+    Ok(
+        crate::dispatch!(v, a => T::wrap(ArrayD::from_elem(IxDyn(&shape), a.iter().next().expect("one element").clone()))),
+    )
 }
 
 /// Range: `start, start + delta, ...` up to (excluding) `limit`.
@@ -656,6 +668,8 @@ mod tests {
         assert_eq!(run(20, -20, -4), vec![9., 5., 1.]);
         assert_eq!(run(0, i64::MAX, 1).len(), 10);
         assert_eq!(run(5, 2, 1), Vec::<f64>::new());
+        assert_eq!(run(i64::MAX, i64::MIN, i64::MIN), vec![9.]);
+        assert_eq!(run(i64::MIN, i64::MAX, i64::MAX), vec![0.]);
         let m = iota(&[2, 3]);
         let out = slice(&[Some(&m), Some(&i64t(&[1])), Some(&i64t(&[-1])), Some(&i64t(&[-1]))]).unwrap();
         assert_eq!(out, f32t(&[2, 1], &[1., 4.]));
@@ -688,6 +702,9 @@ mod tests {
         assert_eq!(p("wrap", 2, 3), vec![3., 4., 1., 2., 3., 4., 1., 2., 3.]);
         assert_eq!(p("constant", -1, 1), vec![2., 3., 4., 9.]);
         assert!(pad(&[Some(&x), Some(&i64t(&[-3, -2]))], "constant").is_err());
+        assert!(pad(&[Some(&x), Some(&i64t(&[i64::MAX, i64::MAX]))], "edge").is_err());
+        assert!(pad(&[Some(&x), Some(&i64t(&[i64::MIN, 0]))], "wrap").is_err());
+        assert!(pad(&[Some(&x), Some(&i64t(&[0, 0]))], "mirror").is_err());
         let m = iota(&[2, 2]);
         let out = pad(&[Some(&m), Some(&i64t(&[1, 0])), None, Some(&i64t(&[-1]))], "constant").unwrap();
         assert_eq!(out, f32t(&[2, 3], &[0., 0., 1., 0., 2., 3.]));
@@ -713,6 +730,8 @@ mod tests {
         assert_eq!(c, x.reshape(&[1, 2, 2, 2]).unwrap());
         assert_eq!(space_to_depth(&[Some(&d)], 2).unwrap(), x);
         assert!(space_to_depth(&[Some(&iota(&[1, 1, 3, 3]))], 2).is_err());
+        assert!(space_to_depth(&[Some(&x)], i64::MAX).is_err());
+        assert!(depth_to_space(&[Some(&x)], 1 << 40, "DCR").is_err());
     }
 
     #[test]
@@ -757,7 +776,10 @@ mod tests {
         assert_eq!(r.unwrap(), Tensor::from_vec(&[2], vec![10i32, 7]).unwrap());
         let r = range(&[Some(&Tensor::scalar(1f32)), Some(&Tensor::scalar(2f32)), Some(&Tensor::scalar(0.25f32))]);
         assert_eq!(r.unwrap(), f32t(&[4], &[1., 1.25, 1.5, 1.75]));
-        assert!(range(&[Some(&Tensor::scalar(0i64)), Some(&Tensor::scalar(i64::MAX)), Some(&Tensor::scalar(1i64))]).is_err());
-        assert!(range(&[Some(&Tensor::scalar(0i64)), Some(&Tensor::scalar(1i64)), Some(&Tensor::scalar(0i64))]).is_err());
+        assert!(range(&[Some(&Tensor::scalar(0i64)), Some(&Tensor::scalar(i64::MAX)), Some(&Tensor::scalar(1i64))])
+            .is_err());
+        assert!(
+            range(&[Some(&Tensor::scalar(0i64)), Some(&Tensor::scalar(1i64)), Some(&Tensor::scalar(0i64))]).is_err()
+        );
     }
 }

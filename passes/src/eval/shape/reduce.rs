@@ -5,8 +5,8 @@ use std::cmp::Ordering;
 
 use ndarray::{ArrayD, IxDyn};
 
-use super::{from_parts, int_scalar, ints, map_lanes, row_major, total_cmp, Num};
-use crate::eval::util::{checked_size, norm_axes, norm_axis, opt, req};
+use super::{axes_in, axis_in, checked_size, from_parts, int_scalar, ints, map_lanes, row_major, total_cmp, Num};
+use crate::eval::util::{opt, req};
 use crate::ir::{Elem, Tensor};
 
 /// Which Reduce* op.
@@ -104,7 +104,7 @@ pub fn reduce(inputs: &[Option<&Tensor>], kind: Reduction, keepdims: bool, noop:
     let axes = match (given.is_empty(), noop) {
         (true, true) => vec![],
         (true, false) => (0..r).collect(),
-        (false, _) => norm_axes(&given, r)?,
+        (false, _) => axes_in(&given, r)?,
     };
     let out = match x {
         Tensor::Bool(a) if matches!(kind, Reduction::Max | Reduction::Min) => {
@@ -131,7 +131,11 @@ fn better<T: PartialOrd>(a: &T, b: &T, largest: bool) -> Ordering {
         return an.cmp(&bn);
     }
     let o = total_cmp(a, b);
-    if largest { o } else { o.reverse() }
+    if largest {
+        o
+    } else {
+        o.reverse()
+    }
 }
 
 /// ArgMax (`largest`) / ArgMin along `axis`, as i64 indices.
@@ -143,7 +147,7 @@ pub fn arg_extremum(
     largest: bool,
 ) -> Result<Tensor, String> {
     let x = req(inputs, 0)?;
-    let ax = norm_axis(axis, x.shape().len())?;
+    let ax = axis_in(axis, x.shape().len())?;
     if x.shape().is_empty() || x.shape()[ax] == 0 {
         return Err("arg-max/min of an empty axis".into());
     }
@@ -166,7 +170,11 @@ pub fn arg_extremum(
             _ => return Err(format!("cannot take arg-max/min of a {} tensor", x.dtype()))),
     };
     let t = Tensor::I64(out);
-    if keepdims { Ok(t) } else { t.reshape(&drop_axes(t.shape(), &[ax])) }
+    if keepdims {
+        Ok(t)
+    } else {
+        t.reshape(&drop_axes(t.shape(), &[ax]))
+    }
 }
 
 /// Which of the softmax family.
@@ -198,7 +206,7 @@ pub fn softmax(inputs: &[Option<&Tensor>], axis: i64, coerce_2d: bool, kind: Sof
     if r == 0 {
         return Err("softmax of a scalar".into());
     }
-    let ax = norm_axis(axis, r)?;
+    let ax = axis_in(axis, r)?;
     fn lane(kind: SoftKind, v: &[f64], out: &mut [f64]) {
         let m = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         match kind {
@@ -234,11 +242,17 @@ pub fn softmax(inputs: &[Option<&Tensor>], axis: i64, coerce_2d: bool, kind: Sof
 /// CumSum (or CumProd when `product`) along the `axis` input.
 pub fn cumulative(inputs: &[Option<&Tensor>], exclusive: bool, reverse: bool, product: bool) -> Result<Tensor, String> {
     let x = req(inputs, 0)?;
-    let ax = norm_axis(int_scalar(req(inputs, 1)?, "axis")?, x.shape().len())?;
+    let ax = axis_in(int_scalar(req(inputs, 1)?, "axis")?, x.shape().len())?;
     if x.shape().is_empty() {
         return Err("cumulative op on a scalar".into());
     }
-    fn go<T: Num>(a: &ArrayD<T>, ax: usize, exclusive: bool, reverse: bool, product: bool) -> Result<ArrayD<T>, String> {
+    fn go<T: Num>(
+        a: &ArrayD<T>,
+        ax: usize,
+        exclusive: bool,
+        reverse: bool,
+        product: bool,
+    ) -> Result<ArrayD<T>, String> {
         let d = a.shape()[ax];
         map_lanes(a, ax, d, |v: &[T], out: &mut [T]| {
             let mut acc = if product { T::one() } else { T::zero() };
@@ -257,10 +271,19 @@ pub fn cumulative(inputs: &[Option<&Tensor>], exclusive: bool, reverse: bool, pr
 
 /// TopK: the `k` largest (or smallest) entries along `axis` and their i64 indices, best
 /// first; ties keep the lower index first.
-pub fn top_k(inputs: &[Option<&Tensor>], axis: i64, largest: bool, _sorted: bool, n_outputs: usize) -> Result<Vec<Tensor>, String> {
+pub fn top_k(
+    inputs: &[Option<&Tensor>],
+    axis: i64,
+    largest: bool,
+    _sorted: bool,
+    n_outputs: usize,
+) -> Result<Vec<Tensor>, String> {
+    if n_outputs > 2 {
+        return Err(format!("TopK has 2 outputs, {n_outputs} were requested"));
+    }
     let x = req(inputs, 0)?;
-    let ax = norm_axis(axis, x.shape().len())?;
-    let d = *x.shape().get(ax).ok_or("top-k of a scalar")?;
+    let ax = axis_in(axis, x.shape().len())?;
+    let d = x.shape()[ax];
     let k = int_scalar(req(inputs, 1)?, "k")?;
     if k < 0 || k as usize > d {
         return Err(format!("k {k} is out of range for a dimension of size {d}"));
@@ -283,13 +306,17 @@ pub fn top_k(inputs: &[Option<&Tensor>], axis: i64, largest: bool, _sorted: bool
 
 /// Unique: distinct elements (or slices along `axis`), sorted or in order of first occurrence,
 /// with first-occurrence indices, inverse indices and counts.
-pub fn unique(inputs: &[Option<&Tensor>], axis: Option<i64>, sorted: bool, n_outputs: usize) -> Result<Vec<Tensor>, String> {
-    let x = req(inputs, 0)?;
-    let r = x.shape().len();
-    let ax = axis.map(|a| norm_axis(a, r)).transpose()?;
-    if ax.is_some() && r == 0 {
-        return Err("unique along an axis of a scalar".into());
+pub fn unique(
+    inputs: &[Option<&Tensor>],
+    axis: Option<i64>,
+    sorted: bool,
+    n_outputs: usize,
+) -> Result<Vec<Tensor>, String> {
+    if n_outputs > 4 {
+        return Err(format!("Unique has 4 outputs, {n_outputs} were requested"));
     }
+    let x = req(inputs, 0)?;
+    let ax = axis.map(|a| axis_in(a, x.shape().len())).transpose()?;
     fn go<T: Elem + PartialOrd>(a: &ArrayD<T>, ax: Option<usize>, sorted: bool) -> [Tensor; 4] {
         // Items: elements of the flattened input, or slices along `ax` laid out axis-first.
         let (data, n, moved_shape) = match ax {
@@ -333,7 +360,17 @@ pub fn unique(inputs: &[Option<&Tensor>], axis: Option<i64>, sorted: bool, n_out
         let y = match ax {
             None => y,
             Some(ax) => {
-                let perm: Vec<usize> = (0..y.ndim()).map(|k| if k == ax { 0 } else if k < ax { k + 1 } else { k }).collect();
+                let perm: Vec<usize> = (0..y.ndim())
+                    .map(|k| {
+                        if k == ax {
+                            0
+                        } else if k < ax {
+                            k + 1
+                        } else {
+                            k
+                        }
+                    })
+                    .collect();
                 y.permuted_axes(IxDyn(&perm)).as_standard_layout().into_owned()
             }
         };
@@ -424,7 +461,10 @@ mod tests {
     fn softmax_family() {
         let x = f32t(&[1, 3], &[1., 2., 3.]);
         // numpy: np.exp(x) / np.exp(x).sum() = [0.09003057, 0.24472847, 0.66524096]
-        close(&softmax(&[Some(&x)], -1, false, SoftKind::Softmax).unwrap(), &[0.090_030_57, 0.244_728_47, 0.665_240_96]);
+        close(
+            &softmax(&[Some(&x)], -1, false, SoftKind::Softmax).unwrap(),
+            &[0.090_030_57, 0.244_728_47, 0.665_240_96],
+        );
         close(
             &softmax(&[Some(&x)], 1, false, SoftKind::LogSoftmax).unwrap(),
             &[-2.407_605_96, -1.407_605_96, -0.407_605_96],
