@@ -372,7 +372,7 @@ pub(super) fn einsum(equation: &str, inputs: &[Option<&Tensor>]) -> Result<Vec<T
         })
         .collect();
     if dt.is_float() {
-        let xs: Vec<Vec<f64>> = ops.iter().map(|t| super::f64_vec(t)).collect();
+        let xs: Vec<Vec<f64>> = ops.iter().map(|t| t.to_f64_vec()).collect();
         let out = contract(&xs, &strides, &dims, out_labels.len(), 0.0, 1.0)?;
         let a = ArrayD::from_shape_vec(IxDyn(&out_shape), out).map_err(|e| e.to_string())?;
         Ok(vec![Tensor::F64(a).cast(dt)])

@@ -18,7 +18,7 @@ fn ev(op: Op, inputs: &[Option<&Tensor>], n: usize) -> Vec<Tensor> {
 #[track_caller]
 fn close(t: &Tensor, shape: &[usize], want: &[f64]) {
     assert_eq!(t.shape(), shape);
-    let got = f64_vec(t);
+    let got = t.to_f64_vec();
     assert_eq!(got.len(), want.len());
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         assert!((g - w).abs() <= 1e-5 + 1e-5 * w.abs(), "element {i}: got {g}, want {w}\n{got:?}");
@@ -97,10 +97,10 @@ fn conv_grouped_strided_dilated_padded_batched() {
         18.0, -24.0, -42.0, 24.0, 24.0, 0.0, 17.0, -7.0, -15.0, -24.0, -24.0, 11.0, -30.0, 27.0, 36.0, -27.0, -27.0, 11.0];
     close(y, &[2, 6, 3, 2], &want);
     // The same in f64 and in f16 (computed through f32).
-    let y64 = &ev(conv_op(2, &[2, 3], &[1, 0, 2, 1], &[1, 2]), &[Some(&cast(&x, DType::F64)), Some(&cast(&w, DType::F64)), Some(&cast(&b, DType::F64))], 1)[0];
+    let y64 = &ev(conv_op(2, &[2, 3], &[1, 0, 2, 1], &[1, 2]), &[Some(&x.cast(DType::F64)), Some(&w.cast(DType::F64)), Some(&b.cast(DType::F64))], 1)[0];
     assert_eq!(y64.dtype(), DType::F64);
     close(y64, &[2, 6, 3, 2], &want);
-    let y16 = &ev(conv_op(2, &[2, 3], &[1, 0, 2, 1], &[1, 2]), &[Some(&cast(&x, DType::F16)), Some(&cast(&w, DType::F16)), Some(&cast(&b, DType::F16))], 1)[0];
+    let y16 = &ev(conv_op(2, &[2, 3], &[1, 0, 2, 1], &[1, 2]), &[Some(&x.cast(DType::F16)), Some(&w.cast(DType::F16)), Some(&b.cast(DType::F16))], 1)[0];
     assert_eq!(y16.dtype(), DType::F16);
     close(y16, &[2, 6, 3, 2], &want);
     // Channels that do not split into groups are an error, not a panic.
@@ -168,7 +168,7 @@ fn max_pool_ceil_mode_padding_and_column_major_indices() {
     close(&out[0], &[1, 1, 3, 3], &[3., 4., 5., 9., 9., 9., 3., 8., 4.]);
     assert_eq!(out[1], Tensor::from_vec(&[1, 1, 3, 3], vec![0i64, 8, 16, 1, 10, 18, 3, 15, 19]).unwrap());
     // Integer input stays integer.
-    let xi = cast(&x, DType::U8);
+    let xi = x.cast(DType::U8);
     let op = Op::MaxPool { auto_pad: AutoPad::Valid, ceil_mode: 0, dilations: vec![], kernel_shape: vec![4, 5], pads: vec![], storage_order: 0, strides: vec![] };
     assert_eq!(ev(op, &[Some(&xi)], 1)[0], Tensor::from_vec(&[1, 1, 1, 1], vec![9u8]).unwrap());
 }
