@@ -145,26 +145,10 @@ fn to_f64(t: &Tensor, any_numeric: bool) -> Result<ArrayD<f64>, String> {
     if !(dt.is_float() || any_numeric && dt.is_int()) {
         return Err(format!("expected a {} tensor, got {dt}", if any_numeric { "numeric" } else { "float" }));
     }
-    match cast(t, DType::F64) {
+    match t.cast(DType::F64) {
         Tensor::F64(a) => Ok(a),
         _ => unreachable!("cast to f64 yields an f64 tensor"),
     }
-}
-
-/// `Tensor::cast`, except that f16/bf16 sources convert through their inherent `to_f32`.
-// FIXME: `Elem::to_f64` for f16/bf16 in ir/tensor.rs calls itself (method resolution picks the
-// trait method over half's inherent one), so `Tensor::cast` from a half type never returns.
-fn cast(t: &Tensor, to: DType) -> Tensor {
-    match t {
-        Tensor::F16(a) => Tensor::F32(a.mapv(|x| x.to_f32())).cast(to),
-        Tensor::BF16(a) => Tensor::F32(a.mapv(|x| x.to_f32())).cast(to),
-        _ => t.cast(to),
-    }
-}
-
-/// All elements as f64 (like `Tensor::to_f64_vec`, safe for half types).
-fn f64_vec(t: &Tensor) -> Vec<f64> {
-    cast(t, DType::F64).to_f64_vec()
 }
 
 /// An f64 result cast back to the element type `dt`; integers round half to even and

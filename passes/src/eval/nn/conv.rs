@@ -23,7 +23,7 @@ fn float_operand(t: &Tensor, wide: bool) -> Result<Tensor, String> {
     if !t.dtype().is_float() {
         return Err(format!("expected a float tensor, got {}", t.dtype()));
     }
-    Ok(super::cast(t, if wide { DType::F64 } else { DType::F32 }))
+    Ok(t.cast(if wide { DType::F64 } else { DType::F32 }))
 }
 
 /// Checks `kernel_shape` (when given) against the weight's spatial dims.

@@ -184,19 +184,20 @@ pub(super) fn qlinear_matmul(inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, 
     let a = shifted(req(inputs, 0)?, opt(inputs, 2), true)?;
     let b = shifted(req(inputs, 3)?, opt(inputs, 5), false)?;
     let p = matmul_nd(&a, &b)?;
-    // The scale factor is computed in f32 like the scales themselves.
-    let f32_of = |i: usize| -> Result<ArrayD<f32>, String> {
-        match super::cast(req(inputs, i)?, DType::F32) {
-            Tensor::F32(a) => Ok(a),
-            _ => unreachable!("cast to f32 yields f32"),
-        }
+    // The scale factor is computed in the scales' own type, rounding after each operation.
+    let sdt = req(inputs, 1)?.dtype();
+    let round: fn(f64) -> f64 = match sdt {
+        DType::F16 => |v| f16::from_f64(v).to_f64(),
+        DType::BF16 => |v| bf16::from_f64(v).to_f64(),
+        DType::F64 => |v| v,
+        _ => |v| v as f32 as f64,
     };
-    let (sa, sb, sy) = (f32_of(1)?, f32_of(4)?, f32_of(6)?);
-    let factor = &(&sa * &sb) / &sy;
+    let (sa, sb, sy) = (to_f64(req(inputs, 1)?, false)?, to_f64(req(inputs, 4)?, false)?, to_f64(req(inputs, 6)?, false)?);
+    let factor = (&(&sa * &sb).mapv(round) / &sy).mapv(round);
     let shape = broadcast_shape(p.shape(), factor.shape())?;
     let fb = factor.broadcast(IxDyn(&shape)).ok_or("scales do not broadcast")?;
     let mut d = p.broadcast(IxDyn(&shape)).ok_or("scales do not broadcast")?.to_owned();
-    d.zip_mut_with(&fb, |v, &f| *v *= f as f64);
+    d.zip_mut_with(&fb, |v, &f| *v *= f);
     let out_dt = opt(inputs, 7).map(|t| t.dtype()).unwrap_or(req(inputs, 0)?.dtype());
     if let Some(zp) = opt(inputs, 7) {
         let z = to_f64(zp, true)?;
@@ -371,7 +372,7 @@ pub(super) fn einsum(equation: &str, inputs: &[Option<&Tensor>]) -> Result<Vec<T
         })
         .collect();
     if dt.is_float() {
-        let xs: Vec<Vec<f64>> = ops.iter().map(|t| super::f64_vec(t)).collect();
+        let xs: Vec<Vec<f64>> = ops.iter().map(|t| t.to_f64_vec()).collect();
         let out = contract(&xs, &strides, &dims, out_labels.len(), 0.0, 1.0)?;
         let a = ArrayD::from_shape_vec(IxDyn(&out_shape), out).map_err(|e| e.to_string())?;
         Ok(vec![Tensor::F64(a).cast(dt)])

@@ -105,11 +105,11 @@ pub(super) fn layer_norm(inputs: &[Option<&Tensor>], axis: i64, eps: f64, n_outp
     let (mut y, mean, inv) = standardize(&x, &axes, eps);
     let scale = f64_input(inputs, 1, false)?;
     fits(&y, &scale, "scale")?;
-    y = y * &scale;
+    y *= &scale;
     if opt(inputs, 2).is_some() {
         let b = f64_input(inputs, 2, false)?;
         fits(&y, &b, "B")?;
-        y = y + &b;
+        y += &b;
     }
     let mut outs = vec![from_f64(y, dt), from_f64(mean, dt), from_f64(inv, dt)];
     outs.truncate(n_outputs.max(1));
@@ -206,11 +206,11 @@ pub(super) fn lrn(inputs: &[Option<&Tensor>], alpha: f64, beta: f64, bias: f64, 
 pub(super) fn dropout(inputs: &[Option<&Tensor>], n_outputs: usize) -> Result<Vec<Tensor>, String> {
     let x = req(inputs, 0)?;
     let training = match opt(inputs, 2) {
-        Some(t) => super::cast(t, DType::Bool).as_array::<bool>().and_then(|a| a.iter().next().copied()).unwrap_or(false),
+        Some(t) => t.cast(DType::Bool).as_array::<bool>().and_then(|a| a.iter().next().copied()).unwrap_or(false),
         None => false,
     };
     if training {
-        let ratio = opt(inputs, 1).map(|r| super::f64_vec(r).first().copied().unwrap_or(0.5)).unwrap_or(0.5);
+        let ratio = opt(inputs, 1).map(|r| r.to_f64_vec().first().copied().unwrap_or(0.5)).unwrap_or(0.5);
         if ratio != 0.0 {
             return Err(format!("training-mode dropout with ratio {ratio} is random and cannot be evaluated reproducibly"));
         }

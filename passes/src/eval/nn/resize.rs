@@ -65,7 +65,7 @@ pub(super) fn resize(inputs: &[Option<&Tensor>], p: &ResizeParams) -> Result<Vec
             }
         }
     } else if let Some(s) = present(2) {
-        let s = super::f64_vec(s);
+        let s = s.to_f64_vec();
         if s.len() != axes.len() {
             return Err(format!("scales has {} values for {} axes", s.len(), axes.len()));
         }
@@ -86,7 +86,7 @@ pub(super) fn resize(inputs: &[Option<&Tensor>], p: &ResizeParams) -> Result<Vec
     checked_size(&out)?;
     let mut roi = vec![(0.0, 1.0); r];
     if let Some(t) = present(1) {
-        let v = super::f64_vec(t);
+        let v = t.to_f64_vec();
         let k = if v.len() == 2 * axes.len() { axes.len() } else { r };
         if v.len() != 2 * k {
             return Err(format!("roi has {} values, expected {}", v.len(), 2 * axes.len()));
