@@ -92,8 +92,12 @@ pub fn import_model(model: &ModelProto, opts: &ImportOptions) -> Result<Graph, I
         .collect();
     let ctx = Ctx { opset, functions, dir: opts.data_dir.clone(), overrides: &opts.input_shapes };
     let mut fresh = 0usize;
-    let (g, captures) = ctx.import_graph(gp, &[], &[], 0, true, &mut fresh)?;
+    let (mut g, captures) = ctx.import_graph(gp, &[], &[], 0, true, &mut fresh)?;
     debug_assert!(captures.is_empty());
+    // A whole-graph pass refines what per-node typing could not see (initializers that are
+    // also inputs, values known only after folding).
+    graphc_passes::infer::infer_graph(&mut g)
+        .map_err(|e| ImportError::Node { node: e.node, op: e.op, reason: e.reason })?;
     for (name, _) in &opts.input_shapes {
         if !g.inputs.iter().any(|&i| g.node(i).outputs[0].name == *name) {
             return Err(ImportError::Model(format!("--input-shape names '{name}', which is not a graph input")));
