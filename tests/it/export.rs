@@ -3,7 +3,9 @@
 //! text up to node names and node order (initializers always come first on import, so
 //! `Constant` nodes move to the front).
 //!
-//! `GRAPHC_NODE_TESTS=test_abs,test_add` restricts the node tests to those name prefixes.
+//! `GRAPHC_NODE_TESTS=test_abs,test_add` restricts the node tests to those name prefixes;
+//! `GRAPHC_EXPORT_DIR=<folder>` also writes every exported model there (for checking them
+//! with other tools); `GRAPHC_EXPORT_DIFF=1` prints the lines of unexpected text differences.
 
 use std::path::{Path, PathBuf};
 
@@ -92,6 +94,17 @@ fn same_outputs(a: &Graph, b: &Graph, inputs: &[Option<Tensor>]) -> Result<bool,
     Ok(true)
 }
 
+/// Node tests whose re-imported types are more precise than the original's: the original
+/// import types a subgraph's captured values before the whole-graph inference refines them
+/// in the outer graph, while the exported model declares the refined types, so inference
+/// inside the If branches gets further. The computation is the same.
+const TYPES_REFINED: &[&str] = &[
+    "test_affine_grid_2d_align_corners_expanded",
+    "test_affine_grid_2d_expanded",
+    "test_affine_grid_3d_align_corners_expanded",
+    "test_affine_grid_3d_expanded",
+];
+
 /// Ops the export rewrites into other ops, so the re-imported text differs by design.
 fn rewritten(g: &Graph) -> bool {
     g.nodes().any(|(_, n)| match &n.op {
@@ -120,13 +133,17 @@ fn node_tests_round_trip() {
         let model = dir.join("model.onnx");
         let Ok(g) = load_model(&model, vec![]) else { continue };
         imported += 1;
-        let (_, g2) = match reimport(&g, export_opset(&model)) {
+        let (m, g2) = match reimport(&g, export_opset(&model)) {
             Ok(r) => r,
             Err(e) => {
                 failures.push(format!("{name}: {e}"));
                 continue;
             }
         };
+        if let Some(out) = std::env::var_os("GRAPHC_EXPORT_DIR") {
+            let path = Path::new(&out).join(format!("{name}.onnx"));
+            graphc::onnx::write_model(&path, &m).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
         let inputs: Result<Vec<Option<Tensor>>, String> =
             numbered(&dir.join("test_data_set_0"), "input_").iter().map(|p| read_pb(p).map(Some)).collect();
         let Ok(inputs) = inputs else { continue };
@@ -137,15 +154,24 @@ fn node_tests_round_trip() {
         }
         if canonical_text(&g) == canonical_text(&g2) {
             same_text += 1;
-        } else if rewritten(&g) {
+        } else if rewritten(&g) || TYPES_REFINED.contains(&name.as_str()) {
             rewrites += 1;
         } else {
+            if std::env::var_os("GRAPHC_EXPORT_DIFF").is_some() {
+                let (a, b) = (canonical_text(&g), canonical_text(&g2));
+                for l in a.iter().filter(|l| !b.contains(l)) {
+                    println!("{name} - {l}");
+                }
+                for l in b.iter().filter(|l| !a.contains(l)) {
+                    println!("{name} + {l}");
+                }
+            }
             text_diffs.push(name);
         }
     }
     println!(
         "export round trip: {imported} node tests import; {evaluated} evaluate identically after the round trip; \
-         {same_text} print the same text, {rewrites} differ by a rewrite, {} differ otherwise",
+         {same_text} print the same text, {rewrites} differ by a rewrite or refined types, {} differ otherwise",
         text_diffs.len()
     );
     assert!(imported > 0 || !filter.is_empty(), "no node test imported");
@@ -168,7 +194,9 @@ fn light_models_round_trip() {
         let stem = model.file_stem().unwrap().to_string_lossy().into_owned();
         let g = load_model(model, vec![]).unwrap_or_else(|e| panic!("{stem}: {e}"));
         let (_, g2) = reimport(&g, export_opset(model)).unwrap_or_else(|e| panic!("{stem}: {e}"));
-        assert_eq!(canonical_text(&g), canonical_text(&g2), "{stem}: IR text differs");
+        if !rewritten(&g) {
+            assert_eq!(canonical_text(&g), canonical_text(&g2), "{stem}: IR text differs");
+        }
         let inputs: Vec<Option<Tensor>> = g
             .inputs
             .iter()
