@@ -6,7 +6,7 @@
 //! IR's normalized forms: Gemm's `trans_a`/`trans_b` are `transA`/`transB`, element types are
 //! ONNX codes, the opset-12 Softmax family (`coerce_2d`) is rewritten as
 //! Flatten -> op -> Reshape, Upsample (deprecated) as the equivalent Resize, DFT's `axis`
-//! attribute becomes its input, and captured outer values (explicit trailing inputs in the
+//! attribute becomes its input, an equal Split gets its `num_outputs`, and captured outer values (explicit trailing inputs in the
 //! IR) become implicit outer references again. Values keep their IR names, made unique
 //! across the whole model (subgraphs included) as ONNX requires; every typed value gets a
 //! `value_info`. The IR is in the newest input forms, so the export opset must be at least
@@ -428,6 +428,10 @@ impl Exporter {
                 if mode == "nearest" {
                     attrs.push(("nearest_mode", Attr::Str("floor".into())));
                 }
+            }
+            Op::Split { num_outputs: None, .. } if ins.get(1).is_none_or(|s| s.is_empty()) => {
+                // Before opset 18 an equal split took its count from the outputs.
+                attrs.push(("num_outputs", Attr::Int(outs.len() as i64)));
             }
             Op::Dft { axis, .. } => {
                 if self.opset >= 20 {

@@ -110,6 +110,7 @@ fn rewritten(g: &Graph) -> bool {
     g.nodes().any(|(_, n)| match &n.op {
         Op::Softmax { coerce_2d, .. } | Op::LogSoftmax { coerce_2d, .. } | Op::Hardmax { coerce_2d, .. } => *coerce_2d,
         Op::Upsample { .. } | Op::Dft { .. } => true,
+        Op::Split { num_outputs: None, .. } => n.inputs.get(1).is_none_or(|i| i.is_none()),
         Op::If { then_branch, else_branch } => rewritten(then_branch) || rewritten(else_branch),
         Op::Loop { body, .. } | Op::Scan { body, .. } => rewritten(body),
         _ => false,
