@@ -1,4 +1,4 @@
-//! The ONNX front end: protobuf model -> IR graph.
+//! The ONNX front end: protobuf model -> IR graph, and back (`export`).
 //!
 //! `import` walks a `ModelProto` into a [`Graph`]: opset-aware (default domain, opsets
 //! [`MIN_OPSET`]..=[`MAX_OPSET`]), with initializers (graph inputs that also have one become
@@ -8,10 +8,12 @@
 //! rewrites older opsets' attribute forms into the newest input forms the IR uses. `tensor`
 //! converts `TensorProto`s. Errors name the node, its op type and the reason.
 
+pub mod export;
 pub mod import;
 pub mod normalize;
 pub mod tensor;
 
+pub use export::{export_model, write_model, ExportError, MIN_EXPORT_OPSET};
 pub use import::{import_model, load_model, ImportOptions};
 pub use tensor::{read_pb, tensor_from_proto, tensor_to_proto, DataDir};
 

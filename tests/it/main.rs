@@ -2,5 +2,6 @@
 
 mod cli;
 mod conformance;
+mod export;
 mod support;
 mod text;
