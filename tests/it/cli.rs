@@ -31,6 +31,18 @@ fn empty_file() {
 }
 
 #[test]
+fn truncated_model() {
+    let dir = tempdir("truncated");
+    let full = std::fs::read(crate::support::repo().join("examples/models/tiny_cnn.onnx")).unwrap();
+    for cut in [1, 7, full.len() / 3, full.len() / 2, full.len() - 5] {
+        let p = dir.join(format!("cut{cut}.onnx"));
+        std::fs::write(&p, &full[..cut]).unwrap();
+        let e = run_err(&["run", p.to_str().unwrap()]);
+        assert!(e.starts_with("error: "), "{e}");
+    }
+}
+
+#[test]
 fn random_bytes() {
     let dir = tempdir("random");
     let p = dir.join("random.onnx");
@@ -146,6 +158,46 @@ mod bad_models {
     fn inspect_err(tag: &str, m: &p::ModelProto) -> String {
         let path = save(tag, m);
         run_err(&["inspect", path.to_str().unwrap()])
+    }
+
+    /// A model-local function is inlined: `y = MyScale(x)` with body `Mul(x, Constant 3)` and an
+    /// attribute reference, and the result evaluates as the body says.
+    #[test]
+    fn local_function_is_inlined() {
+        let mut call = node("MyAffine", "local", &["x"], &["y"]);
+        call.attribute.push(p::AttributeProto {
+            name: Some("alpha".into()),
+            r#type: Some(p::attribute_proto::AttributeType::Float as i32),
+            f: Some(0.5),
+            ..Default::default()
+        });
+        let mut lrelu = node("LeakyRelu", "", &["a"], &["b"]);
+        lrelu.attribute.push(p::AttributeProto {
+            name: Some("alpha".into()),
+            ref_attr_name: Some("alpha".into()),
+            r#type: Some(p::attribute_proto::AttributeType::Float as i32),
+            ..Default::default()
+        });
+        let f = p::FunctionProto {
+            name: Some("MyAffine".into()),
+            domain: Some("local".into()),
+            input: vec!["a".into()],
+            output: vec!["c".into()],
+            attribute: vec!["alpha".into()],
+            node: vec![lrelu, node("Neg", "", &["b"], &["c"])],
+            opset_import: vec![p::OperatorSetIdProto { domain: Some(String::new()), version: Some(17) }],
+            ..Default::default()
+        };
+        let mut m = model(vec![call], vec![]);
+        m.functions.push(f);
+        m.opset_import.push(p::OperatorSetIdProto { domain: Some("local".into()), version: Some(1) });
+        let path = save("function", &m);
+        let g = graphc::onnx::load_model(&path, vec![]).unwrap();
+        let ops: Vec<&str> = g.nodes().map(|(_, n)| n.op.name()).collect();
+        assert_eq!(ops, ["input", "leaky_relu", "neg"]);
+        let x = graphc::passes::ir::Tensor::from_vec(&[2, 3], vec![-2.0f32, -1.0, 0.0, 1.0, 2.0, 4.0]).unwrap();
+        let y = graphc::passes::eval::eval_graph(&g, &[Some(x)]).unwrap();
+        assert_eq!(y[0].to_f64_vec(), vec![1.0, 0.5, -0.0, -1.0, -2.0, -4.0]);
     }
 
     #[test]
