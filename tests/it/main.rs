@@ -2,5 +2,6 @@
 
 mod cli;
 mod conformance;
+mod memory;
 mod support;
 mod text;
