@@ -6,3 +6,4 @@
 pub mod eval;
 pub mod infer;
 pub mod ir;
+pub mod plan;

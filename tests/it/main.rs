@@ -3,5 +3,6 @@
 mod cli;
 mod conformance;
 mod export;
+mod memory;
 mod support;
 mod text;
