@@ -277,13 +277,7 @@ fn softplus(v: f64) -> f64 {
 
 /// Clamps into [0, 1], keeping NaN.
 fn clamp01(v: f64) -> f64 {
-    if v < 0.0 {
-        0.0
-    } else if v > 1.0 {
-        1.0
-    } else {
-        v
-    }
+    v.clamp(0.0, 1.0)
 }
 
 fn add(x: &Tensor, y: &Tensor) -> Result<Tensor, String> {
@@ -374,14 +368,20 @@ fn where_(cond: &Tensor, x: &Tensor, y: &Tensor) -> Result<Tensor, String> {
     };
     crate::dispatch!(x, a => {
         let b = T::unwrap(y).ok_or_else(|| format!("input 2 has type {}, expected {} like input 1", y.dtype(), x.dtype()))?;
-        let shape = util::broadcast_shape(&util::broadcast_shape(c.shape(), a.shape())?, b.shape())?;
-        util::checked_size(&shape)?;
-        let dim = IxDyn(&shape);
-        let err = || format!("shapes {:?}, {:?} and {:?} do not broadcast", c.shape(), a.shape(), b.shape());
-        let (cv, av, bv) = (c.broadcast(dim.clone()).ok_or_else(err)?, a.broadcast(dim.clone()).ok_or_else(err)?, b.broadcast(dim.clone()).ok_or_else(err)?);
-        let data: Vec<T> = cv.iter().zip(av.iter().zip(bv.iter())).map(|(&c, (p, q))| if c { p.clone() } else { q.clone() }).collect();
-        ArrayD::from_shape_vec(dim, data).map(<T as Elem>::wrap).map_err(|e| e.to_string())
+        select(c, a, b).map(<T as Elem>::wrap)
     })
+}
+
+/// `c ? a : b` elementwise, the three broadcast together.
+fn select<T: Elem>(c: &ArrayD<bool>, a: &ArrayD<T>, b: &ArrayD<T>) -> Result<ArrayD<T>, String> {
+    let shape = util::broadcast_shape(&util::broadcast_shape(c.shape(), a.shape())?, b.shape())?;
+    util::checked_size(&shape)?;
+    let dim = IxDyn(&shape);
+    let err = || format!("shapes {:?}, {:?} and {:?} do not broadcast", c.shape(), a.shape(), b.shape());
+    let cv = c.broadcast(dim.clone()).ok_or_else(err)?;
+    let (av, bv) = (a.broadcast(dim.clone()).ok_or_else(err)?, b.broadcast(dim.clone()).ok_or_else(err)?);
+    let data = cv.iter().zip(av.iter().zip(bv.iter())).map(|(&c, (p, q))| if c { p.clone() } else { q.clone() });
+    ArrayD::from_shape_vec(dim, data.collect()).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
