@@ -3,6 +3,8 @@
 //! protobuf or of code generation.
 #![warn(missing_docs)]
 
+pub mod egraph;
 pub mod eval;
 pub mod infer;
 pub mod ir;
+pub mod rules;
