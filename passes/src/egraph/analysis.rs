@@ -113,6 +113,7 @@ impl egg::Analysis<ENode> for GraphAnalysis {
         let plain = |types: Option<Vec<TypeInfo>>| Data { types, value: None, absent: false, tuple: false };
         match &n.head {
             Head::Absent => Data { types: Some(vec![]), value: None, absent: true, tuple: false },
+            Head::Pattern(..) => plain(None),
             Head::Input(i) => plain(eg.analysis.inputs.get(*i).map(|t| vec![t.clone()])),
             Head::Get(i) => {
                 let d = &eg[n.children[0]].data;

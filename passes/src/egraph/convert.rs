@@ -169,6 +169,7 @@ pub fn from_choice(
                 Emitted::Value(ValueRef { node, port: 0 })
             }
             Head::Absent => Emitted::Absent,
+            Head::Pattern(name, _) => return Err(err(format!("e-class {c}: pattern-only op '{name}' was extracted"))),
             Head::Get(i) => match done.get(&eg.find(n.children[0])) {
                 Some(Emitted::Tuple(node)) => Emitted::Value(ValueRef { node: *node, port: *i as u32 }),
                 _ => return Err(err(format!("get.{i} of e-class {c} does not read a tuple"))),

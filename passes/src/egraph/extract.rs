@@ -34,6 +34,8 @@ pub fn node_cost(eg: &EG, class: Id, n: &ENode) -> f64 {
                 None => op_cost(&k.op, &ins, &[]),
             }
         }
+        // Pattern-only nodes cannot be emitted.
+        Head::Pattern(..) => f64::INFINITY,
         _ => 0.0,
     }
 }

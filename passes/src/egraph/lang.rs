@@ -17,7 +17,9 @@
 //!
 //! In patterns an op matches by name, arity and output count only: attributes are checked by
 //! rule conditions and set by custom appliers. An op written on a right-hand side gets its
-//! default attributes, and an op with a required attribute cannot be written in a pattern.
+//! default attributes; an op with a required attribute (`concat`, `cast`) parses to a
+//! [`Head::Pattern`] that may only appear on a left-hand side (instantiated, it has no type,
+//! and extraction never picks it).
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -152,6 +154,8 @@ pub enum Head {
     Get(usize),
     /// An IR op.
     Op(Arc<KeyedOp>),
+    /// A pattern-only op: name and output count, no attributes (see the module docs).
+    Pattern(&'static str, usize),
 }
 
 impl Head {
@@ -161,6 +165,7 @@ impl Head {
             Head::Absent => 1,
             Head::Get(_) => 2,
             Head::Op(_) => 3,
+            Head::Pattern(..) => 4,
         }
     }
 }
@@ -171,6 +176,7 @@ impl PartialEq for Head {
             (Head::Input(a), Head::Input(b)) | (Head::Get(a), Head::Get(b)) => a == b,
             (Head::Absent, Head::Absent) => true,
             (Head::Op(a), Head::Op(b)) => Arc::ptr_eq(a, b) || a == b,
+            (Head::Pattern(a, n), Head::Pattern(b, m)) => a == b && n == m,
             _ => false,
         }
     }
@@ -183,6 +189,7 @@ impl Hash for Head {
             Head::Input(i) | Head::Get(i) => i.hash(state),
             Head::Absent => {}
             Head::Op(k) => k.hash(state),
+            Head::Pattern(a, n) => (a, n).hash(state),
         }
     }
 }
@@ -196,6 +203,7 @@ impl Ord for Head {
         match (self, other) {
             (Head::Input(a), Head::Input(b)) | (Head::Get(a), Head::Get(b)) => a.cmp(b),
             (Head::Op(a), Head::Op(b)) => a.cmp(b),
+            (Head::Pattern(a, n), Head::Pattern(b, m)) => (a, n).cmp(&(b, m)),
             _ => self.rank().cmp(&other.rank()),
         }
     }
@@ -248,6 +256,7 @@ impl Language for ENode {
             Head::Absent => Kind::Absent,
             Head::Get(i) => Kind::Get(*i),
             Head::Op(k) => Kind::Op(k.op.name(), k.n_out),
+            Head::Pattern(name, n) => Kind::Op(name, *n),
         }
     }
 
@@ -272,6 +281,8 @@ impl fmt::Display for ENode {
             Head::Get(i) => write!(f, "get.{i}"),
             Head::Op(k) if k.n_out == 1 => f.write_str(k.op.name()),
             Head::Op(k) => write!(f, "{}/{}", k.op.name(), k.n_out),
+            Head::Pattern(name, 1) => f.write_str(name),
+            Head::Pattern(name, n) => write!(f, "{name}/{n}"),
         }
     }
 }
@@ -293,8 +304,15 @@ impl egg::FromOp for ENode {
                 Some((n, k)) => (n, index(k)?),
                 None => (op, 1),
             };
-            let built = Op::build(name, &mut Attrs::new()).map_err(|e| format!("'{op}': {e}"))?;
-            Head::Op(KeyedOp::new(built.ok_or_else(|| format!("unknown op '{op}'"))?, n_out))
+            let i = Op::TEXT_NAMES
+                .iter()
+                .position(|n| *n == name)
+                .or_else(|| Op::ONNX_NAMES.iter().position(|n| *n == name))
+                .ok_or_else(|| format!("unknown op '{op}'"))?;
+            match Op::build(name, &mut Attrs::new()) {
+                Ok(Some(built)) => Head::Op(KeyedOp::new(built, n_out)),
+                _ => Head::Pattern(Op::TEXT_NAMES[i], n_out),
+            }
         };
         Ok(ENode { head, children })
     }
@@ -331,7 +349,11 @@ mod tests {
             assert_eq!(n.to_string(), s);
         }
         assert!(ENode::from_op("no_such_op", vec![]).is_err());
-        // Concat's axis is required: it cannot appear in a pattern.
-        assert!(ENode::from_op("concat", vec![]).is_err());
+        // Concat's axis is required: it parses to a pattern-only head.
+        let c = ENode::from_op("concat", vec![]).unwrap();
+        assert!(matches!(c.head, Head::Pattern("concat", 1)));
+        assert_eq!(c.to_string(), "concat");
+        let real = ENode::leaf(Head::Op(KeyedOp::new(Op::Concat { axis: 1 }, 1)));
+        assert!(c.matches(&real));
     }
 }
