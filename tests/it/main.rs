@@ -3,4 +3,5 @@
 mod cli;
 mod conformance;
 mod support;
+mod optimize;
 mod text;
