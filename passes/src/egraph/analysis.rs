@@ -7,7 +7,8 @@
 //! `ConstantOfShape` of up to 1M elements, which a Conv needs as data) fold, while an
 //! `Expand`/`Tile`/`ConstantOfShape` that would blow a small value up into a huge constant
 //! stays an op. When a single-value class becomes constant, `modify` adds a `constant` node
-//! to it, so extraction can pick it (at cost 0).
+//! to it, so extraction can pick it (at cost 0). Graph inputs with a default (initializer)
+//! count as constants, as in `infer_graph`: compiled code is specialized to them.
 //!
 //! A class standing for a tuple (a node with other than one output) records one type (and
 //! value) per output; its `get.i` nodes read entry `i`.
@@ -30,11 +31,14 @@ pub const FOLD_INPUT_LIMIT: usize = 1 << 24;
 /// The e-graph type of graphc.
 pub type EG = EGraph<ENode, GraphAnalysis>;
 
-/// The analysis: it knows the types of the graph inputs.
+/// The analysis: it knows the types of the graph inputs and their defaults.
 #[derive(Debug, Default)]
 pub struct GraphAnalysis {
     /// Type of each graph input, in signature order.
     pub inputs: Vec<TypeInfo>,
+    /// Default (initializer) of each graph input, as a `constant` op. Like `infer_graph`,
+    /// the optimizer specializes the graph to these values: they fold into their consumers.
+    pub defaults: Vec<Option<Arc<KeyedOp>>>,
 }
 
 /// What is known about one e-class.
@@ -114,7 +118,10 @@ impl egg::Analysis<ENode> for GraphAnalysis {
         match &n.head {
             Head::Absent => Data { types: Some(vec![]), value: None, absent: true, tuple: false },
             Head::Pattern(..) => plain(None),
-            Head::Input(i) => plain(eg.analysis.inputs.get(*i).map(|t| vec![t.clone()])),
+            Head::Input(i) => Data {
+                value: eg.analysis.defaults.get(*i).cloned().flatten().map(|k| vec![k]),
+                ..plain(eg.analysis.inputs.get(*i).map(|t| vec![t.clone()]))
+            },
             Head::Get(i) => {
                 let d = &eg[n.children[0]].data;
                 Data {
@@ -189,6 +196,10 @@ impl egg::Analysis<ENode> for GraphAnalysis {
     }
 
     fn modify(eg: &mut EG, id: Id) {
+        // An input with a default keeps being read as the input (no copy of the tensor).
+        if eg[id].nodes.iter().any(|n| matches!(n.head, Head::Input(_))) {
+            return;
+        }
         let k = match &eg[id].data.value {
             Some(v) if !eg[id].data.tuple && v.len() == 1 => v[0].clone(),
             _ => return,

@@ -36,7 +36,15 @@ fn knowledge(t: &TypeInfo) -> usize {
 /// Converts a graph (with types inferred) into an e-graph.
 pub fn to_egraph(g: &Graph) -> Result<Converted, OptimizeError> {
     let inputs: Vec<TypeInfo> = g.inputs.iter().map(|&id| g.node(id).outputs[0].ty.clone()).collect();
-    let mut eg = EG::new(GraphAnalysis { inputs });
+    let defaults = g
+        .inputs
+        .iter()
+        .map(|&id| match &g.node(id).op {
+            Op::Input { default: Some(t) } => Some(KeyedOp::constant(t.clone())),
+            _ => None,
+        })
+        .collect();
+    let mut eg = EG::new(GraphAnalysis { inputs, defaults });
     let mut values: HashMap<ValueRef, Id> = HashMap::new();
     let mut names: HashMap<Id, String> = HashMap::new();
     let absent = eg.add(ENode::leaf(Head::Absent));

@@ -6,7 +6,8 @@ use crate::eval::eval_graph;
 use crate::ir::text::{parse, print};
 use crate::ir::Tensor;
 
-/// Seeded pseudo-random values in [-2, 2) (an LCG: deterministic across platforms).
+/// Seeded pseudo-random values in [-2, 2) (an LCG: deterministic across platforms) for the
+/// inputs without a default.
 fn random_inputs(g: &Graph, seed: u64) -> Vec<Option<Tensor>> {
     let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
     let mut next = move || {
@@ -16,7 +17,11 @@ fn random_inputs(g: &Graph, seed: u64) -> Vec<Option<Tensor>> {
     g.inputs
         .iter()
         .map(|&id| {
-            let ty = &g.node(id).outputs[0].ty;
+            let node = g.node(id);
+            if matches!(node.op, Op::Input { default: Some(_) }) {
+                return None;
+            }
+            let ty = &node.outputs[0].ty;
             let dims = ty.shape.as_known().expect("fixture inputs have static shapes");
             let n: usize = dims.iter().product();
             let data: Vec<f64> = (0..n).map(|_| next()).collect();
@@ -187,10 +192,28 @@ fn rule_dropout_inference() {
   %b: f32[2,3] = dropout (%a, %r, %t)
   %c: f32[2,3] = tanh (%b)
   %d: f32[2,3], %m: bool[2,3] = dropout (%c)
-  return %d, %m
+  %e: f32[2,3], %n: bool[2,3] = dropout (%d, %r)
+  %f: f32[2,3] = sin (%e)
+  return %d, %m, %f
 }
 "#,
     );
+}
+
+#[test]
+fn input_defaults_fold_like_constants() {
+    let g = fixture(
+        r#"graph "h" (%x: f32[2], %s: i64[1] = i64[1] [2]) {
+  %w: f32[2] = constant_of_shape {value: f32[1] [1.0]} (%s)
+  %y: f32[2] = mul (%x, %w)
+  return %y
+}
+"#,
+    );
+    let (out, report) = optimize(&g, &crate::rules::algebra::rules(), &RunnerConfig::default()).unwrap();
+    assert_eq!(ops(&out), Vec::<&str>::new(), "{report}");
+    assert_eq!(out.inputs.len(), 2);
+    assert_same_values(&g, &out, 0.0);
 }
 
 #[test]
