@@ -3,7 +3,9 @@
 //! protobuf or of code generation.
 #![warn(missing_docs)]
 
+pub mod egraph;
 pub mod eval;
 pub mod infer;
 pub mod ir;
 pub mod plan;
+pub mod rules;

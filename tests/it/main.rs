@@ -5,4 +5,5 @@ mod conformance;
 mod export;
 mod memory;
 mod support;
+mod optimize;
 mod text;

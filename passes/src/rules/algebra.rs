@@ -1,0 +1,92 @@
+//! Algebra and identities: ops that compute their input (Identity, Dropout in inference,
+//! Cast to the same type, x*1, x+0, x-0, x/1, Reshape/Squeeze/Unsqueeze chains back to the
+//! input's shape) and compositions of layout ops (Transpose of Transpose, Reshape of
+//! Reshape).
+//!
+//! Shape-sensitive identities require the replacement to have exactly the matched class's
+//! type, so a constant that broadcasts to a larger shape (x[3] * ones[2,3]) is never
+//! dropped. `x + 0` with a `+0.0` constant turns `-0.0` into `+0.0`; the rewrite treats them
+//! as equal (the numeric checks compare values, not signs of zero).
+
+use egg::{rewrite as rw, Applier, Id, PatternAst, Subst, Symbol, Var};
+
+use super::{absent_or_false, is_splat_of, same_type_as_root, shape_without_zero, var};
+use crate::egraph::{ENode, GraphAnalysis, Head, KeyedOp, Rewrite, EG};
+use crate::ir::Op;
+
+/// The algebra rule set.
+#[rustfmt::skip]
+pub fn rules() -> Vec<Rewrite> { vec![
+    rw!("identity";             "(identity ?x)"           => "?x"),
+    rw!("dropout-inference-1";  "(dropout ?x)"            => "?x"),
+    rw!("dropout-inference-2";  "(dropout ?x ?r)"         => "?x"),
+    rw!("dropout-inference-3";  "(dropout ?x ?r ?t)"      => "?x" if absent_or_false("?t")),
+    rw!("dropout-mask-1";       "(get.0 (dropout/2 ?x))"  => "?x"),
+    rw!("dropout-mask-2";       "(get.0 (dropout/2 ?x ?r))" => "?x"),
+    rw!("dropout-mask-3";       "(get.0 (dropout/2 ?x ?r ?t))" => "?x" if absent_or_false("?t")),
+    rw!("cast-same-type";       "(cast ?x)"               => "?x" if same_type_as_root("?x")),
+    rw!("mul-one";              "(mul ?x ?c)"             => "?x" if is_splat_of("?c", 1.0) if same_type_as_root("?x")),
+    rw!("mul-one-left";         "(mul ?c ?x)"             => "?x" if is_splat_of("?c", 1.0) if same_type_as_root("?x")),
+    rw!("add-zero";             "(add ?x ?c)"             => "?x" if is_splat_of("?c", 0.0) if same_type_as_root("?x")),
+    rw!("add-zero-left";        "(add ?c ?x)"             => "?x" if is_splat_of("?c", 0.0) if same_type_as_root("?x")),
+    rw!("sub-zero";             "(sub ?x ?c)"             => "?x" if is_splat_of("?c", 0.0) if same_type_as_root("?x")),
+    rw!("div-one";              "(div ?x ?c)"             => "?x" if is_splat_of("?c", 1.0) if same_type_as_root("?x")),
+    rw!("transpose-transpose";  "(transpose ?t)"          => { ComposeTranspose { t: var("?t") } }),
+    rw!("reshape-reshape";      "(reshape (reshape ?x ?a) ?s)" => "(reshape ?x ?s)" if shape_without_zero("?s")),
+    rw!("reshape-same-shape";   "(reshape ?x ?s)"         => "?x" if same_type_as_root("?x")),
+    rw!("squeeze-unsqueeze";    "(squeeze (unsqueeze ?x ?a) ?b)" => "?x" if same_type_as_root("?x")),
+    rw!("squeeze-all-unsqueeze"; "(squeeze (unsqueeze ?x ?a))"  => "?x" if same_type_as_root("?x")),
+    rw!("unsqueeze-squeeze";    "(unsqueeze (squeeze ?x ?a) ?b)" => "?x" if same_type_as_root("?x")),
+]}
+
+/// `transpose(transpose(x, p1), p2) => transpose(x, q)` with `q[i] = p1[p2[i]]`, or `x` when
+/// `q` is the identity. An absent `perm` reverses the axes.
+#[derive(Debug)]
+pub struct ComposeTranspose {
+    /// The inner transpose's class.
+    pub t: Var,
+}
+
+fn perm_of(op: &Op, rank: usize) -> Option<Vec<usize>> {
+    match op {
+        Op::Transpose { perm: None } => Some((0..rank).rev().collect()),
+        Op::Transpose { perm: Some(p) } => {
+            let p: Vec<usize> = p.iter().map(|&a| usize::try_from(a).ok().filter(|a| *a < rank)).collect::<Option<_>>()?;
+            (p.len() == rank).then_some(p)
+        }
+        _ => None,
+    }
+}
+
+impl Applier<ENode, GraphAnalysis> for ComposeTranspose {
+    fn apply_one(&self, eg: &mut EG, root: Id, subst: &Subst, _: Option<&PatternAst<ENode>>, _: Symbol) -> Vec<Id> {
+        let t = eg.find(subst[self.t]);
+        let Some(rank) = eg[t].data.ty().and_then(|ty| ty.shape.rank()) else { return vec![] };
+        let outer: Vec<Vec<usize>> = eg[root]
+            .iter()
+            .filter(|n| n.children.len() == 1 && eg.find(n.children[0]) == t)
+            .filter_map(|n| n.op().and_then(|op| perm_of(op, rank)))
+            .collect();
+        let inner: Vec<(Vec<usize>, Id)> = eg[t]
+            .iter()
+            .filter(|n| n.children.len() == 1)
+            .filter_map(|n| n.op().and_then(|op| perm_of(op, rank)).map(|p| (p, n.children[0])))
+            .collect();
+        let mut changed = vec![];
+        for p2 in &outer {
+            for (p1, x) in &inner {
+                let q: Vec<usize> = p2.iter().map(|&i| p1[i]).collect();
+                let new = if q.iter().enumerate().all(|(i, &a)| i == a) {
+                    *x
+                } else {
+                    let perm = Some(q.iter().map(|&a| a as i64).collect());
+                    eg.add(ENode { head: Head::Op(KeyedOp::new(Op::Transpose { perm }, 1)), children: vec![*x] })
+                };
+                if eg.union(root, new) {
+                    changed.push(new);
+                }
+            }
+        }
+        changed
+    }
+}
