@@ -4,6 +4,6 @@ mod cli;
 mod conformance;
 mod export;
 mod memory;
-mod support;
 mod optimize;
+mod support;
 mod text;
