@@ -13,18 +13,28 @@ use npyz::{TypeChar, WriterBuilder};
 /// Reads an `.npy` file. Errors name the file and the reason.
 pub fn read_npy(path: &Path) -> Result<Tensor, String> {
     let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let npy = npyz::NpyFile::new(BufReader::new(f)).map_err(|e| format!("{}: not a .npy file ({e})", path.display()))?;
+    let npy = npyz::NpyFile::new(BufReader::new(f))
+        .map_err(|e| format!("{}: not a .npy file ({e})", path.display()))?;
     let shape: Vec<usize> = npy
         .shape()
         .iter()
-        .map(|&d| usize::try_from(d).map_err(|_| format!("{}: dimension {d} is too large", path.display())))
+        .map(|&d| {
+            usize::try_from(d)
+                .map_err(|_| format!("{}: dimension {d} is too large", path.display()))
+        })
         .collect::<Result<_, _>>()?;
     checked_size(&shape).map_err(|e| format!("{}: array {e}", path.display()))?;
     if npy.order() == npyz::Order::Fortran && shape.len() > 1 {
-        return Err(format!("{}: Fortran-ordered arrays are not supported; save with C order", path.display()));
+        return Err(format!(
+            "{}: Fortran-ordered arrays are not supported; save with C order",
+            path.display()
+        ));
     }
     let npyz::DType::Plain(ts) = npy.dtype() else {
-        return Err(format!("{}: structured arrays are not supported", path.display()));
+        return Err(format!(
+            "{}: structured arrays are not supported",
+            path.display()
+        ));
     };
     let err = |e: std::io::Error| format!("{}: {e}", path.display());
     let size = ts.size_field();
@@ -44,7 +54,12 @@ pub fn read_npy(path: &Path) -> Result<Tensor, String> {
         (TypeChar::UnicodeStr, _) | (TypeChar::ByteStr, _) => {
             Tensor::from_vec(&shape, npy.into_vec::<String>().map_err(err)?)
         }
-        _ => return Err(format!("{}: numpy type '{ts}' is not supported", path.display())),
+        _ => {
+            return Err(format!(
+                "{}: numpy type '{ts}' is not supported",
+                path.display()
+            ))
+        }
     };
     t.map_err(|e| format!("{}: {e}", path.display()))
 }
@@ -53,8 +68,16 @@ pub fn read_npy(path: &Path) -> Result<Tensor, String> {
 pub fn npy_bytes(t: &Tensor) -> Result<Vec<u8>, String> {
     let shape: Vec<u64> = t.shape().iter().map(|&d| d as u64).collect();
     let mut out = Vec::new();
-    fn write<T: npyz::AutoSerialize + Clone>(out: &mut Vec<u8>, shape: &[u64], data: impl Iterator<Item = T>) -> std::io::Result<()> {
-        let mut w = npyz::WriteOptions::new().default_dtype().shape(shape).writer(out).begin_nd()?;
+    fn write<T: npyz::AutoSerialize + Clone>(
+        out: &mut Vec<u8>,
+        shape: &[u64],
+        data: impl Iterator<Item = T>,
+    ) -> std::io::Result<()> {
+        let mut w = npyz::WriteOptions::new()
+            .default_dtype()
+            .shape(shape)
+            .writer(out)
+            .begin_nd()?;
         w.extend(data)?;
         w.finish()
     }
@@ -73,7 +96,12 @@ pub fn npy_bytes(t: &Tensor) -> Result<Vec<u8>, String> {
         Tensor::U64(a) => write(&mut out, &shape, a.iter().copied()),
         Tensor::Bool(a) => write(&mut out, &shape, a.iter().copied()),
         Tensor::Str(a) => {
-            let width = a.iter().map(|s| s.chars().count()).max().unwrap_or(0).max(1);
+            let width = a
+                .iter()
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+                .max(1);
             let ts: npyz::TypeStr = format!("<U{width}").parse().map_err(|e| format!("{e}"))?;
             (|| {
                 let mut w = npyz::WriteOptions::<String>::new()
@@ -93,7 +121,10 @@ pub fn npy_bytes(t: &Tensor) -> Result<Vec<u8>, String> {
 /// Writes a tensor to an `.npy` file, atomically (temporary file, then rename).
 pub fn write_npy(path: &Path, t: &Tensor) -> Result<(), String> {
     let bytes = npy_bytes(t)?;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".{}.tmp{}",
         path.file_name().and_then(|s| s.to_str()).unwrap_or("out"),

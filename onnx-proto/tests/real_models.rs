@@ -14,7 +14,11 @@ fn light_dir() -> Option<PathBuf> {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/onnx-1.21.0"));
     let dir = data.join("light");
-    assert!(dir.is_dir(), "ONNX light models missing at {}: run scripts/fetch-onnx-testdata.sh", dir.display());
+    assert!(
+        dir.is_dir(),
+        "ONNX light models missing at {}: run scripts/fetch-onnx-testdata.sh",
+        dir.display()
+    );
     Some(dir)
 }
 

@@ -34,7 +34,9 @@ pub fn main_with_args(cli: Cli) -> anyhow::Result<()> {
 /// Parses `NAME=D,D,...` (dims are numbers, symbols or `?`).
 pub fn parse_input_shape(s: &str) -> Result<(String, Vec<graphc_passes::ir::Dim>), String> {
     use graphc_passes::ir::Dim;
-    let (name, dims) = s.rsplit_once('=').ok_or_else(|| format!("'{s}' is not NAME=D,D,..."))?;
+    let (name, dims) = s
+        .rsplit_once('=')
+        .ok_or_else(|| format!("'{s}' is not NAME=D,D,..."))?;
     if name.is_empty() {
         return Err(format!("'{s}' has an empty input name"));
     }
@@ -48,10 +50,16 @@ pub fn parse_input_shape(s: &str) -> Result<(String, Vec<graphc_passes::ir::Dim>
                     Ok(Dim::Unknown)
                 } else if let Ok(n) = d.parse::<usize>() {
                     Ok(Dim::Known(n))
-                } else if d.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') {
+                } else if d
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                {
                     Ok(Dim::Sym(d.to_string()))
                 } else {
-                    Err(format!("'{d}' in '{s}' is not a dimension (a number, a name or ?)"))
+                    Err(format!(
+                        "'{d}' in '{s}' is not a dimension (a number, a name or ?)"
+                    ))
                 }
             })
             .collect::<Result<_, _>>()?

@@ -42,14 +42,23 @@ pub fn read_tensor(path: &Path) -> anyhow::Result<Tensor> {
     let t = match ext {
         "npy" => crate::npy::read_npy(path),
         "pb" => crate::onnx::read_pb(path),
-        _ => return Err(anyhow::anyhow!("{}: inputs must be .npy or .pb files", path.display())),
+        _ => {
+            return Err(anyhow::anyhow!(
+                "{}: inputs must be .npy or .pb files",
+                path.display()
+            ))
+        }
     };
     t.map_err(anyhow::Error::msg)
 }
 
 /// Binds `[NAME=]PATH` arguments to the graph's inputs and checks dtypes and shapes.
 pub fn bind_inputs(g: &Graph, args: &[String]) -> anyhow::Result<Vec<Option<Tensor>>> {
-    let names: Vec<&str> = g.inputs.iter().map(|&i| g.node(i).outputs[0].name.as_str()).collect();
+    let names: Vec<&str> = g
+        .inputs
+        .iter()
+        .map(|&i| g.node(i).outputs[0].name.as_str())
+        .collect();
     let mut bound: Vec<Option<Tensor>> = vec![None; names.len()];
     let free: Vec<usize> = g
         .inputs
@@ -61,15 +70,22 @@ pub fn bind_inputs(g: &Graph, args: &[String]) -> anyhow::Result<Vec<Option<Tens
     let mut next_free = 0;
     for a in args {
         let (slot, path) = match a.split_once('=') {
-            Some((name, path)) if names.contains(&name) => {
-                (names.iter().position(|n| *n == name).expect("contained"), path)
-            }
+            Some((name, path)) if names.contains(&name) => (
+                names.iter().position(|n| *n == name).expect("contained"),
+                path,
+            ),
             Some((name, _)) if !Path::new(a).exists() => {
-                bail!("--input {a}: the model has no input named '{name}' (inputs: {})", names.join(", "))
+                bail!(
+                    "--input {a}: the model has no input named '{name}' (inputs: {})",
+                    names.join(", ")
+                )
             }
             _ => {
                 let Some(&k) = free.get(next_free) else {
-                    bail!("--input {a}: more inputs given than the model takes ({})", free.len());
+                    bail!(
+                        "--input {a}: more inputs given than the model takes ({})",
+                        free.len()
+                    );
                 };
                 next_free += 1;
                 (k, a.as_str())
@@ -87,12 +103,22 @@ pub fn bind_inputs(g: &Graph, args: &[String]) -> anyhow::Result<Vec<Option<Tens
         match &bound[k] {
             None => {
                 if matches!(g.node(id).op, Op::Input { default: None }) {
-                    bail!("input '{}' ({}) is missing: pass --input {}=PATH", info.name, info.ty, info.name);
+                    bail!(
+                        "input '{}' ({}) is missing: pass --input {}=PATH",
+                        info.name,
+                        info.ty,
+                        info.name
+                    );
                 }
             }
             Some(t) => {
                 if t.dtype() != info.ty.dtype {
-                    bail!("input '{}' must be {} but the file holds {}", info.name, info.ty, describe(t));
+                    bail!(
+                        "input '{}' must be {} but the file holds {}",
+                        info.name,
+                        info.ty,
+                        describe(t)
+                    );
                 }
                 if let Shape::Ranked(dims) = &info.ty.shape {
                     let ok = dims.len() == t.shape().len()
@@ -102,7 +128,12 @@ pub fn bind_inputs(g: &Graph, args: &[String]) -> anyhow::Result<Vec<Option<Tens
                             Dim::Unknown => true,
                         });
                     if !ok {
-                        bail!("input '{}' must be {} but the file holds {}", info.name, info.ty, describe(t));
+                        bail!(
+                            "input '{}' must be {} but the file holds {}",
+                            info.name,
+                            info.ty,
+                            describe(t)
+                        );
                     }
                 }
             }
@@ -128,7 +159,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     for (i, (t, o)) in outputs.iter().zip(&g.outputs).enumerate() {
         let path = args.output_dir.join(format!("output_{i}.npy"));
         crate::npy::write_npy(&path, t).map_err(anyhow::Error::msg)?;
-        println!("output {i} '{}': {} -> {}", o.name, describe(t), path.display());
+        println!(
+            "output {i} '{}': {} -> {}",
+            o.name,
+            describe(t),
+            path.display()
+        );
     }
     Ok(())
 }

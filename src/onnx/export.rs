@@ -16,11 +16,13 @@ use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::Path;
 
-use graphc_passes::ir::{Attr, DType, Dim, Graph, Node, NodeId, Op, Shape, Tensor, TypeInfo, ValueRef};
+use graphc_passes::ir::{
+    Attr, DType, Dim, Graph, Node, NodeId, Op, Shape, Tensor, TypeInfo, ValueRef,
+};
 use onnx_proto::prost::Message;
 use onnx_proto::{
-    attribute_proto::AttributeType, tensor_shape_proto, type_proto, AttributeProto, GraphProto, ModelProto, NodeProto,
-    OperatorSetIdProto, TensorShapeProto, TypeProto, ValueInfoProto,
+    attribute_proto::AttributeType, tensor_shape_proto, type_proto, AttributeProto, GraphProto,
+    ModelProto, NodeProto, OperatorSetIdProto, TensorShapeProto, TypeProto, ValueInfoProto,
 };
 
 use super::tensor::tensor_to_proto;
@@ -90,11 +92,18 @@ pub fn export_model(g: &Graph, opset: i64) -> Result<ModelProto, ExportError> {
             "opset {opset} is not supported (graphc exports opsets {MIN_EXPORT_OPSET} to {MAX_OPSET})"
         )));
     }
-    let mut ex = Exporter { opset, used: HashSet::new(), fresh: 0 };
+    let mut ex = Exporter {
+        opset,
+        used: HashSet::new(),
+        fresh: 0,
+    };
     let graph = ex.graph(g, &[], true)?;
     Ok(ModelProto {
         ir_version: Some(ir_version_for(opset)),
-        opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(opset) }],
+        opset_import: vec![OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(opset),
+        }],
         producer_name: Some("graphc".into()),
         producer_version: Some(env!("CARGO_PKG_VERSION").into()),
         graph: Some(graph),
@@ -105,21 +114,35 @@ pub fn export_model(g: &Graph, opset: i64) -> Result<ModelProto, ExportError> {
 /// Writes a model atomically: to a temporary file in the destination folder, then renamed
 /// over `path`, so readers never see a partial file.
 pub fn write_model(path: &Path, model: &ModelProto) -> Result<(), ExportError> {
-    let io = |reason: String| ExportError::Io { path: path.display().to_string(), reason };
+    let io = |reason: String| ExportError::Io {
+        path: path.display().to_string(),
+        reason,
+    };
     let len = model.encoded_len();
     if len > MAX_MODEL_BYTES {
-        return Err(io(format!("the model is {len} bytes, more than the {MAX_MODEL_BYTES}-byte protobuf limit")));
+        return Err(io(format!(
+            "the model is {len} bytes, more than the {MAX_MODEL_BYTES}-byte protobuf limit"
+        )));
     }
-    let file_name = path.file_name().ok_or_else(|| io("the path names no file".into()))?;
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| io("the path names no file".into()))?;
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
     static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let k = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = dir.join(format!(".{}.{}-{k}.tmp", file_name.to_string_lossy(), std::process::id()));
+    let tmp = dir.join(format!(
+        ".{}.{}-{k}.tmp",
+        file_name.to_string_lossy(),
+        std::process::id()
+    ));
     let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
         f.write_all(&model.encode_to_vec())?;
         f.sync_all()?;
         drop(f);
@@ -151,17 +174,27 @@ pub fn type_to_proto(t: &TypeInfo) -> TypeProto {
         }),
     };
     TypeProto {
-        value: Some(type_proto::Value::TensorType(type_proto::Tensor { elem_type: Some(t.dtype as i32), shape })),
+        value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+            elem_type: Some(t.dtype as i32),
+            shape,
+        })),
         ..Default::default()
     }
 }
 
 fn value_info(name: &str, t: &TypeInfo) -> ValueInfoProto {
-    ValueInfoProto { name: Some(name.to_string()), r#type: Some(type_to_proto(t)), ..Default::default() }
+    ValueInfoProto {
+        name: Some(name.to_string()),
+        r#type: Some(type_to_proto(t)),
+        ..Default::default()
+    }
 }
 
 fn attr_proto(name: &str, a: Attr, graph: Option<GraphProto>) -> AttributeProto {
-    let mut p = AttributeProto { name: Some(name.to_string()), ..Default::default() };
+    let mut p = AttributeProto {
+        name: Some(name.to_string()),
+        ..Default::default()
+    };
     let ty = match a {
         Attr::Int(v) => {
             p.i = Some(v);
@@ -200,11 +233,21 @@ fn attr_proto(name: &str, a: Attr, graph: Option<GraphProto>) -> AttributeProto 
     p
 }
 
-fn node_proto(op_type: &str, name: &str, input: Vec<String>, output: Vec<String>, attribute: Vec<AttributeProto>) -> NodeProto {
+fn node_proto(
+    op_type: &str,
+    name: &str,
+    input: Vec<String>,
+    output: Vec<String>,
+    attribute: Vec<AttributeProto>,
+) -> NodeProto {
     NodeProto {
         input,
         output,
-        name: if name.is_empty() { None } else { Some(name.to_string()) },
+        name: if name.is_empty() {
+            None
+        } else {
+            Some(name.to_string())
+        },
         op_type: Some(op_type.to_string()),
         attribute,
         ..Default::default()
@@ -238,7 +281,12 @@ impl Exporter {
     }
 
     /// Exports one graph. `captures` are the outer names its trailing inputs receive.
-    fn graph(&mut self, g: &Graph, captures: &[String], top: bool) -> Result<GraphProto, ExportError> {
+    fn graph(
+        &mut self,
+        g: &Graph,
+        captures: &[String],
+        top: bool,
+    ) -> Result<GraphProto, ExportError> {
         let n_formal = g.inputs.len().checked_sub(captures.len()).ok_or_else(|| {
             ExportError::Model(format!(
                 "graph '{}' has {} inputs but receives {} captured values",
@@ -247,7 +295,10 @@ impl Exporter {
                 captures.len()
             ))
         })?;
-        let mut gp = GraphProto { name: Some(g.name.clone()), ..Default::default() };
+        let mut gp = GraphProto {
+            name: Some(g.name.clone()),
+            ..Default::default()
+        };
         let mut names: HashMap<ValueRef, String> = HashMap::new();
         let capture_ids: HashSet<NodeId> = g.inputs[n_formal..].iter().copied().collect();
         for (&id, c) in g.inputs[n_formal..].iter().zip(captures) {
@@ -260,10 +311,15 @@ impl Exporter {
         for o in &g.outputs {
             let name = if top {
                 if self.used.contains(&o.name) {
-                    return Err(ExportError::Model(format!("two graph outputs are named '{}'", o.name)));
+                    return Err(ExportError::Model(format!(
+                        "two graph outputs are named '{}'",
+                        o.name
+                    )));
                 }
                 if o.name.is_empty() {
-                    return Err(ExportError::Model("a graph output has an empty name".into()));
+                    return Err(ExportError::Model(
+                        "a graph output has an empty name".into(),
+                    ));
                 }
                 self.used.insert(o.name.clone());
                 o.name.clone()
@@ -303,7 +359,13 @@ impl Exporter {
                 gp.initializer.push(tensor_to_proto(t, &name));
             }
         }
-        let outputs: HashSet<ValueRef> = g.outputs.iter().zip(&direct).filter(|(_, d)| **d).map(|(o, _)| o.value).collect();
+        let outputs: HashSet<ValueRef> = g
+            .outputs
+            .iter()
+            .zip(&direct)
+            .filter(|(_, d)| **d)
+            .map(|(o, _)| o.value)
+            .collect();
         for (id, node) in g.nodes() {
             if matches!(node.op, Op::Input { .. }) {
                 continue;
@@ -316,7 +378,10 @@ impl Exporter {
             // Output names.
             let mut outs = Vec::with_capacity(node.outputs.len());
             for (port, info) in node.outputs.iter().enumerate() {
-                let v = ValueRef { node: id, port: port as u32 };
+                let v = ValueRef {
+                    node: id,
+                    port: port as u32,
+                };
                 let name = match names.get(&v) {
                     Some(n) => n.clone(),
                     None if info.name.is_empty() && !used_values.contains(&v) => String::new(),
@@ -326,7 +391,10 @@ impl Exporter {
                         n
                     }
                 };
-                if !name.is_empty() && !outputs.contains(&v) && !matches!(node.op, Op::Constant { .. }) {
+                if !name.is_empty()
+                    && !outputs.contains(&v)
+                    && !matches!(node.op, Op::Constant { .. })
+                {
                     gp.value_info.push(value_info(&name, &info.ty));
                 }
                 outs.push(name);
@@ -335,10 +403,9 @@ impl Exporter {
             for inp in &node.inputs {
                 ins.push(match inp {
                     None => String::new(),
-                    Some(v) => names
-                        .get(v)
-                        .cloned()
-                        .ok_or_else(|| node_err("an input is not defined before this node".into()))?,
+                    Some(v) => names.get(v).cloned().ok_or_else(|| {
+                        node_err("an input is not defined before this node".into())
+                    })?,
                 });
             }
             self.node(node, ins, outs, &mut gp).map_err(node_err)?;
@@ -346,9 +413,18 @@ impl Exporter {
         for ((o, name), d) in g.outputs.iter().zip(&out_names).zip(&direct) {
             if !d {
                 let src = names.get(&o.value).cloned().ok_or_else(|| {
-                    ExportError::Model(format!("graph output '{}' is not computed in its graph", o.name))
+                    ExportError::Model(format!(
+                        "graph output '{}' is not computed in its graph",
+                        o.name
+                    ))
                 })?;
-                gp.node.push(node_proto("Identity", "", vec![src], vec![name.clone()], vec![]));
+                gp.node.push(node_proto(
+                    "Identity",
+                    "",
+                    vec![src],
+                    vec![name.clone()],
+                    vec![],
+                ));
             }
             gp.output.push(value_info(name, g.ty(o.value)));
         }
@@ -356,7 +432,13 @@ impl Exporter {
     }
 
     /// Appends the ONNX form of one node (possibly several nodes and initializers).
-    fn node(&mut self, node: &Node, mut ins: Vec<String>, outs: Vec<String>, gp: &mut GraphProto) -> Result<(), String> {
+    fn node(
+        &mut self,
+        node: &Node,
+        mut ins: Vec<String>,
+        outs: Vec<String>,
+        gp: &mut GraphProto,
+    ) -> Result<(), String> {
         let op = &node.op;
         let op_type = op.onnx_name();
         if op_type.starts_with("graphc.") {
@@ -364,7 +446,10 @@ impl Exporter {
         }
         let since = since_opset(op);
         if self.opset < since {
-            return Err(format!("{op_type} needs opset {since} or newer (exporting opset {})", self.opset));
+            return Err(format!(
+                "{op_type} needs opset {since} or newer (exporting opset {})",
+                self.opset
+            ));
         }
         if let Op::Constant { value } = op {
             let name = outs.first().ok_or("a constant has no output")?;
@@ -375,23 +460,46 @@ impl Exporter {
         // Subgraphs: the captured outer values (trailing node inputs) become implicit.
         let mut subgraphs: HashMap<&'static str, GraphProto> = HashMap::new();
         match op {
-            Op::If { then_branch, else_branch } => {
+            Op::If {
+                then_branch,
+                else_branch,
+            } => {
                 if ins.is_empty() {
                     return Err("If has no condition input".into());
                 }
                 let captures = ins.split_off(1);
                 self.check_captures(&captures)?;
-                subgraphs.insert("then_branch", self.graph(then_branch, &captures, false).map_err(|e| e.to_string())?);
-                subgraphs.insert("else_branch", self.graph(else_branch, &captures, false).map_err(|e| e.to_string())?);
+                subgraphs.insert(
+                    "then_branch",
+                    self.graph(then_branch, &captures, false)
+                        .map_err(|e| e.to_string())?,
+                );
+                subgraphs.insert(
+                    "else_branch",
+                    self.graph(else_branch, &captures, false)
+                        .map_err(|e| e.to_string())?,
+                );
             }
-            Op::Loop { body, num_captures } | Op::Scan { body, num_captures, .. } => {
+            Op::Loop { body, num_captures }
+            | Op::Scan {
+                body, num_captures, ..
+            } => {
                 let k = usize::try_from(*num_captures)
                     .ok()
                     .filter(|&k| k <= ins.len())
-                    .ok_or_else(|| format!("num_captures {num_captures} does not fit the {} inputs", ins.len()))?;
+                    .ok_or_else(|| {
+                        format!(
+                            "num_captures {num_captures} does not fit the {} inputs",
+                            ins.len()
+                        )
+                    })?;
                 let captures = ins.split_off(ins.len() - k);
                 self.check_captures(&captures)?;
-                subgraphs.insert("body", self.graph(body, &captures, false).map_err(|e| e.to_string())?);
+                subgraphs.insert(
+                    "body",
+                    self.graph(body, &captures, false)
+                        .map_err(|e| e.to_string())?,
+                );
                 attrs.retain(|(n, _)| *n != "num_captures");
             }
             _ => {}
@@ -402,7 +510,8 @@ impl Exporter {
                 (Op::Gemm { .. }, "trans_b") => *name = "transB",
                 (Op::Cast { .. } | Op::BitCast { .. }, "to") | (Op::EyeLike { .. }, "dtype") => {
                     if let Attr::Str(s) = a {
-                        let d = DType::from_name(s).ok_or_else(|| format!("unknown element type '{s}'"))?;
+                        let d = DType::from_name(s)
+                            .ok_or_else(|| format!("unknown element type '{s}'"))?;
                         *a = Attr::Int(d as i64);
                     }
                 }
@@ -411,25 +520,44 @@ impl Exporter {
         }
         let mut op_type = op_type;
         match op {
-            Op::Softmax { axis, coerce_2d: true } | Op::LogSoftmax { axis, coerce_2d: true } | Op::Hardmax { axis, coerce_2d: true } => {
+            Op::Softmax {
+                axis,
+                coerce_2d: true,
+            }
+            | Op::LogSoftmax {
+                axis,
+                coerce_2d: true,
+            }
+            | Op::Hardmax {
+                axis,
+                coerce_2d: true,
+            } => {
                 return self.coerce_2d(op_type, *axis, node, ins, outs, gp);
             }
             Op::Upsample { mode } => {
                 // Upsample is Resize with asymmetric coordinates (and floor for nearest).
                 op_type = "Resize";
                 if ins.len() != 2 {
-                    return Err(format!("Upsample takes 2 inputs, this one has {}", ins.len()));
+                    return Err(format!(
+                        "Upsample takes 2 inputs, this one has {}",
+                        ins.len()
+                    ));
                 }
                 ins.insert(1, String::new());
                 attrs = vec![
-                    ("coordinate_transformation_mode", Attr::Str("asymmetric".into())),
+                    (
+                        "coordinate_transformation_mode",
+                        Attr::Str("asymmetric".into()),
+                    ),
                     ("mode", Attr::Str(mode.clone())),
                 ];
                 if mode == "nearest" {
                     attrs.push(("nearest_mode", Attr::Str("floor".into())));
                 }
             }
-            Op::Split { num_outputs: None, .. } if ins.get(1).is_none_or(|s| s.is_empty()) => {
+            Op::Split {
+                num_outputs: None, ..
+            } if ins.get(1).is_none_or(|s| s.is_empty()) => {
                 // Before opset 18 an equal split took its count from the outputs.
                 attrs.push(("num_outputs", Attr::Int(outs.len() as i64)));
             }
@@ -437,15 +565,22 @@ impl Exporter {
                 if self.opset >= 20 {
                     attrs.retain(|(n, _)| *n != "axis");
                     if ins.get(2).is_none_or(|s| s.is_empty()) {
-                        let name = self.unique(&format!("{}__axis", outs.first().map(String::as_str).unwrap_or("dft")));
-                        gp.initializer.push(tensor_to_proto(&Tensor::scalar(*axis), &name));
+                        let name = self.unique(&format!(
+                            "{}__axis",
+                            outs.first().map(String::as_str).unwrap_or("dft")
+                        ));
+                        gp.initializer
+                            .push(tensor_to_proto(&Tensor::scalar(*axis), &name));
                         ins.resize(ins.len().max(2), String::new());
                         ins.truncate(2);
                         ins.push(name);
                     }
                 } else {
                     if ins.get(2).is_some_and(|s| !s.is_empty()) {
-                        return Err(format!("an axis input needs opset 20 or newer (exporting opset {})", self.opset));
+                        return Err(format!(
+                            "an axis input needs opset 20 or newer (exporting opset {})",
+                            self.opset
+                        ));
                     }
                     attrs.retain(|(n, _)| *n != "axis");
                     attrs.push(("axis", Attr::Int(*axis)));
@@ -459,11 +594,16 @@ impl Exporter {
         let attribute = attrs
             .into_iter()
             .map(|(name, a)| {
-                let g = if matches!(a, Attr::Graph(_)) { subgraphs.remove(name) } else { None };
+                let g = if matches!(a, Attr::Graph(_)) {
+                    subgraphs.remove(name)
+                } else {
+                    None
+                };
                 attr_proto(name, a, g)
             })
             .collect();
-        gp.node.push(node_proto(op_type, &node.name, ins, outs, attribute));
+        gp.node
+            .push(node_proto(op_type, &node.name, ins, outs, attribute));
         Ok(())
     }
 
@@ -491,13 +631,33 @@ impl Exporter {
         if x.is_empty() {
             return Err(format!("{op_type} has no input"));
         }
-        let stem = if y.is_empty() { "coerce_2d".to_string() } else { y.clone() };
+        let stem = if y.is_empty() {
+            "coerce_2d".to_string()
+        } else {
+            y.clone()
+        };
         let shape = self.unique(&format!("{stem}__shape"));
         let flat = self.unique(&format!("{stem}__flat"));
         let flat_out = self.unique(&format!("{stem}__2d"));
-        let y = if y.is_empty() { self.unique(&stem) } else { y.clone() };
-        gp.node.push(node_proto("Shape", "", vec![x.clone()], vec![shape.clone()], vec![]));
-        gp.node.push(node_proto("Flatten", "", vec![x.clone()], vec![flat.clone()], vec![attr_proto("axis", Attr::Int(axis), None)]));
+        let y = if y.is_empty() {
+            self.unique(&stem)
+        } else {
+            y.clone()
+        };
+        gp.node.push(node_proto(
+            "Shape",
+            "",
+            vec![x.clone()],
+            vec![shape.clone()],
+            vec![],
+        ));
+        gp.node.push(node_proto(
+            "Flatten",
+            "",
+            vec![x.clone()],
+            vec![flat.clone()],
+            vec![attr_proto("axis", Attr::Int(axis), None)],
+        ));
         gp.node.push(node_proto(
             op_type,
             &node.name,
@@ -505,7 +665,13 @@ impl Exporter {
             vec![flat_out.clone()],
             vec![attr_proto("axis", Attr::Int(1), None)],
         ));
-        gp.node.push(node_proto("Reshape", "", vec![flat_out, shape], vec![y], vec![]));
+        gp.node.push(node_proto(
+            "Reshape",
+            "",
+            vec![flat_out, shape],
+            vec![y],
+            vec![],
+        ));
         Ok(())
     }
 }
@@ -538,7 +704,11 @@ mod tests {
         let gemm = &gp.node[0];
         assert_eq!(gemm.op_type.as_deref(), Some("Gemm"));
         assert_eq!(gemm.input, vec!["a".to_string(), "b".to_string()]);
-        let names: Vec<_> = gemm.attribute.iter().map(|a| a.name.clone().unwrap()).collect();
+        let names: Vec<_> = gemm
+            .attribute
+            .iter()
+            .map(|a| a.name.clone().unwrap())
+            .collect();
         assert_eq!(names, vec!["alpha", "transB"]);
         let cast = &gp.node[1];
         assert_eq!(cast.attribute[0].i, Some(7));
@@ -566,14 +736,21 @@ mod tests {
         assert_eq!(gp.node[1].op_type.as_deref(), Some("Identity"));
         let outs: Vec<_> = g2.outputs.iter().map(|o| o.name.as_str()).collect();
         assert_eq!(outs, ["x", "p", "q"]);
-        assert!(matches!(g2.node(g2.inputs[0]).op, Op::Input { default: Some(_) }));
+        assert!(matches!(
+            g2.node(g2.inputs[0]).op,
+            Op::Input { default: Some(_) }
+        ));
     }
 
     #[test]
     fn refuses_bad_opsets_and_new_ops() {
-        let g = text::parse("graph \"g\" (%x: f32[2]) {\n %y: f32[2] = gelu (%x)\n return %y\n}").unwrap();
+        let g = text::parse("graph \"g\" (%x: f32[2]) {\n %y: f32[2] = gelu (%x)\n return %y\n}")
+            .unwrap();
         assert!(matches!(export_model(&g, 17), Err(ExportError::Model(_))));
-        assert!(matches!(export_model(&g, MAX_OPSET + 1), Err(ExportError::Model(_))));
+        assert!(matches!(
+            export_model(&g, MAX_OPSET + 1),
+            Err(ExportError::Model(_))
+        ));
         let e = export_model(&g, 19).unwrap_err().to_string();
         assert!(e.contains("opset 20"), "{e}");
         assert!(export_model(&g, 20).is_ok());
@@ -598,12 +775,17 @@ mod tests {
     fn write_model_is_atomic_and_readable() {
         let dir = std::env::temp_dir().join(format!("graphc-export-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let g = text::parse("graph \"g\" (%x: f32[N, ?]) {\n %y: f32[N, ?] = relu (%x)\n return %y\n}").unwrap();
+        let g =
+            text::parse("graph \"g\" (%x: f32[N, ?]) {\n %y: f32[N, ?] = relu (%x)\n return %y\n}")
+                .unwrap();
         let m = export_model(&g, 21).unwrap();
         let path = dir.join("m.onnx");
         write_model(&path, &m).unwrap();
         write_model(&path, &m).unwrap();
-        let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let leftovers: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(leftovers.len(), 1, "{leftovers:?}");
         let g2 = crate::onnx::load_model(&path, vec![]).unwrap();
         assert_eq!(text::print(&g2), text::print(&g));

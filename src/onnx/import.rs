@@ -12,9 +12,13 @@ use std::path::Path;
 
 use graphc_passes::infer::{infer_op, Fact};
 use graphc_passes::ir::{
-    Attr, Attrs, DType, Dim, Graph, GraphOutput, Node, NodeId, Op, Shape, Tensor, TypeInfo, ValueInfo, ValueRef,
+    Attr, Attrs, DType, Dim, Graph, GraphOutput, Node, NodeId, Op, Shape, Tensor, TypeInfo,
+    ValueInfo, ValueRef,
 };
-use onnx_proto::{attribute_proto::AttributeType, type_proto, AttributeProto, FunctionProto, GraphProto, ModelProto, NodeProto, TypeProto};
+use onnx_proto::{
+    attribute_proto::AttributeType, type_proto, AttributeProto, FunctionProto, GraphProto,
+    ModelProto, NodeProto, TypeProto,
+};
 
 use super::normalize::{normalize, In};
 use super::tensor::{tensor_from_proto, DataDir};
@@ -38,13 +42,20 @@ pub struct ImportOptions {
 
 impl Default for ImportOptions {
     fn default() -> Self {
-        ImportOptions { input_shapes: vec![], data_dir: DataDir::None }
+        ImportOptions {
+            input_shapes: vec![],
+            data_dir: DataDir::None,
+        }
     }
 }
 
 /// Reads and imports an `.onnx` file; external data resolves relative to its folder.
-pub fn load_model(path: &Path, input_shapes: Vec<(String, Vec<Dim>)>) -> Result<Graph, ImportError> {
-    let meta = std::fs::metadata(path).map_err(|e| ImportError::Decode(format!("{}: {e}", path.display())))?;
+pub fn load_model(
+    path: &Path,
+    input_shapes: Vec<(String, Vec<Dim>)>,
+) -> Result<Graph, ImportError> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| ImportError::Decode(format!("{}: {e}", path.display())))?;
     if meta.len() > MAX_MODEL_BYTES {
         return Err(ImportError::Decode(format!(
             "{}: {} bytes is more than the {MAX_MODEL_BYTES}-byte limit",
@@ -52,15 +63,33 @@ pub fn load_model(path: &Path, input_shapes: Vec<(String, Vec<Dim>)>) -> Result<
             meta.len()
         )));
     }
-    let bytes = std::fs::read(path).map_err(|e| ImportError::Decode(format!("{}: {e}", path.display())))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| ImportError::Decode(format!("{}: {e}", path.display())))?;
     if bytes.is_empty() {
-        return Err(ImportError::Decode(format!("{}: the file is empty", path.display())));
+        return Err(ImportError::Decode(format!(
+            "{}: the file is empty",
+            path.display()
+        )));
     }
     let model = onnx_proto::decode_model(&bytes)
         .map_err(|e| ImportError::Decode(format!("{}: not an ONNX model ({e})", path.display())))?;
-    let dir = path.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p });
-    let data_dir = dir.map(|d| DataDir::Folder(d.to_path_buf())).unwrap_or(DataDir::None);
-    import_model(&model, &ImportOptions { input_shapes, data_dir })
+    let dir = path.parent().map(|p| {
+        if p.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            p
+        }
+    });
+    let data_dir = dir
+        .map(|d| DataDir::Folder(d.to_path_buf()))
+        .unwrap_or(DataDir::None);
+    import_model(
+        &model,
+        &ImportOptions {
+            input_shapes,
+            data_dir,
+        },
+    )
 }
 
 /// Imports a decoded model.
@@ -84,23 +113,44 @@ pub fn import_model(model: &ModelProto, opts: &ImportOptions) -> Result<Graph, I
             "opset {opset} is not supported (graphc reads opsets {MIN_OPSET} to {MAX_OPSET})"
         )));
     }
-    let gp = model.graph.as_ref().ok_or_else(|| ImportError::Model("the model has no graph".into()))?;
+    let gp = model
+        .graph
+        .as_ref()
+        .ok_or_else(|| ImportError::Model("the model has no graph".into()))?;
     let functions = model
         .functions
         .iter()
-        .map(|f| ((f.domain.clone().unwrap_or_default(), f.name.clone().unwrap_or_default()), f))
+        .map(|f| {
+            (
+                (
+                    f.domain.clone().unwrap_or_default(),
+                    f.name.clone().unwrap_or_default(),
+                ),
+                f,
+            )
+        })
         .collect();
-    let ctx = Ctx { opset, functions, dir: opts.data_dir.clone(), overrides: &opts.input_shapes };
+    let ctx = Ctx {
+        opset,
+        functions,
+        dir: opts.data_dir.clone(),
+        overrides: &opts.input_shapes,
+    };
     let mut fresh = 0usize;
     let (mut g, captures) = ctx.import_graph(gp, &[], &[], 0, true, &mut fresh)?;
     debug_assert!(captures.is_empty());
     // A whole-graph pass refines what per-node typing could not see (initializers that are
     // also inputs, values known only after folding).
-    graphc_passes::infer::infer_graph(&mut g)
-        .map_err(|e| ImportError::Node { node: e.node, op: e.op, reason: e.reason })?;
+    graphc_passes::infer::infer_graph(&mut g).map_err(|e| ImportError::Node {
+        node: e.node,
+        op: e.op,
+        reason: e.reason,
+    })?;
     for (name, _) in &opts.input_shapes {
         if !g.inputs.iter().any(|&i| g.node(i).outputs[0].name == *name) {
-            return Err(ImportError::Model(format!("--input-shape names '{name}', which is not a graph input")));
+            return Err(ImportError::Model(format!(
+                "--input-shape names '{name}', which is not a graph input"
+            )));
         }
     }
     Ok(g)
@@ -125,7 +175,11 @@ fn describe(n: &NodeProto) -> String {
 }
 
 fn node_err(n: &NodeProto, reason: impl Into<String>) -> ImportError {
-    ImportError::Node { node: describe(n), op: n.op_type.clone().unwrap_or_default(), reason: reason.into() }
+    ImportError::Node {
+        node: describe(n),
+        op: n.op_type.clone().unwrap_or_default(),
+        reason: reason.into(),
+    }
 }
 
 /// Converts a `TypeProto` to a tensor type. `Ok(None)` when the element type is undefined.
@@ -136,34 +190,41 @@ pub fn type_from_proto(t: &TypeProto) -> Result<Option<TypeInfo>, String> {
             if code == 0 {
                 return Ok(None);
             }
-            let dtype = DType::from_onnx(code)
-                .ok_or_else(|| format!("element type {} ({code}) is not supported", DType::onnx_code_name(code)))?;
-            let shape = match &tt.shape {
-                None => Shape::Unranked,
-                Some(s) => Shape::Ranked(
-                    s.dim
-                        .iter()
-                        .map(|d| match &d.value {
-                            Some(onnx_proto::tensor_shape_proto::dimension::Value::DimValue(v)) if *v >= 0 => {
-                                Ok(Dim::Known(*v as usize))
-                            }
-                            Some(onnx_proto::tensor_shape_proto::dimension::Value::DimValue(v)) => {
-                                Err(format!("negative dimension {v}"))
-                            }
-                            Some(onnx_proto::tensor_shape_proto::dimension::Value::DimParam(p)) if !p.is_empty() => {
-                                Ok(Dim::Sym(p.clone()))
-                            }
-                            _ => Ok(Dim::Unknown),
-                        })
-                        .collect::<Result<_, _>>()?,
-                ),
-            };
+            let dtype = DType::from_onnx(code).ok_or_else(|| {
+                format!(
+                    "element type {} ({code}) is not supported",
+                    DType::onnx_code_name(code)
+                )
+            })?;
+            let shape =
+                match &tt.shape {
+                    None => Shape::Unranked,
+                    Some(s) => Shape::Ranked(
+                        s.dim
+                            .iter()
+                            .map(|d| match &d.value {
+                                Some(
+                                    onnx_proto::tensor_shape_proto::dimension::Value::DimValue(v),
+                                ) if *v >= 0 => Ok(Dim::Known(*v as usize)),
+                                Some(
+                                    onnx_proto::tensor_shape_proto::dimension::Value::DimValue(v),
+                                ) => Err(format!("negative dimension {v}")),
+                                Some(
+                                    onnx_proto::tensor_shape_proto::dimension::Value::DimParam(p),
+                                ) if !p.is_empty() => Ok(Dim::Sym(p.clone())),
+                                _ => Ok(Dim::Unknown),
+                            })
+                            .collect::<Result<_, _>>()?,
+                    ),
+                };
             Ok(Some(TypeInfo { dtype, shape }))
         }
         Some(type_proto::Value::SequenceType(_)) => Err("sequence types are not supported".into()),
         Some(type_proto::Value::MapType(_)) => Err("map types are not supported".into()),
         Some(type_proto::Value::OptionalType(_)) => Err("optional types are not supported".into()),
-        Some(type_proto::Value::SparseTensorType(_)) => Err("sparse tensor types are not supported".into()),
+        Some(type_proto::Value::SparseTensorType(_)) => {
+            Err("sparse tensor types are not supported".into())
+        }
         Some(_) => Err("this value type is not supported".into()),
         None => Ok(None),
     }
@@ -231,7 +292,9 @@ impl<'a> Ctx<'a> {
         fresh: &mut usize,
     ) -> Result<(Graph, Vec<String>), ImportError> {
         if depth > MAX_DEPTH {
-            return Err(ImportError::Model(format!("subgraphs are nested more than {MAX_DEPTH} deep")));
+            return Err(ImportError::Model(format!(
+                "subgraphs are nested more than {MAX_DEPTH} deep"
+            )));
         }
         let mut g = Graph::new(gp.name.clone().unwrap_or_default());
         let mut scope: HashMap<String, ValueRef> = HashMap::new();
@@ -250,15 +313,20 @@ impl<'a> Ctx<'a> {
             }
         }
         if !gp.sparse_initializer.is_empty() {
-            return Err(ImportError::Model("sparse initializers are not supported".into()));
+            return Err(ImportError::Model(
+                "sparse initializers are not supported".into(),
+            ));
         }
         let mut inits: HashMap<String, Tensor> = HashMap::new();
         let mut init_order = Vec::new();
         for t in &gp.initializer {
             let name = t.name.clone().unwrap_or_default();
-            let v = tensor_from_proto(t, &self.dir).map_err(|e| ImportError::Model(format!("initializer '{name}': {e}")))?;
+            let v = tensor_from_proto(t, &self.dir)
+                .map_err(|e| ImportError::Model(format!("initializer '{name}': {e}")))?;
             if inits.insert(name.clone(), v).is_some() {
-                return Err(ImportError::Model(format!("initializer '{name}' is defined twice")));
+                return Err(ImportError::Model(format!(
+                    "initializer '{name}' is defined twice"
+                )));
             }
             init_order.push(name);
         }
@@ -266,15 +334,23 @@ impl<'a> Ctx<'a> {
         for (i, vi) in gp.input.iter().enumerate() {
             let name = vi.name.clone().unwrap_or_default();
             if scope.contains_key(&name) {
-                return Err(ImportError::Model(format!("graph input '{name}' is declared twice")));
+                return Err(ImportError::Model(format!(
+                    "graph input '{name}' is declared twice"
+                )));
             }
             let default = inits.remove(&name);
             let declared_ty = match &vi.r#type {
-                Some(t) => type_from_proto(t).map_err(|e| ImportError::Model(format!("input '{name}': {e}")))?,
+                Some(t) => type_from_proto(t)
+                    .map_err(|e| ImportError::Model(format!("input '{name}': {e}")))?,
                 None => None,
             };
             let mut ty = declared_ty
-                .or_else(|| default.as_ref().map(|d| TypeInfo { dtype: d.dtype(), shape: Shape::known(d.shape()) }))
+                .or_else(|| {
+                    default.as_ref().map(|d| TypeInfo {
+                        dtype: d.dtype(),
+                        shape: Shape::known(d.shape()),
+                    })
+                })
                 .or_else(|| formal_hints.get(i).cloned().flatten())
                 .ok_or_else(|| ImportError::Model(format!("input '{name}' has no type")))?;
             if top {
@@ -307,12 +383,18 @@ impl<'a> Ctx<'a> {
         // Initializers that are not inputs are constants.
         for name in init_order {
             if let Some(t) = inits.remove(&name) {
-                let ty = TypeInfo { dtype: t.dtype(), shape: Shape::known(t.shape()) };
+                let ty = TypeInfo {
+                    dtype: t.dtype(),
+                    shape: Shape::known(t.shape()),
+                };
                 let id = g.add_node(Node {
                     name: String::new(),
                     op: Op::Constant { value: t.clone() },
                     inputs: vec![],
-                    outputs: vec![ValueInfo { name: name.clone(), ty }],
+                    outputs: vec![ValueInfo {
+                        name: name.clone(),
+                        ty,
+                    }],
                 });
                 let v = ValueRef { node: id, port: 0 };
                 scope.insert(name, v);
@@ -322,13 +404,21 @@ impl<'a> Ctx<'a> {
         let nodes = self.expand_functions(&gp.node, depth, fresh)?;
         let order = topo_order(&nodes, &scope)?;
         for i in order {
-            self.import_node(&nodes[i], &mut g, &mut scope, &mut consts, &declared, depth, fresh)?;
+            self.import_node(
+                &nodes[i],
+                &mut g,
+                &mut scope,
+                &mut consts,
+                &declared,
+                depth,
+                fresh,
+            )?;
         }
         for o in &gp.output {
             let name = o.name.clone().unwrap_or_default();
-            let v = *scope
-                .get(&name)
-                .ok_or_else(|| ImportError::Model(format!("graph output '{name}' is not computed by any node")))?;
+            let v = *scope.get(&name).ok_or_else(|| {
+                ImportError::Model(format!("graph output '{name}' is not computed by any node"))
+            })?;
             g.outputs.push(GraphOutput { name, value: v });
         }
         Ok((g, capture_names))
@@ -353,7 +443,13 @@ impl<'a> Ctx<'a> {
         let mut inputs: Vec<In> = n
             .input
             .iter()
-            .map(|s| if s.is_empty() { In::Absent } else { In::Name(s.clone()) })
+            .map(|s| {
+                if s.is_empty() {
+                    In::Absent
+                } else {
+                    In::Name(s.clone())
+                }
+            })
             .collect();
         while matches!(inputs.last(), Some(In::Absent)) {
             inputs.pop();
@@ -366,7 +462,10 @@ impl<'a> Ctx<'a> {
         // Attributes, with subgraphs imported here (they need this scope).
         let mut attrs = Attrs::new();
         let mut sub_captures: Vec<String> = Vec::new();
-        let has_graphs = n.attribute.iter().any(|a| a.g.is_some() || !a.graphs.is_empty());
+        let has_graphs = n
+            .attribute
+            .iter()
+            .any(|a| a.g.is_some() || !a.graphs.is_empty());
         if has_graphs {
             sub_captures = subgraph_free_vars(n);
         }
@@ -375,31 +474,44 @@ impl<'a> Ctx<'a> {
             .map(|c| {
                 lookup(c)
                     .map(|v| (c.clone(), g.ty(v).clone()))
-                    .ok_or_else(|| node_err(n, format!("a subgraph reads '{c}', which is not defined")))
+                    .ok_or_else(|| {
+                        node_err(n, format!("a subgraph reads '{c}', which is not defined"))
+                    })
             })
             .collect::<Result<_, _>>()?;
         for a in &n.attribute {
             let name = a.name.clone().unwrap_or_default();
             if a.ref_attr_name.as_deref().is_some_and(|r| !r.is_empty()) {
-                return Err(node_err(n, format!("attribute '{name}' refers to a function attribute outside a function")));
+                return Err(node_err(
+                    n,
+                    format!("attribute '{name}' refers to a function attribute outside a function"),
+                ));
             }
             if let Some(sub) = &a.g {
                 let hints = self.formal_hints(&op_type, n, &|i| dtype_of(i), g, scope);
-                let (sg, _) = self.import_graph(sub, &hints, &capture_types, depth + 1, false, fresh)?;
+                let (sg, _) =
+                    self.import_graph(sub, &hints, &capture_types, depth + 1, false, fresh)?;
                 attrs.insert(name, Attr::Graph(Box::new(sg)));
                 continue;
             }
-            let v = attr_from_proto(a, &self.dir).map_err(|e| node_err(n, format!("attribute '{name}': {e}")))?;
+            let v = attr_from_proto(a, &self.dir)
+                .map_err(|e| node_err(n, format!("attribute '{name}': {e}")))?;
             attrs.insert(name, v);
         }
         if matches!(op_type.as_str(), "Loop" | "Scan") {
             attrs.insert("num_captures", Attr::Int(sub_captures.len() as i64));
         }
         let op = if op_type == "Constant" {
-            Op::Constant { value: constant_value(&mut attrs).map_err(|e| node_err(n, e))? }
+            Op::Constant {
+                value: constant_value(&mut attrs).map_err(|e| node_err(n, e))?,
+            }
         } else {
-            let name = normalize(&op_type, self.opset, &mut attrs, &mut inputs, &dtype_of).map_err(|e| node_err(n, e))?;
-            if name == "Constant" || name == "graphc.Input" || !Op::ONNX_NAMES.contains(&name.as_str()) {
+            let name = normalize(&op_type, self.opset, &mut attrs, &mut inputs, &dtype_of)
+                .map_err(|e| node_err(n, e))?;
+            if name == "Constant"
+                || name == "graphc.Input"
+                || !Op::ONNX_NAMES.contains(&name.as_str())
+            {
                 return Err(node_err(n, "operator is not supported"));
             }
             match Op::build(&name, &mut attrs) {
@@ -417,11 +529,20 @@ impl<'a> Ctx<'a> {
         for inp in inputs {
             refs.push(match inp {
                 In::Absent => None,
-                In::Name(s) => Some(lookup(&s).ok_or_else(|| node_err(n, format!("input '{s}' is not defined")))?),
+                In::Name(s) => Some(
+                    lookup(&s).ok_or_else(|| node_err(n, format!("input '{s}' is not defined")))?,
+                ),
                 In::Const(t) => {
                     *fresh += 1;
-                    let name = format!("{}__graphc_const{}", n.output.first().cloned().unwrap_or_default(), fresh);
-                    let ty = TypeInfo { dtype: t.dtype(), shape: Shape::known(t.shape()) };
+                    let name = format!(
+                        "{}__graphc_const{}",
+                        n.output.first().cloned().unwrap_or_default(),
+                        fresh
+                    );
+                    let ty = TypeInfo {
+                        dtype: t.dtype(),
+                        shape: Shape::known(t.shape()),
+                    };
                     let id = g.add_node(Node {
                         name: String::new(),
                         op: Op::Constant { value: t.clone() },
@@ -441,7 +562,12 @@ impl<'a> Ctx<'a> {
         let n_out = n.output.len();
         let facts: Vec<Option<Fact>> = refs
             .iter()
-            .map(|r| r.map(|v| Fact { ty: g.ty(v), value: consts.get(&v) }))
+            .map(|r| {
+                r.map(|v| Fact {
+                    ty: g.ty(v),
+                    value: consts.get(&v),
+                })
+            })
             .collect();
         let inferred = infer_op(&op, &facts, n_out);
         let mut outputs = Vec::with_capacity(n_out);
@@ -449,34 +575,63 @@ impl<'a> Ctx<'a> {
             let decl = declared.get(name.as_str());
             let ty = match (&inferred, decl) {
                 (Ok(tys), d) if i < tys.len() => match d {
-                    Some(d) => merge(&tys[i], d).map_err(|e| node_err(n, format!("output '{name}': {e}")))?,
+                    Some(d) => merge(&tys[i], d)
+                        .map_err(|e| node_err(n, format!("output '{name}': {e}")))?,
                     None => tys[i].clone(),
                 },
-                (Err(e), _) if !e.starts_with("not implemented") => return Err(node_err(n, e.clone())),
+                (Err(e), _) if !e.starts_with("not implemented") => {
+                    return Err(node_err(n, e.clone()))
+                }
                 (_, Some(d)) => d.clone(),
-                _ => TypeInfo { dtype: in0_dtype.unwrap_or(DType::F32), shape: Shape::Unranked },
+                _ => TypeInfo {
+                    dtype: in0_dtype.unwrap_or(DType::F32),
+                    shape: Shape::Unranked,
+                },
             };
-            outputs.push(ValueInfo { name: name.clone(), ty });
+            outputs.push(ValueInfo {
+                name: name.clone(),
+                ty,
+            });
         }
         drop(facts);
-        let values: Vec<Option<&Tensor>> = refs.iter().map(|r| r.and_then(|v| consts.get(&v))).collect();
+        let values: Vec<Option<&Tensor>> = refs
+            .iter()
+            .map(|r| r.and_then(|v| consts.get(&v)))
+            .collect();
         let foldable = !matches!(op, Op::Constant { .. })
             && refs.iter().flatten().count() > 0
-            && values.iter().zip(&refs).all(|(v, r)| r.is_none() || v.is_some())
+            && values
+                .iter()
+                .zip(&refs)
+                .all(|(v, r)| r.is_none() || v.is_some())
             && values.iter().flatten().all(|t| t.len() <= FOLD_LIMIT)
-            && outputs.iter().all(|o| o.ty.shape.num_elements().is_some_and(|k| k <= FOLD_LIMIT));
+            && outputs
+                .iter()
+                .all(|o| o.ty.shape.num_elements().is_some_and(|k| k <= FOLD_LIMIT));
         let folded = if foldable && !has_graphs {
             graphc_passes::eval::eval_op(&op, &values, n_out).ok()
         } else {
             None
         };
-        let const_value = if let Op::Constant { value } = &op { Some(value.clone()) } else { None };
-        let id: NodeId = g.add_node(Node { name: n.name.clone().unwrap_or_default(), op, inputs: refs, outputs });
+        let const_value = if let Op::Constant { value } = &op {
+            Some(value.clone())
+        } else {
+            None
+        };
+        let id: NodeId = g.add_node(Node {
+            name: n.name.clone().unwrap_or_default(),
+            op,
+            inputs: refs,
+            outputs,
+        });
         for (i, name) in n.output.iter().enumerate() {
             if name.is_empty() {
                 continue;
             }
-            let v = ValueRef { node: id, port: i as u32 };
+            let v = ValueRef {
+                node: id,
+                port: i as u32,
+            };
             if scope.insert(name.clone(), v).is_some() {
                 return Err(node_err(n, format!("output '{name}' is already defined")));
             }
@@ -486,7 +641,13 @@ impl<'a> Ctx<'a> {
         }
         if let Some(outs) = folded {
             for (i, t) in outs.into_iter().enumerate() {
-                consts.insert(ValueRef { node: id, port: i as u32 }, t);
+                consts.insert(
+                    ValueRef {
+                        node: id,
+                        port: i as u32,
+                    },
+                    t,
+                );
             }
         }
         Ok(())
@@ -508,30 +669,52 @@ impl<'a> Ctx<'a> {
         match op_type {
             "Loop" => {
                 let mut h = vec![
-                    Some(TypeInfo { dtype: DType::I64, shape: Shape::Ranked(vec![]) }),
-                    Some(TypeInfo { dtype: DType::Bool, shape: Shape::Ranked(vec![]) }),
+                    Some(TypeInfo {
+                        dtype: DType::I64,
+                        shape: Shape::Ranked(vec![]),
+                    }),
+                    Some(TypeInfo {
+                        dtype: DType::Bool,
+                        shape: Shape::Ranked(vec![]),
+                    }),
                 ];
                 h.extend((2..n.input.len()).map(ty_of));
                 h
             }
             "Scan" => (0..n.input.len())
-                .map(|i| dtype_of(i).map(|d| TypeInfo { dtype: d, shape: Shape::Unranked }))
+                .map(|i| {
+                    dtype_of(i).map(|d| TypeInfo {
+                        dtype: d,
+                        shape: Shape::Unranked,
+                    })
+                })
                 .collect(),
             _ => vec![],
         }
     }
 
     /// Replaces calls of model-local functions by their bodies (recursively).
-    fn expand_functions(&self, nodes: &[NodeProto], depth: usize, fresh: &mut usize) -> Result<Vec<NodeProto>, ImportError> {
+    fn expand_functions(
+        &self,
+        nodes: &[NodeProto],
+        depth: usize,
+        fresh: &mut usize,
+    ) -> Result<Vec<NodeProto>, ImportError> {
         let mut out = Vec::with_capacity(nodes.len());
         for n in nodes {
-            let key = (n.domain.clone().unwrap_or_default(), n.op_type.clone().unwrap_or_default());
+            let key = (
+                n.domain.clone().unwrap_or_default(),
+                n.op_type.clone().unwrap_or_default(),
+            );
             let Some(f) = self.functions.get(&key) else {
                 out.push(n.clone());
                 continue;
             };
             if depth > MAX_DEPTH {
-                return Err(node_err(n, format!("functions call each other more than {MAX_DEPTH} deep")));
+                return Err(node_err(
+                    n,
+                    format!("functions call each other more than {MAX_DEPTH} deep"),
+                ));
             }
             *fresh += 1;
             let prefix = format!("{}__{}_{}__", key.1, describe(n), fresh);
@@ -542,10 +725,16 @@ impl<'a> Ctx<'a> {
             for (i, formal) in f.output.iter().enumerate() {
                 rename.insert(formal.clone(), n.output.get(i).cloned().unwrap_or_default());
             }
-            let call_attrs: HashMap<&str, &AttributeProto> =
-                n.attribute.iter().map(|a| (a.name.as_deref().unwrap_or(""), a)).collect();
-            let defaults: HashMap<&str, &AttributeProto> =
-                f.attribute_proto.iter().map(|a| (a.name.as_deref().unwrap_or(""), a)).collect();
+            let call_attrs: HashMap<&str, &AttributeProto> = n
+                .attribute
+                .iter()
+                .map(|a| (a.name.as_deref().unwrap_or(""), a))
+                .collect();
+            let defaults: HashMap<&str, &AttributeProto> = f
+                .attribute_proto
+                .iter()
+                .map(|a| (a.name.as_deref().unwrap_or(""), a))
+                .collect();
             let mut body = Vec::with_capacity(f.node.len());
             for b in &f.node {
                 let mut b = b.clone();
@@ -553,7 +742,10 @@ impl<'a> Ctx<'a> {
                     if s.is_empty() {
                         return String::new();
                     }
-                    rename.entry(s.clone()).or_insert_with(|| format!("{prefix}{s}")).clone()
+                    rename
+                        .entry(s.clone())
+                        .or_insert_with(|| format!("{prefix}{s}"))
+                        .clone()
                 };
                 b.input = b.input.iter().map(|s| map(s, &mut rename)).collect();
                 b.output = b.output.iter().map(|s| map(s, &mut rename)).collect();
@@ -583,21 +775,25 @@ impl<'a> Ctx<'a> {
 /// error.
 fn merge(inferred: &TypeInfo, declared: &TypeInfo) -> Result<TypeInfo, String> {
     if inferred.dtype != declared.dtype {
-        return Err(format!("inferred {inferred} but the model declares {declared}"));
+        return Err(format!(
+            "inferred {inferred} but the model declares {declared}"
+        ));
     }
     let shape = match (&inferred.shape, &declared.shape) {
         (Shape::Unranked, s) | (s, Shape::Unranked) => s.clone(),
         (Shape::Ranked(a), Shape::Ranked(b)) => {
             if a.len() != b.len() {
-                return Err(format!("inferred {inferred} but the model declares {declared}"));
+                return Err(format!(
+                    "inferred {inferred} but the model declares {declared}"
+                ));
             }
             Shape::Ranked(
                 a.iter()
                     .zip(b)
                     .map(|(x, y)| match (x, y) {
-                        (Dim::Known(p), Dim::Known(q)) if p != q => {
-                            Err(format!("inferred {inferred} but the model declares {declared}"))
-                        }
+                        (Dim::Known(p), Dim::Known(q)) if p != q => Err(format!(
+                            "inferred {inferred} but the model declares {declared}"
+                        )),
                         (Dim::Known(_), _) => Ok(x.clone()),
                         (_, Dim::Known(_)) => Ok(y.clone()),
                         (Dim::Sym(_), _) => Ok(x.clone()),
@@ -607,12 +803,18 @@ fn merge(inferred: &TypeInfo, declared: &TypeInfo) -> Result<TypeInfo, String> {
             )
         }
     };
-    Ok(TypeInfo { dtype: inferred.dtype, shape })
+    Ok(TypeInfo {
+        dtype: inferred.dtype,
+        shape,
+    })
 }
 
 /// The node order: file order where valid, otherwise the first topological order by file
 /// position. Errors on undefined inputs, duplicate outputs and cycles.
-fn topo_order(nodes: &[NodeProto], scope: &HashMap<String, ValueRef>) -> Result<Vec<usize>, ImportError> {
+fn topo_order(
+    nodes: &[NodeProto],
+    scope: &HashMap<String, ValueRef>,
+) -> Result<Vec<usize>, ImportError> {
     let mut producer: HashMap<&str, usize> = HashMap::new();
     for (i, n) in nodes.iter().enumerate() {
         for o in &n.output {
@@ -641,8 +843,10 @@ fn topo_order(nodes: &[NodeProto], scope: &HashMap<String, ValueRef>) -> Result<
             }
         }
     }
-    let mut ready: BinaryHeap<std::cmp::Reverse<usize>> =
-        (0..nodes.len()).filter(|&i| indeg[i] == 0).map(std::cmp::Reverse).collect();
+    let mut ready: BinaryHeap<std::cmp::Reverse<usize>> = (0..nodes.len())
+        .filter(|&i| indeg[i] == 0)
+        .map(std::cmp::Reverse)
+        .collect();
     let mut order = Vec::with_capacity(nodes.len());
     while let Some(std::cmp::Reverse(i)) = ready.pop() {
         order.push(i);
@@ -654,15 +858,23 @@ fn topo_order(nodes: &[NodeProto], scope: &HashMap<String, ValueRef>) -> Result<
         }
     }
     if order.len() != nodes.len() {
-        let stuck = (0..nodes.len()).find(|&i| indeg[i] > 0).expect("some node is on a cycle");
-        return Err(node_err(&nodes[stuck], "the graph has a cycle through this node"));
+        let stuck = (0..nodes.len())
+            .find(|&i| indeg[i] > 0)
+            .expect("some node is on a cycle");
+        return Err(node_err(
+            &nodes[stuck],
+            "the graph has a cycle through this node",
+        ));
     }
     Ok(order)
 }
 
 /// Converts a non-graph attribute.
 fn attr_from_proto(a: &AttributeProto, dir: &DataDir) -> Result<Attr, String> {
-    let ty = a.r#type.and_then(|t| AttributeType::try_from(t).ok()).unwrap_or(AttributeType::Undefined);
+    let ty = a
+        .r#type
+        .and_then(|t| AttributeType::try_from(t).ok())
+        .unwrap_or(AttributeType::Undefined);
     let ty = if ty == AttributeType::Undefined {
         // Older writers leave `type` unset: go by which field holds data.
         if a.f.is_some() {
@@ -685,27 +897,56 @@ fn attr_from_proto(a: &AttributeProto, dir: &DataDir) -> Result<Attr, String> {
     } else {
         ty
     };
-    let utf8 = |b: &[u8]| String::from_utf8(b.to_vec()).map_err(|_| "string is not valid UTF-8".to_string());
+    let utf8 = |b: &[u8]| {
+        String::from_utf8(b.to_vec()).map_err(|_| "string is not valid UTF-8".to_string())
+    };
     Ok(match ty {
         AttributeType::Float => Attr::Float(a.f.unwrap_or(0.0)),
         AttributeType::Int => Attr::Int(a.i.unwrap_or(0)),
         AttributeType::String => Attr::Str(utf8(a.s.as_deref().unwrap_or(&[]))?),
         AttributeType::Floats => Attr::Floats(a.floats.clone()),
         AttributeType::Ints => Attr::Ints(a.ints.clone()),
-        AttributeType::Strings => Attr::Strs(a.strings.iter().map(|s| utf8(s)).collect::<Result<_, _>>()?),
-        AttributeType::Tensor => {
-            Attr::Tensor(tensor_from_proto(a.t.as_ref().ok_or("tensor attribute has no tensor")?, dir)?)
+        AttributeType::Strings => Attr::Strs(
+            a.strings
+                .iter()
+                .map(|s| utf8(s))
+                .collect::<Result<_, _>>()?,
+        ),
+        AttributeType::Tensor => Attr::Tensor(tensor_from_proto(
+            a.t.as_ref().ok_or("tensor attribute has no tensor")?,
+            dir,
+        )?),
+        other => {
+            return Err(format!(
+                "attributes of type {} are not supported",
+                other.as_str_name()
+            ))
         }
-        other => return Err(format!("attributes of type {} are not supported", other.as_str_name())),
     })
 }
 
 /// The value of a `Constant` node from whichever of its attribute forms is present.
 fn constant_value(attrs: &mut Attrs) -> Result<Tensor, String> {
-    let forms = ["value", "value_float", "value_floats", "value_int", "value_ints", "value_string", "value_strings", "sparse_value"];
-    let present: Vec<&str> = forms.iter().copied().filter(|f| attrs.contains(f)).collect();
+    let forms = [
+        "value",
+        "value_float",
+        "value_floats",
+        "value_int",
+        "value_ints",
+        "value_string",
+        "value_strings",
+        "sparse_value",
+    ];
+    let present: Vec<&str> = forms
+        .iter()
+        .copied()
+        .filter(|f| attrs.contains(f))
+        .collect();
     if present.len() != 1 {
-        return Err(format!("a Constant needs exactly one value attribute, found {}", present.len()));
+        return Err(format!(
+            "a Constant needs exactly one value attribute, found {}",
+            present.len()
+        ));
     }
     let a = attrs.take(present[0]).expect("present");
     let vec1 = |t: Result<Tensor, String>| t;
@@ -717,6 +958,9 @@ fn constant_value(attrs: &mut Attrs) -> Result<Tensor, String> {
         ("value_ints", Attr::Ints(v)) => vec1(Tensor::from_vec(&[v.len()], v)),
         ("value_string", Attr::Str(s)) => Ok(Tensor::scalar(s)),
         ("value_strings", Attr::Strs(v)) => vec1(Tensor::from_vec(&[v.len()], v)),
-        (f, a) => Err(format!("attribute '{f}' of kind {} is not supported", a.kind())),
+        (f, a) => Err(format!(
+            "attribute '{f}' of kind {} is not supported",
+            a.kind()
+        )),
     }
 }

@@ -31,7 +31,12 @@ fn set_input(inputs: &mut Vec<In>, slot: usize, v: In) {
 }
 
 /// Moves an ints attribute to input `slot` as an i64 tensor.
-fn ints_attr_to_input(attrs: &mut Attrs, name: &str, inputs: &mut Vec<In>, slot: usize) -> Result<(), String> {
+fn ints_attr_to_input(
+    attrs: &mut Attrs,
+    name: &str,
+    inputs: &mut Vec<In>,
+    slot: usize,
+) -> Result<(), String> {
     if let Some(v) = attrs.take_as::<Vec<i64>>(name)? {
         set_input(inputs, slot, In::Const(ints_tensor(v)));
     }
@@ -70,21 +75,27 @@ pub fn normalize(
                 attrs.take("broadcast");
             }
         }
-        "ReduceSum" | "ReduceMean" | "ReduceMax" | "ReduceMin" | "ReduceProd" | "ReduceL1" | "ReduceL2"
-        | "ReduceLogSum" | "ReduceLogSumExp" | "ReduceSumSquare" => {
+        "ReduceSum" | "ReduceMean" | "ReduceMax" | "ReduceMin" | "ReduceProd" | "ReduceL1"
+        | "ReduceL2" | "ReduceLogSum" | "ReduceLogSumExp" | "ReduceSumSquare" => {
             ints_attr_to_input(attrs, "axes", inputs, 1)?;
         }
         "Squeeze" | "Unsqueeze" => ints_attr_to_input(attrs, "axes", inputs, 1)?,
         "Split" => ints_attr_to_input(attrs, "split", inputs, 1)?,
         "Slice" if opset < 10 => {
-            let starts = attrs.take_as::<Vec<i64>>("starts")?.ok_or("missing required attribute 'starts'")?;
-            let ends = attrs.take_as::<Vec<i64>>("ends")?.ok_or("missing required attribute 'ends'")?;
+            let starts = attrs
+                .take_as::<Vec<i64>>("starts")?
+                .ok_or("missing required attribute 'starts'")?;
+            let ends = attrs
+                .take_as::<Vec<i64>>("ends")?
+                .ok_or("missing required attribute 'ends'")?;
             set_input(inputs, 1, In::Const(ints_tensor(starts)));
             set_input(inputs, 2, In::Const(ints_tensor(ends)));
             ints_attr_to_input(attrs, "axes", inputs, 3)?;
         }
         "TopK" if opset < 10 => {
-            let k = attrs.take_as::<i64>("k")?.ok_or("missing required attribute 'k'")?;
+            let k = attrs
+                .take_as::<i64>("k")?
+                .ok_or("missing required attribute 'k'")?;
             set_input(inputs, 1, In::Const(ints_tensor(vec![k])));
         }
         "Clip" if opset < 11 => {
@@ -100,7 +111,9 @@ pub fn normalize(
         }
         "Pad" if opset < 11 => {
             let dt = dtype_of(0).unwrap_or(DType::F32);
-            let pads = attrs.take_as::<Vec<i64>>("pads")?.ok_or("missing required attribute 'pads'")?;
+            let pads = attrs
+                .take_as::<Vec<i64>>("pads")?
+                .ok_or("missing required attribute 'pads'")?;
             set_input(inputs, 1, In::Const(ints_tensor(pads)));
             let value = attrs.take_as::<f32>("value")?.unwrap_or(0.0);
             set_input(inputs, 2, In::Const(scalar_of(dt, value)));
@@ -108,7 +121,11 @@ pub fn normalize(
         "Upsample" => {
             if let Some(scales) = attrs.take_as::<Vec<f32>>("scales")? {
                 let n = scales.len();
-                set_input(inputs, 1, In::Const(Tensor::from_vec(&[n], scales).expect("1-D")));
+                set_input(
+                    inputs,
+                    1,
+                    In::Const(Tensor::from_vec(&[n], scales).expect("1-D")),
+                );
             }
             attrs.take("height_scale");
             attrs.take("width_scale");
@@ -121,7 +138,10 @@ pub fn normalize(
                 inputs.push(scales);
             }
             if opset == 10 && !attrs.contains("coordinate_transformation_mode") {
-                attrs.insert("coordinate_transformation_mode", Attr::Str("asymmetric".into()));
+                attrs.insert(
+                    "coordinate_transformation_mode",
+                    Attr::Str("asymmetric".into()),
+                );
             }
         }
         "Softmax" | "LogSoftmax" | "Hardmax" if opset < 13 => {
@@ -141,7 +161,8 @@ pub fn normalize(
                 }
             }
         }
-        "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Equal" | "Less" | "Greater" | "And" | "Or" | "Xor"
+        "Add" | "Sub" | "Mul" | "Div" | "Pow" | "Equal" | "Less" | "Greater" | "And" | "Or"
+        | "Xor"
             if opset < 7 =>
         {
             attrs.take("broadcast");
@@ -151,7 +172,10 @@ pub fn normalize(
         }
         "Scatter" => op = "ScatterElements".into(),
         "Scan" if opset < 9 => {
-            return Err("the opset-8 form of Scan (with sequence_lens and a batch axis) is not supported".into())
+            return Err(
+                "the opset-8 form of Scan (with sequence_lens and a batch axis) is not supported"
+                    .into(),
+            )
         }
         "DFT" if opset < 20 => {
             // The axis attribute defaulted to 1 before it became an input (default -2).

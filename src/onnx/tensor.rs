@@ -23,12 +23,19 @@ pub enum DataDir {
 /// Converts a `TensorProto` to a tensor; the error is a plain reason.
 pub fn tensor_from_proto(t: &TensorProto, dir: &DataDir) -> Result<Tensor, String> {
     let code = t.data_type.unwrap_or(0);
-    let dtype = DType::from_onnx(code)
-        .ok_or_else(|| format!("tensor element type {} ({code}) is not supported", DType::onnx_code_name(code)))?;
+    let dtype = DType::from_onnx(code).ok_or_else(|| {
+        format!(
+            "tensor element type {} ({code}) is not supported",
+            DType::onnx_code_name(code)
+        )
+    })?;
     let mut shape = Vec::with_capacity(t.dims.len());
     for &d in &t.dims {
         if d < 0 {
-            return Err(format!("tensor has a negative dimension {d} in {:?}", t.dims));
+            return Err(format!(
+                "tensor has a negative dimension {d} in {:?}",
+                t.dims
+            ));
         }
         shape.push(usize::try_from(d).map_err(|_| format!("dimension {d} is too large"))?);
     }
@@ -60,7 +67,9 @@ pub fn tensor_from_proto(t: &TensorProto, dir: &DataDir) -> Result<Tensor, Strin
         if len == n {
             Ok(())
         } else {
-            Err(format!("tensor {shape:?} declares {n} elements but has {len} values"))
+            Err(format!(
+                "tensor {shape:?} declares {n} elements but has {len} values"
+            ))
         }
     };
     Ok(match dtype {
@@ -83,17 +92,29 @@ pub fn tensor_from_proto(t: &TensorProto, dir: &DataDir) -> Result<Tensor, Strin
         }
         DType::String => {
             check(t.string_data.len())?;
-            let v: Vec<String> = t.string_data.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect();
+            let v: Vec<String> = t
+                .string_data
+                .iter()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .collect();
             Tensor::from_vec(&shape, v)?
         }
         DType::F16 | DType::BF16 => {
             // Stored as their 16-bit patterns in int32_data.
             check(t.int32_data.len())?;
             if dtype == DType::F16 {
-                let v: Vec<f16> = t.int32_data.iter().map(|&b| f16::from_bits(b as u16)).collect();
+                let v: Vec<f16> = t
+                    .int32_data
+                    .iter()
+                    .map(|&b| f16::from_bits(b as u16))
+                    .collect();
                 Tensor::from_vec(&shape, v)?
             } else {
-                let v: Vec<bf16> = t.int32_data.iter().map(|&b| bf16::from_bits(b as u16)).collect();
+                let v: Vec<bf16> = t
+                    .int32_data
+                    .iter()
+                    .map(|&b| bf16::from_bits(b as u16))
+                    .collect();
                 Tensor::from_vec(&shape, v)?
             }
         }
@@ -115,8 +136,12 @@ fn from_le_bytes(dtype: DType, shape: &[usize], raw: &[u8]) -> Tensor {
     match dtype {
         DType::F32 => conv(shape, raw, f32::from_le_bytes),
         DType::F64 => conv(shape, raw, f64::from_le_bytes),
-        DType::F16 => conv(shape, raw, |b: [u8; 2]| f16::from_bits(u16::from_le_bytes(b))),
-        DType::BF16 => conv(shape, raw, |b: [u8; 2]| bf16::from_bits(u16::from_le_bytes(b))),
+        DType::F16 => conv(shape, raw, |b: [u8; 2]| {
+            f16::from_bits(u16::from_le_bytes(b))
+        }),
+        DType::BF16 => conv(shape, raw, |b: [u8; 2]| {
+            bf16::from_bits(u16::from_le_bytes(b))
+        }),
         DType::I8 => conv(shape, raw, i8::from_le_bytes),
         DType::I16 => conv(shape, raw, i16::from_le_bytes),
         DType::I32 => conv(shape, raw, i32::from_le_bytes),
@@ -143,29 +168,53 @@ fn read_external(t: &TensorProto, dir: &DataDir, want: usize) -> Result<Vec<u8>,
         let v = kv.value.clone().unwrap_or_default();
         match kv.key.as_deref().unwrap_or("") {
             "location" => location = Some(v),
-            "offset" => offset = v.parse().map_err(|_| format!("external data offset '{v}' is not a number"))?,
-            "length" => length = Some(v.parse::<u64>().map_err(|_| format!("external data length '{v}' is not a number"))?),
+            "offset" => {
+                offset = v
+                    .parse()
+                    .map_err(|_| format!("external data offset '{v}' is not a number"))?
+            }
+            "length" => {
+                length = Some(
+                    v.parse::<u64>()
+                        .map_err(|_| format!("external data length '{v}' is not a number"))?,
+                )
+            }
             _ => {}
         }
     }
     let location = location.ok_or("external data has no location")?;
     let rel = Path::new(&location);
-    if rel.is_absolute() || rel.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir)) {
-        return Err(format!("external data location '{location}' must be a relative path inside the model's folder"));
+    if rel.is_absolute()
+        || rel
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(format!(
+            "external data location '{location}' must be a relative path inside the model's folder"
+        ));
     }
     let path = base.join(rel);
-    let canon_base = base.canonicalize().map_err(|e| format!("model folder: {e}"))?;
-    let canon = path.canonicalize().map_err(|e| format!("external data '{location}': {e}"))?;
+    let canon_base = base
+        .canonicalize()
+        .map_err(|e| format!("model folder: {e}"))?;
+    let canon = path
+        .canonicalize()
+        .map_err(|e| format!("external data '{location}': {e}"))?;
     if !canon.starts_with(&canon_base) {
-        return Err(format!("external data location '{location}' leaves the model's folder"));
+        return Err(format!(
+            "external data location '{location}' leaves the model's folder"
+        ));
     }
     if let Some(l) = length {
         if l != want as u64 {
-            return Err(format!("external data length {l} does not match the {want} bytes the tensor needs"));
+            return Err(format!(
+                "external data length {l} does not match the {want} bytes the tensor needs"
+            ));
         }
     }
     use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(&canon).map_err(|e| format!("external data '{location}': {e}"))?;
+    let mut f =
+        std::fs::File::open(&canon).map_err(|e| format!("external data '{location}': {e}"))?;
     let size = f.metadata().map_err(|e| e.to_string())?.len();
     if offset.checked_add(want as u64).is_none_or(|end| end > size) {
         return Err(format!("external data '{location}' is too short: needs {want} bytes at offset {offset}, file has {size}"));
@@ -185,7 +234,11 @@ pub fn tensor_to_proto(t: &Tensor, name: &str) -> TensorProto {
         ..Default::default()
     };
     fn bytes<T: Elem, const N: usize>(t: &Tensor, f: fn(&T) -> [u8; N]) -> Vec<u8> {
-        t.as_array::<T>().expect("dtype matched").iter().flat_map(f).collect()
+        t.as_array::<T>()
+            .expect("dtype matched")
+            .iter()
+            .flat_map(f)
+            .collect()
     }
     let raw = match t {
         Tensor::F32(_) => bytes::<f32, 4>(t, |x| x.to_le_bytes()),
@@ -219,6 +272,9 @@ pub fn read_pb(path: &Path) -> Result<Tensor, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let proto = onnx_proto::decode_tensor(&bytes)
         .map_err(|e| format!("{}: not a serialized TensorProto: {e}", path.display()))?;
-    let dir = path.parent().map(|p| DataDir::Folder(p.to_path_buf())).unwrap_or(DataDir::None);
+    let dir = path
+        .parent()
+        .map(|p| DataDir::Folder(p.to_path_buf()))
+        .unwrap_or(DataDir::None);
     tensor_from_proto(&proto, &dir).map_err(|e| format!("{}: {e}", path.display()))
 }

@@ -8,7 +8,11 @@ fn run_err(args: &[&str]) -> String {
     let os: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
     match graphc(&os, Duration::from_secs(20)) {
         Outcome::Exited(1, e) => {
-            assert_eq!(e.trim_end().lines().count(), 1, "expected one line, got: {e}");
+            assert_eq!(
+                e.trim_end().lines().count(),
+                1,
+                "expected one line, got: {e}"
+            );
             e.trim_end().to_string()
         }
         other => panic!("expected exit code 1, got {other:?}"),
@@ -18,7 +22,10 @@ fn run_err(args: &[&str]) -> String {
 #[test]
 fn missing_file() {
     let e = run_err(&["run", "/nonexistent/model.onnx"]);
-    assert!(e.contains("/nonexistent/model.onnx") && e.contains("No such file"), "{e}");
+    assert!(
+        e.contains("/nonexistent/model.onnx") && e.contains("No such file"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -135,7 +142,10 @@ mod bad_models {
     fn model(nodes: Vec<p::NodeProto>, inits: Vec<p::TensorProto>) -> p::ModelProto {
         p::ModelProto {
             ir_version: Some(8),
-            opset_import: vec![p::OperatorSetIdProto { domain: Some(String::new()), version: Some(17) }],
+            opset_import: vec![p::OperatorSetIdProto {
+                domain: Some(String::new()),
+                version: Some(17),
+            }],
             graph: Some(p::GraphProto {
                 name: Some("g".into()),
                 node: nodes,
@@ -185,43 +195,73 @@ mod bad_models {
             output: vec!["c".into()],
             attribute: vec!["alpha".into()],
             node: vec![lrelu, node("Neg", "", &["b"], &["c"])],
-            opset_import: vec![p::OperatorSetIdProto { domain: Some(String::new()), version: Some(17) }],
+            opset_import: vec![p::OperatorSetIdProto {
+                domain: Some(String::new()),
+                version: Some(17),
+            }],
             ..Default::default()
         };
         let mut m = model(vec![call], vec![]);
         m.functions.push(f);
-        m.opset_import.push(p::OperatorSetIdProto { domain: Some("local".into()), version: Some(1) });
+        m.opset_import.push(p::OperatorSetIdProto {
+            domain: Some("local".into()),
+            version: Some(1),
+        });
         let path = save("function", &m);
         let g = graphc::onnx::load_model(&path, vec![]).unwrap();
         let ops: Vec<&str> = g.nodes().map(|(_, n)| n.op.name()).collect();
         assert_eq!(ops, ["input", "leaky_relu", "neg"]);
-        let x = graphc::passes::ir::Tensor::from_vec(&[2, 3], vec![-2.0f32, -1.0, 0.0, 1.0, 2.0, 4.0]).unwrap();
+        let x =
+            graphc::passes::ir::Tensor::from_vec(&[2, 3], vec![-2.0f32, -1.0, 0.0, 1.0, 2.0, 4.0])
+                .unwrap();
         let y = graphc::passes::eval::eval_graph(&g, &[Some(x)]).unwrap();
         assert_eq!(y[0].to_f64_vec(), vec![1.0, 0.5, -0.0, -1.0, -2.0, -4.0]);
     }
 
     #[test]
     fn undefined_value() {
-        let e = inspect_err("undef", &model(vec![node("Relu", "", &["nope"], &["y"])], vec![]));
-        assert_eq!(e, "error: node 'the_relu' (Relu): input 'nope' is not defined");
+        let e = inspect_err(
+            "undef",
+            &model(vec![node("Relu", "", &["nope"], &["y"])], vec![]),
+        );
+        assert_eq!(
+            e,
+            "error: node 'the_relu' (Relu): input 'nope' is not defined"
+        );
     }
 
     #[test]
     fn unknown_op() {
-        let e = inspect_err("unknown-op", &model(vec![node("FrobnicateV2", "", &["x"], &["y"])], vec![]));
-        assert_eq!(e, "error: node 'the_frobnicatev2' (FrobnicateV2): operator is not supported");
+        let e = inspect_err(
+            "unknown-op",
+            &model(vec![node("FrobnicateV2", "", &["x"], &["y"])], vec![]),
+        );
+        assert_eq!(
+            e,
+            "error: node 'the_frobnicatev2' (FrobnicateV2): operator is not supported"
+        );
     }
 
     #[test]
     fn unknown_domain() {
-        let e = inspect_err("unknown-domain", &model(vec![node("Relu", "com.example", &["x"], &["y"])], vec![]));
-        assert_eq!(e, "error: node 'the_relu' (Relu): domain 'com.example' is not supported");
+        let e = inspect_err(
+            "unknown-domain",
+            &model(vec![node("Relu", "com.example", &["x"], &["y"])], vec![]),
+        );
+        assert_eq!(
+            e,
+            "error: node 'the_relu' (Relu): domain 'com.example' is not supported"
+        );
     }
 
     #[test]
     fn cycle() {
         let m = model(
-            vec![node("Relu", "", &["b"], &["a"]), node("Neg", "", &["a"], &["b"]), node("Identity", "", &["b"], &["y"])],
+            vec![
+                node("Relu", "", &["b"], &["a"]),
+                node("Neg", "", &["a"], &["b"]),
+                node("Identity", "", &["b"], &["y"]),
+            ],
             vec![],
         );
         let e = inspect_err("cycle", &m);
@@ -248,7 +288,10 @@ mod bad_models {
         let start = std::time::Instant::now();
         let e = inspect_err("huge", &m);
         assert!(start.elapsed().as_secs() < 5);
-        assert!(e.contains("initializer 'w'") && e.contains("1000000000000 elements"), "{e}");
+        assert!(
+            e.contains("initializer 'w'") && e.contains("1000000000000 elements"),
+            "{e}"
+        );
     }
 
     fn external(location: &str) -> p::TensorProto {
@@ -257,7 +300,10 @@ mod bad_models {
             dims: vec![2, 3],
             data_type: Some(1),
             data_location: Some(p::tensor_proto::DataLocation::External as i32),
-            external_data: vec![p::StringStringEntryProto { key: Some("location".into()), value: Some(location.into()) }],
+            external_data: vec![p::StringStringEntryProto {
+                key: Some("location".into()),
+                value: Some(location.into()),
+            }],
             ..Default::default()
         }
     }
@@ -265,17 +311,29 @@ mod bad_models {
     #[test]
     fn external_data_outside_folder() {
         for loc in ["/etc/passwd", "../secret", "sub/../../secret"] {
-            let m = model(vec![node("Add", "", &["x", "w"], &["y"])], vec![external(loc)]);
+            let m = model(
+                vec![node("Add", "", &["x", "w"], &["y"])],
+                vec![external(loc)],
+            );
             let e = inspect_err("ext", &m);
-            assert!(e.contains("must be a relative path inside the model's folder"), "{loc}: {e}");
+            assert!(
+                e.contains("must be a relative path inside the model's folder"),
+                "{loc}: {e}"
+            );
         }
     }
 
     #[test]
     fn external_data_inside_folder() {
-        let m = model(vec![node("Add", "", &["x", "w"], &["y"])], vec![external("w.bin")]);
+        let m = model(
+            vec![node("Add", "", &["x", "w"], &["y"])],
+            vec![external("w.bin")],
+        );
         let path = save("ext-ok", &m);
-        let bytes: Vec<u8> = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0].iter().flat_map(|f| f.to_le_bytes()).collect();
+        let bytes: Vec<u8> = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0]
+            .iter()
+            .flat_map(|f| f.to_le_bytes())
+            .collect();
         std::fs::write(path.parent().unwrap().join("w.bin"), bytes).unwrap();
         let g = graphc::onnx::load_model(&path, vec![]).unwrap();
         let w = g
@@ -296,12 +354,28 @@ mod bad_models {
         let bad_shape = dir.join("bad_shape.npy");
         let t = graphc::passes::ir::Tensor::from_vec(&[3, 2], vec![0f32; 6]).unwrap();
         graphc::npy::write_npy(&bad_shape, &t).unwrap();
-        let e = run_err(&["run", path.to_str().unwrap(), "--input", bad_shape.to_str().unwrap()]);
-        assert_eq!(e, "error: input 'x' must be f32[2,3] but the file holds f32[3,2]");
+        let e = run_err(&[
+            "run",
+            path.to_str().unwrap(),
+            "--input",
+            bad_shape.to_str().unwrap(),
+        ]);
+        assert_eq!(
+            e,
+            "error: input 'x' must be f32[2,3] but the file holds f32[3,2]"
+        );
         let bad_dtype = dir.join("bad_dtype.npy");
         let t = graphc::passes::ir::Tensor::from_vec(&[2, 3], vec![0i64; 6]).unwrap();
         graphc::npy::write_npy(&bad_dtype, &t).unwrap();
-        let e = run_err(&["run", path.to_str().unwrap(), "--input", bad_dtype.to_str().unwrap()]);
-        assert_eq!(e, "error: input 'x' must be f32[2,3] but the file holds i64[2,3]");
+        let e = run_err(&[
+            "run",
+            path.to_str().unwrap(),
+            "--input",
+            bad_dtype.to_str().unwrap(),
+        ]);
+        assert_eq!(
+            e,
+            "error: input 'x' must be f32[2,3] but the file holds i64[2,3]"
+        );
     }
 }

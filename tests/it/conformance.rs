@@ -50,7 +50,12 @@ fn numbered(dir: &Path, stem: &str) -> Vec<PathBuf> {
 }
 
 fn first_line(s: &str) -> String {
-    s.lines().find(|l| !l.trim().is_empty()).unwrap_or("").chars().take(300).collect()
+    s.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .chars()
+        .take(300)
+        .collect()
 }
 
 /// Runs one node test (all its data sets) through the CLI.
@@ -63,7 +68,12 @@ fn run_node_test(dir: &Path, engine: &str, scratch: &Path) -> Status {
             set.file_name().unwrap().to_string_lossy()
         ));
         let _ = std::fs::remove_dir_all(&out);
-        let mut args: Vec<OsString> = vec!["run".into(), model.clone().into(), "--engine".into(), engine.into()];
+        let mut args: Vec<OsString> = vec![
+            "run".into(),
+            model.clone().into(),
+            "--engine".into(),
+            engine.into(),
+        ];
         for input in numbered(&set, "input_") {
             args.push("--input".into());
             args.push(input.into());
@@ -73,7 +83,9 @@ fn run_node_test(dir: &Path, engine: &str, scratch: &Path) -> Status {
         let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
         match graphc(&refs, TIMEOUT) {
             Outcome::TimedOut => return Status::Hang,
-            Outcome::Crashed(e) => return Status::Panic(format!("killed by a signal: {}", first_line(&e))),
+            Outcome::Crashed(e) => {
+                return Status::Panic(format!("killed by a signal: {}", first_line(&e)))
+            }
             Outcome::Exited(101, e) => return Status::Panic(first_line(&e)),
             Outcome::Exited(0, _) => {}
             Outcome::Exited(_, e) => return Status::Fail(first_line(&e)),
@@ -108,7 +120,12 @@ fn read_allowlist(path: &Path) -> BTreeSet<String> {
 fn node_suite(engine: &str) {
     let data = onnx_data().join("node");
     let filter: Vec<String> = std::env::var("GRAPHC_NODE_TESTS")
-        .map(|s| s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect())
+        .map(|s| {
+            s.split(',')
+                .map(|p| p.trim().to_string())
+                .filter(|p| !p.is_empty())
+                .collect()
+        })
         .unwrap_or_default();
     let tests: Vec<PathBuf> = subdirs(&data, "test_")
         .into_iter()
@@ -117,12 +134,17 @@ fn node_suite(engine: &str) {
             filter.is_empty() || filter.iter().any(|f| n.starts_with(f.as_str()))
         })
         .collect();
-    let scratch = std::env::temp_dir().join(format!("graphc-conformance-{}-{engine}", std::process::id()));
+    let scratch = std::env::temp_dir().join(format!(
+        "graphc-conformance-{}-{engine}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&scratch).unwrap();
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<(String, Status)>> = Mutex::new(Vec::new());
     let start = Instant::now();
-    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
     std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| loop {
@@ -185,7 +207,11 @@ fn node_suite(engine: &str) {
         std::fs::write(&allow_path, text).unwrap();
     }
     if !new_passes.is_empty() {
-        println!("{} tests pass but are not on the allowlist: {}", new_passes.len(), new_passes.join(" "));
+        println!(
+            "{} tests pass but are not on the allowlist: {}",
+            new_passes.len(),
+            new_passes.join(" ")
+        );
     }
     println!(
         "node tests ({engine}), {} tests in {:.1}s, report in target/conformance/node-{engine}.txt",
@@ -193,8 +219,18 @@ fn node_suite(engine: &str) {
         elapsed.as_secs_f64()
     );
     println!("conformance: {passed} passed, {failed} failed");
-    assert!(crashes.is_empty(), "graphc panicked or hung on {} tests:\n{}", crashes.len(), crashes.join("\n"));
-    assert!(regressions.is_empty(), "{} allowlisted tests fail:\n{}", regressions.len(), regressions.join("\n"));
+    assert!(
+        crashes.is_empty(),
+        "graphc panicked or hung on {} tests:\n{}",
+        crashes.len(),
+        crashes.join("\n")
+    );
+    assert!(
+        regressions.is_empty(),
+        "{} allowlisted tests fail:\n{}",
+        regressions.len(),
+        regressions.join("\n")
+    );
 }
 
 #[test]
@@ -213,20 +249,37 @@ fn light_models_reference() {
         .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
         .collect();
     models.sort();
-    assert_eq!(models.len(), 9, "expected the 9 light models in {}", dir.display());
+    assert_eq!(
+        models.len(),
+        9,
+        "expected the 9 light models in {}",
+        dir.display()
+    );
     let scratch = std::env::temp_dir().join(format!("graphc-light-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).unwrap();
     let mut failures = Vec::new();
     for model in &models {
         let stem = model.file_stem().unwrap().to_string_lossy().into_owned();
         let g = graphc::onnx::load_model(model, vec![]).unwrap_or_else(|e| panic!("{stem}: {e}"));
-        let mut args: Vec<OsString> = vec!["run".into(), model.clone().into(), "--engine".into(), "reference".into()];
+        let mut args: Vec<OsString> = vec![
+            "run".into(),
+            model.clone().into(),
+            "--engine".into(),
+            "reference".into(),
+        ];
         for &id in &g.inputs {
             let node = g.node(id);
             if !matches!(node.op, graphc::passes::ir::Op::Input { default: None }) {
                 continue;
             }
-            let dims: Vec<usize> = node.outputs[0].ty.shape.dims().unwrap().iter().map(|d| d.known().unwrap_or(1)).collect();
+            let dims: Vec<usize> = node.outputs[0]
+                .ty
+                .shape
+                .dims()
+                .unwrap()
+                .iter()
+                .map(|d| d.known().unwrap_or(1))
+                .collect();
             let n: usize = dims.iter().product();
             let data: Vec<f32> = (0..n).map(|i| (i as f64 / n as f64) as f32).collect();
             let path = scratch.join(format!("{stem}-{}.npy", args.len()));
@@ -243,7 +296,8 @@ fn light_models_reference() {
         let secs = t0.elapsed().as_secs_f64();
         match outcome {
             Outcome::Exited(0, _) => {
-                let expected = graphc::onnx::read_pb(&dir.join(format!("{stem}_output_0.pb"))).unwrap();
+                let expected =
+                    graphc::onnx::read_pb(&dir.join(format!("{stem}_output_0.pb"))).unwrap();
                 let actual = graphc::npy::read_npy(&out.join("output_0.npy")).unwrap();
                 match compare(&actual, &expected, RTOL, ATOL) {
                     Ok(()) => println!("{stem}: ok in {secs:.2}s"),
@@ -254,6 +308,14 @@ fn light_models_reference() {
         }
     }
     let _ = std::fs::remove_dir_all(&scratch);
-    println!("light models: {} passed, {} failed", models.len() - failures.len(), failures.len());
-    assert!(failures.is_empty(), "light models failing:\n{}", failures.join("\n"));
+    println!(
+        "light models: {} passed, {} failed",
+        models.len() - failures.len(),
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "light models failing:\n{}",
+        failures.join("\n")
+    );
 }

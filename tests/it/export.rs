@@ -23,7 +23,11 @@ fn export_opset(path: &Path) -> i64 {
     let own = m
         .opset_import
         .iter()
-        .filter(|o| o.domain.as_deref().is_none_or(|d| d.is_empty() || d == "ai.onnx"))
+        .filter(|o| {
+            o.domain
+                .as_deref()
+                .is_none_or(|d| d.is_empty() || d == "ai.onnx")
+        })
         .filter_map(|o| o.version)
         .max()
         .unwrap_or(0);
@@ -35,7 +39,8 @@ fn reimport(g: &Graph, opset: i64) -> Result<(ModelProto, Graph), String> {
     let m = export_model(g, opset).map_err(|e| format!("export: {e}"))?;
     let bytes = m.encode_to_vec();
     let decoded = onnx_proto::decode_model(&bytes).map_err(|e| format!("decode: {e}"))?;
-    let g2 = import_model(&decoded, &ImportOptions::default()).map_err(|e| format!("re-import: {e}"))?;
+    let g2 =
+        import_model(&decoded, &ImportOptions::default()).map_err(|e| format!("re-import: {e}"))?;
     Ok((m, g2))
 }
 
@@ -45,7 +50,10 @@ fn strip_names(g: &mut Graph) {
         let n = g.node_mut(id);
         n.name.clear();
         match &mut n.op {
-            Op::If { then_branch, else_branch } => {
+            Op::If {
+                then_branch,
+                else_branch,
+            } => {
                 strip_names(then_branch);
                 strip_names(else_branch);
             }
@@ -59,7 +67,10 @@ fn strip_names(g: &mut Graph) {
 fn canonical_text(g: &Graph) -> Vec<String> {
     let mut g = g.clone();
     strip_names(&mut g);
-    let mut lines: Vec<String> = text::print(&g).lines().map(|l| l.trim().to_string()).collect();
+    let mut lines: Vec<String> = text::print(&g)
+        .lines()
+        .map(|l| l.trim().to_string())
+        .collect();
     lines.sort();
     lines
 }
@@ -83,7 +94,9 @@ fn numbered(dir: &Path, stem: &str) -> Vec<PathBuf> {
 /// Both graphs' outputs on `inputs` must be identical. `Ok(false)` when the original does
 /// not evaluate (nothing to compare).
 fn same_outputs(a: &Graph, b: &Graph, inputs: &[Option<Tensor>]) -> Result<bool, String> {
-    let Ok(want) = eval_graph(a, inputs) else { return Ok(false) };
+    let Ok(want) = eval_graph(a, inputs) else {
+        return Ok(false);
+    };
     let got = eval_graph(b, inputs).map_err(|e| format!("the re-imported graph fails: {e}"))?;
     if got.len() != want.len() {
         return Err(format!("{} outputs, expected {}", got.len(), want.len()));
@@ -108,10 +121,17 @@ const TYPES_REFINED: &[&str] = &[
 /// Ops the export rewrites into other ops, so the re-imported text differs by design.
 fn rewritten(g: &Graph) -> bool {
     g.nodes().any(|(_, n)| match &n.op {
-        Op::Softmax { coerce_2d, .. } | Op::LogSoftmax { coerce_2d, .. } | Op::Hardmax { coerce_2d, .. } => *coerce_2d,
+        Op::Softmax { coerce_2d, .. }
+        | Op::LogSoftmax { coerce_2d, .. }
+        | Op::Hardmax { coerce_2d, .. } => *coerce_2d,
         Op::Upsample { .. } | Op::Dft { .. } => true,
-        Op::Split { num_outputs: None, .. } => n.inputs.get(1).is_none_or(|i| i.is_none()),
-        Op::If { then_branch, else_branch } => rewritten(then_branch) || rewritten(else_branch),
+        Op::Split {
+            num_outputs: None, ..
+        } => n.inputs.get(1).is_none_or(|i| i.is_none()),
+        Op::If {
+            then_branch,
+            else_branch,
+        } => rewritten(then_branch) || rewritten(else_branch),
         Op::Loop { body, .. } | Op::Scan { body, .. } => rewritten(body),
         _ => false,
     })
@@ -120,7 +140,12 @@ fn rewritten(g: &Graph) -> bool {
 #[test]
 fn node_tests_round_trip() {
     let filter: Vec<String> = std::env::var("GRAPHC_NODE_TESTS")
-        .map(|s| s.split(',').filter(|p| !p.is_empty()).map(String::from).collect())
+        .map(|s| {
+            s.split(',')
+                .filter(|p| !p.is_empty())
+                .map(String::from)
+                .collect()
+        })
         .unwrap_or_default();
     let dirs = subdirs(&onnx_data().join("node"), "test_");
     let (mut imported, mut evaluated, mut same_text, mut rewrites) = (0, 0, 0, 0);
@@ -132,7 +157,9 @@ fn node_tests_round_trip() {
             continue;
         }
         let model = dir.join("model.onnx");
-        let Ok(g) = load_model(&model, vec![]) else { continue };
+        let Ok(g) = load_model(&model, vec![]) else {
+            continue;
+        };
         imported += 1;
         let (m, g2) = match reimport(&g, export_opset(&model)) {
             Ok(r) => r,
@@ -146,7 +173,10 @@ fn node_tests_round_trip() {
             graphc::onnx::write_model(&path, &m).unwrap_or_else(|e| panic!("{name}: {e}"));
         }
         let inputs: Result<Vec<Option<Tensor>>, String> =
-            numbered(&dir.join("test_data_set_0"), "input_").iter().map(|p| read_pb(p).map(Some)).collect();
+            numbered(&dir.join("test_data_set_0"), "input_")
+                .iter()
+                .map(|p| read_pb(p).map(Some))
+                .collect();
         let Ok(inputs) = inputs else { continue };
         match same_outputs(&g, &g2, &inputs) {
             Ok(true) => evaluated += 1,
@@ -176,8 +206,17 @@ fn node_tests_round_trip() {
         text_diffs.len()
     );
     assert!(imported > 0 || !filter.is_empty(), "no node test imported");
-    assert!(failures.is_empty(), "{} round trips fail:\n{}", failures.len(), failures.join("\n"));
-    assert!(text_diffs.is_empty(), "IR text differs after the round trip:\n{}", text_diffs.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} round trips fail:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(
+        text_diffs.is_empty(),
+        "IR text differs after the round trip:\n{}",
+        text_diffs.join("\n")
+    );
 }
 
 /// The light model zoo, on the inputs of `conformance::light_models_reference`.
@@ -190,13 +229,22 @@ fn light_models_round_trip() {
         .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
         .collect();
     models.sort();
-    assert_eq!(models.len(), 9, "expected the 9 light models in {}", dir.display());
+    assert_eq!(
+        models.len(),
+        9,
+        "expected the 9 light models in {}",
+        dir.display()
+    );
     for model in &models {
         let stem = model.file_stem().unwrap().to_string_lossy().into_owned();
         let g = load_model(model, vec![]).unwrap_or_else(|e| panic!("{stem}: {e}"));
         let (_, g2) = reimport(&g, export_opset(model)).unwrap_or_else(|e| panic!("{stem}: {e}"));
         if !rewritten(&g) {
-            assert_eq!(canonical_text(&g), canonical_text(&g2), "{stem}: IR text differs");
+            assert_eq!(
+                canonical_text(&g),
+                canonical_text(&g2),
+                "{stem}: IR text differs"
+            );
         }
         let inputs: Vec<Option<Tensor>> = g
             .inputs
@@ -206,8 +254,14 @@ fn light_models_round_trip() {
                 if !matches!(node.op, Op::Input { default: None }) {
                     return None;
                 }
-                let dims: Vec<usize> =
-                    node.outputs[0].ty.shape.dims().unwrap().iter().map(|d| d.known().unwrap_or(1)).collect();
+                let dims: Vec<usize> = node.outputs[0]
+                    .ty
+                    .shape
+                    .dims()
+                    .unwrap()
+                    .iter()
+                    .map(|d| d.known().unwrap_or(1))
+                    .collect();
                 let n: usize = dims.iter().product();
                 let data: Vec<f32> = (0..n).map(|i| (i as f64 / n as f64) as f32).collect();
                 Some(Tensor::from_vec(&dims, data).unwrap())

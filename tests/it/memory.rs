@@ -18,7 +18,8 @@ fn light_models_plan_and_check() {
         .collect();
     paths.sort();
     for path in &paths {
-        let g = graphc::onnx::load_model(path, vec![]).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let g = graphc::onnx::load_model(path, vec![])
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let stem = path.file_stem().unwrap().to_string_lossy();
         let p = planned(&g, path);
         println!("{stem:<22} as imported:    {}", summary(&p));
@@ -31,7 +32,10 @@ fn light_models_plan_and_check() {
 fn planned(g: &Graph, path: &std::path::Path) -> MemoryPlan {
     let p = plan(g).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     check(&p, g).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert!(p.arena_bytes >= p.live_peak_bytes && p.arena_bytes <= p.total_intermediate_bytes + 64 * p.offsets.len());
+    assert!(
+        p.arena_bytes >= p.live_peak_bytes
+            && p.arena_bytes <= p.total_intermediate_bytes + 64 * p.offsets.len()
+    );
     p
 }
 
@@ -57,7 +61,11 @@ fn weights_as_constants(g: &Graph) -> Graph {
         let is_const = match &node.op {
             Op::Input { default } => default.is_some(),
             Op::Constant { .. } => true,
-            _ => node.inputs.iter().flatten().all(|v| constant.contains(&v.node)),
+            _ => node
+                .inputs
+                .iter()
+                .flatten()
+                .all(|v| constant.contains(&v.node)),
         };
         if !is_const {
             continue;
@@ -67,7 +75,9 @@ fn weights_as_constants(g: &Graph) -> Graph {
             for slot in 0..node.inputs.len() {
                 g.set_input(id, slot, None);
             }
-            g.node_mut(id).op = Op::Constant { value: Tensor::from_vec(&[1], vec![0.0f32]).unwrap() };
+            g.node_mut(id).op = Op::Constant {
+                value: Tensor::from_vec(&[1], vec![0.0f32]).unwrap(),
+            };
         }
     }
     g

@@ -20,7 +20,12 @@ fn light_models_optimized_match_unoptimized() {
         .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
         .collect();
     models.sort();
-    assert_eq!(models.len(), 9, "expected the 9 light models in {}", dir.display());
+    assert_eq!(
+        models.len(),
+        9,
+        "expected the 9 light models in {}",
+        dir.display()
+    );
     let cfg = RunnerConfig::from_env().unwrap();
     let rules = graphc::passes::rules::default_rules();
     let mut failures = Vec::new();
@@ -35,9 +40,22 @@ fn light_models_optimized_match_unoptimized() {
                 if !matches!(node.op, Op::Input { default: None }) {
                     return None;
                 }
-                let dims: Vec<usize> = node.outputs[0].ty.shape.dims().unwrap().iter().map(|d| d.known().unwrap_or(1)).collect();
+                let dims: Vec<usize> = node.outputs[0]
+                    .ty
+                    .shape
+                    .dims()
+                    .unwrap()
+                    .iter()
+                    .map(|d| d.known().unwrap_or(1))
+                    .collect();
                 let n: usize = dims.iter().product();
-                Some(Tensor::from_vec(&dims, (0..n).map(|i| (i as f64 / n as f64) as f32).collect()).unwrap())
+                Some(
+                    Tensor::from_vec(
+                        &dims,
+                        (0..n).map(|i| (i as f64 / n as f64) as f32).collect(),
+                    )
+                    .unwrap(),
+                )
             })
             .collect();
         let t0 = Instant::now();
@@ -49,7 +67,10 @@ fn light_models_optimized_match_unoptimized() {
             }
         };
         let secs = t0.elapsed().as_secs_f64();
-        assert!(report.egraph_nodes <= cfg.node_limit + cfg.node_limit / 2, "{stem}: e-graph blew up\n{report}");
+        assert!(
+            report.egraph_nodes <= cfg.node_limit + cfg.node_limit / 2,
+            "{stem}: e-graph blew up\n{report}"
+        );
         let before = eval_graph(&g, &inputs).unwrap_or_else(|e| panic!("{stem}: {e}"));
         let after = match eval_graph(&opt, &inputs) {
             Ok(v) => v,
@@ -64,7 +85,16 @@ fn light_models_optimized_match_unoptimized() {
             }
         }
         let n = |m: &std::collections::BTreeMap<String, usize>| m.values().sum::<usize>();
-        println!("{stem}: {} -> {} nodes, {} in {secs:.2}s", n(&report.ops_before), n(&report.ops_after), report.summary());
+        println!(
+            "{stem}: {} -> {} nodes, {} in {secs:.2}s",
+            n(&report.ops_before),
+            n(&report.ops_after),
+            report.summary()
+        );
     }
-    assert!(failures.is_empty(), "optimized light models differ:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "optimized light models differ:\n{}",
+        failures.join("\n")
+    );
 }

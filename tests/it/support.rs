@@ -79,14 +79,27 @@ pub fn compare(actual: &Tensor, expected: &Tensor, rtol: f64, atol: f64) -> Resu
         actual.clone()
     };
     if actual.dtype() != expected.dtype() {
-        return Err(format!("dtype {} != expected {}", actual.dtype(), expected.dtype()));
+        return Err(format!(
+            "dtype {} != expected {}",
+            actual.dtype(),
+            expected.dtype()
+        ));
     }
     if actual.shape() != expected.shape() {
-        return Err(format!("shape {:?} != expected {:?}", actual.shape(), expected.shape()));
+        return Err(format!(
+            "shape {:?} != expected {:?}",
+            actual.shape(),
+            expected.shape()
+        ));
     }
     match (&actual, expected) {
         (Tensor::Str(a), Tensor::Str(b)) => {
-            if let Some((i, (x, y))) = a.iter().zip(b.iter()).enumerate().find(|(_, (x, y))| x != y) {
+            if let Some((i, (x, y))) = a
+                .iter()
+                .zip(b.iter())
+                .enumerate()
+                .find(|(_, (x, y))| x != y)
+            {
                 return Err(format!("element {i}: {x:?} != expected {y:?}"));
             }
             Ok(())
@@ -112,7 +125,10 @@ pub fn compare(actual: &Tensor, expected: &Tensor, rtol: f64, atol: f64) -> Resu
             }
             match worst {
                 None => Ok(()),
-                Some((i, x, y)) => Err(format!("{bad} of {} elements differ; first at {i}: {x} vs expected {y}", a.len())),
+                Some((i, x, y)) => Err(format!(
+                    "{bad} of {} elements differ; first at {i}: {x} vs expected {y}",
+                    a.len()
+                )),
             }
         }
         _ => {
@@ -132,7 +148,12 @@ pub fn subdirs(dir: &Path, prefix: &str) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir() && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(prefix)))
+        .filter(|p| {
+            p.is_dir()
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(prefix))
+        })
         .collect();
     v.sort();
     v

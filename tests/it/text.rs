@@ -18,7 +18,11 @@ fn light_models_round_trip() {
         let printed = text::print(&g);
         let back = text::parse_with_constants(&printed, &text::constants(&g))
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert!(back == g, "{}: the parsed graph differs from the imported one", path.display());
+        assert!(
+            back == g,
+            "{}: the parsed graph differs from the imported one",
+            path.display()
+        );
         assert_eq!(text::print(&back), printed);
         n += 1;
     }
@@ -33,14 +37,24 @@ fn node_test_models_round_trip() {
     for e in std::fs::read_dir(&dir).unwrap() {
         let path = e.unwrap().path().join("model.onnx");
         total += 1;
-        let Ok(g) = graphc::onnx::load_model(&path, vec![]) else { continue };
+        let Ok(g) = graphc::onnx::load_model(&path, vec![]) else {
+            continue;
+        };
         imported += 1;
-        graphc::passes::ir::verify::verify(&g).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        graphc::passes::ir::verify::verify(&g)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let printed = text::print(&g);
         let back = text::parse_with_constants(&printed, &text::constants(&g))
             .unwrap_or_else(|e| panic!("{}: {e}\n{printed}", path.display()));
-        assert!(back == g, "{}: the parsed graph differs:\n{printed}", path.display());
+        assert!(
+            back == g,
+            "{}: the parsed graph differs:\n{printed}",
+            path.display()
+        );
     }
     println!("{imported} of {total} node-test models imported and round-tripped");
-    assert!(imported > 1000, "only {imported} of {total} node-test models import");
+    assert!(
+        imported > 1000,
+        "only {imported} of {total} node-test models import"
+    );
 }

@@ -76,11 +76,16 @@ impl Data {
 fn knowledge(s: &Shape) -> usize {
     match s.dims() {
         None => 0,
-        Some(d) => 1 + d.iter().map(|d| match d {
-            Dim::Known(_) => 3,
-            Dim::Sym(_) => 2,
-            Dim::Unknown => 1,
-        }).sum::<usize>(),
+        Some(d) => {
+            1 + d
+                .iter()
+                .map(|d| match d {
+                    Dim::Known(_) => 3,
+                    Dim::Sym(_) => 2,
+                    Dim::Unknown => 1,
+                })
+                .sum::<usize>()
+        }
     }
 }
 
@@ -91,7 +96,10 @@ fn known_elems(t: &TypeInfo) -> Option<usize> {
 /// Whether an op may be folded at compile time (not inputs, subgraph ops or Dropout, whose
 /// value in training mode is random).
 fn foldable(op: &Op) -> bool {
-    !matches!(op, Op::Input { .. } | Op::Dropout { .. } | Op::If { .. } | Op::Loop { .. } | Op::Scan { .. })
+    !matches!(
+        op,
+        Op::Input { .. } | Op::Dropout { .. } | Op::If { .. } | Op::Loop { .. } | Op::Scan { .. }
+    )
 }
 
 /// Folds `op` when the budget allows (see the module docs).
@@ -99,14 +107,23 @@ fn fold(op: &Op, args: &[Option<&Tensor>], outs: &[TypeInfo]) -> Option<Vec<Arc<
     if !foldable(op) {
         return None;
     }
-    let in_total = args.iter().flatten().try_fold(0usize, |a, t| a.checked_add(t.len()))?;
-    let out_total = outs.iter().try_fold(0usize, |a, t| a.checked_add(known_elems(t)?))?;
-    if in_total > FOLD_INPUT_LIMIT || (out_total > FOLD_SMALL && out_total > FOLD_GROWTH.saturating_mul(in_total)) {
+    let in_total = args
+        .iter()
+        .flatten()
+        .try_fold(0usize, |a, t| a.checked_add(t.len()))?;
+    let out_total = outs
+        .iter()
+        .try_fold(0usize, |a, t| a.checked_add(known_elems(t)?))?;
+    if in_total > FOLD_INPUT_LIMIT
+        || (out_total > FOLD_SMALL && out_total > FOLD_GROWTH.saturating_mul(in_total))
+    {
         return None;
     }
     let values = crate::eval::eval_op(op, args, outs.len()).ok()?;
     let fits = values.len() == outs.len()
-        && values.iter().zip(outs).all(|(v, t)| v.dtype() == t.dtype && t.shape.as_known().is_some_and(|s| s == v.shape()));
+        && values.iter().zip(outs).all(|(v, t)| {
+            v.dtype() == t.dtype && t.shape.as_known().is_some_and(|s| s == v.shape())
+        });
     fits.then(|| values.into_iter().map(KeyedOp::constant).collect())
 }
 
@@ -114,27 +131,59 @@ impl egg::Analysis<ENode> for GraphAnalysis {
     type Data = Data;
 
     fn make(eg: &mut EG, n: &ENode) -> Data {
-        let plain = |types: Option<Vec<TypeInfo>>| Data { types, value: None, absent: false, tuple: false };
+        let plain = |types: Option<Vec<TypeInfo>>| Data {
+            types,
+            value: None,
+            absent: false,
+            tuple: false,
+        };
         match &n.head {
-            Head::Absent => Data { types: Some(vec![]), value: None, absent: true, tuple: false },
+            Head::Absent => Data {
+                types: Some(vec![]),
+                value: None,
+                absent: true,
+                tuple: false,
+            },
             Head::Pattern(..) => plain(None),
             Head::Input(i) => Data {
-                value: eg.analysis.defaults.get(*i).cloned().flatten().map(|k| vec![k]),
+                value: eg
+                    .analysis
+                    .defaults
+                    .get(*i)
+                    .cloned()
+                    .flatten()
+                    .map(|k| vec![k]),
                 ..plain(eg.analysis.inputs.get(*i).map(|t| vec![t.clone()]))
             },
             Head::Get(i) => {
                 let d = &eg[n.children[0]].data;
                 Data {
-                    types: d.types.as_ref().and_then(|t| t.get(*i)).map(|t| vec![t.clone()]),
-                    value: d.value.as_ref().and_then(|v| v.get(*i)).map(|v| vec![v.clone()]),
+                    types: d
+                        .types
+                        .as_ref()
+                        .and_then(|t| t.get(*i))
+                        .map(|t| vec![t.clone()]),
+                    value: d
+                        .value
+                        .as_ref()
+                        .and_then(|v| v.get(*i))
+                        .map(|v| vec![v.clone()]),
                     absent: false,
                     tuple: false,
                 }
             }
             Head::Op(k) => {
                 if let Some(t) = k.tensor() {
-                    let ty = TypeInfo { dtype: t.dtype(), shape: Shape::known(t.shape()) };
-                    return Data { types: Some(vec![ty]), value: Some(vec![k.clone()]), absent: false, tuple: false };
+                    let ty = TypeInfo {
+                        dtype: t.dtype(),
+                        shape: Shape::known(t.shape()),
+                    };
+                    return Data {
+                        types: Some(vec![ty]),
+                        value: Some(vec![k.clone()]),
+                        absent: false,
+                        tuple: false,
+                    };
                 }
                 let tuple = k.n_out != 1;
                 let kids: Vec<&Data> = n.children.iter().map(|c| &eg[*c].data).collect();
@@ -145,8 +194,18 @@ impl egg::Analysis<ENode> for GraphAnalysis {
                         facts.push(None);
                     } else {
                         match d.ty() {
-                            Some(ty) => facts.push(Some(Fact { ty, value: d.tensor() })),
-                            None => return Data { types: None, value: None, absent: false, tuple },
+                            Some(ty) => facts.push(Some(Fact {
+                                ty,
+                                value: d.tensor(),
+                            })),
+                            None => {
+                                return Data {
+                                    types: None,
+                                    value: None,
+                                    absent: false,
+                                    tuple,
+                                }
+                            }
                         }
                     }
                 }
@@ -158,7 +217,12 @@ impl egg::Analysis<ENode> for GraphAnalysis {
                     }
                     _ => None,
                 };
-                Data { types, value, absent: false, tuple }
+                Data {
+                    types,
+                    value,
+                    absent: false,
+                    tuple,
+                }
             }
         }
     }
@@ -197,7 +261,11 @@ impl egg::Analysis<ENode> for GraphAnalysis {
 
     fn modify(eg: &mut EG, id: Id) {
         // An input with a default keeps being read as the input (no copy of the tensor).
-        if eg[id].nodes.iter().any(|n| matches!(n.head, Head::Input(_))) {
+        if eg[id]
+            .nodes
+            .iter()
+            .any(|n| matches!(n.head, Head::Input(_)))
+        {
             return;
         }
         let k = match &eg[id].data.value {

@@ -30,12 +30,18 @@ pub struct Converted {
 }
 
 fn knowledge(t: &TypeInfo) -> usize {
-    t.shape.dims().map_or(0, |d| 1 + d.iter().filter(|d| d.known().is_some()).count())
+    t.shape
+        .dims()
+        .map_or(0, |d| 1 + d.iter().filter(|d| d.known().is_some()).count())
 }
 
 /// Converts a graph (with types inferred) into an e-graph.
 pub fn to_egraph(g: &Graph) -> Result<Converted, OptimizeError> {
-    let inputs: Vec<TypeInfo> = g.inputs.iter().map(|&id| g.node(id).outputs[0].ty.clone()).collect();
+    let inputs: Vec<TypeInfo> = g
+        .inputs
+        .iter()
+        .map(|&id| g.node(id).outputs[0].ty.clone())
+        .collect();
     let defaults = g
         .inputs
         .iter()
@@ -49,23 +55,35 @@ pub fn to_egraph(g: &Graph) -> Result<Converted, OptimizeError> {
     let mut names: HashMap<Id, String> = HashMap::new();
     let absent = eg.add(ENode::leaf(Head::Absent));
     for (id, node) in g.nodes() {
-        let vr = |port: usize| ValueRef { node: id, port: port as u32 };
+        let vr = |port: usize| ValueRef {
+            node: id,
+            port: port as u32,
+        };
         let mut note = |eg: &mut EG, class: Id, info: &ValueInfo| {
             // Graph types may be more precise than what inference finds on its own (declared
             // by the model): keep the better one.
             let d = &mut eg[class].data;
             match &mut d.types {
-                Some(t) if t.len() == 1 && knowledge(&info.ty) > knowledge(&t[0]) && t[0].dtype == info.ty.dtype => {
+                Some(t)
+                    if t.len() == 1
+                        && knowledge(&info.ty) > knowledge(&t[0])
+                        && t[0].dtype == info.ty.dtype =>
+                {
                     t[0] = info.ty.clone()
                 }
                 None if !d.tuple => d.types = Some(vec![info.ty.clone()]),
                 _ => {}
             }
-            names.entry(eg.find(class)).or_insert_with(|| info.name.clone());
+            names
+                .entry(eg.find(class))
+                .or_insert_with(|| info.name.clone());
         };
         if let Op::Input { .. } = node.op {
             let i = g.inputs.iter().position(|x| *x == id).ok_or_else(|| {
-                OptimizeError::Convert(format!("input node '{}' is not a graph input", node.display_name()))
+                OptimizeError::Convert(format!(
+                    "input node '{}' is not a graph input",
+                    node.display_name()
+                ))
             })?;
             let c = eg.add(ENode::leaf(Head::Input(i)));
             note(&mut eg, c, &node.outputs[0]);
@@ -77,7 +95,10 @@ pub fn to_egraph(g: &Graph) -> Result<Converted, OptimizeError> {
             match v {
                 None => kids.push(absent),
                 Some(v) => kids.push(*values.get(v).ok_or_else(|| {
-                    OptimizeError::Convert(format!("node '{}' reads a value defined after it", node.display_name()))
+                    OptimizeError::Convert(format!(
+                        "node '{}' reads a value defined after it",
+                        node.display_name()
+                    ))
                 })?),
             }
         }
@@ -85,7 +106,10 @@ pub fn to_egraph(g: &Graph) -> Result<Converted, OptimizeError> {
             kids.pop();
         }
         let n_out = node.outputs.len();
-        let c = eg.add(ENode { head: Head::Op(KeyedOp::new(node.op.clone(), n_out)), children: kids });
+        let c = eg.add(ENode {
+            head: Head::Op(KeyedOp::new(node.op.clone(), n_out)),
+            children: kids,
+        });
         if n_out == 1 {
             note(&mut eg, c, &node.outputs[0]);
             values.insert(vr(0), c);
@@ -94,7 +118,10 @@ pub fn to_egraph(g: &Graph) -> Result<Converted, OptimizeError> {
                 eg[c].data.types = Some(node.outputs.iter().map(|o| o.ty.clone()).collect());
             }
             for (port, info) in node.outputs.iter().enumerate() {
-                let p = eg.add(ENode { head: Head::Get(port), children: vec![c] });
+                let p = eg.add(ENode {
+                    head: Head::Get(port),
+                    children: vec![c],
+                });
                 note(&mut eg, p, info);
                 values.insert(vr(port), p);
             }
@@ -103,11 +130,19 @@ pub fn to_egraph(g: &Graph) -> Result<Converted, OptimizeError> {
     let roots = g
         .outputs
         .iter()
-        .map(|o| values.get(&o.value).copied().ok_or_else(|| OptimizeError::Convert(format!("output '{}' has no producer", o.name))))
+        .map(|o| {
+            values.get(&o.value).copied().ok_or_else(|| {
+                OptimizeError::Convert(format!("output '{}' has no producer", o.name))
+            })
+        })
         .collect::<Result<Vec<_>, _>>()?;
     eg.rebuild();
     let names = names.into_iter().map(|(k, v)| (eg.find(k), v)).collect();
-    Ok(Converted { egraph: eg, roots, names })
+    Ok(Converted {
+        egraph: eg,
+        roots,
+        names,
+    })
 }
 
 enum Emitted {
@@ -135,7 +170,10 @@ pub fn from_choice(
         used.insert(n.outputs[0].name.clone());
     }
     // Output classes prefer their export name.
-    let mut preferred: HashMap<Id, String> = names.iter().map(|(k, v)| (eg.find(*k), v.clone())).collect();
+    let mut preferred: HashMap<Id, String> = names
+        .iter()
+        .map(|(k, v)| (eg.find(*k), v.clone()))
+        .collect();
     for (o, r) in template.outputs.iter().zip(roots).rev() {
         preferred.insert(eg.find(*r), o.name.clone());
     }
@@ -160,7 +198,9 @@ pub fn from_choice(
         if done.contains_key(&c) {
             continue;
         }
-        let n = choice.get(&c).ok_or_else(|| err(format!("no node chosen for e-class {c}")))?;
+        let n = choice
+            .get(&c)
+            .ok_or_else(|| err(format!("no node chosen for e-class {c}")))?;
         if !expanded {
             stack.push((c, true));
             for k in n.children.iter().rev() {
@@ -173,13 +213,23 @@ pub fn from_choice(
         }
         let emitted = match &n.head {
             Head::Input(i) => {
-                let node = *out.inputs.get(*i).ok_or_else(|| err(format!("input {i} out of range")))?;
+                let node = *out
+                    .inputs
+                    .get(*i)
+                    .ok_or_else(|| err(format!("input {i} out of range")))?;
                 Emitted::Value(ValueRef { node, port: 0 })
             }
             Head::Absent => Emitted::Absent,
-            Head::Pattern(name, _) => return Err(err(format!("e-class {c}: pattern-only op '{name}' was extracted"))),
+            Head::Pattern(name, _) => {
+                return Err(err(format!(
+                    "e-class {c}: pattern-only op '{name}' was extracted"
+                )))
+            }
             Head::Get(i) => match done.get(&eg.find(n.children[0])) {
-                Some(Emitted::Tuple(node)) => Emitted::Value(ValueRef { node: *node, port: *i as u32 }),
+                Some(Emitted::Tuple(node)) => Emitted::Value(ValueRef {
+                    node: *node,
+                    port: *i as u32,
+                }),
                 _ => return Err(err(format!("get.{i} of e-class {c} does not read a tuple"))),
             },
             Head::Op(k) => {
@@ -188,12 +238,24 @@ pub fn from_choice(
                     match done.get(&eg.find(*kid)) {
                         Some(Emitted::Value(v)) => inputs.push(Some(*v)),
                         Some(Emitted::Absent) => inputs.push(None),
-                        _ => return Err(err(format!("e-class {c}: an input is a tuple or missing (a cycle)"))),
+                        _ => {
+                            return Err(err(format!(
+                                "e-class {c}: an input is a tuple or missing (a cycle)"
+                            )))
+                        }
                     }
                 }
-                let types = eg[c].data.types.clone().ok_or_else(|| err(format!("e-class {c} has no known type")))?;
+                let types = eg[c]
+                    .data
+                    .types
+                    .clone()
+                    .ok_or_else(|| err(format!("e-class {c} has no known type")))?;
                 if types.len() != k.n_out {
-                    return Err(err(format!("e-class {c}: {} types for {} outputs", types.len(), k.n_out)));
+                    return Err(err(format!(
+                        "e-class {c}: {} types for {} outputs",
+                        types.len(),
+                        k.n_out
+                    )));
                 }
                 let outputs = types
                     .into_iter()
@@ -202,13 +264,24 @@ pub fn from_choice(
                         let want = if k.n_out == 1 {
                             preferred.get(&c)
                         } else {
-                            let get = ENode { head: Head::Get(port), children: vec![c] };
+                            let get = ENode {
+                                head: Head::Get(port),
+                                children: vec![c],
+                            };
                             eg.lookup(get).and_then(|g| preferred.get(&g))
                         };
-                        ValueInfo { name: name_for(&mut used, want), ty }
+                        ValueInfo {
+                            name: name_for(&mut used, want),
+                            ty,
+                        }
                     })
                     .collect();
-                let node = out.add_node(Node { name: String::new(), op: k.op.clone(), inputs, outputs });
+                let node = out.add_node(Node {
+                    name: String::new(),
+                    op: k.op.clone(),
+                    inputs,
+                    outputs,
+                });
                 if k.n_out == 1 {
                     Emitted::Value(ValueRef { node, port: 0 })
                 } else {
@@ -220,7 +293,10 @@ pub fn from_choice(
     }
     for (o, r) in template.outputs.iter().zip(roots) {
         match done.get(&eg.find(*r)) {
-            Some(Emitted::Value(v)) => out.outputs.push(GraphOutput { name: o.name.clone(), value: *v }),
+            Some(Emitted::Value(v)) => out.outputs.push(GraphOutput {
+                name: o.name.clone(),
+                value: *v,
+            }),
             _ => return Err(err(format!("output '{}' is not a value", o.name))),
         }
     }

@@ -22,7 +22,12 @@ fn elems(t: &TypeInfo) -> f64 {
 }
 
 fn dims(t: &TypeInfo) -> Vec<f64> {
-    t.shape.dims().unwrap_or(&[]).iter().map(|d| d.known().unwrap_or(1) as f64).collect()
+    t.shape
+        .dims()
+        .unwrap_or(&[])
+        .iter()
+        .map(|d| d.known().unwrap_or(1) as f64)
+        .collect()
 }
 
 /// The cost of one op given its (present) input types and its output types.
@@ -32,8 +37,15 @@ pub fn op_cost(op: &Op, inputs: &[Option<&TypeInfo>], outputs: &[TypeInfo]) -> f
     }
     let out_elems: f64 = outputs.iter().map(elems).sum();
     let in_elems: f64 = inputs.iter().flatten().map(|t| elems(t)).sum();
-    let bytes: f64 = inputs.iter().flatten().map(|t| elems(t) * t.dtype.size() as f64).sum::<f64>()
-        + outputs.iter().map(|t| elems(t) * t.dtype.size() as f64).sum::<f64>();
+    let bytes: f64 = inputs
+        .iter()
+        .flatten()
+        .map(|t| elems(t) * t.dtype.size() as f64)
+        .sum::<f64>()
+        + outputs
+            .iter()
+            .map(|t| elems(t) * t.dtype.size() as f64)
+            .sum::<f64>();
     let first = inputs.first().copied().flatten();
     let second = inputs.get(1).copied().flatten();
     let flops = match op {
@@ -46,20 +58,41 @@ pub fn op_cost(op: &Op, inputs: &[Option<&TypeInfo>], outputs: &[TypeInfo]) -> f
             };
             2.0 * out_elems * k
         }
-        Op::Conv { group, .. } | Op::ConvInteger { group, .. } | Op::ConvTranspose { group, .. } => {
+        Op::Conv { group, .. }
+        | Op::ConvInteger { group, .. }
+        | Op::ConvTranspose { group, .. } => {
             let w = second.map(dims).unwrap_or_default();
             let (cin, kernel) = match op {
                 // Weights are [M, C/group, k...] for Conv and [C, M/group, k...] for ConvTranspose.
-                Op::ConvTranspose { .. } => (w.first().copied().unwrap_or(1.0) / (*group).max(1) as f64, w.iter().skip(2).product::<f64>()),
-                _ => (w.get(1).copied().unwrap_or(1.0), w.iter().skip(2).product::<f64>()),
+                Op::ConvTranspose { .. } => (
+                    w.first().copied().unwrap_or(1.0) / (*group).max(1) as f64,
+                    w.iter().skip(2).product::<f64>(),
+                ),
+                _ => (
+                    w.get(1).copied().unwrap_or(1.0),
+                    w.iter().skip(2).product::<f64>(),
+                ),
             };
             2.0 * out_elems * cin * kernel
         }
-        Op::MaxPool { .. } | Op::AveragePool { .. } | Op::LpPool { .. } | Op::GlobalAveragePool {} | Op::GlobalMaxPool {}
-        | Op::ReduceSum { .. } | Op::ReduceMean { .. } | Op::ReduceMax { .. } | Op::ReduceMin { .. } | Op::ReduceProd { .. }
-        | Op::Softmax { .. } | Op::LogSoftmax { .. } => in_elems.max(out_elems),
+        Op::MaxPool { .. }
+        | Op::AveragePool { .. }
+        | Op::LpPool { .. }
+        | Op::GlobalAveragePool {}
+        | Op::GlobalMaxPool {}
+        | Op::ReduceSum { .. }
+        | Op::ReduceMean { .. }
+        | Op::ReduceMax { .. }
+        | Op::ReduceMin { .. }
+        | Op::ReduceProd { .. }
+        | Op::Softmax { .. }
+        | Op::LogSoftmax { .. } => in_elems.max(out_elems),
         // Pure reshapes move no data in a real kernel but still cost a little.
-        Op::Identity {} | Op::Reshape { .. } | Op::Flatten { .. } | Op::Squeeze {} | Op::Unsqueeze {} => {
+        Op::Identity {}
+        | Op::Reshape { .. }
+        | Op::Flatten { .. }
+        | Op::Squeeze {}
+        | Op::Unsqueeze {} => {
             return 1.0;
         }
         _ => out_elems,
@@ -73,19 +106,46 @@ mod tests {
     use crate::ir::{DType, Shape};
 
     fn t(d: &[usize]) -> TypeInfo {
-        TypeInfo { dtype: DType::F32, shape: Shape::known(d) }
+        TypeInfo {
+            dtype: DType::F32,
+            shape: Shape::known(d),
+        }
     }
 
     #[test]
     fn matmul_and_conv_flops() {
         // [2,3] x [3,4] -> [2,4]: 2*2*4*3 = 48 flops; bytes (6+12+8)*4 = 104 -> 26.
-        let c = op_cost(&Op::MatMul {}, &[Some(&t(&[2, 3])), Some(&t(&[3, 4]))], &[t(&[2, 4])]);
+        let c = op_cost(
+            &Op::MatMul {},
+            &[Some(&t(&[2, 3])), Some(&t(&[3, 4]))],
+            &[t(&[2, 4])],
+        );
         assert_eq!(c, 1.0 + 48.0 + 26.0);
         // x [1,4,5,5], w [8,2,3,3] group 2 -> [1,8,3,3]: 2*72*2*9 = 2592 flops.
-        let conv = Op::Conv { auto_pad: Default::default(), dilations: vec![], group: 2, kernel_shape: vec![], pads: vec![], strides: vec![] };
-        let c = op_cost(&conv, &[Some(&t(&[1, 4, 5, 5])), Some(&t(&[8, 2, 3, 3]))], &[t(&[1, 8, 3, 3])]);
+        let conv = Op::Conv {
+            auto_pad: Default::default(),
+            dilations: vec![],
+            group: 2,
+            kernel_shape: vec![],
+            pads: vec![],
+            strides: vec![],
+        };
+        let c = op_cost(
+            &conv,
+            &[Some(&t(&[1, 4, 5, 5])), Some(&t(&[8, 2, 3, 3]))],
+            &[t(&[1, 8, 3, 3])],
+        );
         let bytes = (100.0 + 144.0 + 72.0) * 4.0;
         assert_eq!(c, 1.0 + 2592.0 + bytes / BYTES_PER_FLOP);
-        assert_eq!(op_cost(&Op::Constant { value: crate::ir::Tensor::scalar(1.0f32) }, &[], &[t(&[])]), 0.0);
+        assert_eq!(
+            op_cost(
+                &Op::Constant {
+                    value: crate::ir::Tensor::scalar(1.0f32)
+                },
+                &[],
+                &[t(&[])]
+            ),
+            0.0
+        );
     }
 }

@@ -79,7 +79,11 @@ pub fn extract(eg: &EG, roots: &[Id]) -> Result<Choice, String> {
         let mut changed = false;
         for class in eg.classes() {
             for n in class.iter() {
-                let Some(kids) = n.children.iter().map(|c| best.get(&eg.find(*c)).map(|b| b.0)).collect::<Option<Vec<f64>>>()
+                let Some(kids) = n
+                    .children
+                    .iter()
+                    .map(|c| best.get(&eg.find(*c)).map(|b| b.0))
+                    .collect::<Option<Vec<f64>>>()
                 else {
                     continue;
                 };
@@ -102,7 +106,8 @@ pub fn extract(eg: &EG, roots: &[Id]) -> Result<Choice, String> {
         }
     }
     let mut choice: Choice = best.into_iter().map(|(k, (_, n))| (k, n)).collect();
-    let mut current = dag_cost(eg, &choice, roots).ok_or("no acyclic term for the graph outputs")?;
+    let mut current =
+        dag_cost(eg, &choice, roots).ok_or("no acyclic term for the graph outputs")?;
     for _ in 0..MAX_PASSES {
         let mut improved = false;
         let reachable = reachable(eg, &choice, roots);
@@ -112,10 +117,16 @@ pub fn extract(eg: &EG, roots: &[Id]) -> Result<Choice, String> {
                 continue;
             }
             for n in class.iter() {
-                if choice.get(&c) == Some(n) || n.children.iter().any(|k| !choice.contains_key(&eg.find(*k))) {
+                if choice.get(&c) == Some(n)
+                    || n.children
+                        .iter()
+                        .any(|k| !choice.contains_key(&eg.find(*k)))
+                {
                     continue;
                 }
-                let old = choice.insert(c, n.clone()).expect("reachable classes are chosen");
+                let old = choice
+                    .insert(c, n.clone())
+                    .expect("reachable classes are chosen");
                 match dag_cost(eg, &choice, roots) {
                     Some(cost) if cost < current => {
                         current = cost;

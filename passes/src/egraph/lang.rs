@@ -81,17 +81,23 @@ impl KeyedOp {
 
 /// Whether the op may carry a tensor or subgraph attribute besides `constant`/`input`.
 fn has_heavy_attrs(op: &Op) -> bool {
-    matches!(op, Op::ConstantOfShape { .. } | Op::If { .. } | Op::Loop { .. } | Op::Scan { .. })
+    matches!(
+        op,
+        Op::ConstantOfShape { .. } | Op::If { .. } | Op::Loop { .. } | Op::Scan { .. }
+    )
 }
 
 fn fnv(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ *b as u64).wrapping_mul(0x0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ *b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn canonical_key(op: &Op, n_out: usize) -> String {
     use std::fmt::Write;
     let mut k = format!("{}/{n_out}", op.name());
-    let tensor_key = |t: &crate::ir::Tensor| format!("{}{:?}#{:016x}", t.dtype(), t.shape(), t.digest());
+    let tensor_key =
+        |t: &crate::ir::Tensor| format!("{}{:?}#{:016x}", t.dtype(), t.shape(), t.digest());
     match op {
         Op::Constant { value } => k.push_str(&tensor_key(value)),
         Op::Input { default } => {
@@ -104,9 +110,15 @@ fn canonical_key(op: &Op, n_out: usize) -> String {
                 let _ = write!(k, " {name}=");
                 let _ = match a {
                     Attr::Float(f) => write!(k, "f{:08x}", f.to_bits()),
-                    Attr::Floats(v) => write!(k, "{:?}", v.iter().map(|f| f.to_bits()).collect::<Vec<_>>()),
+                    Attr::Floats(v) => {
+                        write!(k, "{:?}", v.iter().map(|f| f.to_bits()).collect::<Vec<_>>())
+                    }
                     Attr::Tensor(t) => write!(k, "{}", tensor_key(&t)),
-                    Attr::Graph(g) => write!(k, "g{:016x}", fnv(crate::ir::text::print_full(&g).as_bytes())),
+                    Attr::Graph(g) => write!(
+                        k,
+                        "g{:016x}",
+                        fnv(crate::ir::text::print_full(&g).as_bytes())
+                    ),
                     other => write!(k, "{other:?}"),
                 };
             }
@@ -222,7 +234,10 @@ pub struct ENode {
 impl ENode {
     /// A leaf.
     pub fn leaf(head: Head) -> ENode {
-        ENode { head, children: vec![] }
+        ENode {
+            head,
+            children: vec![],
+        }
     }
 
     /// The op, for `Head::Op` nodes.
@@ -292,7 +307,10 @@ impl egg::FromOp for ENode {
 
     /// Parses `input.i`, `_`, `get.i`, `name` or `name/n_out` (ops get default attributes).
     fn from_op(op: &str, children: Vec<Id>) -> Result<ENode, String> {
-        let index = |s: &str| s.parse::<usize>().map_err(|_| format!("bad index in '{op}'"));
+        let index = |s: &str| {
+            s.parse::<usize>()
+                .map_err(|_| format!("bad index in '{op}'"))
+        };
         let head = if op == "_" {
             Head::Absent
         } else if let Some(i) = op.strip_prefix("input.") {
@@ -339,7 +357,10 @@ mod tests {
         assert_eq!(c1.cmp(&c2), Ordering::Equal);
         assert_ne!(c1, c3);
         // Output count is part of the identity.
-        assert_ne!(KeyedOp::new(Op::Dropout { seed: None }, 1), KeyedOp::new(Op::Dropout { seed: None }, 2));
+        assert_ne!(
+            KeyedOp::new(Op::Dropout { seed: None }, 1),
+            KeyedOp::new(Op::Dropout { seed: None }, 2)
+        );
     }
 
     #[test]

@@ -42,7 +42,11 @@ pub enum OptimizeError {
 /// Optimizes a graph (with types inferred): saturates with `rules` within `cfg`, extracts
 /// the cheapest equivalent graph and reports what happened. The result keeps the input's
 /// signature and is inferred and verified.
-pub fn optimize(g: &Graph, rules: &[Rewrite], cfg: &RunnerConfig) -> Result<(Graph, Report), OptimizeError> {
+pub fn optimize(
+    g: &Graph,
+    rules: &[Rewrite],
+    cfg: &RunnerConfig,
+) -> Result<(Graph, Report), OptimizeError> {
     let t0 = Instant::now();
     let conv = convert::to_egraph(g)?;
     let runner = egg::Runner::<ENode, GraphAnalysis>::new(GraphAnalysis::default())

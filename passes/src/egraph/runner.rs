@@ -24,7 +24,11 @@ pub struct RunnerConfig {
 
 impl Default for RunnerConfig {
     fn default() -> RunnerConfig {
-        RunnerConfig { iter_limit: 30, node_limit: 200_000, time_limit: Duration::from_secs(20) }
+        RunnerConfig {
+            iter_limit: 30,
+            node_limit: 200_000,
+            time_limit: Duration::from_secs(20),
+        }
     }
 }
 
@@ -36,14 +40,24 @@ impl RunnerConfig {
         let mut c = RunnerConfig::default();
         let var = |name: &str| std::env::var(name).ok().filter(|s| !s.trim().is_empty());
         if let Some(v) = var("GRAPHC_EGG_ITER_LIMIT") {
-            c.iter_limit = v.trim().parse().map_err(|_| format!("GRAPHC_EGG_ITER_LIMIT: expected a count, got '{v}'"))?;
+            c.iter_limit = v
+                .trim()
+                .parse()
+                .map_err(|_| format!("GRAPHC_EGG_ITER_LIMIT: expected a count, got '{v}'"))?;
         }
         if let Some(v) = var("GRAPHC_EGG_NODE_LIMIT") {
-            c.node_limit = v.trim().parse().map_err(|_| format!("GRAPHC_EGG_NODE_LIMIT: expected a count, got '{v}'"))?;
+            c.node_limit = v
+                .trim()
+                .parse()
+                .map_err(|_| format!("GRAPHC_EGG_NODE_LIMIT: expected a count, got '{v}'"))?;
         }
         if let Some(v) = var("GRAPHC_EGG_TIME_LIMIT") {
-            let s: f64 = v.trim().parse().map_err(|_| format!("GRAPHC_EGG_TIME_LIMIT: expected seconds, got '{v}'"))?;
-            c.time_limit = Duration::try_from_secs_f64(s).map_err(|_| format!("GRAPHC_EGG_TIME_LIMIT: bad duration '{v}'"))?;
+            let s: f64 = v
+                .trim()
+                .parse()
+                .map_err(|_| format!("GRAPHC_EGG_TIME_LIMIT: expected seconds, got '{v}'"))?;
+            c.time_limit = Duration::try_from_secs_f64(s)
+                .map_err(|_| format!("GRAPHC_EGG_TIME_LIMIT: bad duration '{v}'"))?;
         }
         Ok(c)
     }
@@ -84,13 +98,22 @@ pub fn op_counts(g: &Graph) -> BTreeMap<String, usize> {
 impl Report {
     /// The deterministic summary used in snapshots: stop reason, iterations, e-graph nodes.
     pub fn summary(&self) -> String {
-        format!("stop: {}, iters {}, nodes {}", self.stop_reason, self.iterations, self.egraph_nodes)
+        format!(
+            "stop: {}, iters {}, nodes {}",
+            self.stop_reason, self.iterations, self.egraph_nodes
+        )
     }
 }
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{}, classes {}, time {:.3}s", self.summary(), self.egraph_classes, self.time.as_secs_f64())?;
+        writeln!(
+            f,
+            "{}, classes {}, time {:.3}s",
+            self.summary(),
+            self.egraph_classes,
+            self.time.as_secs_f64()
+        )?;
         writeln!(f, "rules fired:")?;
         for (r, n) in &self.rules_fired {
             writeln!(f, "  {r:<32} {n}")?;
@@ -98,9 +121,16 @@ impl fmt::Display for Report {
         let before: usize = self.ops_before.values().sum();
         let after: usize = self.ops_after.values().sum();
         writeln!(f, "nodes: {before} -> {after}")?;
-        let ops: std::collections::BTreeSet<&String> = self.ops_before.keys().chain(self.ops_after.keys()).collect();
+        let ops: std::collections::BTreeSet<&String> = self
+            .ops_before
+            .keys()
+            .chain(self.ops_after.keys())
+            .collect();
         for op in ops {
-            let (b, a) = (self.ops_before.get(op).copied().unwrap_or(0), self.ops_after.get(op).copied().unwrap_or(0));
+            let (b, a) = (
+                self.ops_before.get(op).copied().unwrap_or(0),
+                self.ops_after.get(op).copied().unwrap_or(0),
+            );
             writeln!(f, "  {op:<32} {b:>6} -> {a}")?;
         }
         Ok(())

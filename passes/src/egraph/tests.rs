@@ -9,9 +9,13 @@ use crate::ir::Tensor;
 /// Seeded pseudo-random values in [-2, 2) (an LCG: deterministic across platforms) for the
 /// inputs without a default.
 fn random_inputs(g: &Graph, seed: u64) -> Vec<Option<Tensor>> {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let mut next = move || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((state >> 33) as f64 / (1u64 << 31) as f64) * 4.0 - 2.0
     };
     g.inputs
@@ -22,7 +26,10 @@ fn random_inputs(g: &Graph, seed: u64) -> Vec<Option<Tensor>> {
                 return None;
             }
             let ty = &node.outputs[0].ty;
-            let dims = ty.shape.as_known().expect("fixture inputs have static shapes");
+            let dims = ty
+                .shape
+                .as_known()
+                .expect("fixture inputs have static shapes");
             let n: usize = dims.iter().product();
             let data: Vec<f64> = (0..n).map(|_| next()).collect();
             Some(Tensor::from_vec(&dims, data).unwrap().cast(ty.dtype))
@@ -41,8 +48,14 @@ fn assert_same_values(before: &Graph, after: &Graph, rtol: f64) {
             assert_eq!(x.dtype(), y.dtype());
             assert_eq!(x.shape(), y.shape());
             for (p, q) in x.to_f64_vec().iter().zip(y.to_f64_vec()) {
-                let ok = (p.is_nan() && q.is_nan()) || (p - q).abs() <= rtol * p.abs().max(q.abs()) + 1e-12;
-                assert!(ok, "seed {seed}: {p} vs {q}\nbefore:\n{}\nafter:\n{}", print(before), print(after));
+                let ok = (p.is_nan() && q.is_nan())
+                    || (p - q).abs() <= rtol * p.abs().max(q.abs()) + 1e-12;
+                assert!(
+                    ok,
+                    "seed {seed}: {p} vs {q}\nbefore:\n{}\nafter:\n{}",
+                    print(before),
+                    print(after)
+                );
             }
         }
     }
@@ -59,7 +72,12 @@ fn check(text: &str, rules: &[Rewrite]) -> (Graph, Report, String) {
     let g = fixture(text);
     let (out, report) = optimize(&g, rules, &RunnerConfig::default()).unwrap();
     assert_same_values(&g, &out, 0.0);
-    let shown = format!("{}\n---\n{}\n{}\n", print(&g).trim_end(), print(&out).trim_end(), report.summary());
+    let shown = format!(
+        "{}\n---\n{}\n{}\n",
+        print(&g).trim_end(),
+        print(&out).trim_end(),
+        report.summary()
+    );
     (out, report, shown)
 }
 
@@ -71,7 +89,10 @@ fn snapshot(name: &str, text: &str) {
 }
 
 fn ops(g: &Graph) -> Vec<&'static str> {
-    g.nodes().filter(|(_, n)| !matches!(n.op, Op::Input { .. })).map(|(_, n)| n.op.name()).collect()
+    g.nodes()
+        .filter(|(_, n)| !matches!(n.op, Op::Input { .. }))
+        .map(|(_, n)| n.op.name())
+        .collect()
 }
 
 use crate::ir::Op;
@@ -114,10 +135,23 @@ fn round_trip_without_rules_keeps_values_and_signature() {
         assert_eq!(report.stop_reason, "Saturated");
         assert_same_values(&g, &out, 0.0);
         let names = |g: &Graph| -> Vec<(String, String)> {
-            g.inputs.iter().map(|&i| (g.node(i).outputs[0].name.clone(), g.node(i).outputs[0].ty.to_string())).collect()
+            g.inputs
+                .iter()
+                .map(|&i| {
+                    (
+                        g.node(i).outputs[0].name.clone(),
+                        g.node(i).outputs[0].ty.to_string(),
+                    )
+                })
+                .collect()
         };
         assert_eq!(names(&g), names(&out));
-        let outs = |g: &Graph| -> Vec<(String, String)> { g.outputs.iter().map(|o| (o.name.clone(), g.ty(o.value).to_string())).collect() };
+        let outs = |g: &Graph| -> Vec<(String, String)> {
+            g.outputs
+                .iter()
+                .map(|o| (o.name.clone(), g.ty(o.value).to_string()))
+                .collect()
+        };
         assert_eq!(outs(&g), outs(&out));
     }
 }
@@ -162,7 +196,10 @@ fn every_rule_set_builds() {
 #[test]
 fn runner_config_from_env_defaults() {
     // The variables are not set in tests; the defaults come back.
-    if std::env::var("GRAPHC_EGG_ITER_LIMIT").is_err() && std::env::var("GRAPHC_EGG_NODE_LIMIT").is_err() && std::env::var("GRAPHC_EGG_TIME_LIMIT").is_err() {
+    if std::env::var("GRAPHC_EGG_ITER_LIMIT").is_err()
+        && std::env::var("GRAPHC_EGG_NODE_LIMIT").is_err()
+        && std::env::var("GRAPHC_EGG_TIME_LIMIT").is_err()
+    {
         assert_eq!(RunnerConfig::from_env().unwrap(), RunnerConfig::default());
     }
 }
@@ -210,7 +247,12 @@ fn input_defaults_fold_like_constants() {
 }
 "#,
     );
-    let (out, report) = optimize(&g, &crate::rules::algebra::rules(), &RunnerConfig::default()).unwrap();
+    let (out, report) = optimize(
+        &g,
+        &crate::rules::algebra::rules(),
+        &RunnerConfig::default(),
+    )
+    .unwrap();
     assert_eq!(ops(&out), Vec::<&str>::new(), "{report}");
     assert_eq!(out.inputs.len(), 2);
     assert_same_values(&g, &out, 0.0);
@@ -262,7 +304,11 @@ fn rule_mul_one_must_not_fire_when_one_broadcasts_larger() {
 }
 "#;
     let (out, report, shown) = check(text, &crate::rules::algebra::rules());
-    assert_eq!(ops(&out), ["constant", "mul", "constant", "add", "constant", "mul"], "{shown}");
+    assert_eq!(
+        ops(&out),
+        ["constant", "mul", "constant", "add", "constant", "mul"],
+        "{shown}"
+    );
     assert!(report.rules_fired.is_empty(), "{report}");
     insta::with_settings!({snapshot_path => concat!(env!("CARGO_MANIFEST_DIR"), "/../snapshots"), prepend_module_to_snapshot => false}, {
         insta::assert_snapshot!("rewrite__mul-one-broadcast-negative", shown);

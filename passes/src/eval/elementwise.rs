@@ -17,14 +17,46 @@ use num::Num;
 macro_rules! dispatch_int {
     ($t:expr, $a:ident => $body:expr, _ => $other:expr) => {
         match $t {
-            Tensor::I8($a) => { #[allow(dead_code)] type T = i8; $body }
-            Tensor::I16($a) => { #[allow(dead_code)] type T = i16; $body }
-            Tensor::I32($a) => { #[allow(dead_code)] type T = i32; $body }
-            Tensor::I64($a) => { #[allow(dead_code)] type T = i64; $body }
-            Tensor::U8($a) => { #[allow(dead_code)] type T = u8; $body }
-            Tensor::U16($a) => { #[allow(dead_code)] type T = u16; $body }
-            Tensor::U32($a) => { #[allow(dead_code)] type T = u32; $body }
-            Tensor::U64($a) => { #[allow(dead_code)] type T = u64; $body }
+            Tensor::I8($a) => {
+                #[allow(dead_code)]
+                type T = i8;
+                $body
+            }
+            Tensor::I16($a) => {
+                #[allow(dead_code)]
+                type T = i16;
+                $body
+            }
+            Tensor::I32($a) => {
+                #[allow(dead_code)]
+                type T = i32;
+                $body
+            }
+            Tensor::I64($a) => {
+                #[allow(dead_code)]
+                type T = i64;
+                $body
+            }
+            Tensor::U8($a) => {
+                #[allow(dead_code)]
+                type T = u8;
+                $body
+            }
+            Tensor::U16($a) => {
+                #[allow(dead_code)]
+                type T = u16;
+                $body
+            }
+            Tensor::U32($a) => {
+                #[allow(dead_code)]
+                type T = u32;
+                $body
+            }
+            Tensor::U64($a) => {
+                #[allow(dead_code)]
+                type T = u64;
+                $body
+            }
             _ => $other,
         }
     };
@@ -71,7 +103,9 @@ macro_rules! int_zip {
 /// Evaluates an op of this family.
 pub fn eval(op: &Op, inputs: &[Option<&Tensor>], n_outputs: usize) -> Result<Vec<Tensor>, String> {
     if n_outputs != 1 {
-        return Err(format!("the op has one output, the node declares {n_outputs}"));
+        return Err(format!(
+            "the op has one output, the node declares {n_outputs}"
+        ));
     }
     Ok(vec![eval_one(op, inputs)?])
 }
@@ -139,16 +173,26 @@ fn eval_one(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Tensor, String> {
             let (b, l) = (*bias as f64, *lambd as f64);
             num_map!(x, |v: T| {
                 let f = v.to_f();
-                T::from_f64r(if f < -l { f + b } else if f > l { f - b } else { 0.0 })
+                T::from_f64r(if f < -l {
+                    f + b
+                } else if f > l {
+                    f - b
+                } else {
+                    0.0
+                })
             })
         }
         Op::Gelu { approximate } => match approximate.as_str() {
             "none" => float_map(x, |v| 0.5 * v * (1.0 + num::erf(v * FRAC_1_SQRT_2))),
             "tanh" => {
                 let k = FRAC_2_PI.sqrt();
-                float_map(x, |v| 0.5 * v * (1.0 + (k * (v + 0.044_715 * v * v * v)).tanh()))
+                float_map(x, |v| {
+                    0.5 * v * (1.0 + (k * (v + 0.044_715 * v * v * v)).tanh())
+                })
             }
-            other => Err(format!("unknown gelu approximation '{other}' (expected 'none' or 'tanh')")),
+            other => Err(format!(
+                "unknown gelu approximation '{other}' (expected 'none' or 'tanh')"
+            )),
         },
         Op::Swish { alpha } => {
             let a = *alpha as f64;
@@ -158,9 +202,16 @@ fn eval_one(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Tensor, String> {
             Tensor::Bool(a) => Ok(Tensor::Bool(a.mapv(|v| !v))),
             _ => Err(unsupported(x, "a bool")),
         },
-        Op::BitwiseNot {} => dispatch_int!(x, a => Ok(<T as Elem>::wrap(a.mapv(|v| !v))), _ => Err(unsupported(x, "an integer"))),
-        Op::IsNaN {} => crate::dispatch_float!(x, a => Ok(Tensor::Bool(a.map(|v| v.to_f().is_nan()))), _ => Err(unsupported(x, "a float"))),
-        Op::IsInf { detect_negative, detect_positive } => {
+        Op::BitwiseNot {} => {
+            dispatch_int!(x, a => Ok(<T as Elem>::wrap(a.mapv(|v| !v))), _ => Err(unsupported(x, "an integer")))
+        }
+        Op::IsNaN {} => {
+            crate::dispatch_float!(x, a => Ok(Tensor::Bool(a.map(|v| v.to_f().is_nan()))), _ => Err(unsupported(x, "a float")))
+        }
+        Op::IsInf {
+            detect_negative,
+            detect_positive,
+        } => {
             let (neg, pos) = (*detect_negative != 0, *detect_positive != 0);
             crate::dispatch_float!(x, a => Ok(Tensor::Bool(a.map(|v| {
                 let f = v.to_f();
@@ -206,7 +257,11 @@ fn eval_one(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Tensor, String> {
             let left = match direction.as_str() {
                 "LEFT" => true,
                 "RIGHT" => false,
-                d => return Err(format!("unknown bitshift direction '{d}' (expected 'LEFT' or 'RIGHT')")),
+                d => {
+                    return Err(format!(
+                        "unknown bitshift direction '{d}' (expected 'LEFT' or 'RIGHT')"
+                    ))
+                }
             };
             int_zip!(x, y()?, |p, q| {
                 let bits = u64::from(T::BITS);
@@ -227,12 +282,21 @@ fn eval_one(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Tensor, String> {
 
 /// The error for an input of an element type the op does not take.
 fn unsupported(t: &Tensor, what: &str) -> String {
-    format!("element type {} is not supported (expected {what} type)", t.dtype())
+    format!(
+        "element type {} is not supported (expected {what} type)",
+        t.dtype()
+    )
 }
 
 /// Input `i` as an array of `T`, the type of input 0.
 fn same<T: Elem>(t: &Tensor, i: usize) -> Result<&ArrayD<T>, String> {
-    T::unwrap(t).ok_or_else(|| format!("input {i} has type {}, expected {} like input 0", t.dtype(), T::DTYPE))
+    T::unwrap(t).ok_or_else(|| {
+        format!(
+            "input {i} has type {}, expected {} like input 0",
+            t.dtype(),
+            T::DTYPE
+        )
+    })
 }
 
 /// Maps a float tensor elementwise through `f` computed in f64, rounding once.
@@ -247,8 +311,17 @@ fn broadcast2<'a, A: Elem, B: Elem>(
 ) -> Result<(ndarray::ArrayViewD<'a, A>, ndarray::ArrayViewD<'a, B>), String> {
     let shape = util::broadcast_shape(a.shape(), b.shape())?;
     util::checked_size(&shape)?;
-    let err = || format!("shapes {:?} and {:?} do not broadcast", a.shape(), b.shape());
-    Ok((a.broadcast(IxDyn(&shape)).ok_or_else(err)?, b.broadcast(IxDyn(&shape)).ok_or_else(err)?))
+    let err = || {
+        format!(
+            "shapes {:?} and {:?} do not broadcast",
+            a.shape(),
+            b.shape()
+        )
+    };
+    Ok((
+        a.broadcast(IxDyn(&shape)).ok_or_else(err)?,
+        b.broadcast(IxDyn(&shape)).ok_or_else(err)?,
+    ))
 }
 
 /// Applies `f` to `a` and `b` broadcast together (numpy rules), in row-major order.
@@ -258,7 +331,11 @@ fn zip2<A: Elem, B: Elem, O>(
     mut f: impl FnMut(&A, &B) -> Result<O, String>,
 ) -> Result<ArrayD<O>, String> {
     let (av, bv) = broadcast2(a, b)?;
-    let data = av.iter().zip(bv.iter()).map(|(p, q)| f(p, q)).collect::<Result<Vec<O>, String>>()?;
+    let data = av
+        .iter()
+        .zip(bv.iter())
+        .map(|(p, q)| f(p, q))
+        .collect::<Result<Vec<O>, String>>()?;
     ArrayD::from_shape_vec(av.raw_dim(), data).map_err(|e| e.to_string())
 }
 
@@ -272,7 +349,11 @@ fn sigmoid(v: f64) -> f64 {
 }
 
 fn softplus(v: f64) -> f64 {
-    if v > 0.0 { v + (-v).exp().ln_1p() } else { v.exp().ln_1p() }
+    if v > 0.0 {
+        v + (-v).exp().ln_1p()
+    } else {
+        v.exp().ln_1p()
+    }
 }
 
 /// Clamps into [0, 1], keeping NaN.
@@ -293,10 +374,14 @@ fn min(x: &Tensor, y: &Tensor) -> Result<Tensor, String> {
 }
 
 /// Folds `f` over all inputs (at least one, all present), broadcasting as it goes.
-fn variadic(inputs: &[Option<&Tensor>], f: fn(&Tensor, &Tensor) -> Result<Tensor, String>) -> Result<Tensor, String> {
+fn variadic(
+    inputs: &[Option<&Tensor>],
+    f: fn(&Tensor, &Tensor) -> Result<Tensor, String>,
+) -> Result<Tensor, String> {
     let mut acc = util::req(inputs, 0)?.clone();
     for i in 1..inputs.len() {
-        acc = f(&acc, util::req(inputs, i)?).map_err(|e| e.replace("input 1", &format!("input {i}")))?;
+        acc = f(&acc, util::req(inputs, i)?)
+            .map_err(|e| e.replace("input 1", &format!("input {i}")))?;
     }
     Ok(acc)
 }
@@ -305,7 +390,11 @@ fn variadic(inputs: &[Option<&Tensor>], f: fn(&Tensor, &Tensor) -> Result<Tensor
 fn logical(x: &Tensor, y: &Tensor, f: fn(bool, bool) -> bool) -> Result<Tensor, String> {
     match (x, y) {
         (Tensor::Bool(a), Tensor::Bool(b)) => Ok(Tensor::Bool(zip2(a, b, |p, q| Ok(f(*p, *q)))?)),
-        _ => Err(format!("expected bool inputs, got {} and {}", x.dtype(), y.dtype())),
+        _ => Err(format!(
+            "expected bool inputs, got {} and {}",
+            x.dtype(),
+            y.dtype()
+        )),
     }
 }
 
@@ -321,12 +410,18 @@ fn pow(x: &Tensor, y: &Tensor) -> Result<Tensor, String> {
     } else if y.dtype().is_int() {
         let e: ArrayD<i64> = match y {
             Tensor::U64(a) => a.mapv(|v| i64::try_from(v).unwrap_or(i64::MAX)),
-            _ => cast::cast(y, DType::I64).as_array::<i64>().expect("cast to i64").clone(),
+            _ => cast::cast(y, DType::I64)
+                .as_array::<i64>()
+                .expect("cast to i64")
+                .clone(),
         };
         crate::dispatch_numeric!(x, a => Ok(<T as Elem>::wrap(zip2(a, &e, |p, q| Ok(Num::powi(*p, *q)))?)),
             _ => Err(unsupported(x, "a numeric")))
     } else {
-        Err(format!("exponent type {} is not supported (expected a numeric type)", y.dtype()))
+        Err(format!(
+            "exponent type {} is not supported (expected a numeric type)",
+            y.dtype()
+        ))
     }
 }
 
@@ -338,7 +433,10 @@ fn bound<T: Elem + Copy>(t: Option<&Tensor>, i: usize) -> Result<Option<T>, Stri
     match a.len() {
         0 => Ok(None),
         1 => Ok(a.iter().next().copied()),
-        _ => Err(format!("clip bound (input {i}) must have one element, got shape {:?}", a.shape())),
+        _ => Err(format!(
+            "clip bound (input {i}) must have one element, got shape {:?}",
+            a.shape()
+        )),
     }
 }
 
@@ -356,15 +454,26 @@ fn clip(x: &Tensor, lo: Option<&Tensor>, hi: Option<&Tensor>) -> Result<Tensor, 
 /// PRelu: `x < 0 ? x * slope : x`, the slope broadcasting to the shape of `x`.
 fn prelu(x: &Tensor, slope: &Tensor) -> Result<Tensor, String> {
     if util::broadcast_shape(x.shape(), slope.shape())? != x.shape() {
-        return Err(format!("slope shape {:?} does not broadcast to input shape {:?}", slope.shape(), x.shape()));
+        return Err(format!(
+            "slope shape {:?} does not broadcast to input shape {:?}",
+            slope.shape(),
+            x.shape()
+        ));
     }
-    num_zip!(x, slope, |p, q| Ok(if p < T::zero() { Num::mul(p, q) } else { p }))
+    num_zip!(x, slope, |p, q| Ok(if p < T::zero() {
+        Num::mul(p, q)
+    } else {
+        p
+    }))
 }
 
 /// Where: `cond ? x : y`, all three broadcast together.
 fn where_(cond: &Tensor, x: &Tensor, y: &Tensor) -> Result<Tensor, String> {
     let Tensor::Bool(c) = cond else {
-        return Err(format!("condition has type {}, expected bool", cond.dtype()));
+        return Err(format!(
+            "condition has type {}, expected bool",
+            cond.dtype()
+        ));
     };
     crate::dispatch!(x, a => {
         let b = T::unwrap(y).ok_or_else(|| format!("input 2 has type {}, expected {} like input 1", y.dtype(), x.dtype()))?;
@@ -377,10 +486,23 @@ fn select<T: Elem>(c: &ArrayD<bool>, a: &ArrayD<T>, b: &ArrayD<T>) -> Result<Arr
     let shape = util::broadcast_shape(&util::broadcast_shape(c.shape(), a.shape())?, b.shape())?;
     util::checked_size(&shape)?;
     let dim = IxDyn(&shape);
-    let err = || format!("shapes {:?}, {:?} and {:?} do not broadcast", c.shape(), a.shape(), b.shape());
+    let err = || {
+        format!(
+            "shapes {:?}, {:?} and {:?} do not broadcast",
+            c.shape(),
+            a.shape(),
+            b.shape()
+        )
+    };
     let cv = c.broadcast(dim.clone()).ok_or_else(err)?;
-    let (av, bv) = (a.broadcast(dim.clone()).ok_or_else(err)?, b.broadcast(dim.clone()).ok_or_else(err)?);
-    let data = cv.iter().zip(av.iter().zip(bv.iter())).map(|(&c, (p, q))| if c { p.clone() } else { q.clone() });
+    let (av, bv) = (
+        a.broadcast(dim.clone()).ok_or_else(err)?,
+        b.broadcast(dim.clone()).ok_or_else(err)?,
+    );
+    let data = cv
+        .iter()
+        .zip(av.iter().zip(bv.iter()))
+        .map(|(&c, (p, q))| if c { p.clone() } else { q.clone() });
     ArrayD::from_shape_vec(dim, data.collect()).map_err(|e| e.to_string())
 }
 
@@ -400,14 +522,21 @@ mod tests {
     }
 
     fn f32s(t: &Tensor) -> Vec<f32> {
-        t.as_array::<f32>().expect("f32 tensor").iter().copied().collect()
+        t.as_array::<f32>()
+            .expect("f32 tensor")
+            .iter()
+            .copied()
+            .collect()
     }
 
     fn close(got: &[f32], want: &[f64]) {
         assert_eq!(got.len(), want.len());
         for (g, w) in got.iter().zip(want) {
             let g = *g as f64;
-            assert!((g - w).abs() <= 2e-7 * w.abs().max(1e-6), "got {got:?}, want {want:?}");
+            assert!(
+                (g - w).abs() <= 2e-7 * w.abs().max(1e-6),
+                "got {got:?}, want {want:?}"
+            );
         }
     }
 
@@ -451,18 +580,44 @@ mod tests {
             close(&f32s(&got), &want);
         }
         // Round is half to even; Selu with its defaults (numpy).
-        let r = run(Op::Round {}, &[&t(&[4], vec![1.5f32, 2.5, -3.5, 0.49999997])]).unwrap();
+        let r = run(
+            Op::Round {},
+            &[&t(&[4], vec![1.5f32, 2.5, -3.5, 0.49999997])],
+        )
+        .unwrap();
         assert_eq!(f32s(&r), [2.0, 2.0, -4.0, 0.0]);
-        let s = run(Op::Selu { alpha: 1.673_263_2, gamma: 1.050_701 }, &[&t(&[2], vec![-1.0f32, 2.0])]).unwrap();
+        let s = run(
+            Op::Selu {
+                alpha: 1.673_263_2,
+                gamma: 1.050_701,
+            },
+            &[&t(&[2], vec![-1.0f32, 2.0])],
+        )
+        .unwrap();
         close(&f32s(&s), &[-1.1113307, 2.101402]);
-        let g = run(Op::Gelu { approximate: "tanh".into() }, &[&t(&[3], vec![-1.0f32, 0.0, 1.0])]).unwrap();
+        let g = run(
+            Op::Gelu {
+                approximate: "tanh".into(),
+            },
+            &[&t(&[3], vec![-1.0f32, 0.0, 1.0])],
+        )
+        .unwrap();
         close(&f32s(&g), &[-0.15880800939172324, 0.0, 0.8411919906082768]);
-        assert!(run(Op::Gelu { approximate: "fast".into() }, &[&x]).is_err());
+        assert!(run(
+            Op::Gelu {
+                approximate: "fast".into()
+            },
+            &[&x]
+        )
+        .is_err());
     }
 
     #[test]
     fn special_values() {
-        let x = t(&[5], vec![f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0, 0.0]);
+        let x = t(
+            &[5],
+            vec![f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0, 0.0],
+        );
         let sig = f32s(&run(Op::Sigmoid {}, &[&x]).unwrap());
         assert!(sig[0].is_nan());
         assert_eq!(&sig[1..], &[1.0, 0.0, 0.5, 0.5]);
@@ -475,25 +630,80 @@ mod tests {
         let erf = f32s(&run(Op::Erf {}, &[&x]).unwrap());
         assert!(erf[0].is_nan() && erf[3].is_sign_negative());
         assert_eq!(&erf[1..3], &[1.0, -1.0]);
-        let hs = f32s(&run(Op::HardSigmoid { alpha: 0.2, beta: 0.5 }, &[&x]).unwrap());
+        let hs = f32s(
+            &run(
+                Op::HardSigmoid {
+                    alpha: 0.2,
+                    beta: 0.5,
+                },
+                &[&x],
+            )
+            .unwrap(),
+        );
         assert!(hs[0].is_nan());
         let rec = f32s(&run(Op::Reciprocal {}, &[&x]).unwrap());
         assert_eq!(&rec[1..], &[0.0, -0.0, f32::NEG_INFINITY, f32::INFINITY]);
         assert!(f32s(&run(Op::Log {}, &[&t(&[1], vec![-1.0f32])]).unwrap())[0].is_nan());
-        assert_eq!(f32s(&run(Op::Log {}, &[&t(&[1], vec![0.0f32])]).unwrap()), [f32::NEG_INFINITY]);
-        assert_eq!(run(Op::IsNaN {}, &[&x]).unwrap(), t(&[5], vec![true, false, false, false, false]));
-        assert_eq!(run(Op::IsInf { detect_negative: 1, detect_positive: 1 }, &[&x]).unwrap(), t(&[5], vec![false, true, true, false, false]));
-        assert_eq!(run(Op::IsInf { detect_negative: 0, detect_positive: 1 }, &[&x]).unwrap(), t(&[5], vec![false, true, false, false, false]));
-        assert_eq!(run(Op::IsInf { detect_negative: 1, detect_positive: 0 }, &[&x]).unwrap(), t(&[5], vec![false, false, true, false, false]));
+        assert_eq!(
+            f32s(&run(Op::Log {}, &[&t(&[1], vec![0.0f32])]).unwrap()),
+            [f32::NEG_INFINITY]
+        );
+        assert_eq!(
+            run(Op::IsNaN {}, &[&x]).unwrap(),
+            t(&[5], vec![true, false, false, false, false])
+        );
+        assert_eq!(
+            run(
+                Op::IsInf {
+                    detect_negative: 1,
+                    detect_positive: 1
+                },
+                &[&x]
+            )
+            .unwrap(),
+            t(&[5], vec![false, true, true, false, false])
+        );
+        assert_eq!(
+            run(
+                Op::IsInf {
+                    detect_negative: 0,
+                    detect_positive: 1
+                },
+                &[&x]
+            )
+            .unwrap(),
+            t(&[5], vec![false, true, false, false, false])
+        );
+        assert_eq!(
+            run(
+                Op::IsInf {
+                    detect_negative: 1,
+                    detect_positive: 0
+                },
+                &[&x]
+            )
+            .unwrap(),
+            t(&[5], vec![false, false, true, false, false])
+        );
     }
 
     #[test]
     fn half_types_compute_and_round() {
-        let x = t(&[3], vec![f16::from_f32(0.5), f16::from_f32(-1.0), f16::from_f32(2.0)]);
+        let x = t(
+            &[3],
+            vec![f16::from_f32(0.5), f16::from_f32(-1.0), f16::from_f32(2.0)],
+        );
         let got = run(Op::Exp {}, &[&x]).unwrap();
         // np.exp(np.array([0.5, -1, 2], np.float16)) == [1.648, 0.3679, 7.39]
         let want = [1.6484375f32, 0.36791992, 7.390625];
-        assert_eq!(got.as_array::<f16>().unwrap().iter().map(|v| f16::to_f32(*v)).collect::<Vec<_>>(), want);
+        assert_eq!(
+            got.as_array::<f16>()
+                .unwrap()
+                .iter()
+                .map(|v| f16::to_f32(*v))
+                .collect::<Vec<_>>(),
+            want
+        );
         let b = t(&[2], vec![bf16::from_f32(1.0), bf16::from_f32(3.0)]);
         let got = run(Op::Add {}, &[&b, &b]).unwrap();
         assert_eq!(got, t(&[2], vec![bf16::from_f32(2.0), bf16::from_f32(6.0)]));
@@ -503,16 +713,37 @@ mod tests {
     #[test]
     fn integer_unary() {
         let x = t(&[4], vec![i8::MIN, -3, 0, 7]);
-        assert_eq!(run(Op::Abs {}, &[&x]).unwrap(), t(&[4], vec![i8::MIN, 3, 0, 7]));
-        assert_eq!(run(Op::Neg {}, &[&x]).unwrap(), t(&[4], vec![i8::MIN, 3, 0, -7]));
-        assert_eq!(run(Op::Sign {}, &[&x]).unwrap(), t(&[4], vec![-1i8, -1, 0, 1]));
-        assert_eq!(run(Op::Relu {}, &[&x]).unwrap(), t(&[4], vec![0i8, 0, 0, 7]));
-        assert_eq!(run(Op::BitwiseNot {}, &[&x]).unwrap(), t(&[4], vec![127i8, 2, -1, -8]));
-        assert_eq!(run(Op::BitwiseNot {}, &[&t(&[1], vec![5u16])]).unwrap(), t(&[1], vec![65530u16]));
+        assert_eq!(
+            run(Op::Abs {}, &[&x]).unwrap(),
+            t(&[4], vec![i8::MIN, 3, 0, 7])
+        );
+        assert_eq!(
+            run(Op::Neg {}, &[&x]).unwrap(),
+            t(&[4], vec![i8::MIN, 3, 0, -7])
+        );
+        assert_eq!(
+            run(Op::Sign {}, &[&x]).unwrap(),
+            t(&[4], vec![-1i8, -1, 0, 1])
+        );
+        assert_eq!(
+            run(Op::Relu {}, &[&x]).unwrap(),
+            t(&[4], vec![0i8, 0, 0, 7])
+        );
+        assert_eq!(
+            run(Op::BitwiseNot {}, &[&x]).unwrap(),
+            t(&[4], vec![127i8, 2, -1, -8])
+        );
+        assert_eq!(
+            run(Op::BitwiseNot {}, &[&t(&[1], vec![5u16])]).unwrap(),
+            t(&[1], vec![65530u16])
+        );
         assert_eq!(run(Op::Identity {}, &[&x]).unwrap(), x);
         assert!(run(Op::Exp {}, &[&x]).is_err());
         assert!(run(Op::Not {}, &[&x]).is_err());
-        assert_eq!(run(Op::Not {}, &[&t(&[2], vec![true, false])]).unwrap(), t(&[2], vec![false, true]));
+        assert_eq!(
+            run(Op::Not {}, &[&t(&[2], vec![true, false])]).unwrap(),
+            t(&[2], vec![false, true])
+        );
         let s = t(&[1], vec!["a".to_string()]);
         assert_eq!(run(Op::Identity {}, &[&s]).unwrap(), s);
         assert!(run(Op::Abs {}, &[&s]).is_err());
@@ -529,18 +760,40 @@ mod tests {
         assert_eq!(&f32s(&s)[0..3], &[0.0, 1.0, 2.0]);
         // Scalars and empty tensors.
         let sc = Tensor::scalar(2.0f32);
-        assert_eq!(f32s(&run(Op::Mul {}, &[&sc, &b]).unwrap()), [0.0, 20.0, 40.0, 60.0]);
-        assert_eq!(run(Op::Sub {}, &[&sc, &sc]).unwrap(), Tensor::scalar(0.0f32));
+        assert_eq!(
+            f32s(&run(Op::Mul {}, &[&sc, &b]).unwrap()),
+            [0.0, 20.0, 40.0, 60.0]
+        );
+        assert_eq!(
+            run(Op::Sub {}, &[&sc, &sc]).unwrap(),
+            Tensor::scalar(0.0f32)
+        );
         let e = t::<f32>(&[0, 3], vec![]);
-        assert_eq!(run(Op::Add {}, &[&e, &t(&[1], vec![1.0f32])]).unwrap().shape(), &[0, 3]);
+        assert_eq!(
+            run(Op::Add {}, &[&e, &t(&[1], vec![1.0f32])])
+                .unwrap()
+                .shape(),
+            &[0, 3]
+        );
         // Mismatched shapes and types are errors.
-        assert!(run(Op::Add {}, &[&t(&[2], vec![1.0f32, 2.0]), &t(&[3], vec![1.0f32, 2.0, 3.0])]).is_err());
+        assert!(run(
+            Op::Add {},
+            &[
+                &t(&[2], vec![1.0f32, 2.0]),
+                &t(&[3], vec![1.0f32, 2.0, 3.0])
+            ]
+        )
+        .is_err());
         assert!(run(Op::Add {}, &[&sc, &Tensor::scalar(1.0f64)]).is_err());
         assert!(run(Op::Add {}, &[&t(&[1], vec![true]), &t(&[1], vec![true])]).is_err());
         assert!(eval(&Op::Add {}, &[Some(&sc)], 1).is_err());
         assert!(eval(&Op::Add {}, &[Some(&sc), Some(&sc)], 2).is_err());
         // Float division by zero follows IEEE.
-        let d = run(Op::Div {}, &[&t(&[3], vec![1.0f32, -1.0, 0.0]), &Tensor::scalar(0.0f32)]).unwrap();
+        let d = run(
+            Op::Div {},
+            &[&t(&[3], vec![1.0f32, -1.0, 0.0]), &Tensor::scalar(0.0f32)],
+        )
+        .unwrap();
         let d = f32s(&d);
         assert_eq!(&d[..2], &[f32::INFINITY, f32::NEG_INFINITY]);
         assert!(d[2].is_nan());
@@ -551,22 +804,47 @@ mod tests {
         // test_div_int32_trunc: [-3, 3, -3, 3] / [2, 2, -2, -2] == [-1, 1, 1, -1].
         let a = t(&[4], vec![-3i32, 3, -3, 3]);
         let b = t(&[4], vec![2i32, 2, -2, -2]);
-        assert_eq!(run(Op::Div {}, &[&a, &b]).unwrap(), t(&[4], vec![-1i32, 1, 1, -1]));
+        assert_eq!(
+            run(Op::Div {}, &[&a, &b]).unwrap(),
+            t(&[4], vec![-1i32, 1, 1, -1])
+        );
         assert!(run(Op::Div {}, &[&a, &Tensor::scalar(0i32)]).is_err());
-        assert_eq!(run(Op::Add {}, &[&t(&[1], vec![250u8]), &t(&[1], vec![10u8])]).unwrap(), t(&[1], vec![4u8]));
-        assert_eq!(run(Op::Mul {}, &[&t(&[1], vec![i64::MAX]), &Tensor::scalar(2i64)]).unwrap(), t(&[1], vec![-2i64]));
+        assert_eq!(
+            run(Op::Add {}, &[&t(&[1], vec![250u8]), &t(&[1], vec![10u8])]).unwrap(),
+            t(&[1], vec![4u8])
+        );
+        assert_eq!(
+            run(
+                Op::Mul {},
+                &[&t(&[1], vec![i64::MAX]), &Tensor::scalar(2i64)]
+            )
+            .unwrap(),
+            t(&[1], vec![-2i64])
+        );
         // test_mod_mixed_sign_int8 and test_mod_int64_fmod.
         let x = t(&[6], vec![-4i8, 7, 5, 4, -7, 8]);
         let y = t(&[6], vec![2i8, -3, 8, -2, 3, 5]);
-        assert_eq!(run(Op::Mod { fmod: 0 }, &[&x, &y]).unwrap(), t(&[6], vec![0i8, -2, 5, 0, 2, 3]));
-        assert_eq!(run(Op::Mod { fmod: 1 }, &[&x, &y]).unwrap(), t(&[6], vec![0i8, 1, 5, 0, -1, 3]));
+        assert_eq!(
+            run(Op::Mod { fmod: 0 }, &[&x, &y]).unwrap(),
+            t(&[6], vec![0i8, -2, 5, 0, 2, 3])
+        );
+        assert_eq!(
+            run(Op::Mod { fmod: 1 }, &[&x, &y]).unwrap(),
+            t(&[6], vec![0i8, 1, 5, 0, -1, 3])
+        );
         assert!(run(Op::Mod { fmod: 2 }, &[&x, &y]).is_err());
         // np.fmod on float32: test_mod_mixed_sign_float32 values.
         let x = t(&[3], vec![-4.3f32, 7.2, 5.0]);
         let y = t(&[3], vec![2.1f32, -3.4, 8.0]);
-        close(&f32s(&run(Op::Mod { fmod: 1 }, &[&x, &y]).unwrap()), &[-0.10000038146972656, 0.39999961853027344, 5.0]);
+        close(
+            &f32s(&run(Op::Mod { fmod: 1 }, &[&x, &y]).unwrap()),
+            &[-0.10000038146972656, 0.39999961853027344, 5.0],
+        );
         // np.mod (sign of divisor) on float32.
-        close(&f32s(&run(Op::Mod { fmod: 0 }, &[&x, &y]).unwrap()), &[1.9999995231628418, -3.000000476837158, 5.0]);
+        close(
+            &f32s(&run(Op::Mod { fmod: 0 }, &[&x, &y]).unwrap()),
+            &[1.9999995231628418, -3.000000476837158, 5.0],
+        );
     }
 
     #[test]
@@ -574,15 +852,36 @@ mod tests {
         // test_pow_types_*: the output has the base's type.
         let bi = t(&[3], vec![1i32, 2, 3]);
         let ef = t(&[3], vec![4.0f32, 5.0, 6.0]);
-        assert_eq!(run(Op::Pow {}, &[&bi, &ef]).unwrap(), t(&[3], vec![1i32, 32, 729]));
+        assert_eq!(
+            run(Op::Pow {}, &[&bi, &ef]).unwrap(),
+            t(&[3], vec![1i32, 32, 729])
+        );
         let bf = t(&[3], vec![1.0f32, 2.0, 3.0]);
         let ei = t(&[3], vec![4i64, 5, 6]);
-        assert_eq!(run(Op::Pow {}, &[&bf, &ei]).unwrap(), t(&[3], vec![1.0f32, 32.0, 729.0]));
-        assert_eq!(run(Op::Pow {}, &[&bf, &t(&[1], vec![2u64])]).unwrap(), t(&[3], vec![1.0f32, 4.0, 9.0]));
-        assert_eq!(run(Op::Pow {}, &[&bi, &Tensor::scalar(-1i32)]).unwrap(), t(&[3], vec![1i32, 0, 0]));
+        assert_eq!(
+            run(Op::Pow {}, &[&bf, &ei]).unwrap(),
+            t(&[3], vec![1.0f32, 32.0, 729.0])
+        );
+        assert_eq!(
+            run(Op::Pow {}, &[&bf, &t(&[1], vec![2u64])]).unwrap(),
+            t(&[3], vec![1.0f32, 4.0, 9.0])
+        );
+        assert_eq!(
+            run(Op::Pow {}, &[&bi, &Tensor::scalar(-1i32)]).unwrap(),
+            t(&[3], vec![1i32, 0, 0])
+        );
         // Fractional powers: np.power(2**0.5 rounded to f32... ) and int bases truncate.
-        assert_eq!(run(Op::Pow {}, &[&t(&[1], vec![2i32]), &Tensor::scalar(0.5f32)]).unwrap(), t(&[1], vec![1i32]));
-        let r = f32s(&run(Op::Pow {}, &[&t(&[2], vec![-8.0f32, 4.0]), &Tensor::scalar(0.5f32)]).unwrap());
+        assert_eq!(
+            run(Op::Pow {}, &[&t(&[1], vec![2i32]), &Tensor::scalar(0.5f32)]).unwrap(),
+            t(&[1], vec![1i32])
+        );
+        let r = f32s(
+            &run(
+                Op::Pow {},
+                &[&t(&[2], vec![-8.0f32, 4.0]), &Tensor::scalar(0.5f32)],
+            )
+            .unwrap(),
+        );
         assert!(r[0].is_nan());
         assert_eq!(r[1], 2.0);
         assert!(run(Op::Pow {}, &[&bf, &t(&[1], vec![true])]).is_err());
@@ -603,9 +902,15 @@ mod tests {
         let s = run(Op::Sum {}, &[&b, &c]).unwrap();
         assert_eq!(f32s(&s), [5.0, 7.0]);
         assert_eq!(run(Op::Sum {}, &[&b]).unwrap(), b);
-        assert_eq!(f32s(&run(Op::Mean {}, &[&b, &c, &c]).unwrap()), [8.0 / 3.0, 10.0 / 3.0]);
+        assert_eq!(
+            f32s(&run(Op::Mean {}, &[&b, &c, &c]).unwrap()),
+            [8.0 / 3.0, 10.0 / 3.0]
+        );
         let i = t(&[2], vec![3u32, 9]);
-        assert_eq!(run(Op::Max {}, &[&i, &Tensor::scalar(5u32)]).unwrap(), t(&[2], vec![5u32, 9]));
+        assert_eq!(
+            run(Op::Max {}, &[&i, &Tensor::scalar(5u32)]).unwrap(),
+            t(&[2], vec![5u32, 9])
+        );
         assert!(run(Op::Mean {}, &[&i]).is_err());
         assert!(eval(&Op::Sum {}, &[Some(&b), None], 1).is_err());
         assert!(eval(&Op::Max {}, &[], 1).is_err());
@@ -617,22 +922,52 @@ mod tests {
     fn comparisons_and_logic() {
         let a = t(&[3], vec![1.0f32, f32::NAN, -0.0]);
         let b = t(&[3], vec![2.0f32, f32::NAN, 0.0]);
-        assert_eq!(run(Op::Equal {}, &[&a, &b]).unwrap(), t(&[3], vec![false, false, true]));
-        assert_eq!(run(Op::Less {}, &[&a, &b]).unwrap(), t(&[3], vec![true, false, false]));
-        assert_eq!(run(Op::LessOrEqual {}, &[&a, &b]).unwrap(), t(&[3], vec![true, false, true]));
-        assert_eq!(run(Op::Greater {}, &[&a, &b]).unwrap(), t(&[3], vec![false, false, false]));
-        assert_eq!(run(Op::GreaterOrEqual {}, &[&a, &b]).unwrap(), t(&[3], vec![false, false, true]));
+        assert_eq!(
+            run(Op::Equal {}, &[&a, &b]).unwrap(),
+            t(&[3], vec![false, false, true])
+        );
+        assert_eq!(
+            run(Op::Less {}, &[&a, &b]).unwrap(),
+            t(&[3], vec![true, false, false])
+        );
+        assert_eq!(
+            run(Op::LessOrEqual {}, &[&a, &b]).unwrap(),
+            t(&[3], vec![true, false, true])
+        );
+        assert_eq!(
+            run(Op::Greater {}, &[&a, &b]).unwrap(),
+            t(&[3], vec![false, false, false])
+        );
+        assert_eq!(
+            run(Op::GreaterOrEqual {}, &[&a, &b]).unwrap(),
+            t(&[3], vec![false, false, true])
+        );
         let s = t(&[2, 1], vec!["ab".to_string(), "cd".to_string()]);
         let u = t(&[2], vec!["ab".to_string(), "x".to_string()]);
-        assert_eq!(run(Op::Equal {}, &[&s, &u]).unwrap(), t(&[2, 2], vec![true, false, false, false]));
+        assert_eq!(
+            run(Op::Equal {}, &[&s, &u]).unwrap(),
+            t(&[2, 2], vec![true, false, false, false])
+        );
         let i = t(&[2], vec![-1i16, 5]);
-        assert_eq!(run(Op::Greater {}, &[&i, &Tensor::scalar(0i16)]).unwrap(), t(&[2], vec![false, true]));
+        assert_eq!(
+            run(Op::Greater {}, &[&i, &Tensor::scalar(0i16)]).unwrap(),
+            t(&[2], vec![false, true])
+        );
         assert!(run(Op::Equal {}, &[&i, &a]).is_err());
         let p = t(&[4], vec![true, true, false, false]);
         let q = t(&[4], vec![true, false, true, false]);
-        assert_eq!(run(Op::And {}, &[&p, &q]).unwrap(), t(&[4], vec![true, false, false, false]));
-        assert_eq!(run(Op::Or {}, &[&p, &q]).unwrap(), t(&[4], vec![true, true, true, false]));
-        assert_eq!(run(Op::Xor {}, &[&p, &q]).unwrap(), t(&[4], vec![false, true, true, false]));
+        assert_eq!(
+            run(Op::And {}, &[&p, &q]).unwrap(),
+            t(&[4], vec![true, false, false, false])
+        );
+        assert_eq!(
+            run(Op::Or {}, &[&p, &q]).unwrap(),
+            t(&[4], vec![true, true, true, false])
+        );
+        assert_eq!(
+            run(Op::Xor {}, &[&p, &q]).unwrap(),
+            t(&[4], vec![false, true, true, false])
+        );
         assert_eq!(run(Op::And {}, &[&p, &Tensor::scalar(true)]).unwrap(), p);
         assert!(run(Op::And {}, &[&p, &i]).is_err());
     }
@@ -641,18 +976,49 @@ mod tests {
     fn bitwise_ops() {
         let a = t(&[3], vec![16u8, 4, 1]);
         let b = t(&[3], vec![1u8, 2, 3]);
-        let left = |d: &str| Op::BitShift { direction: d.to_string() };
-        assert_eq!(run(left("LEFT"), &[&a, &b]).unwrap(), t(&[3], vec![32u8, 16, 8]));
-        assert_eq!(run(left("RIGHT"), &[&a, &b]).unwrap(), t(&[3], vec![8u8, 1, 0]));
-        assert_eq!(run(left("LEFT"), &[&a, &Tensor::scalar(8u8)]).unwrap(), t(&[3], vec![0u8, 0, 0]));
-        assert_eq!(run(left("RIGHT"), &[&t(&[1], vec![-16i32]), &Tensor::scalar(40i32)]).unwrap(), t(&[1], vec![-1i32]));
+        let left = |d: &str| Op::BitShift {
+            direction: d.to_string(),
+        };
+        assert_eq!(
+            run(left("LEFT"), &[&a, &b]).unwrap(),
+            t(&[3], vec![32u8, 16, 8])
+        );
+        assert_eq!(
+            run(left("RIGHT"), &[&a, &b]).unwrap(),
+            t(&[3], vec![8u8, 1, 0])
+        );
+        assert_eq!(
+            run(left("LEFT"), &[&a, &Tensor::scalar(8u8)]).unwrap(),
+            t(&[3], vec![0u8, 0, 0])
+        );
+        assert_eq!(
+            run(
+                left("RIGHT"),
+                &[&t(&[1], vec![-16i32]), &Tensor::scalar(40i32)]
+            )
+            .unwrap(),
+            t(&[1], vec![-1i32])
+        );
         assert!(run(left("UP"), &[&a, &b]).is_err());
         let x = t(&[2], vec![0b1100u64, 0b1010]);
         let y = Tensor::scalar(0b0110u64);
-        assert_eq!(run(Op::BitwiseAnd {}, &[&x, &y]).unwrap(), t(&[2], vec![0b0100u64, 0b0010]));
-        assert_eq!(run(Op::BitwiseOr {}, &[&x, &y]).unwrap(), t(&[2], vec![0b1110u64, 0b1110]));
-        assert_eq!(run(Op::BitwiseXor {}, &[&x, &y]).unwrap(), t(&[2], vec![0b1010u64, 0b1100]));
-        assert!(run(Op::BitwiseAnd {}, &[&t(&[1], vec![1.0f32]), &t(&[1], vec![1.0f32])]).is_err());
+        assert_eq!(
+            run(Op::BitwiseAnd {}, &[&x, &y]).unwrap(),
+            t(&[2], vec![0b0100u64, 0b0010])
+        );
+        assert_eq!(
+            run(Op::BitwiseOr {}, &[&x, &y]).unwrap(),
+            t(&[2], vec![0b1110u64, 0b1110])
+        );
+        assert_eq!(
+            run(Op::BitwiseXor {}, &[&x, &y]).unwrap(),
+            t(&[2], vec![0b1010u64, 0b1100])
+        );
+        assert!(run(
+            Op::BitwiseAnd {},
+            &[&t(&[1], vec![1.0f32]), &t(&[1], vec![1.0f32])]
+        )
+        .is_err());
     }
 
     #[test]
@@ -664,14 +1030,26 @@ mod tests {
         assert_eq!(&c[..3], &[-1.0, 0.0, 5.0]);
         assert!(c[3].is_nan());
         // test_clip_min_greater_than_max: min 2, max 1 gives 1 everywhere.
-        let c = run(Op::Clip {}, &[&x, &Tensor::scalar(2.0f32), &Tensor::scalar(1.0f32)]).unwrap();
+        let c = run(
+            Op::Clip {},
+            &[&x, &Tensor::scalar(2.0f32), &Tensor::scalar(1.0f32)],
+        )
+        .unwrap();
         assert_eq!(&f32s(&c)[..3], &[1.0, 1.0, 1.0]);
         // Only a max, and none at all.
-        let c = eval(&Op::Clip {}, &[Some(&x), None, Some(&hi)], 1).unwrap().remove(0);
+        let c = eval(&Op::Clip {}, &[Some(&x), None, Some(&hi)], 1)
+            .unwrap()
+            .remove(0);
         assert_eq!(&f32s(&c)[..3], &[-2.0, 0.0, 5.0]);
-        assert_eq!(&f32s(&run(Op::Clip {}, &[&x]).unwrap())[..3], &[-2.0, 0.0, 6.0]);
+        assert_eq!(
+            &f32s(&run(Op::Clip {}, &[&x]).unwrap())[..3],
+            &[-2.0, 0.0, 6.0]
+        );
         let i = t(&[3], vec![-100i8, 0, 100]);
-        assert_eq!(run(Op::Clip {}, &[&i, &Tensor::scalar(-5i8)]).unwrap(), t(&[3], vec![-5i8, 0, 100]));
+        assert_eq!(
+            run(Op::Clip {}, &[&i, &Tensor::scalar(-5i8)]).unwrap(),
+            t(&[3], vec![-5i8, 0, 100])
+        );
         assert!(run(Op::Clip {}, &[&i, &Tensor::scalar(-5.0f32)]).is_err());
         assert!(run(Op::Clip {}, &[&i, &t(&[2], vec![1i8, 2])]).is_err());
     }
@@ -681,10 +1059,23 @@ mod tests {
         // Slope [3] broadcasts to X [2, 3].
         let x = t(&[2, 3], vec![-1.0f32, 2.0, -3.0, 4.0, -5.0, 0.0]);
         let s = t(&[3], vec![0.1f32, 0.2, 0.3]);
-        close(&f32s(&run(Op::PRelu {}, &[&x, &s]).unwrap()), &[-0.10000000149011612, 2.0, -0.9000000357627869, 4.0, -1.0, 0.0]);
+        close(
+            &f32s(&run(Op::PRelu {}, &[&x, &s]).unwrap()),
+            &[
+                -0.10000000149011612,
+                2.0,
+                -0.9000000357627869,
+                4.0,
+                -1.0,
+                0.0,
+            ],
+        );
         assert!(run(Op::PRelu {}, &[&s, &x]).is_err());
         let xi = t(&[2], vec![-4i32, 4]);
-        assert_eq!(run(Op::PRelu {}, &[&xi, &Tensor::scalar(3i32)]).unwrap(), t(&[2], vec![-12i32, 4]));
+        assert_eq!(
+            run(Op::PRelu {}, &[&xi, &Tensor::scalar(3i32)]).unwrap(),
+            t(&[2], vec![-12i32, 4])
+        );
         // Where broadcasts all three: cond [2,1], x [3], y scalar -> [2, 3].
         let c = t(&[2, 1], vec![true, false]);
         let a = t(&[3], vec![1i64, 2, 3]);
@@ -692,7 +1083,10 @@ mod tests {
         assert_eq!(w, t(&[2, 3], vec![1i64, 2, 3, 9, 9, 9]));
         let sa = t(&[1], vec!["yes".to_string()]);
         let sb = t(&[1], vec!["no".to_string()]);
-        assert_eq!(run(Op::Where {}, &[&c, &sa, &sb]).unwrap(), t(&[2, 1], vec!["yes".to_string(), "no".to_string()]));
+        assert_eq!(
+            run(Op::Where {}, &[&c, &sa, &sb]).unwrap(),
+            t(&[2, 1], vec!["yes".to_string(), "no".to_string()])
+        );
         assert!(run(Op::Where {}, &[&a, &a, &a]).is_err());
         assert!(run(Op::Where {}, &[&c, &a, &Tensor::scalar(9i32)]).is_err());
         assert!(run(Op::Where {}, &[&t(&[2], vec![true, false]), &a, &a]).is_err());
@@ -701,10 +1095,34 @@ mod tests {
     #[test]
     fn cast_ops() {
         let x = t(&[3], vec![1.7f32, -1.7, 300.0]);
-        assert_eq!(run(Op::Cast { to: DType::I16, saturate: 1, round_mode: "up".into() }, &[&x]).unwrap(), t(&[3], vec![1i16, -1, 300]));
+        assert_eq!(
+            run(
+                Op::Cast {
+                    to: DType::I16,
+                    saturate: 1,
+                    round_mode: "up".into()
+                },
+                &[&x]
+            )
+            .unwrap(),
+            t(&[3], vec![1i16, -1, 300])
+        );
         let like = Tensor::scalar(0u8);
-        assert_eq!(run(Op::CastLike { saturate: 1, round_mode: "up".into() }, &[&x, &like]).unwrap(), t(&[3], vec![1u8, 255, 44]));
-        assert_eq!(run(Op::BitCast { to: DType::U32 }, &[&Tensor::scalar(1.0f32)]).unwrap(), Tensor::scalar(0x3f80_0000u32));
+        assert_eq!(
+            run(
+                Op::CastLike {
+                    saturate: 1,
+                    round_mode: "up".into()
+                },
+                &[&x, &like]
+            )
+            .unwrap(),
+            t(&[3], vec![1u8, 255, 44])
+        );
+        assert_eq!(
+            run(Op::BitCast { to: DType::U32 }, &[&Tensor::scalar(1.0f32)]).unwrap(),
+            Tensor::scalar(0x3f80_0000u32)
+        );
         assert!(run(Op::BitCast { to: DType::F64 }, &[&x]).is_err());
     }
 }

@@ -34,7 +34,11 @@ pub struct EvalError {
 
 /// Evaluates one op on its inputs (`None` for absent optional inputs), producing
 /// `n_outputs` outputs. Errors are plain reasons; [`eval_graph`] adds the node.
-pub fn eval_op(op: &Op, inputs: &[Option<&Tensor>], n_outputs: usize) -> Result<Vec<Tensor>, String> {
+pub fn eval_op(
+    op: &Op,
+    inputs: &[Option<&Tensor>],
+    n_outputs: usize,
+) -> Result<Vec<Tensor>, String> {
     match op {
         Op::Input { .. } => Err("graph inputs are bound by the caller, not evaluated".into()),
         Op::Constant { value } => Ok(vec![value.clone()]),
@@ -108,8 +112,7 @@ pub fn eval_op(op: &Op, inputs: &[Option<&Tensor>], n_outputs: usize) -> Result<
         | Op::BitwiseXor { .. }
         | Op::PRelu { .. }
         | Op::Where { .. }
-        | Op::BitCast { .. }
-        => elementwise::eval(op, inputs, n_outputs),
+        | Op::BitCast { .. } => elementwise::eval(op, inputs, n_outputs),
         Op::Shape { .. }
         | Op::Size { .. }
         | Op::Reshape { .. }
@@ -157,8 +160,7 @@ pub fn eval_op(op: &Op, inputs: &[Option<&Tensor>], n_outputs: usize) -> Result<
         | Op::ArgMin { .. }
         | Op::Softmax { .. }
         | Op::LogSoftmax { .. }
-        | Op::Hardmax { .. }
-        => shape::eval(op, inputs, n_outputs),
+        | Op::Hardmax { .. } => shape::eval(op, inputs, n_outputs),
         Op::MatMul { .. }
         | Op::Gemm { .. }
         | Op::Einsum { .. }
@@ -189,8 +191,7 @@ pub fn eval_op(op: &Op, inputs: &[Option<&Tensor>], n_outputs: usize) -> Result<
         | Op::Dropout { .. }
         | Op::Resize { .. }
         | Op::Upsample { .. }
-        | Op::Col2Im { .. }
-        => nn::eval(op, inputs, n_outputs),
+        | Op::Col2Im { .. } => nn::eval(op, inputs, n_outputs),
         Op::GridSample { .. }
         | Op::AffineGrid { .. }
         | Op::RoiAlign { .. }
@@ -208,8 +209,7 @@ pub fn eval_op(op: &Op, inputs: &[Option<&Tensor>], n_outputs: usize) -> Result<
         | Op::HannWindow { .. }
         | Op::HammingWindow { .. }
         | Op::BlackmanWindow { .. }
-        | Op::Dft { .. }
-        => misc::eval(op, inputs, n_outputs),
+        | Op::Dft { .. } => misc::eval(op, inputs, n_outputs),
     }
 }
 
@@ -218,13 +218,21 @@ pub fn eval_op(op: &Op, inputs: &[Option<&Tensor>], n_outputs: usize) -> Result<
 pub fn eval_graph(g: &Graph, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>, EvalError> {
     let err = |id: NodeId, reason: String| {
         let n = g.node(id);
-        EvalError { node: n.display_name(), op: n.op.onnx_name().to_string(), reason }
+        EvalError {
+            node: n.display_name(),
+            op: n.op.onnx_name().to_string(),
+            reason,
+        }
     };
     if inputs.len() > g.inputs.len() {
         return Err(EvalError {
             node: g.name.clone(),
             op: "graph".into(),
-            reason: format!("{} inputs given, the graph takes {}", inputs.len(), g.inputs.len()),
+            reason: format!(
+                "{} inputs given, the graph takes {}",
+                inputs.len(),
+                g.inputs.len()
+            ),
         });
     }
     // Remaining uses of each value, so that intermediates are freed as soon as possible.
@@ -245,7 +253,13 @@ pub fn eval_graph(g: &Graph, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>, E
             (Some(t), _) => t,
             (None, Op::Input { default: Some(d) }) => d.clone(),
             (None, _) => {
-                return Err(err(id, format!("input '{}' was not given and has no default", node.outputs[0].name)))
+                return Err(err(
+                    id,
+                    format!(
+                        "input '{}' was not given and has no default",
+                        node.outputs[0].name
+                    ),
+                ))
             }
         };
         values.insert(ValueRef { node: id, port: 0 }, t);
@@ -260,13 +274,25 @@ pub fn eval_graph(g: &Graph, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>, E
                 None => args.push(None),
                 Some(v) => match values.get(v) {
                     Some(t) => args.push(Some(t)),
-                    None => return Err(err(id, format!("input {slot} is not computed before this node"))),
+                    None => {
+                        return Err(err(
+                            id,
+                            format!("input {slot} is not computed before this node"),
+                        ))
+                    }
                 },
             }
         }
         let outs = eval_op(&node.op, &args, node.outputs.len()).map_err(|r| err(id, r))?;
         if outs.len() != node.outputs.len() {
-            return Err(err(id, format!("produced {} outputs, expected {}", outs.len(), node.outputs.len())));
+            return Err(err(
+                id,
+                format!(
+                    "produced {} outputs, expected {}",
+                    outs.len(),
+                    node.outputs.len()
+                ),
+            ));
         }
         for v in node.inputs.iter().flatten() {
             if let Some(u) = uses.get_mut(v) {
@@ -277,7 +303,10 @@ pub fn eval_graph(g: &Graph, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>, E
             }
         }
         for (port, t) in outs.into_iter().enumerate() {
-            let v = ValueRef { node: id, port: port as u32 };
+            let v = ValueRef {
+                node: id,
+                port: port as u32,
+            };
             if uses.get(&v).copied().unwrap_or(0) > 0 {
                 values.insert(v, t);
             }

@@ -25,34 +25,105 @@ mod resize;
 pub fn eval(op: &Op, inputs: &[Option<&Tensor>], n_outputs: usize) -> Result<Vec<Tensor>, String> {
     match op {
         Op::MatMul {} => linalg::matmul(inputs),
-        Op::Gemm { alpha, beta, trans_a, trans_b } => {
-            linalg::gemm(inputs, *alpha as f64, *beta as f64, *trans_a != 0, *trans_b != 0)
-        }
+        Op::Gemm {
+            alpha,
+            beta,
+            trans_a,
+            trans_b,
+        } => linalg::gemm(
+            inputs,
+            *alpha as f64,
+            *beta as f64,
+            *trans_a != 0,
+            *trans_b != 0,
+        ),
         Op::Einsum { equation } => linalg::einsum(equation, inputs),
         Op::MatMulInteger {} => linalg::matmul_integer(inputs),
         Op::QLinearMatMul {} => linalg::qlinear_matmul(inputs),
         Op::Det {} => linalg::det(inputs),
-        Op::QuantizeLinear { axis, saturate: _, block_size, output_dtype, precision: _ } => {
-            quant::quantize(inputs, *axis, *block_size, *output_dtype)
-        }
-        Op::DequantizeLinear { axis, block_size, output_dtype } => {
-            quant::dequantize(inputs, *axis, *block_size, *output_dtype)
-        }
+        Op::QuantizeLinear {
+            axis,
+            saturate: _,
+            block_size,
+            output_dtype,
+            precision: _,
+        } => quant::quantize(inputs, *axis, *block_size, *output_dtype),
+        Op::DequantizeLinear {
+            axis,
+            block_size,
+            output_dtype,
+        } => quant::dequantize(inputs, *axis, *block_size, *output_dtype),
         Op::DynamicQuantizeLinear {} => quant::dynamic_quantize(inputs),
-        Op::Conv { auto_pad, dilations, group, kernel_shape, pads, strides } => {
-            let p = conv::ConvParams { auto_pad: *auto_pad, dilations, group: *group, kernel_shape, pads, strides };
+        Op::Conv {
+            auto_pad,
+            dilations,
+            group,
+            kernel_shape,
+            pads,
+            strides,
+        } => {
+            let p = conv::ConvParams {
+                auto_pad: *auto_pad,
+                dilations,
+                group: *group,
+                kernel_shape,
+                pads,
+                strides,
+            };
             conv::conv(inputs, &p)
         }
-        Op::ConvInteger { auto_pad, dilations, group, kernel_shape, pads, strides } => {
-            let p = conv::ConvParams { auto_pad: *auto_pad, dilations, group: *group, kernel_shape, pads, strides };
+        Op::ConvInteger {
+            auto_pad,
+            dilations,
+            group,
+            kernel_shape,
+            pads,
+            strides,
+        } => {
+            let p = conv::ConvParams {
+                auto_pad: *auto_pad,
+                dilations,
+                group: *group,
+                kernel_shape,
+                pads,
+                strides,
+            };
             conv::conv_integer(inputs, &p)
         }
-        Op::ConvTranspose { auto_pad, dilations, group, kernel_shape, output_padding, output_shape, pads, strides } => {
-            let p = conv::ConvParams { auto_pad: *auto_pad, dilations, group: *group, kernel_shape, pads, strides };
+        Op::ConvTranspose {
+            auto_pad,
+            dilations,
+            group,
+            kernel_shape,
+            output_padding,
+            output_shape,
+            pads,
+            strides,
+        } => {
+            let p = conv::ConvParams {
+                auto_pad: *auto_pad,
+                dilations,
+                group: *group,
+                kernel_shape,
+                pads,
+                strides,
+            };
             conv::conv_transpose(inputs, &p, output_padding, output_shape)
         }
-        Op::Col2Im { dilations, pads, strides } => conv::col2im_op(inputs, dilations, pads, strides),
-        Op::MaxPool { auto_pad, ceil_mode, dilations, kernel_shape, pads, storage_order, strides } => {
+        Op::Col2Im {
+            dilations,
+            pads,
+            strides,
+        } => conv::col2im_op(inputs, dilations, pads, strides),
+        Op::MaxPool {
+            auto_pad,
+            ceil_mode,
+            dilations,
+            kernel_shape,
+            pads,
+            storage_order,
+            strides,
+        } => {
             let p = pool::PoolParams {
                 auto_pad: *auto_pad,
                 ceil_mode: *ceil_mode != 0,
@@ -63,7 +134,15 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>], n_outputs: usize) -> Result<Vec
             };
             pool::max_pool(inputs, &p, *storage_order != 0, n_outputs)
         }
-        Op::AveragePool { auto_pad, ceil_mode, count_include_pad, dilations, kernel_shape, pads, strides } => {
+        Op::AveragePool {
+            auto_pad,
+            ceil_mode,
+            count_include_pad,
+            dilations,
+            kernel_shape,
+            pads,
+            strides,
+        } => {
             let p = pool::PoolParams {
                 auto_pad: *auto_pad,
                 ceil_mode: *ceil_mode != 0,
@@ -74,7 +153,15 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>], n_outputs: usize) -> Result<Vec
             };
             pool::avg_pool(inputs, &p, *count_include_pad != 0)
         }
-        Op::LpPool { auto_pad, ceil_mode, dilations, kernel_shape, p, pads, strides } => {
+        Op::LpPool {
+            auto_pad,
+            ceil_mode,
+            dilations,
+            kernel_shape,
+            p,
+            pads,
+            strides,
+        } => {
             let pp = pool::PoolParams {
                 auto_pad: *auto_pad,
                 ceil_mode: *ceil_mode != 0,
@@ -88,19 +175,44 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>], n_outputs: usize) -> Result<Vec
         Op::GlobalAveragePool {} => pool::global(inputs, pool::Global::Avg),
         Op::GlobalMaxPool {} => pool::global(inputs, pool::Global::Max),
         Op::GlobalLpPool { p } => pool::global(inputs, pool::Global::Lp(*p)),
-        Op::MaxUnpool { kernel_shape, pads, strides } => pool::max_unpool(inputs, kernel_shape, pads, strides),
-        Op::Lrn { alpha, beta, bias, size } => norm::lrn(inputs, *alpha as f64, *beta as f64, *bias as f64, *size),
-        Op::BatchNormalization { epsilon, momentum, training_mode } => {
-            norm::batch_norm(inputs, *epsilon as f64, *momentum as f64, *training_mode != 0, n_outputs)
-        }
+        Op::MaxUnpool {
+            kernel_shape,
+            pads,
+            strides,
+        } => pool::max_unpool(inputs, kernel_shape, pads, strides),
+        Op::Lrn {
+            alpha,
+            beta,
+            bias,
+            size,
+        } => norm::lrn(inputs, *alpha as f64, *beta as f64, *bias as f64, *size),
+        Op::BatchNormalization {
+            epsilon,
+            momentum,
+            training_mode,
+        } => norm::batch_norm(
+            inputs,
+            *epsilon as f64,
+            *momentum as f64,
+            *training_mode != 0,
+            n_outputs,
+        ),
         Op::InstanceNormalization { epsilon } => norm::instance_norm(inputs, *epsilon as f64),
-        Op::LayerNormalization { axis, epsilon, stash_type: _ } => {
-            norm::layer_norm(inputs, *axis, *epsilon as f64, n_outputs)
-        }
-        Op::GroupNormalization { epsilon, num_groups, stash_type: _ } => {
-            norm::group_norm(inputs, *epsilon as f64, *num_groups)
-        }
-        Op::RmsNormalization { axis, epsilon, stash_type: _ } => norm::rms_norm(inputs, *axis, *epsilon as f64),
+        Op::LayerNormalization {
+            axis,
+            epsilon,
+            stash_type: _,
+        } => norm::layer_norm(inputs, *axis, *epsilon as f64, n_outputs),
+        Op::GroupNormalization {
+            epsilon,
+            num_groups,
+            stash_type: _,
+        } => norm::group_norm(inputs, *epsilon as f64, *num_groups),
+        Op::RmsNormalization {
+            axis,
+            epsilon,
+            stash_type: _,
+        } => norm::rms_norm(inputs, *axis, *epsilon as f64),
         Op::LpNormalization { axis, p } => norm::lp_norm(inputs, *axis, *p),
         Op::MeanVarianceNormalization { axes } => norm::mean_variance_norm(inputs, axes),
         Op::Dropout { seed: _ } => norm::dropout(inputs, n_outputs),
@@ -134,7 +246,11 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>], n_outputs: usize) -> Result<Vec
 }
 
 /// Input `i` as an f64 array; it must be a float tensor (or numeric when `any_numeric`).
-fn f64_input(inputs: &[Option<&Tensor>], i: usize, any_numeric: bool) -> Result<ArrayD<f64>, String> {
+fn f64_input(
+    inputs: &[Option<&Tensor>],
+    i: usize,
+    any_numeric: bool,
+) -> Result<ArrayD<f64>, String> {
     let t = req(inputs, i)?;
     to_f64(t, any_numeric).map_err(|e| format!("input {i}: {e}"))
 }
@@ -143,7 +259,10 @@ fn f64_input(inputs: &[Option<&Tensor>], i: usize, any_numeric: bool) -> Result<
 fn to_f64(t: &Tensor, any_numeric: bool) -> Result<ArrayD<f64>, String> {
     let dt = t.dtype();
     if !(dt.is_float() || any_numeric && dt.is_int()) {
-        return Err(format!("expected a {} tensor, got {dt}", if any_numeric { "numeric" } else { "float" }));
+        return Err(format!(
+            "expected a {} tensor, got {dt}",
+            if any_numeric { "numeric" } else { "float" }
+        ));
     }
     match t.cast(DType::F64) {
         Tensor::F64(a) => Ok(a),
@@ -156,7 +275,13 @@ fn to_f64(t: &Tensor, any_numeric: bool) -> Result<ArrayD<f64>, String> {
 fn from_f64(a: ArrayD<f64>, dt: DType) -> Tensor {
     if dt.is_int() {
         let (lo, hi) = int_range(dt);
-        let a = a.mapv(|v| if v.is_nan() { 0.0 } else { v.round_ties_even().clamp(lo, hi) });
+        let a = a.mapv(|v| {
+            if v.is_nan() {
+                0.0
+            } else {
+                v.round_ties_even().clamp(lo, hi)
+            }
+        });
         return Tensor::F64(a).cast(dt);
     }
     Tensor::F64(a).cast(dt)
@@ -224,7 +349,10 @@ impl Window {
     ) -> Result<Window, String> {
         let n = in_sp.len();
         if kernel.len() != n {
-            return Err(format!("kernel has {} dims, the input has {n} spatial dims", kernel.len()));
+            return Err(format!(
+                "kernel has {} dims, the input has {n} spatial dims",
+                kernel.len()
+            ));
         }
         if kernel.contains(&0) {
             return Err(format!("kernel shape {kernel:?} has a zero dim"));
@@ -254,7 +382,11 @@ impl Window {
                         return Err(format!("kernel extent {ek} exceeds padded input size {padded} on spatial dim {d}"));
                     }
                     let span = padded - ek;
-                    let mut out = if ceil_mode { span.div_ceil(s) + 1 } else { span / s + 1 };
+                    let mut out = if ceil_mode {
+                        span.div_ceil(s) + 1
+                    } else {
+                        span / s + 1
+                    };
                     // A last window starting inside the end padding is dropped.
                     if ceil_mode && (out - 1) * s >= in_sp[d] + w.pad_begin[d] {
                         out -= 1;
@@ -264,13 +396,21 @@ impl Window {
                 AutoPad::Valid => {
                     w.pad_begin[d] = 0;
                     w.pad_end[d] = 0;
-                    w.out_sp[d] = if in_sp[d] < ek { 0 } else { (in_sp[d] - ek) / s + 1 };
+                    w.out_sp[d] = if in_sp[d] < ek {
+                        0
+                    } else {
+                        (in_sp[d] - ek) / s + 1
+                    };
                 }
                 AutoPad::SameUpper | AutoPad::SameLower => {
                     let out = in_sp[d].div_ceil(s);
                     let total = ((out.max(1) - 1) * s + ek).saturating_sub(in_sp[d]);
                     let small = total / 2;
-                    let (b, e) = if auto_pad == AutoPad::SameUpper { (small, total - small) } else { (total - small, small) };
+                    let (b, e) = if auto_pad == AutoPad::SameUpper {
+                        (small, total - small)
+                    } else {
+                        (total - small, small)
+                    };
                     w.pad_begin[d] = b;
                     w.pad_end[d] = e;
                     w.out_sp[d] = out;
@@ -306,10 +446,15 @@ impl Window {
                 let mut off = 0isize;
                 let mut status = 0isize;
                 for d in 0..n {
-                    let i = (o[d] * self.strides[d] + k[d] * self.dilations[d]) as isize - self.pad_begin[d] as isize;
+                    let i = (o[d] * self.strides[d] + k[d] * self.dilations[d]) as isize
+                        - self.pad_begin[d] as isize;
                     if i < 0 || i >= self.in_sp[d] as isize {
                         let limit = (self.in_sp[d] + self.pad_end[d]) as isize;
-                        status = if i >= limit || status == OUTSIDE { OUTSIDE } else { PAD };
+                        status = if i >= limit || status == OUTSIDE {
+                            OUTSIDE
+                        } else {
+                            PAD
+                        };
                     } else {
                         off += i * in_strides[d];
                     }
@@ -337,7 +482,9 @@ fn odometer(idx: &mut [usize], shape: &[usize]) {
 /// Splits a shape `[N, C, spatial...]`, requiring at least one spatial dim when `min_spatial`.
 fn split_nc(shape: &[usize], min_spatial: usize) -> Result<(usize, usize, &[usize]), String> {
     if shape.len() < 2 + min_spatial {
-        return Err(format!("expected an input of shape [N, C, spatial...], got {shape:?}"));
+        return Err(format!(
+            "expected an input of shape [N, C, spatial...], got {shape:?}"
+        ));
     }
     Ok((shape[0], shape[1], &shape[2..]))
 }

@@ -41,9 +41,14 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>], n_outputs: usize) -> Result<Vec
         Op::Tile {} => one(layout::tile(inputs)),
         Op::Pad { mode } => one(layout::pad(inputs, mode)),
         Op::CenterCropPad { axes } => one(layout::center_crop_pad(inputs, axes.as_deref())),
-        Op::DepthToSpace { blocksize, mode } => one(layout::depth_to_space(inputs, *blocksize, mode)),
+        Op::DepthToSpace { blocksize, mode } => {
+            one(layout::depth_to_space(inputs, *blocksize, mode))
+        }
         Op::SpaceToDepth { blocksize } => one(layout::space_to_depth(inputs, *blocksize)),
-        Op::ReverseSequence { batch_axis, time_axis } => one(layout::reverse_sequence(inputs, *batch_axis, *time_axis)),
+        Op::ReverseSequence {
+            batch_axis,
+            time_axis,
+        } => one(layout::reverse_sequence(inputs, *batch_axis, *time_axis)),
         Op::Trilu { upper } => one(layout::trilu(inputs, *upper != 0)),
         Op::Compress { axis } => one(layout::compress(inputs, *axis)),
         Op::NonZero {} => one(layout::non_zero(inputs)),
@@ -53,55 +58,163 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>], n_outputs: usize) -> Result<Vec
         Op::Gather { axis } => one(index::gather(inputs, *axis)),
         Op::GatherElements { axis } => one(index::gather_elements(inputs, *axis)),
         Op::GatherND { batch_dims } => one(index::gather_nd(inputs, *batch_dims)),
-        Op::ScatterElements { axis, reduction } => one(index::scatter_elements(inputs, *axis, reduction)),
+        Op::ScatterElements { axis, reduction } => {
+            one(index::scatter_elements(inputs, *axis, reduction))
+        }
         Op::ScatterND { reduction } => one(index::scatter_nd(inputs, reduction)),
         Op::OneHot { axis } => one(index::one_hot(inputs, *axis)),
-        Op::ReduceSum { keepdims, noop_with_empty_axes } => {
-            one(reduce::reduce(inputs, reduce::Reduction::Sum, *keepdims != 0, *noop_with_empty_axes != 0))
-        }
-        Op::ReduceMean { keepdims, noop_with_empty_axes } => {
-            one(reduce::reduce(inputs, reduce::Reduction::Mean, *keepdims != 0, *noop_with_empty_axes != 0))
-        }
-        Op::ReduceMax { keepdims, noop_with_empty_axes } => {
-            one(reduce::reduce(inputs, reduce::Reduction::Max, *keepdims != 0, *noop_with_empty_axes != 0))
-        }
-        Op::ReduceMin { keepdims, noop_with_empty_axes } => {
-            one(reduce::reduce(inputs, reduce::Reduction::Min, *keepdims != 0, *noop_with_empty_axes != 0))
-        }
-        Op::ReduceProd { keepdims, noop_with_empty_axes } => {
-            one(reduce::reduce(inputs, reduce::Reduction::Prod, *keepdims != 0, *noop_with_empty_axes != 0))
-        }
-        Op::ReduceL1 { keepdims, noop_with_empty_axes } => {
-            one(reduce::reduce(inputs, reduce::Reduction::L1, *keepdims != 0, *noop_with_empty_axes != 0))
-        }
-        Op::ReduceL2 { keepdims, noop_with_empty_axes } => {
-            one(reduce::reduce(inputs, reduce::Reduction::L2, *keepdims != 0, *noop_with_empty_axes != 0))
-        }
-        Op::ReduceLogSum { keepdims, noop_with_empty_axes } => {
-            one(reduce::reduce(inputs, reduce::Reduction::LogSum, *keepdims != 0, *noop_with_empty_axes != 0))
-        }
-        Op::ReduceLogSumExp { keepdims, noop_with_empty_axes } => {
-            one(reduce::reduce(inputs, reduce::Reduction::LogSumExp, *keepdims != 0, *noop_with_empty_axes != 0))
-        }
-        Op::ReduceSumSquare { keepdims, noop_with_empty_axes } => {
-            one(reduce::reduce(inputs, reduce::Reduction::SumSquare, *keepdims != 0, *noop_with_empty_axes != 0))
-        }
-        Op::ArgMax { axis, keepdims, select_last_index } => {
-            one(reduce::arg_extremum(inputs, *axis, *keepdims != 0, *select_last_index != 0, true))
-        }
-        Op::ArgMin { axis, keepdims, select_last_index } => {
-            one(reduce::arg_extremum(inputs, *axis, *keepdims != 0, *select_last_index != 0, false))
-        }
-        Op::Softmax { axis, coerce_2d } => one(reduce::softmax(inputs, *axis, *coerce_2d, reduce::SoftKind::Softmax)),
-        Op::LogSoftmax { axis, coerce_2d } => {
-            one(reduce::softmax(inputs, *axis, *coerce_2d, reduce::SoftKind::LogSoftmax))
-        }
-        Op::Hardmax { axis, coerce_2d } => one(reduce::softmax(inputs, *axis, *coerce_2d, reduce::SoftKind::Hardmax)),
-        Op::CumSum { exclusive, reverse } => one(reduce::cumulative(inputs, *exclusive != 0, *reverse != 0, false)),
-        Op::CumProd { exclusive, reverse } => one(reduce::cumulative(inputs, *exclusive != 0, *reverse != 0, true)),
-        Op::TopK { axis, largest, sorted } => reduce::top_k(inputs, *axis, *largest != 0, *sorted != 0, n_outputs),
+        Op::ReduceSum {
+            keepdims,
+            noop_with_empty_axes,
+        } => one(reduce::reduce(
+            inputs,
+            reduce::Reduction::Sum,
+            *keepdims != 0,
+            *noop_with_empty_axes != 0,
+        )),
+        Op::ReduceMean {
+            keepdims,
+            noop_with_empty_axes,
+        } => one(reduce::reduce(
+            inputs,
+            reduce::Reduction::Mean,
+            *keepdims != 0,
+            *noop_with_empty_axes != 0,
+        )),
+        Op::ReduceMax {
+            keepdims,
+            noop_with_empty_axes,
+        } => one(reduce::reduce(
+            inputs,
+            reduce::Reduction::Max,
+            *keepdims != 0,
+            *noop_with_empty_axes != 0,
+        )),
+        Op::ReduceMin {
+            keepdims,
+            noop_with_empty_axes,
+        } => one(reduce::reduce(
+            inputs,
+            reduce::Reduction::Min,
+            *keepdims != 0,
+            *noop_with_empty_axes != 0,
+        )),
+        Op::ReduceProd {
+            keepdims,
+            noop_with_empty_axes,
+        } => one(reduce::reduce(
+            inputs,
+            reduce::Reduction::Prod,
+            *keepdims != 0,
+            *noop_with_empty_axes != 0,
+        )),
+        Op::ReduceL1 {
+            keepdims,
+            noop_with_empty_axes,
+        } => one(reduce::reduce(
+            inputs,
+            reduce::Reduction::L1,
+            *keepdims != 0,
+            *noop_with_empty_axes != 0,
+        )),
+        Op::ReduceL2 {
+            keepdims,
+            noop_with_empty_axes,
+        } => one(reduce::reduce(
+            inputs,
+            reduce::Reduction::L2,
+            *keepdims != 0,
+            *noop_with_empty_axes != 0,
+        )),
+        Op::ReduceLogSum {
+            keepdims,
+            noop_with_empty_axes,
+        } => one(reduce::reduce(
+            inputs,
+            reduce::Reduction::LogSum,
+            *keepdims != 0,
+            *noop_with_empty_axes != 0,
+        )),
+        Op::ReduceLogSumExp {
+            keepdims,
+            noop_with_empty_axes,
+        } => one(reduce::reduce(
+            inputs,
+            reduce::Reduction::LogSumExp,
+            *keepdims != 0,
+            *noop_with_empty_axes != 0,
+        )),
+        Op::ReduceSumSquare {
+            keepdims,
+            noop_with_empty_axes,
+        } => one(reduce::reduce(
+            inputs,
+            reduce::Reduction::SumSquare,
+            *keepdims != 0,
+            *noop_with_empty_axes != 0,
+        )),
+        Op::ArgMax {
+            axis,
+            keepdims,
+            select_last_index,
+        } => one(reduce::arg_extremum(
+            inputs,
+            *axis,
+            *keepdims != 0,
+            *select_last_index != 0,
+            true,
+        )),
+        Op::ArgMin {
+            axis,
+            keepdims,
+            select_last_index,
+        } => one(reduce::arg_extremum(
+            inputs,
+            *axis,
+            *keepdims != 0,
+            *select_last_index != 0,
+            false,
+        )),
+        Op::Softmax { axis, coerce_2d } => one(reduce::softmax(
+            inputs,
+            *axis,
+            *coerce_2d,
+            reduce::SoftKind::Softmax,
+        )),
+        Op::LogSoftmax { axis, coerce_2d } => one(reduce::softmax(
+            inputs,
+            *axis,
+            *coerce_2d,
+            reduce::SoftKind::LogSoftmax,
+        )),
+        Op::Hardmax { axis, coerce_2d } => one(reduce::softmax(
+            inputs,
+            *axis,
+            *coerce_2d,
+            reduce::SoftKind::Hardmax,
+        )),
+        Op::CumSum { exclusive, reverse } => one(reduce::cumulative(
+            inputs,
+            *exclusive != 0,
+            *reverse != 0,
+            false,
+        )),
+        Op::CumProd { exclusive, reverse } => one(reduce::cumulative(
+            inputs,
+            *exclusive != 0,
+            *reverse != 0,
+            true,
+        )),
+        Op::TopK {
+            axis,
+            largest,
+            sorted,
+        } => reduce::top_k(inputs, *axis, *largest != 0, *sorted != 0, n_outputs),
         Op::Unique { axis, sorted } => reduce::unique(inputs, *axis, *sorted != 0, n_outputs),
-        _ => Err(format!("{} is not an op of the shape family", op.onnx_name())),
+        _ => Err(format!(
+            "{} is not an op of the shape family",
+            op.onnx_name()
+        )),
     }
 }
 
@@ -205,13 +318,18 @@ pub(crate) fn ints(t: &Tensor, what: &str) -> Result<Vec<i64>, String> {
 pub(crate) fn int_scalar(t: &Tensor, what: &str) -> Result<i64, String> {
     match ints(t, what)?.as_slice() {
         [v] => Ok(*v),
-        v => Err(format!("{what} must have exactly one element, it has {}", v.len())),
+        v => Err(format!(
+            "{what} must have exactly one element, it has {}",
+            v.len()
+        )),
     }
 }
 
 /// Converts dimension values to sizes, refusing negative ones.
 pub(crate) fn dims(v: &[i64], what: &str) -> Result<Vec<usize>, String> {
-    v.iter().map(|&d| usize::try_from(d).map_err(|_| format!("{what} has a negative dimension {d}"))).collect()
+    v.iter()
+        .map(|&d| usize::try_from(d).map_err(|_| format!("{what} has a negative dimension {d}")))
+        .collect()
 }
 
 /// Row-major strides of a shape.
@@ -233,20 +351,28 @@ pub(crate) fn row_major<T: Clone>(a: &ArrayD<T>) -> Vec<T> {
 
 /// Builds an array from a shape and row-major data whose length is known to match.
 pub(crate) fn from_parts<T>(shape: &[usize], data: Vec<T>) -> ArrayD<T> {
-    ArrayD::from_shape_vec(IxDyn(shape), data).expect("data length matches the shape by construction")
+    ArrayD::from_shape_vec(IxDyn(shape), data)
+        .expect("data length matches the shape by construction")
 }
 
 /// Gathers along every axis independently: output element `[j0, j1, ...]` is input element
 /// `[idx[0][j0], idx[1][j1], ...]`, or `fill` where any index is `None`. The output shape is
 /// the lengths of the index lists.
-pub(crate) fn take_axes<T: Clone>(a: &ArrayD<T>, idx: &[Vec<Option<usize>>], fill: &T) -> Result<ArrayD<T>, String> {
+pub(crate) fn take_axes<T: Clone>(
+    a: &ArrayD<T>,
+    idx: &[Vec<Option<usize>>],
+    fill: &T,
+) -> Result<ArrayD<T>, String> {
     let shape: Vec<usize> = idx.iter().map(Vec::len).collect();
     checked_size(&shape)?;
     let src = a.as_standard_layout();
     let data = src.as_slice().expect("standard layout is contiguous");
     let st = strides(a.shape());
-    let offs: Vec<Vec<Option<usize>>> =
-        idx.iter().zip(&st).map(|(v, s)| v.iter().map(|i| i.map(|i| i * s)).collect()).collect();
+    let offs: Vec<Vec<Option<usize>>> = idx
+        .iter()
+        .zip(&st)
+        .map(|(v, s)| v.iter().map(|i| i.map(|i| i * s)).collect())
+        .collect();
     Ok(ArrayD::from_shape_fn(IxDyn(&shape), |ix| {
         let mut off = 0;
         for (ax, o) in offs.iter().enumerate() {
@@ -273,7 +399,11 @@ pub(crate) fn map_lanes<T: Clone, U: Clone + Default>(
     let mut out = ArrayD::from_elem(IxDyn(&out_shape), U::default());
     let mut lane_in = Vec::with_capacity(a.shape()[axis]);
     let mut lane_out = vec![U::default(); out_len];
-    for (src, mut dst) in a.lanes(Axis(axis)).into_iter().zip(out.lanes_mut(Axis(axis))) {
+    for (src, mut dst) in a
+        .lanes(Axis(axis))
+        .into_iter()
+        .zip(out.lanes_mut(Axis(axis)))
+    {
         lane_in.clear();
         lane_in.extend(src.iter().cloned());
         f(&lane_in, &mut lane_out)?;

@@ -9,7 +9,11 @@ pub const MAX_ELEMENTS: usize = 1 << 31;
 
 /// Input `i`, which must be present.
 pub fn req<'a>(inputs: &[Option<&'a Tensor>], i: usize) -> Result<&'a Tensor, String> {
-    inputs.get(i).copied().flatten().ok_or_else(|| format!("missing required input {i}"))
+    inputs
+        .get(i)
+        .copied()
+        .flatten()
+        .ok_or_else(|| format!("missing required input {i}"))
 }
 
 /// Input `i` if present.
@@ -29,7 +33,11 @@ pub fn norm_axis(axis: i64, rank: usize) -> Result<usize, String> {
     if axis < -r || axis >= r {
         return Err(format!("axis {axis} is out of range for rank {rank}"));
     }
-    Ok(if axis < 0 { (axis + r) as usize } else { axis as usize })
+    Ok(if axis < 0 {
+        (axis + r) as usize
+    } else {
+        axis as usize
+    })
 }
 
 /// Normalizes a list of axes, rejecting duplicates.
@@ -50,8 +58,16 @@ pub fn broadcast_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>, String> {
     let n = a.len().max(b.len());
     let mut out = vec![0; n];
     for i in 0..n {
-        let da = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
-        let db = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
+        let da = if i + a.len() >= n {
+            a[i + a.len() - n]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= n {
+            b[i + b.len() - n]
+        } else {
+            1
+        };
         out[i] = if da == db || db == 1 {
             da
         } else if da == 1 {
@@ -70,10 +86,15 @@ pub fn checked_size(shape: &[usize]) -> Result<usize, String> {
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .ok_or_else(|| format!("shape {shape:?} overflows"))?;
     if n > MAX_ELEMENTS {
-        return Err(format!("shape {shape:?} has {n} elements, more than the limit of {MAX_ELEMENTS}"));
+        return Err(format!(
+            "shape {shape:?} has {n} elements, more than the limit of {MAX_ELEMENTS}"
+        ));
     }
     // ndarray also bounds the product of the non-zero dims, even when there are no elements.
-    let nonzero = shape.iter().filter(|&&d| d != 0).try_fold(1usize, |acc, &d| acc.checked_mul(d));
+    let nonzero = shape
+        .iter()
+        .filter(|&&d| d != 0)
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d));
     if nonzero.is_none_or(|p| p > isize::MAX as usize) {
         return Err(format!("shape {shape:?} is too large"));
     }

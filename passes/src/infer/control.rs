@@ -12,14 +12,19 @@ type Ins<'a, 'b> = &'b [Option<Fact<'a>>];
 pub fn infer_body(body: &Graph, seeds: &[Option<TypeInfo>], what: &str) -> Res<Vec<TypeInfo>> {
     let mut g = body.clone();
     if seeds.len() != g.inputs.len() {
-        return Err(format!("the {what} takes {} inputs but is given {}", g.inputs.len(), seeds.len()));
+        return Err(format!(
+            "the {what} takes {} inputs but is given {}",
+            g.inputs.len(),
+            seeds.len()
+        ));
     }
     for (&id, seed) in g.inputs.clone().iter().zip(seeds) {
         let Some(seed) = seed else { continue };
         let declared = &mut g.node_mut(id).outputs[0].ty;
         // A declared type that disagrees with what flows in (a loop-carried value that
         // changes shape) is generalized rather than rejected.
-        let shape = unify_shape(&declared.shape, &seed.shape).unwrap_or_else(|| join_shape(&declared.shape, &seed.shape));
+        let shape = unify_shape(&declared.shape, &seed.shape)
+            .unwrap_or_else(|| join_shape(&declared.shape, &seed.shape));
         *declared = ty(seed.dtype, shape);
     }
     infer_graph(&mut g).map_err(|e| format!("in the {what}: {e}"))?;
@@ -43,11 +48,17 @@ fn input_types(ins: Ins<'_, '_>) -> Vec<Option<TypeInfo>> {
 pub fn if_(ins: Ins<'_, '_>, then_b: &Graph, else_b: &Graph, n: usize) -> Res<Vec<TypeInfo>> {
     let cond = req(ins, 0)?;
     let seeds = input_types(&ins[1..]);
-    let known = cond.value.filter(|t| t.len() == 1).map(|t| t.to_f64_vec()[0] != 0.0);
+    let known = cond
+        .value
+        .filter(|t| t.len() == 1)
+        .map(|t| t.to_f64_vec()[0] != 0.0);
     let pick = |g: &Graph, what: &str| -> Res<Vec<TypeInfo>> {
         let out = infer_body(g, &seeds, what)?;
         if out.len() != n {
-            return Err(format!("the {what} has {} outputs, the node {n}", out.len()));
+            return Err(format!(
+                "the {what} has {} outputs, the node {n}",
+                out.len()
+            ));
         }
         Ok(out)
     };
@@ -68,17 +79,35 @@ pub fn if_(ins: Ins<'_, '_>, then_b: &Graph, else_b: &Graph, n: usize) -> Res<Ve
 /// Runs a body whose first `lead` inputs are fixed and whose next `carried.len()` inputs
 /// are loop-carried, to a fixed point (at most a few rounds). Returns the carried types and
 /// the body outputs of the last round.
-fn iterate(body: &Graph, lead: &[Option<TypeInfo>], carried: Vec<TypeInfo>, rest: &[Option<TypeInfo>], out_skip: usize, what: &str) -> Res<(Vec<TypeInfo>, Vec<TypeInfo>)> {
+fn iterate(
+    body: &Graph,
+    lead: &[Option<TypeInfo>],
+    carried: Vec<TypeInfo>,
+    rest: &[Option<TypeInfo>],
+    out_skip: usize,
+    what: &str,
+) -> Res<(Vec<TypeInfo>, Vec<TypeInfo>)> {
     let mut state = carried;
     for round in 0..3 {
-        let seeds: Vec<Option<TypeInfo>> =
-            lead.iter().cloned().chain(state.iter().cloned().map(Some)).chain(rest.iter().cloned()).collect();
+        let seeds: Vec<Option<TypeInfo>> = lead
+            .iter()
+            .cloned()
+            .chain(state.iter().cloned().map(Some))
+            .chain(rest.iter().cloned())
+            .collect();
         let out = infer_body(body, &seeds, what)?;
         if out.len() < out_skip + state.len() {
-            return Err(format!("the {what} has {} outputs, fewer than its {} state values", out.len(), state.len()));
+            return Err(format!(
+                "the {what} has {} outputs, fewer than its {} state values",
+                out.len(),
+                state.len()
+            ));
         }
-        let next: Vec<TypeInfo> =
-            state.iter().zip(&out[out_skip..]).map(|(a, b)| join_ty(a, b)).collect::<Res<_>>()?;
+        let next: Vec<TypeInfo> = state
+            .iter()
+            .zip(&out[out_skip..])
+            .map(|(a, b)| join_ty(a, b))
+            .collect::<Res<_>>()?;
         if next == state || round == 2 {
             return Ok((next, out));
         }
@@ -91,12 +120,22 @@ fn iterate(body: &Graph, lead: &[Option<TypeInfo>], carried: Vec<TypeInfo>, rest
 /// stacked along a new leading axis of the trip count.
 pub fn loop_(ins: Ins<'_, '_>, body: &Graph, num_captures: i64, n: usize) -> Res<Vec<TypeInfo>> {
     let c = pos(num_captures, "num_captures")?;
-    let n_carried = ins.len().checked_sub(2 + c).ok_or("Loop has fewer inputs than its captures")?;
+    let n_carried = ins
+        .len()
+        .checked_sub(2 + c)
+        .ok_or("Loop has fewer inputs than its captures")?;
     if n < n_carried {
-        return Err(format!("Loop has {n_carried} carried values but {n} outputs"));
+        return Err(format!(
+            "Loop has {n_carried} carried values but {n} outputs"
+        ));
     }
-    let carried: Vec<TypeInfo> = (0..n_carried).map(|i| req(ins, 2 + i).map(|f| f.ty.clone())).collect::<Res<_>>()?;
-    let lead = [Some(ty(DType::I64, Shape::Ranked(vec![]))), Some(ty(DType::Bool, Shape::Ranked(vec![])))];
+    let carried: Vec<TypeInfo> = (0..n_carried)
+        .map(|i| req(ins, 2 + i).map(|f| f.ty.clone()))
+        .collect::<Res<_>>()?;
+    let lead = [
+        Some(ty(DType::I64, Shape::Ranked(vec![]))),
+        Some(ty(DType::Bool, Shape::Ranked(vec![]))),
+    ];
     let rest = input_types(&ins[2 + n_carried..]);
     let (state, out) = iterate(body, &lead, carried, &rest, 1, "loop body")?;
     let trips = match (scalar_int(opt(ins, 0)), opt(ins, 1)) {
@@ -105,11 +144,19 @@ pub fn loop_(ins: Ins<'_, '_>, body: &Graph, num_captures: i64, n: usize) -> Res
     };
     let scans = &out[1 + n_carried..];
     if scans.len() != n - n_carried {
-        return Err(format!("the loop body has {} scan outputs, the node {}", scans.len(), n - n_carried));
+        return Err(format!(
+            "the loop body has {} scan outputs, the node {}",
+            scans.len(),
+            n - n_carried
+        ));
     }
     let stacked = scans.iter().map(|t| {
         let shape = match t.shape.dims() {
-            Some(d) => Shape::Ranked(std::iter::once(trips.clone()).chain(d.iter().cloned()).collect()),
+            Some(d) => Shape::Ranked(
+                std::iter::once(trips.clone())
+                    .chain(d.iter().cloned())
+                    .collect(),
+            ),
             None => Shape::Unranked,
         };
         ty(t.dtype, shape)
@@ -132,12 +179,20 @@ pub struct ScanAttrs<'a> {
 /// `Scan(initial..., scan inputs..., captures...)`: final states, then scan outputs
 /// stacked along their output axes.
 pub fn scan(ins: Ins<'_, '_>, body: &Graph, a: ScanAttrs<'_>, n: usize) -> Res<Vec<TypeInfo>> {
-    let (c, m) = (pos(a.num_captures, "num_captures")?, pos(a.num_scan_inputs, "num_scan_inputs")?);
-    let n_state = ins.len().checked_sub(m + c).ok_or("Scan has fewer inputs than its scan inputs and captures")?;
+    let (c, m) = (
+        pos(a.num_captures, "num_captures")?,
+        pos(a.num_scan_inputs, "num_scan_inputs")?,
+    );
+    let n_state = ins
+        .len()
+        .checked_sub(m + c)
+        .ok_or("Scan has fewer inputs than its scan inputs and captures")?;
     if n < n_state {
         return Err(format!("Scan has {n_state} state values but {n} outputs"));
     }
-    let state: Vec<TypeInfo> = (0..n_state).map(|i| req(ins, i).map(|f| f.ty.clone())).collect::<Res<_>>()?;
+    let state: Vec<TypeInfo> = (0..n_state)
+        .map(|i| req(ins, i).map(|f| f.ty.clone()))
+        .collect::<Res<_>>()?;
     let mut seq = Dim::Unknown;
     let mut slices = Vec::with_capacity(m);
     for j in 0..m {
@@ -145,18 +200,33 @@ pub fn scan(ins: Ins<'_, '_>, body: &Graph, a: ScanAttrs<'_>, n: usize) -> Res<V
         let shape = match f.dims() {
             Some(d) => {
                 let ax = norm_axis(a.input_axes.get(j).copied().unwrap_or(0), d.len())?;
-                seq = unify(&seq, &d[ax]).ok_or_else(|| format!("scan inputs differ in sequence length ({seq} vs {})", d[ax]))?;
-                Shape::Ranked(d.iter().enumerate().filter(|(i, _)| *i != ax).map(|(_, d)| d.clone()).collect())
+                seq = unify(&seq, &d[ax]).ok_or_else(|| {
+                    format!("scan inputs differ in sequence length ({seq} vs {})", d[ax])
+                })?;
+                Shape::Ranked(
+                    d.iter()
+                        .enumerate()
+                        .filter(|(i, _)| *i != ax)
+                        .map(|(_, d)| d.clone())
+                        .collect(),
+                )
             }
             None => Shape::Unranked,
         };
         slices.push(Some(ty(f.dtype(), shape)));
     }
-    let rest: Vec<Option<TypeInfo>> = slices.into_iter().chain(input_types(&ins[n_state + m..])).collect();
+    let rest: Vec<Option<TypeInfo>> = slices
+        .into_iter()
+        .chain(input_types(&ins[n_state + m..]))
+        .collect();
     let (state, out) = iterate(body, &[], state, &rest, 0, "scan body")?;
     let scans = &out[n_state..];
     if scans.len() != n - n_state {
-        return Err(format!("the scan body has {} scan outputs, the node {}", scans.len(), n - n_state));
+        return Err(format!(
+            "the scan body has {} scan outputs, the node {}",
+            scans.len(),
+            n - n_state
+        ));
     }
     let mut outs = state;
     for (k, t) in scans.iter().enumerate() {

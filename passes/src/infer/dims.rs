@@ -25,7 +25,10 @@ pub fn unknown_or_unranked(rank: Option<usize>) -> Shape {
 
 /// Input `i`, which must be present.
 pub fn req<'a>(ins: &[Option<Fact<'a>>], i: usize) -> Res<Fact<'a>> {
-    ins.get(i).copied().flatten().ok_or_else(|| format!("missing required input {i}"))
+    ins.get(i)
+        .copied()
+        .flatten()
+        .ok_or_else(|| format!("missing required input {i}"))
 }
 
 /// Input `i` if present.
@@ -56,7 +59,9 @@ impl Fact<'_> {
 
     /// The value as floats, when known and numeric.
     pub fn floats(&self) -> Option<Vec<f64>> {
-        self.value.filter(|t| t.dtype() != DType::String).map(Tensor::to_f64_vec)
+        self.value
+            .filter(|t| t.dtype() != DType::String)
+            .map(Tensor::to_f64_vec)
     }
 
     /// The number of elements of a 1-D (or scalar) input, from its shape when the value is
@@ -72,7 +77,6 @@ impl Fact<'_> {
         }
     }
 }
-
 
 /// A single integer from a known value (scalar or 1-element tensor).
 pub fn scalar_int(f: Option<Fact<'_>>) -> Option<i64> {
@@ -103,7 +107,11 @@ pub fn unify_shape(a: &Shape, b: &Shape) -> Option<Shape> {
             if x.len() != y.len() {
                 return None;
             }
-            x.iter().zip(y).map(|(p, q)| unify(p, q)).collect::<Option<Vec<_>>>().map(Shape::Ranked)
+            x.iter()
+                .zip(y)
+                .map(|(p, q)| unify(p, q))
+                .collect::<Option<Vec<_>>>()
+                .map(Shape::Ranked)
         }
     }
 }
@@ -147,8 +155,17 @@ pub fn broadcast(a: &Shape, b: &Shape) -> Option<Shape> {
     };
     let n = x.len().max(y.len());
     let one = Dim::Known(1);
-    let at = |v: &[Dim], i: usize| if i + v.len() >= n { v[i + v.len() - n].clone() } else { one.clone() };
-    (0..n).map(|i| broadcast_dim(&at(x, i), &at(y, i))).collect::<Option<Vec<_>>>().map(Shape::Ranked)
+    let at = |v: &[Dim], i: usize| {
+        if i + v.len() >= n {
+            v[i + v.len() - n].clone()
+        } else {
+            one.clone()
+        }
+    };
+    (0..n)
+        .map(|i| broadcast_dim(&at(x, i), &at(y, i)))
+        .collect::<Option<Vec<_>>>()
+        .map(Shape::Ranked)
 }
 
 /// Product of two dims.
@@ -181,7 +198,9 @@ pub fn offset(d: &Dim, by: i64) -> Res<Dim> {
         _ if by == 0 => Ok(d.clone()),
         Dim::Known(n) => {
             let r = *n as i128 + by as i128;
-            usize::try_from(r).map(Dim::Known).map_err(|_| format!("dim {n} with padding {by} is out of range"))
+            usize::try_from(r)
+                .map(Dim::Known)
+                .map_err(|_| format!("dim {n} with padding {by} is out of range"))
         }
         _ => Ok(Dim::Unknown),
     }
@@ -189,12 +208,16 @@ pub fn offset(d: &Dim, by: i64) -> Res<Dim> {
 
 /// A known non-negative size computed in wide arithmetic, as a dim.
 pub fn dim_from_i128(v: i128, what: &str) -> Res<Dim> {
-    usize::try_from(v).map(Dim::Known).map_err(|_| format!("{what} {v} is out of range"))
+    usize::try_from(v)
+        .map(Dim::Known)
+        .map_err(|_| format!("{what} {v} is out of range"))
 }
 
 /// A known non-negative integer as a dim, or an error naming what it is.
 pub fn dim_from_i64(v: i64, what: &str) -> Res<Dim> {
-    usize::try_from(v).map(Dim::Known).map_err(|_| format!("{what} {v} is negative"))
+    usize::try_from(v)
+        .map(Dim::Known)
+        .map_err(|_| format!("{what} {v} is negative"))
 }
 
 /// Normalizes a possibly negative axis into `0..rank`.
@@ -203,7 +226,11 @@ pub fn norm_axis(axis: i64, rank: usize) -> Res<usize> {
     if axis < -r || axis >= r {
         return Err(format!("axis {axis} is out of range for rank {rank}"));
     }
-    Ok(if axis < 0 { (axis + r) as usize } else { axis as usize })
+    Ok(if axis < 0 {
+        (axis + r) as usize
+    } else {
+        axis as usize
+    })
 }
 
 /// Normalizes a list of axes, rejecting duplicates.

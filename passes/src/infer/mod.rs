@@ -57,10 +57,18 @@ pub const FOLD_LIMIT: usize = 1024;
 
 /// Infers the output types of one op: exactly `n_outputs` of them. `inputs[i]` is `None`
 /// for an absent optional input. Errors are plain reasons; [`infer_graph`] adds the node.
-pub fn infer_op(op: &Op, inputs: &[Option<Fact<'_>>], n_outputs: usize) -> Result<Vec<TypeInfo>, String> {
+pub fn infer_op(
+    op: &Op,
+    inputs: &[Option<Fact<'_>>],
+    n_outputs: usize,
+) -> Result<Vec<TypeInfo>, String> {
     let mut out = rule(op, inputs, n_outputs)?;
     if out.len() < n_outputs {
-        return Err(format!("{} has at most {} outputs, the node declares {n_outputs}", op.onnx_name(), out.len()));
+        return Err(format!(
+            "{} has at most {} outputs, the node declares {n_outputs}",
+            op.onnx_name(),
+            out.len()
+        ));
     }
     out.truncate(n_outputs);
     Ok(out)
@@ -129,7 +137,9 @@ fn rule(op: &Op, ins: &[Option<Fact<'_>>], n: usize) -> Res<Vec<TypeInfo>> {
         | Op::MeanVarianceNormalization { .. }
         | Op::RotaryEmbedding { .. } => one(same(ins, 0)),
         Op::CumSum { .. } | Op::CumProd { .. } => one(same(ins, 0)),
-        Op::Softmax { axis, .. } | Op::LogSoftmax { axis, .. } | Op::Hardmax { axis, .. } => one(same_with_axis(ins, *axis)),
+        Op::Softmax { axis, .. } | Op::LogSoftmax { axis, .. } | Op::Hardmax { axis, .. } => {
+            one(same_with_axis(ins, *axis))
+        }
         Op::LpNormalization { axis, .. } => one(same_with_axis(ins, *axis)),
         Op::IsNaN {} | Op::IsInf { .. } => one(same_shape(ins, 0, DType::Bool)),
         Op::Cast { to, .. } => one(same_shape(ins, 0, *to)),
@@ -161,9 +171,11 @@ fn rule(op: &Op, ins: &[Option<Fact<'_>>], n: usize) -> Res<Vec<TypeInfo>> {
         | Op::BitwiseXor {} => one(broadcast_all(ins, true, None)),
         Op::Pow {} | Op::PRelu {} => one(broadcast_all(ins, false, None)),
         Op::And {} | Op::Or {} | Op::Xor {} => one(broadcast_all(ins, true, Some(DType::Bool))),
-        Op::Equal {} | Op::Less {} | Op::LessOrEqual {} | Op::Greater {} | Op::GreaterOrEqual {} => {
-            one(broadcast_all(ins, true, Some(DType::Bool)))
-        }
+        Op::Equal {}
+        | Op::Less {}
+        | Op::LessOrEqual {}
+        | Op::Greater {}
+        | Op::GreaterOrEqual {} => one(broadcast_all(ins, true, Some(DType::Bool))),
         Op::Where {} => one(where_(ins)),
 
         Op::Shape { start, end } => one(shape(ins, *start, *end)),
@@ -196,17 +208,49 @@ fn rule(op: &Op, ins: &[Option<Fact<'_>>], n: usize) -> Res<Vec<TypeInfo>> {
         Op::Unique { axis, .. } => unique(ins, *axis),
         Op::CenterCropPad { axes } => one(center_crop_pad(ins, axes)),
 
-        Op::ReduceSum { keepdims, noop_with_empty_axes }
-        | Op::ReduceMean { keepdims, noop_with_empty_axes }
-        | Op::ReduceMax { keepdims, noop_with_empty_axes }
-        | Op::ReduceMin { keepdims, noop_with_empty_axes }
-        | Op::ReduceProd { keepdims, noop_with_empty_axes }
-        | Op::ReduceL1 { keepdims, noop_with_empty_axes }
-        | Op::ReduceL2 { keepdims, noop_with_empty_axes }
-        | Op::ReduceLogSum { keepdims, noop_with_empty_axes }
-        | Op::ReduceLogSumExp { keepdims, noop_with_empty_axes }
-        | Op::ReduceSumSquare { keepdims, noop_with_empty_axes } => one(reduce(ins, *keepdims, *noop_with_empty_axes)),
-        Op::ArgMax { axis, keepdims, .. } | Op::ArgMin { axis, keepdims, .. } => one(arg_reduce(ins, *axis, *keepdims)),
+        Op::ReduceSum {
+            keepdims,
+            noop_with_empty_axes,
+        }
+        | Op::ReduceMean {
+            keepdims,
+            noop_with_empty_axes,
+        }
+        | Op::ReduceMax {
+            keepdims,
+            noop_with_empty_axes,
+        }
+        | Op::ReduceMin {
+            keepdims,
+            noop_with_empty_axes,
+        }
+        | Op::ReduceProd {
+            keepdims,
+            noop_with_empty_axes,
+        }
+        | Op::ReduceL1 {
+            keepdims,
+            noop_with_empty_axes,
+        }
+        | Op::ReduceL2 {
+            keepdims,
+            noop_with_empty_axes,
+        }
+        | Op::ReduceLogSum {
+            keepdims,
+            noop_with_empty_axes,
+        }
+        | Op::ReduceLogSumExp {
+            keepdims,
+            noop_with_empty_axes,
+        }
+        | Op::ReduceSumSquare {
+            keepdims,
+            noop_with_empty_axes,
+        } => one(reduce(ins, *keepdims, *noop_with_empty_axes)),
+        Op::ArgMax { axis, keepdims, .. } | Op::ArgMin { axis, keepdims, .. } => {
+            one(arg_reduce(ins, *axis, *keepdims))
+        }
 
         Op::MatMul {} => one(nn::matmul(ins, 0, 1, None)),
         Op::MatMulInteger {} => one(nn::matmul(ins, 0, 1, Some(DType::I32))),
@@ -214,7 +258,9 @@ fn rule(op: &Op, ins: &[Option<Fact<'_>>], n: usize) -> Res<Vec<TypeInfo>> {
             let zp = req(ins, 7)?.dtype();
             one(nn::matmul(ins, 0, 3, Some(zp)))
         }
-        Op::Gemm { trans_a, trans_b, .. } => one(nn::gemm(ins, *trans_a, *trans_b)),
+        Op::Gemm {
+            trans_a, trans_b, ..
+        } => one(nn::gemm(ins, *trans_a, *trans_b)),
         Op::Einsum { equation } => one(nn::einsum(ins, equation)),
         Op::QuantizeLinear { output_dtype, .. } => {
             let dtype = match dims::opt(ins, 2) {
@@ -225,12 +271,20 @@ fn rule(op: &Op, ins: &[Option<Fact<'_>>], n: usize) -> Res<Vec<TypeInfo>> {
             one(same_shape(ins, 0, dtype))
         }
         Op::DequantizeLinear { output_dtype, .. } => {
-            let dtype = if *output_dtype != 0 { onnx_dtype(*output_dtype)? } else { req(ins, 1)?.dtype() };
+            let dtype = if *output_dtype != 0 {
+                onnx_dtype(*output_dtype)?
+            } else {
+                req(ins, 1)?.dtype()
+            };
             one(same_shape(ins, 0, dtype))
         }
         Op::DynamicQuantizeLinear {} => {
             let scalar = Shape::Ranked(vec![]);
-            Ok(vec![same_shape(ins, 0, DType::U8)?, ty(DType::F32, scalar.clone()), ty(DType::U8, scalar)])
+            Ok(vec![
+                same_shape(ins, 0, DType::U8)?,
+                ty(DType::F32, scalar.clone()),
+                ty(DType::U8, scalar),
+            ])
         }
         Op::Det {} => {
             let x = req(ins, 0)?;
@@ -248,50 +302,173 @@ fn rule(op: &Op, ins: &[Option<Fact<'_>>], n: usize) -> Res<Vec<TypeInfo>> {
             one(Ok(ty(x.dtype(), shape)))
         }
 
-        Op::Conv { auto_pad, dilations, group, kernel_shape, pads, strides }
-        | Op::ConvInteger { auto_pad, dilations, group, kernel_shape, pads, strides } => {
-            let w = Window { auto_pad: *auto_pad, kernel: kernel_shape, pads, strides, dilations, ceil_mode: false };
+        Op::Conv {
+            auto_pad,
+            dilations,
+            group,
+            kernel_shape,
+            pads,
+            strides,
+        }
+        | Op::ConvInteger {
+            auto_pad,
+            dilations,
+            group,
+            kernel_shape,
+            pads,
+            strides,
+        } => {
+            let w = Window {
+                auto_pad: *auto_pad,
+                kernel: kernel_shape,
+                pads,
+                strides,
+                dilations,
+                ceil_mode: false,
+            };
             let out = matches!(op, Op::ConvInteger { .. }).then_some(DType::I32);
             one(nn::conv(ins, ConvAttrs { w, group: *group }, out))
         }
-        Op::ConvTranspose { auto_pad, dilations, group, kernel_shape, output_padding, output_shape, pads, strides } => {
-            let w = Window { auto_pad: *auto_pad, kernel: kernel_shape, pads, strides, dilations, ceil_mode: false };
-            one(nn::conv_transpose(ins, ConvTransposeAttrs { w, group: *group, output_padding, output_shape }))
+        Op::ConvTranspose {
+            auto_pad,
+            dilations,
+            group,
+            kernel_shape,
+            output_padding,
+            output_shape,
+            pads,
+            strides,
+        } => {
+            let w = Window {
+                auto_pad: *auto_pad,
+                kernel: kernel_shape,
+                pads,
+                strides,
+                dilations,
+                ceil_mode: false,
+            };
+            one(nn::conv_transpose(
+                ins,
+                ConvTransposeAttrs {
+                    w,
+                    group: *group,
+                    output_padding,
+                    output_shape,
+                },
+            ))
         }
-        Op::MaxPool { auto_pad, ceil_mode, dilations, kernel_shape, pads, strides, .. }
-        | Op::AveragePool { auto_pad, ceil_mode, dilations, kernel_shape, pads, strides, .. }
-        | Op::LpPool { auto_pad, ceil_mode, dilations, kernel_shape, pads, strides, .. } => {
-            let w = Window { auto_pad: *auto_pad, kernel: kernel_shape, pads, strides, dilations, ceil_mode: *ceil_mode != 0 };
+        Op::MaxPool {
+            auto_pad,
+            ceil_mode,
+            dilations,
+            kernel_shape,
+            pads,
+            strides,
+            ..
+        }
+        | Op::AveragePool {
+            auto_pad,
+            ceil_mode,
+            dilations,
+            kernel_shape,
+            pads,
+            strides,
+            ..
+        }
+        | Op::LpPool {
+            auto_pad,
+            ceil_mode,
+            dilations,
+            kernel_shape,
+            pads,
+            strides,
+            ..
+        } => {
+            let w = Window {
+                auto_pad: *auto_pad,
+                kernel: kernel_shape,
+                pads,
+                strides,
+                dilations,
+                ceil_mode: *ceil_mode != 0,
+            };
             nn::pool(ins, w)
         }
-        Op::GlobalAveragePool {} | Op::GlobalMaxPool {} | Op::GlobalLpPool { .. } => one(nn::global_pool(ins)),
-        Op::MaxUnpool { kernel_shape, pads, strides } => one(nn::max_unpool(ins, kernel_shape, pads, strides)),
+        Op::GlobalAveragePool {} | Op::GlobalMaxPool {} | Op::GlobalLpPool { .. } => {
+            one(nn::global_pool(ins))
+        }
+        Op::MaxUnpool {
+            kernel_shape,
+            pads,
+            strides,
+        } => one(nn::max_unpool(ins, kernel_shape, pads, strides)),
         Op::BatchNormalization { .. } => nn::batch_norm(ins),
-        Op::LayerNormalization { axis, stash_type, .. } => nn::layer_norm(ins, *axis, *stash_type),
+        Op::LayerNormalization {
+            axis, stash_type, ..
+        } => nn::layer_norm(ins, *axis, *stash_type),
         Op::GroupNormalization { .. } | Op::RmsNormalization { .. } => one(same(ins, 0)),
         Op::Dropout { .. } => {
             let x = req(ins, 0)?;
             Ok(vec![x.ty.clone(), ty(DType::Bool, x.ty.shape.clone())])
         }
-        Op::Resize { axes, keep_aspect_ratio_policy, .. } => one(nn::resize(ins, axes, keep_aspect_ratio_policy)),
+        Op::Resize {
+            axes,
+            keep_aspect_ratio_policy,
+            ..
+        } => one(nn::resize(ins, axes, keep_aspect_ratio_policy)),
         Op::Upsample { .. } => one(nn::upsample(ins)),
         Op::GridSample { .. } => one(nn::grid_sample(ins)),
         Op::AffineGrid { .. } => one(nn::affine_grid(ins)),
         Op::Col2Im { .. } => one(nn::col2im(ins)),
-        Op::RoiAlign { output_height, output_width, .. } => one(nn::roi_align(ins, *output_height, *output_width)),
-        Op::NonMaxSuppression { .. } => one(Ok(ty(DType::I64, Shape::Ranked(vec![Dim::Unknown, Dim::Known(3)])))),
-        Op::SoftmaxCrossEntropyLoss { reduction, .. } | Op::NegativeLogLikelihoodLoss { reduction, .. } => {
-            nn::loss(ins, reduction)
+        Op::RoiAlign {
+            output_height,
+            output_width,
+            ..
+        } => one(nn::roi_align(ins, *output_height, *output_width)),
+        Op::NonMaxSuppression { .. } => one(Ok(ty(
+            DType::I64,
+            Shape::Ranked(vec![Dim::Unknown, Dim::Known(3)]),
+        ))),
+        Op::SoftmaxCrossEntropyLoss { reduction, .. }
+        | Op::NegativeLogLikelihoodLoss { reduction, .. } => nn::loss(ins, reduction),
+        Op::Attention {
+            q_num_heads,
+            kv_num_heads,
+            ..
+        } => nn::attention(ins, *q_num_heads, *kv_num_heads),
+
+        Op::Lstm {
+            hidden_size,
+            direction,
+            layout,
+            ..
         }
-        Op::Attention { q_num_heads, kv_num_heads, .. } => nn::attention(ins, *q_num_heads, *kv_num_heads),
+        | Op::Gru {
+            hidden_size,
+            direction,
+            layout,
+            ..
+        }
+        | Op::Rnn {
+            hidden_size,
+            direction,
+            layout,
+            ..
+        } => nn::recurrent(ins, *hidden_size, direction, *layout),
 
-        Op::Lstm { hidden_size, direction, layout, .. }
-        | Op::Gru { hidden_size, direction, layout, .. }
-        | Op::Rnn { hidden_size, direction, layout, .. } => nn::recurrent(ins, *hidden_size, direction, *layout),
-
-        Op::If { then_branch, else_branch } => control::if_(ins, then_branch, else_branch, n),
+        Op::If {
+            then_branch,
+            else_branch,
+        } => control::if_(ins, then_branch, else_branch, n),
         Op::Loop { body, num_captures } => control::loop_(ins, body, *num_captures, n),
-        Op::Scan { body, num_captures, num_scan_inputs, scan_input_axes, scan_output_axes, .. } => {
+        Op::Scan {
+            body,
+            num_captures,
+            num_scan_inputs,
+            scan_input_axes,
+            scan_output_axes,
+            ..
+        } => {
             let a = control::ScanAttrs {
                 num_captures: *num_captures,
                 num_scan_inputs: *num_scan_inputs,
@@ -301,10 +478,20 @@ fn rule(op: &Op, ins: &[Option<Fact<'_>>], n: usize) -> Res<Vec<TypeInfo>> {
             control::scan(ins, body, a, n)
         }
 
-        Op::HannWindow { output_datatype, .. }
-        | Op::HammingWindow { output_datatype, .. }
-        | Op::BlackmanWindow { output_datatype, .. } => one(nn::window_fn(ins, *output_datatype)),
-        Op::Dft { inverse, onesided, axis } => one(nn::dft(ins, *axis, *onesided, *inverse)),
+        Op::HannWindow {
+            output_datatype, ..
+        }
+        | Op::HammingWindow {
+            output_datatype, ..
+        }
+        | Op::BlackmanWindow {
+            output_datatype, ..
+        } => one(nn::window_fn(ins, *output_datatype)),
+        Op::Dft {
+            inverse,
+            onesided,
+            axis,
+        } => one(nn::dft(ins, *axis, *onesided, *inverse)),
     }
 }
 
@@ -313,7 +500,12 @@ fn onnx_dtype(code: i64) -> Res<DType> {
     i32::try_from(code)
         .ok()
         .and_then(DType::from_onnx)
-        .ok_or_else(|| format!("unsupported element type {code} ({})", DType::onnx_code_name(code as i32)))
+        .ok_or_else(|| {
+            format!(
+                "unsupported element type {code} ({})",
+                DType::onnx_code_name(code as i32)
+            )
+        })
 }
 
 /// `BitCast`: same shape when the element sizes agree; otherwise the last dim scales.
@@ -326,7 +518,9 @@ fn bit_cast(ins: &[Option<Fact<'_>>], to: DType) -> Res<TypeInfo> {
     if from_size == to_size {
         return Ok(ty(to, x.ty.shape.clone()));
     }
-    let Some(d) = x.dims() else { return Ok(ty(to, Shape::Unranked)) };
+    let Some(d) = x.dims() else {
+        return Ok(ty(to, Shape::Unranked));
+    };
     let mut out = d.to_vec();
     if from_size > to_size {
         out.push(Dim::Known(from_size / to_size));
@@ -366,7 +560,10 @@ fn merge_declared(inferred: &TypeInfo, declared: &TypeInfo) -> Option<TypeInfo> 
 /// Whether constant propagation may evaluate this op (not the ones that are random, may
 /// run long, or take their values from the caller).
 fn foldable(op: &Op) -> bool {
-    !matches!(op, Op::Input { .. } | Op::Dropout { .. } | Op::Loop { .. } | Op::Scan { .. })
+    !matches!(
+        op,
+        Op::Input { .. } | Op::Dropout { .. } | Op::Loop { .. } | Op::Scan { .. }
+    )
 }
 
 /// The values of a node's outputs, when constant propagation can compute them: `Shape` and
@@ -380,7 +577,12 @@ pub fn fold(op: &Op, facts: &[Option<Fact<'_>>], outs: &[TypeInfo]) -> Option<Ve
             let x = facts.first().copied().flatten()?;
             let d = x.dims()?;
             let (s, e) = ops::shape_range(d.len(), *start, *end);
-            let v: Vec<i64> = d.get(s..e).unwrap_or(&[]).iter().map(|d| d.known().map(|k| k as i64)).collect::<Option<_>>()?;
+            let v: Vec<i64> = d
+                .get(s..e)
+                .unwrap_or(&[])
+                .iter()
+                .map(|d| d.known().map(|k| k as i64))
+                .collect::<Option<_>>()?;
             return Tensor::from_vec(&[v.len()], v).ok().map(|t| vec![t]);
         }
         Op::Size {} => {
@@ -402,12 +604,19 @@ pub fn fold(op: &Op, facts: &[Option<Fact<'_>>], outs: &[TypeInfo]) -> Option<Ve
             }
         }
     }
-    if total > FOLD_LIMIT || outs.iter().any(|t| t.shape.num_elements().is_none_or(|n| n > FOLD_LIMIT)) {
+    if total > FOLD_LIMIT
+        || outs
+            .iter()
+            .any(|t| t.shape.num_elements().is_none_or(|n| n > FOLD_LIMIT))
+    {
         return None;
     }
-    let values = shape_arith::eval(op, &args, outs).or_else(|| crate::eval::eval_op(op, &args, outs.len()).ok())?;
+    let values = shape_arith::eval(op, &args, outs)
+        .or_else(|| crate::eval::eval_op(op, &args, outs.len()).ok())?;
     let fits = values.len() == outs.len()
-        && values.iter().zip(outs).all(|(v, t)| v.dtype() == t.dtype && unify_shape(&Shape::known(v.shape()), &t.shape).is_some());
+        && values.iter().zip(outs).all(|(v, t)| {
+            v.dtype() == t.dtype && unify_shape(&Shape::known(v.shape()), &t.shape).is_some()
+        });
     fits.then_some(values)
 }
 
@@ -434,13 +643,26 @@ pub fn infer_graph(g: &mut Graph) -> Result<(), InferError> {
             }
             continue;
         }
-        let err = |reason: String| InferError { node: node_label(g, id), op: node.op.onnx_name().to_string(), reason };
-        let facts: Vec<Option<Fact<'_>>> =
-            node.inputs.iter().map(|v| v.map(|v| Fact { ty: g.ty(v), value: values.get(&v) })).collect();
+        let err = |reason: String| InferError {
+            node: node_label(g, id),
+            op: node.op.onnx_name().to_string(),
+            reason,
+        };
+        let facts: Vec<Option<Fact<'_>>> = node
+            .inputs
+            .iter()
+            .map(|v| {
+                v.map(|v| Fact {
+                    ty: g.ty(v),
+                    value: values.get(&v),
+                })
+            })
+            .collect();
         let (inferred, computed) = match &node.op {
-            Op::Constant { value } => {
-                (vec![ty(value.dtype(), Shape::known(value.shape()))], Some(vec![value.clone()]))
-            }
+            Op::Constant { value } => (
+                vec![ty(value.dtype(), Shape::known(value.shape()))],
+                Some(vec![value.clone()]),
+            ),
             op => {
                 let inferred = infer_op(op, &facts, node.outputs.len()).map_err(err)?;
                 let computed = fold(op, &facts, &inferred);
@@ -459,7 +681,10 @@ pub fn infer_graph(g: &mut Graph) -> Result<(), InferError> {
             };
             let out = &node.outputs[port];
             let m = merge_declared(inf, &out.ty).ok_or_else(|| {
-                err(format!("inferred {inf} but the model declares {} for value '{}'", out.ty, out.name))
+                err(format!(
+                    "inferred {inf} but the model declares {} for value '{}'",
+                    out.ty, out.name
+                ))
             })?;
             merged.push(m);
         }
@@ -468,7 +693,13 @@ pub fn infer_graph(g: &mut Graph) -> Result<(), InferError> {
             o.ty = m;
         }
         for (port, v) in computed.into_iter().flatten().enumerate() {
-            values.insert(ValueRef { node: id, port: port as u32 }, v);
+            values.insert(
+                ValueRef {
+                    node: id,
+                    port: port as u32,
+                },
+                v,
+            );
         }
     }
     Ok(())

@@ -9,18 +9,42 @@ type Ins<'a, 'b> = &'b [Option<Fact<'a>>];
 
 /// Numpy matmul of two shapes (1-D operands promoted and their axis removed again).
 pub fn matmul_shape(a: &Fact<'_>, b: &Fact<'_>) -> Res<Shape> {
-    let (Some(x), Some(y)) = (a.dims(), b.dims()) else { return Ok(Shape::Unranked) };
+    let (Some(x), Some(y)) = (a.dims(), b.dims()) else {
+        return Ok(Shape::Unranked);
+    };
     if x.is_empty() || y.is_empty() {
-        return Err(format!("MatMul operands {} and {} must not be scalars", a.ty, b.ty));
+        return Err(format!(
+            "MatMul operands {} and {} must not be scalars",
+            a.ty, b.ty
+        ));
     }
-    let xm: Vec<Dim> = if x.len() == 1 { vec![Dim::Known(1), x[0].clone()] } else { x.to_vec() };
-    let ym: Vec<Dim> = if y.len() == 1 { vec![y[0].clone(), Dim::Known(1)] } else { y.to_vec() };
+    let xm: Vec<Dim> = if x.len() == 1 {
+        vec![Dim::Known(1), x[0].clone()]
+    } else {
+        x.to_vec()
+    };
+    let ym: Vec<Dim> = if y.len() == 1 {
+        vec![y[0].clone(), Dim::Known(1)]
+    } else {
+        y.to_vec()
+    };
     let (k1, k2) = (&xm[xm.len() - 1], &ym[ym.len() - 2]);
     if unify(k1, k2).is_none() {
-        return Err(format!("MatMul operands {} and {} differ in the inner dim ({k1} vs {k2})", a.ty, b.ty));
+        return Err(format!(
+            "MatMul operands {} and {} differ in the inner dim ({k1} vs {k2})",
+            a.ty, b.ty
+        ));
     }
-    let batch = broadcast(&Shape::Ranked(xm[..xm.len() - 2].to_vec()), &Shape::Ranked(ym[..ym.len() - 2].to_vec()))
-        .ok_or_else(|| format!("MatMul operands {} and {} have batch dims that do not broadcast", a.ty, b.ty))?;
+    let batch = broadcast(
+        &Shape::Ranked(xm[..xm.len() - 2].to_vec()),
+        &Shape::Ranked(ym[..ym.len() - 2].to_vec()),
+    )
+    .ok_or_else(|| {
+        format!(
+            "MatMul operands {} and {} have batch dims that do not broadcast",
+            a.ty, b.ty
+        )
+    })?;
     let mut out = batch.dims().expect("ranked").to_vec();
     if x.len() > 1 {
         out.push(xm[xm.len() - 2].clone());
@@ -35,7 +59,10 @@ pub fn matmul_shape(a: &Fact<'_>, b: &Fact<'_>) -> Res<Shape> {
 pub fn matmul(ins: Ins<'_, '_>, a: usize, b: usize, out: Option<DType>) -> Res<TypeInfo> {
     let (x, y) = (req(ins, a)?, req(ins, b)?);
     if out.is_none() && x.dtype() != y.dtype() {
-        return Err(format!("MatMul operands {} and {} have different element types", x.ty, y.ty));
+        return Err(format!(
+            "MatMul operands {} and {} have different element types",
+            x.ty, y.ty
+        ));
     }
     Ok(ty(out.unwrap_or(x.dtype()), matmul_shape(&x, &y)?))
 }
@@ -45,14 +72,21 @@ pub fn gemm(ins: Ins<'_, '_>, trans_a: i64, trans_b: i64) -> Res<TypeInfo> {
     let (a, b) = (req(ins, 0)?, req(ins, 1)?);
     let two = |f: &Fact<'_>, t: i64| -> Res<(Dim, Dim)> {
         match f.dims() {
-            Some([p, q]) => Ok(if t != 0 { (q.clone(), p.clone()) } else { (p.clone(), q.clone()) }),
+            Some([p, q]) => Ok(if t != 0 {
+                (q.clone(), p.clone())
+            } else {
+                (p.clone(), q.clone())
+            }),
             Some(_) => Err(format!("Gemm needs 2-D operands, got {}", f.ty)),
             None => Ok((Dim::Unknown, Dim::Unknown)),
         }
     };
     let ((m, k1), (k2, n)) = (two(&a, trans_a)?, two(&b, trans_b)?);
     if unify(&k1, &k2).is_none() {
-        return Err(format!("Gemm operands {} and {} differ in the inner dim ({k1} vs {k2})", a.ty, b.ty));
+        return Err(format!(
+            "Gemm operands {} and {} differ in the inner dim ({k1} vs {k2})",
+            a.ty, b.ty
+        ));
     }
     let out = Shape::Ranked(vec![m, n]);
     if let Some(c) = opt(ins, 2) {
@@ -75,12 +109,18 @@ pub fn einsum(ins: Ins<'_, '_>, equation: &str) -> Res<TypeInfo> {
     let terms: Vec<&str> = lhs.split(',').collect();
     let facts: Vec<Fact<'_>> = ins.iter().flatten().copied().collect();
     if terms.len() != facts.len() {
-        return Err(format!("equation '{equation}' has {} operands, the node {}", terms.len(), facts.len()));
+        return Err(format!(
+            "equation '{equation}' has {} operands, the node {}",
+            terms.len(),
+            facts.len()
+        ));
     }
     let mut labels: Vec<(char, Dim, usize)> = Vec::new(); // label, dim, count
     let mut ellipsis: Option<Shape> = None;
     for (t, f) in terms.iter().zip(&facts) {
-        let Some(d) = f.dims() else { return Ok(ty(first.dtype(), Shape::Unranked)) };
+        let Some(d) = f.dims() else {
+            return Ok(ty(first.dtype(), Shape::Unranked));
+        };
         let (pre, post, has_ell) = match t.split_once("...") {
             Some((p, q)) => (p, q, true),
             None => (*t, "", false),
@@ -95,10 +135,14 @@ pub fn einsum(ins: Ins<'_, '_>, equation: &str) -> Res<TypeInfo> {
         if has_ell {
             ellipsis = Some(match &ellipsis {
                 None => ell,
-                Some(e) => broadcast(e, &ell).ok_or_else(|| format!("ellipsis dims of '{equation}' do not broadcast"))?,
+                Some(e) => broadcast(e, &ell)
+                    .ok_or_else(|| format!("ellipsis dims of '{equation}' do not broadcast"))?,
             });
         }
-        let chars = pre.chars().zip(&d[..pre_n]).chain(post.chars().zip(&d[pre_n + ell_len..]));
+        let chars = pre
+            .chars()
+            .zip(&d[..pre_n])
+            .chain(post.chars().zip(&d[pre_n + ell_len..]));
         for (c, dim) in chars {
             if !c.is_ascii_alphabetic() {
                 return Err(format!("bad label '{c}' in equation '{equation}'"));
@@ -113,13 +157,20 @@ pub fn einsum(ins: Ins<'_, '_>, equation: &str) -> Res<TypeInfo> {
             }
         }
     }
-    let ell_dims = ellipsis.as_ref().and_then(|e| e.dims().map(<[Dim]>::to_vec)).unwrap_or_default();
+    let ell_dims = ellipsis
+        .as_ref()
+        .and_then(|e| e.dims().map(<[Dim]>::to_vec))
+        .unwrap_or_default();
     let out = match rhs {
         Some(r) => {
             let mut out = Vec::new();
             let (pre, post) = r.split_once("...").unwrap_or((r, ""));
             let look = |c: char| {
-                labels.iter().find(|l| l.0 == c).map(|l| l.1.clone()).ok_or_else(|| format!("output label '{c}' is not an input label"))
+                labels
+                    .iter()
+                    .find(|l| l.0 == c)
+                    .map(|l| l.1.clone())
+                    .ok_or_else(|| format!("output label '{c}' is not an input label"))
             };
             for c in pre.chars() {
                 out.push(look(c)?);
@@ -135,7 +186,10 @@ pub fn einsum(ins: Ins<'_, '_>, equation: &str) -> Res<TypeInfo> {
         None => {
             let mut once: Vec<&(char, Dim, usize)> = labels.iter().filter(|l| l.2 == 1).collect();
             once.sort_by_key(|l| l.0);
-            ell_dims.into_iter().chain(once.into_iter().map(|l| l.1.clone())).collect()
+            ell_dims
+                .into_iter()
+                .chain(once.into_iter().map(|l| l.1.clone()))
+                .collect()
         }
     };
     Ok(ty(first.dtype(), Shape::Ranked(out)))
@@ -172,11 +226,18 @@ pub struct Window<'a> {
 pub fn window_out(input: &[Dim], w: &Window<'_>) -> Res<Vec<Dim>> {
     let n = input.len();
     if w.kernel.len() != n {
-        return Err(format!("kernel shape {:?} should have {n} entries", w.kernel));
+        return Err(format!(
+            "kernel shape {:?} should have {n} entries",
+            w.kernel
+        ));
     }
     let strides = per_axis(w.strides, n, 1, "strides")?;
     let dil = per_axis(w.dilations, n, 1, "dilations")?;
-    let pads = if w.pads.is_empty() { vec![0; 2 * n] } else { w.pads.to_vec() };
+    let pads = if w.pads.is_empty() {
+        vec![0; 2 * n]
+    } else {
+        w.pads.to_vec()
+    };
     if pads.len() != 2 * n {
         return Err(format!("pads {pads:?} should have {} entries", 2 * n));
     }
@@ -184,7 +245,9 @@ pub fn window_out(input: &[Dim], w: &Window<'_>) -> Res<Vec<Dim>> {
     for i in 0..n {
         let (k, s, d) = (w.kernel[i] as i128, strides[i] as i128, dil[i] as i128);
         if k < 1 || s < 1 || d < 1 {
-            return Err(format!("kernel {k}, stride {s} and dilation {d} must be positive"));
+            return Err(format!(
+                "kernel {k}, stride {s} and dilation {d} must be positive"
+            ));
         }
         let Some(x) = input[i].known() else {
             out.push(Dim::Unknown);
@@ -204,7 +267,10 @@ pub fn window_out(input: &[Dim], w: &Window<'_>) -> Res<Vec<Dim>> {
             AutoPad::NotSet => {
                 let padded = x + p0 + p1 - span;
                 if padded < 0 {
-                    return Err(format!("padded input size {} is smaller than the window {span}", padded + span));
+                    return Err(format!(
+                        "padded input size {} is smaller than the window {span}",
+                        padded + span
+                    ));
                 }
                 if w.ceil_mode {
                     let mut o = (padded + s - 1) / s + 1;
@@ -256,23 +322,42 @@ pub fn conv(ins: Ins<'_, '_>, a: ConvAttrs<'_>, out: Option<DType>) -> Res<TypeI
     let g = a.group as usize;
     if let (Some(c), Some(wc)) = (c.known(), wd[1].known()) {
         if c != wc * g {
-            return Err(format!("input {} has {c} channels but weights {} expect {} (group {g})", x.ty, w.ty, wc * g));
+            return Err(format!(
+                "input {} has {c} channels but weights {} expect {} (group {g})",
+                x.ty,
+                w.ty,
+                wc * g
+            ));
         }
     }
     let ks: Vec<i64>;
     let kernel = if a.w.kernel.is_empty() {
-        match wd[2..].iter().map(|d| d.known().map(|v| v as i64)).collect::<Option<Vec<_>>>() {
+        match wd[2..]
+            .iter()
+            .map(|d| d.known().map(|v| v as i64))
+            .collect::<Option<Vec<_>>>()
+        {
             Some(k) => {
                 ks = k;
                 &ks[..]
             }
-            None => return Ok(ty(dtype, Shape::Ranked([vec![n.clone(), wd[0].clone()], vec![Dim::Unknown; sp.len()]].concat()))),
+            None => {
+                return Ok(ty(
+                    dtype,
+                    Shape::Ranked(
+                        [vec![n.clone(), wd[0].clone()], vec![Dim::Unknown; sp.len()]].concat(),
+                    ),
+                ))
+            }
         }
     } else {
         a.w.kernel
     };
     let spatial = window_out(sp, &Window { kernel, ..a.w })?;
-    Ok(ty(dtype, Shape::Ranked([vec![n.clone(), wd[0].clone()], spatial].concat())))
+    Ok(ty(
+        dtype,
+        Shape::Ranked([vec![n.clone(), wd[0].clone()], spatial].concat()),
+    ))
 }
 
 /// ConvTranspose attributes.
@@ -299,27 +384,46 @@ pub fn conv_transpose(ins: Ins<'_, '_>, a: ConvTransposeAttrs<'_>) -> Res<TypeIn
         return Err(format!("weights {} do not match input {}", w.ty, x.ty));
     }
     if unify(c, &wd[0]).is_none() {
-        return Err(format!("input {} has {c} channels but weights {} expect {}", x.ty, w.ty, wd[0]));
+        return Err(format!(
+            "input {} has {c} channels but weights {} expect {}",
+            x.ty, w.ty, wd[0]
+        ));
     }
     let m = mul(&wd[1], &Dim::Known(pos(a.group, "group")?));
     let head = vec![n.clone(), m];
     if !a.output_shape.is_empty() {
         let os = &a.output_shape[a.output_shape.len().saturating_sub(k)..];
         if os.len() != k {
-            return Err(format!("output_shape {:?} should have {k} entries", a.output_shape));
+            return Err(format!(
+                "output_shape {:?} should have {k} entries",
+                a.output_shape
+            ));
         }
-        let tail = os.iter().map(|&v| dim_from_i64(v, "output size")).collect::<Res<Vec<_>>>()?;
+        let tail = os
+            .iter()
+            .map(|&v| dim_from_i64(v, "output size"))
+            .collect::<Res<Vec<_>>>()?;
         return Ok(ty(x.dtype(), Shape::Ranked([head, tail].concat())));
     }
     let kernel: Vec<Option<i64>> = if a.w.kernel.is_empty() {
-        wd[2..].iter().map(|d| d.known().map(|v| v as i64)).collect()
+        wd[2..]
+            .iter()
+            .map(|d| d.known().map(|v| v as i64))
+            .collect()
     } else {
-        per_axis(a.w.kernel, k, 1, "kernel_shape")?.into_iter().map(Some).collect()
+        per_axis(a.w.kernel, k, 1, "kernel_shape")?
+            .into_iter()
+            .map(Some)
+            .collect()
     };
     let strides = per_axis(a.w.strides, k, 1, "strides")?;
     let dil = per_axis(a.w.dilations, k, 1, "dilations")?;
     let opad = per_axis(a.output_padding, k, 0, "output_padding")?;
-    let pads = if a.w.pads.is_empty() { vec![0; 2 * k] } else { a.w.pads.to_vec() };
+    let pads = if a.w.pads.is_empty() {
+        vec![0; 2 * k]
+    } else {
+        a.w.pads.to_vec()
+    };
     if pads.len() != 2 * k {
         return Err(format!("pads {pads:?} should have {} entries", 2 * k));
     }
@@ -346,7 +450,9 @@ pub fn pool(ins: Ins<'_, '_>, w: Window<'_>) -> Res<Vec<TypeInfo>> {
     let x = req(ins, 0)?;
     let shape = match nc_spatial(&x)? {
         None => Shape::Unranked,
-        Some((n, c, sp)) => Shape::Ranked([vec![n.clone(), c.clone()], window_out(sp, &w)?].concat()),
+        Some((n, c, sp)) => {
+            Shape::Ranked([vec![n.clone(), c.clone()], window_out(sp, &w)?].concat())
+        }
     };
     Ok(vec![ty(x.dtype(), shape.clone()), ty(DType::I64, shape)])
 }
@@ -356,26 +462,43 @@ pub fn global_pool(ins: Ins<'_, '_>) -> Res<TypeInfo> {
     let x = req(ins, 0)?;
     let shape = match nc_spatial(&x)? {
         None => Shape::Unranked,
-        Some((n, c, sp)) => Shape::Ranked([vec![n.clone(), c.clone()], vec![Dim::Known(1); sp.len()]].concat()),
+        Some((n, c, sp)) => {
+            Shape::Ranked([vec![n.clone(), c.clone()], vec![Dim::Known(1); sp.len()]].concat())
+        }
     };
     Ok(ty(x.dtype(), shape))
 }
 
 /// `MaxUnpool(X, I, output_shape?)`.
-pub fn max_unpool(ins: Ins<'_, '_>, kernel: &[i64], pads: &[i64], strides: &[i64]) -> Res<TypeInfo> {
+pub fn max_unpool(
+    ins: Ins<'_, '_>,
+    kernel: &[i64],
+    pads: &[i64],
+    strides: &[i64],
+) -> Res<TypeInfo> {
     let x = req(ins, 0)?;
     if let Some(s) = opt(ins, 2) {
         let shape = match s.ints() {
-            Some(v) => Shape::Ranked(v.iter().map(|&k| dim_from_i64(k, "dim")).collect::<Res<_>>()?),
+            Some(v) => Shape::Ranked(
+                v.iter()
+                    .map(|&k| dim_from_i64(k, "dim"))
+                    .collect::<Res<_>>()?,
+            ),
             None => unknown_or_unranked(s.len_1d().or(x.rank())),
         };
         return Ok(ty(x.dtype(), shape));
     }
-    let Some((n, c, sp)) = nc_spatial(&x)? else { return Ok(x.ty.clone()) };
+    let Some((n, c, sp)) = nc_spatial(&x)? else {
+        return Ok(x.ty.clone());
+    };
     let k = sp.len();
     let kernel = per_axis(kernel, k, 1, "kernel_shape")?;
     let strides = per_axis(strides, k, 1, "strides")?;
-    let pads = if pads.is_empty() { vec![0; 2 * k] } else { pads.to_vec() };
+    let pads = if pads.is_empty() {
+        vec![0; 2 * k]
+    } else {
+        pads.to_vec()
+    };
     if pads.len() != 2 * k {
         return Err(format!("pads {pads:?} should have {} entries", 2 * k));
     }
@@ -383,7 +506,9 @@ pub fn max_unpool(ins: Ins<'_, '_>, kernel: &[i64], pads: &[i64], strides: &[i64
     for i in 0..k {
         out.push(match sp[i].known() {
             Some(v) => {
-                let o = (v as i128 - 1) * strides[i] as i128 + kernel[i] as i128 - pads[i] as i128 - pads[i + k] as i128;
+                let o = (v as i128 - 1) * strides[i] as i128 + kernel[i] as i128
+                    - pads[i] as i128
+                    - pads[i + k] as i128;
                 dim_from_i128(o, "output size")?
             }
             None => Dim::Unknown,
@@ -407,14 +532,25 @@ pub fn layer_norm(ins: Ins<'_, '_>, axis: i64, stash_type: i64) -> Res<Vec<TypeI
         None => Shape::Unranked,
         Some(d) => {
             let a = norm_axis(axis, d.len())?;
-            Shape::Ranked(d.iter().enumerate().map(|(i, d)| if i < a { d.clone() } else { Dim::Known(1) }).collect())
+            Shape::Ranked(
+                d.iter()
+                    .enumerate()
+                    .map(|(i, d)| if i < a { d.clone() } else { Dim::Known(1) })
+                    .collect(),
+            )
         }
     };
     Ok(vec![x.ty.clone(), ty(stash, stat.clone()), ty(stash, stat)])
 }
 
 /// Output sizes of `Resize` from known sizes or scales (`None` when neither is known).
-fn resize_dims(d: &[Dim], axes: &[usize], scales: Option<Vec<f64>>, sizes: Option<Vec<i64>>, policy: &str) -> Res<Option<Vec<Dim>>> {
+fn resize_dims(
+    d: &[Dim],
+    axes: &[usize],
+    scales: Option<Vec<f64>>,
+    sizes: Option<Vec<i64>>,
+    policy: &str,
+) -> Res<Option<Vec<Dim>>> {
     let mut out = d.to_vec();
     if let Some(sz) = sizes {
         if sz.len() != axes.len() {
@@ -427,7 +563,12 @@ fn resize_dims(d: &[Dim], axes: &[usize], scales: Option<Vec<f64>>, sizes: Optio
             return Ok(Some(out));
         }
         let ins: Option<Vec<usize>> = axes.iter().map(|&a| d[a].known()).collect();
-        let Some(ins) = ins else { return Ok(Some(axes.iter().fold(out, |mut o, &a| { o[a] = Dim::Unknown; o }))) };
+        let Some(ins) = ins else {
+            return Ok(Some(axes.iter().fold(out, |mut o, &a| {
+                o[a] = Dim::Unknown;
+                o
+            })));
+        };
         let ratios = sz.iter().zip(&ins).map(|(&s, &i)| s as f64 / i as f64);
         let scale = if policy == "not_larger" {
             ratios.fold(f64::INFINITY, f64::min)
@@ -461,30 +602,48 @@ fn resize_dims(d: &[Dim], axes: &[usize], scales: Option<Vec<f64>>, sizes: Optio
 /// `Resize(X, roi?, scales?, sizes?)` on `axes`.
 pub fn resize(ins: Ins<'_, '_>, axes: &Option<Vec<i64>>, policy: &str) -> Res<TypeInfo> {
     let x = req(ins, 0)?;
-    let Some(d) = x.dims() else { return Ok(x.ty.clone()) };
+    let Some(d) = x.dims() else {
+        return Ok(x.ty.clone());
+    };
     let axes = match axes {
         Some(a) => norm_axes(a, d.len())?,
         None => (0..d.len()).collect(),
     };
     let present = |i| opt(ins, i).filter(|f: &Fact<'_>| f.len_1d() != Some(0));
     let (sc, sz) = (present(2), present(3));
-    let dims = resize_dims(d, &axes, sc.and_then(|f| f.floats()), sz.and_then(|f| f.ints()), policy)?;
-    Ok(ty(x.dtype(), dims.map_or_else(|| unknown(d.len()), Shape::Ranked)))
+    let dims = resize_dims(
+        d,
+        &axes,
+        sc.and_then(|f| f.floats()),
+        sz.and_then(|f| f.ints()),
+        policy,
+    )?;
+    Ok(ty(
+        x.dtype(),
+        dims.map_or_else(|| unknown(d.len()), Shape::Ranked),
+    ))
 }
 
 /// `Upsample(X, scales)`.
 pub fn upsample(ins: Ins<'_, '_>) -> Res<TypeInfo> {
     let (x, s) = (req(ins, 0)?, req(ins, 1)?);
-    let Some(d) = x.dims() else { return Ok(x.ty.clone()) };
+    let Some(d) = x.dims() else {
+        return Ok(x.ty.clone());
+    };
     let axes: Vec<usize> = (0..d.len()).collect();
     let dims = resize_dims(d, &axes, s.floats(), None, "stretch")?;
-    Ok(ty(x.dtype(), dims.map_or_else(|| unknown(d.len()), Shape::Ranked)))
+    Ok(ty(
+        x.dtype(),
+        dims.map_or_else(|| unknown(d.len()), Shape::Ranked),
+    ))
 }
 
 /// `GridSample(X, grid)`: `[N, C, grid spatial...]`.
 pub fn grid_sample(ins: Ins<'_, '_>) -> Res<TypeInfo> {
     let (x, g) = (req(ins, 0)?, req(ins, 1)?);
-    let (Some(xd), Some(gd)) = (x.dims(), g.dims()) else { return Ok(ty(x.dtype(), unknown_or_unranked(x.rank()))) };
+    let (Some(xd), Some(gd)) = (x.dims(), g.dims()) else {
+        return Ok(ty(x.dtype(), unknown_or_unranked(x.rank())));
+    };
     if xd.len() < 3 || gd.len() != xd.len() {
         return Err(format!("input {} and grid {} do not match", x.ty, g.ty));
     }
@@ -532,7 +691,10 @@ pub fn col2im(ins: Ins<'_, '_>) -> Res<TypeInfo> {
         (Some(cb), Some(b)) => {
             let p: i64 = b.iter().product();
             if p <= 0 || cb as i64 % p != 0 {
-                return Err(format!("dim 1 of {} is not a multiple of the block size {b:?}", x.ty));
+                return Err(format!(
+                    "dim 1 of {} is not a multiple of the block size {b:?}",
+                    x.ty
+                ));
             }
             Dim::Known(cb / p as usize)
         }
@@ -548,9 +710,23 @@ pub fn col2im(ins: Ins<'_, '_>) -> Res<TypeInfo> {
 /// `RoiAlign(X, rois, batch_indices)`: `[num_rois, C, h, w]`.
 pub fn roi_align(ins: Ins<'_, '_>, h: i64, w: i64) -> Res<TypeInfo> {
     let (x, r) = (req(ins, 0)?, req(ins, 1)?);
-    let c = x.dims().and_then(|d| d.get(1).cloned()).unwrap_or(Dim::Unknown);
-    let n = r.dims().and_then(|d| d.first().cloned()).unwrap_or(Dim::Unknown);
-    Ok(ty(x.dtype(), Shape::Ranked(vec![n, c, dim_from_i64(h, "output_height")?, dim_from_i64(w, "output_width")?])))
+    let c = x
+        .dims()
+        .and_then(|d| d.get(1).cloned())
+        .unwrap_or(Dim::Unknown);
+    let n = r
+        .dims()
+        .and_then(|d| d.first().cloned())
+        .unwrap_or(Dim::Unknown);
+    Ok(ty(
+        x.dtype(),
+        Shape::Ranked(vec![
+            n,
+            c,
+            dim_from_i64(h, "output_height")?,
+            dim_from_i64(w, "output_width")?,
+        ]),
+    ))
 }
 
 /// Losses: per-element `[N, d...]` for `none`, else a scalar; the second output (log
@@ -571,41 +747,73 @@ pub fn loss(ins: Ins<'_, '_>, reduction: &str) -> Res<Vec<TypeInfo>> {
 }
 
 /// Recurrent layers: `Y`, `Y_h` (and `Y_c`).
-pub fn recurrent(ins: Ins<'_, '_>, hidden: i64, direction: &str, layout: i64) -> Res<Vec<TypeInfo>> {
+pub fn recurrent(
+    ins: Ins<'_, '_>,
+    hidden: i64,
+    direction: &str,
+    layout: i64,
+) -> Res<Vec<TypeInfo>> {
     let x = req(ins, 0)?;
     let dirs = Dim::Known(if direction == "bidirectional" { 2 } else { 1 });
     let h = dim_from_i64(hidden, "hidden_size")?;
     let (seq, batch) = match x.dims() {
-        Some([a, b, _]) => if layout == 0 { (a.clone(), b.clone()) } else { (b.clone(), a.clone()) },
+        Some([a, b, _]) => {
+            if layout == 0 {
+                (a.clone(), b.clone())
+            } else {
+                (b.clone(), a.clone())
+            }
+        }
         Some(_) => return Err(format!("expected a 3-D input, got {}", x.ty)),
         None => (Dim::Unknown, Dim::Unknown),
     };
     let (y, yh) = if layout == 0 {
-        (vec![seq, dirs.clone(), batch.clone(), h.clone()], vec![dirs, batch, h])
+        (
+            vec![seq, dirs.clone(), batch.clone(), h.clone()],
+            vec![dirs, batch, h],
+        )
     } else {
-        (vec![batch.clone(), seq, dirs.clone(), h.clone()], vec![batch, dirs, h])
+        (
+            vec![batch.clone(), seq, dirs.clone(), h.clone()],
+            vec![batch, dirs, h],
+        )
     };
-    let (y, yh) = (ty(x.dtype(), Shape::Ranked(y)), ty(x.dtype(), Shape::Ranked(yh)));
+    let (y, yh) = (
+        ty(x.dtype(), Shape::Ranked(y)),
+        ty(x.dtype(), Shape::Ranked(yh)),
+    );
     Ok(vec![y, yh.clone(), yh])
 }
 
 /// `Attention(Q, K, V, mask?, past_key?, past_value?)`: Y, present key and value, and the
 /// QK product.
-pub fn attention(ins: Ins<'_, '_>, q_heads: Option<i64>, kv_heads: Option<i64>) -> Res<Vec<TypeInfo>> {
+pub fn attention(
+    ins: Ins<'_, '_>,
+    q_heads: Option<i64>,
+    kv_heads: Option<i64>,
+) -> Res<Vec<TypeInfo>> {
     let (q, k, v) = (req(ins, 0)?, req(ins, 1)?, req(ins, 2)?);
     let (Some(qd), Some(kd), Some(vd)) = (q.dims(), k.dims(), v.dims()) else {
-        return Ok(vec![ty(q.dtype(), unknown_or_unranked(q.rank())), ty(q.dtype(), unknown(4)), ty(q.dtype(), unknown(4)), ty(q.dtype(), unknown(4))]);
+        return Ok(vec![
+            ty(q.dtype(), unknown_or_unranked(q.rank())),
+            ty(q.dtype(), unknown(4)),
+            ty(q.dtype(), unknown(4)),
+            ty(q.dtype(), unknown(4)),
+        ]);
     };
     // Everything in 4-D form [batch, heads, seq, head_size].
     let to4 = |d: &[Dim], heads: Option<i64>, f: &Fact<'_>| -> Res<Vec<Dim>> {
         match d.len() {
             4 => Ok(d.to_vec()),
             3 => {
-                let h = heads.ok_or_else(|| format!("3-D input {} needs the head count attribute", f.ty))?;
+                let h = heads
+                    .ok_or_else(|| format!("3-D input {} needs the head count attribute", f.ty))?;
                 let hd = dim_from_i64(h, "head count")?;
                 let size = match d[2].known() {
                     Some(n) if h > 0 && n % h as usize == 0 => Dim::Known(n / h as usize),
-                    Some(n) => return Err(format!("hidden size {n} is not a multiple of {h} heads")),
+                    Some(n) => {
+                        return Err(format!("hidden size {n} is not a multiple of {h} heads"))
+                    }
                     None => Dim::Unknown,
                 };
                 Ok(vec![d[0].clone(), hd, d[1].clone(), size])
@@ -613,7 +821,11 @@ pub fn attention(ins: Ins<'_, '_>, q_heads: Option<i64>, kv_heads: Option<i64>) 
             _ => Err(format!("attention inputs must be 3-D or 4-D, got {}", f.ty)),
         }
     };
-    let (q4, mut k4, mut v4) = (to4(qd, q_heads, &q)?, to4(kd, kv_heads, &k)?, to4(vd, kv_heads, &v)?);
+    let (q4, mut k4, mut v4) = (
+        to4(qd, q_heads, &q)?,
+        to4(kd, kv_heads, &k)?,
+        to4(vd, kv_heads, &v)?,
+    );
     if let (Some(pk), Some(pv)) = (opt(ins, 4), opt(ins, 5)) {
         match (pk.dims(), pv.dims()) {
             (Some(a), Some(b)) if a.len() == 4 && b.len() == 4 => {
@@ -627,7 +839,11 @@ pub fn attention(ins: Ins<'_, '_>, q_heads: Option<i64>, kv_heads: Option<i64>) 
         }
     }
     let y4 = vec![q4[0].clone(), q4[1].clone(), q4[2].clone(), v4[3].clone()];
-    let y = if qd.len() == 4 { y4 } else { vec![q4[0].clone(), q4[2].clone(), mul(&q4[1], &v4[3])] };
+    let y = if qd.len() == 4 {
+        y4
+    } else {
+        vec![q4[0].clone(), q4[2].clone(), mul(&q4[1], &v4[3])]
+    };
     let qk = vec![q4[0].clone(), q4[1].clone(), q4[2].clone(), k4[2].clone()];
     let t = |d: Vec<Dim>| ty(q.dtype(), Shape::Ranked(d));
     Ok(vec![t(y), t(k4), t(v4), t(qk)])
@@ -649,7 +865,9 @@ pub fn window_fn(ins: Ins<'_, '_>, output_datatype: i64) -> Res<TypeInfo> {
 /// of 1 for an inverse one-sided transform (whose default length is `2 * (n - 1)`).
 pub fn dft(ins: Ins<'_, '_>, axis_attr: i64, onesided: i64, inverse: i64) -> Res<TypeInfo> {
     let x = req(ins, 0)?;
-    let Some(d) = x.dims() else { return Ok(x.ty.clone()) };
+    let Some(d) = x.dims() else {
+        return Ok(x.ty.clone());
+    };
     if d.len() < 2 {
         return Err(format!("DFT input {} should have rank 2 or more", x.ty));
     }

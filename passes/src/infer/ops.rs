@@ -24,7 +24,10 @@ pub fn broadcast_all(ins: Ins<'_, '_>, same_dtype: bool, out: Option<DType>) -> 
     let mut acc = first.ty.clone();
     for f in ins.iter().skip(1).flatten() {
         if same_dtype && f.dtype() != first.dtype() {
-            return Err(format!("inputs {} and {} have different element types", first.ty, f.ty));
+            return Err(format!(
+                "inputs {} and {} have different element types",
+                first.ty, f.ty
+            ));
         }
         shape = broadcast(&shape, &f.ty.shape)
             .ok_or_else(|| format!("inputs {} and {} do not broadcast", acc, f.ty))?;
@@ -37,7 +40,10 @@ pub fn broadcast_all(ins: Ins<'_, '_>, same_dtype: bool, out: Option<DType>) -> 
 pub fn where_(ins: Ins<'_, '_>) -> Res<TypeInfo> {
     let (x, y) = (req(ins, 1)?, req(ins, 2)?);
     if x.dtype() != y.dtype() {
-        return Err(format!("inputs {} and {} have different element types", x.ty, y.ty));
+        return Err(format!(
+            "inputs {} and {} have different element types",
+            x.ty, y.ty
+        ));
     }
     broadcast_all(ins, false, Some(x.dtype()))
 }
@@ -49,7 +55,10 @@ pub fn shape(ins: Ins<'_, '_>, start: i64, end: Option<i64>) -> Res<TypeInfo> {
         let (s, e) = shape_range(r, start, end);
         Dim::Known(e.saturating_sub(s))
     });
-    Ok(ty(DType::I64, Shape::Ranked(vec![len.unwrap_or(Dim::Unknown)])))
+    Ok(ty(
+        DType::I64,
+        Shape::Ranked(vec![len.unwrap_or(Dim::Unknown)]),
+    ))
 }
 
 /// The clamped `[start, end)` range of dims `Shape` returns for rank `r`.
@@ -71,7 +80,9 @@ pub fn reshape(ins: Ins<'_, '_>, allowzero: i64) -> Res<TypeInfo> {
     let mut minus = None;
     for (i, &v) in target.iter().enumerate() {
         match v {
-            -1 if minus.is_some() => return Err(format!("target shape {target:?} has more than one -1")),
+            -1 if minus.is_some() => {
+                return Err(format!("target shape {target:?} has more than one -1"))
+            }
             -1 => {
                 minus = Some(i);
                 out.push(Dim::Unknown);
@@ -79,7 +90,10 @@ pub fn reshape(ins: Ins<'_, '_>, allowzero: i64) -> Res<TypeInfo> {
             0 if allowzero == 0 => match x.dims() {
                 Some(d) if i < d.len() => out.push(d[i].clone()),
                 Some(_) => {
-                    return Err(format!("target shape {target:?} copies dim {i} with 0 but the input is {}", x.ty))
+                    return Err(format!(
+                        "target shape {target:?} copies dim {i} with 0 but the input is {}",
+                        x.ty
+                    ))
                 }
                 None => out.push(Dim::Unknown),
             },
@@ -91,7 +105,10 @@ pub fn reshape(ins: Ins<'_, '_>, allowzero: i64) -> Res<TypeInfo> {
     match (minus, x.dims()) {
         (Some(m), Some(d)) => out[m] = infer_minus_one(d, &out, m).ok_or_else(bad)?,
         (None, _) => {
-            if let (Some(a), Some(b)) = (x.ty.shape.num_elements(), Shape::Ranked(out.clone()).num_elements()) {
+            if let (Some(a), Some(b)) = (
+                x.ty.shape.num_elements(),
+                Shape::Ranked(out.clone()).num_elements(),
+            ) {
                 if a != b {
                     return Err(bad());
                 }
@@ -116,7 +133,13 @@ fn infer_minus_one(input: &[Dim], out: &[Dim], m: usize) -> Option<Dim> {
         (known, syms, unknown)
     };
     let (kin, mut sin, uin) = split(&mut input.iter());
-    let (kout, sout, uout) = split(&mut out.iter().enumerate().filter(|(i, _)| *i != m).map(|(_, d)| d));
+    let (kout, sout, uout) = split(
+        &mut out
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != m)
+            .map(|(_, d)| d),
+    );
     if uin || uout {
         return Some(Dim::Unknown);
     }
@@ -142,20 +165,28 @@ fn infer_minus_one(input: &[Dim], out: &[Dim], m: usize) -> Option<Dim> {
 /// `Flatten` at `axis`.
 pub fn flatten(ins: Ins<'_, '_>, axis: i64) -> Res<TypeInfo> {
     let x = req(ins, 0)?;
-    let Some(d) = x.dims() else { return Ok(ty(x.dtype(), unknown(2))) };
+    let Some(d) = x.dims() else {
+        return Ok(ty(x.dtype(), unknown(2)));
+    };
     let r = d.len() as i64;
     if axis < -r || axis > r {
         return Err(format!("axis {axis} is out of range for rank {r}"));
     }
     let a = if axis < 0 { axis + r } else { axis } as usize;
-    Ok(ty(x.dtype(), Shape::Ranked(vec![product(&d[..a]), product(&d[a..])])))
+    Ok(ty(
+        x.dtype(),
+        Shape::Ranked(vec![product(&d[..a]), product(&d[a..])]),
+    ))
 }
 
 /// `Transpose` with an optional permutation (default: reverse).
 pub fn transpose(ins: Ins<'_, '_>, perm: &Option<Vec<i64>>) -> Res<TypeInfo> {
     let x = req(ins, 0)?;
     let Some(d) = x.dims() else {
-        return Ok(ty(x.dtype(), unknown_or_unranked(perm.as_ref().map(Vec::len))));
+        return Ok(ty(
+            x.dtype(),
+            unknown_or_unranked(perm.as_ref().map(Vec::len)),
+        ));
     };
     let p: Vec<usize> = match perm {
         None => (0..d.len()).rev().collect(),
@@ -166,7 +197,10 @@ pub fn transpose(ins: Ins<'_, '_>, perm: &Option<Vec<i64>>) -> Res<TypeInfo> {
             norm_axes(p, d.len()).map_err(|e| format!("perm {p:?}: {e}"))?
         }
     };
-    Ok(ty(x.dtype(), Shape::Ranked(p.iter().map(|&i| d[i].clone()).collect())))
+    Ok(ty(
+        x.dtype(),
+        Shape::Ranked(p.iter().map(|&i| d[i].clone()).collect()),
+    ))
 }
 
 /// `Squeeze` with an optional `axes` input.
@@ -190,7 +224,13 @@ pub fn squeeze(ins: Ins<'_, '_>) -> Res<TypeInfo> {
                         return Err(format!("cannot squeeze axis {a} of size {n} in {}", x.ty));
                     }
                 }
-                Shape::Ranked(d.iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, d)| d.clone()).collect())
+                Shape::Ranked(
+                    d.iter()
+                        .enumerate()
+                        .filter(|(i, _)| !axes.contains(i))
+                        .map(|(_, d)| d.clone())
+                        .collect(),
+                )
             }
             (_, d) => match (d, a.len_1d()) {
                 (Some(d), Some(n)) if n <= d.len() => unknown(d.len() - n),
@@ -205,15 +245,26 @@ pub fn squeeze(ins: Ins<'_, '_>) -> Res<TypeInfo> {
 /// `Unsqueeze` with an `axes` input.
 pub fn unsqueeze(ins: Ins<'_, '_>) -> Res<TypeInfo> {
     let (x, a) = (req(ins, 0)?, req(ins, 1)?);
-    let Some(d) = x.dims() else { return Ok(ty(x.dtype(), Shape::Unranked)) };
+    let Some(d) = x.dims() else {
+        return Ok(ty(x.dtype(), Shape::Unranked));
+    };
     let Some(axes) = a.ints() else {
-        return Ok(ty(x.dtype(), unknown_or_unranked(a.len_1d().map(|n| n + d.len()))));
+        return Ok(ty(
+            x.dtype(),
+            unknown_or_unranked(a.len_1d().map(|n| n + d.len())),
+        ));
     };
     let r = d.len() + axes.len();
     let axes = norm_axes(&axes, r)?;
     let mut rest = d.iter();
     let out = (0..r)
-        .map(|i| if axes.contains(&i) { Dim::Known(1) } else { rest.next().cloned().unwrap_or(Dim::Unknown) })
+        .map(|i| {
+            if axes.contains(&i) {
+                Dim::Known(1)
+            } else {
+                rest.next().cloned().unwrap_or(Dim::Unknown)
+            }
+        })
         .collect();
     Ok(ty(x.dtype(), Shape::Ranked(out)))
 }
@@ -224,15 +275,23 @@ pub fn concat(ins: Ins<'_, '_>, axis: i64) -> Res<TypeInfo> {
     let all: Vec<Fact<'_>> = ins.iter().flatten().copied().collect();
     for f in &all {
         if f.dtype() != first.dtype() {
-            return Err(format!("Concat inputs {} and {} have different element types", first.ty, f.ty));
+            return Err(format!(
+                "Concat inputs {} and {} have different element types",
+                first.ty, f.ty
+            ));
         }
     }
     let ranked: Vec<&Fact<'_>> = all.iter().filter(|f| f.rank().is_some()).collect();
-    let Some(r0) = ranked.first() else { return Ok(ty(first.dtype(), Shape::Unranked)) };
+    let Some(r0) = ranked.first() else {
+        return Ok(ty(first.dtype(), Shape::Unranked));
+    };
     let rank = r0.rank().expect("filtered on ranked");
     for f in &ranked {
         if f.rank() != Some(rank) {
-            return Err(format!("Concat inputs differ in rank ({} and {})", r0.ty, f.ty));
+            return Err(format!(
+                "Concat inputs differ in rank ({} and {})",
+                r0.ty, f.ty
+            ));
         }
     }
     let a = norm_axis(axis, rank)?;
@@ -247,8 +306,9 @@ pub fn concat(ins: Ins<'_, '_>, axis: i64) -> Res<TypeInfo> {
             if i == a {
                 out[a] = add(&out[a], &d[a]);
             } else {
-                out[i] = unify(&out[i], &d[i])
-                    .ok_or_else(|| format!("Concat inputs {} and {} differ in dim {i}", r0.ty, f.ty))?;
+                out[i] = unify(&out[i], &d[i]).ok_or_else(|| {
+                    format!("Concat inputs {} and {} differ in dim {i}", r0.ty, f.ty)
+                })?;
             }
         }
     }
@@ -256,26 +316,41 @@ pub fn concat(ins: Ins<'_, '_>, axis: i64) -> Res<TypeInfo> {
 }
 
 /// `Split` along `axis` into `n` outputs, by the `split` input or evenly.
-pub fn split(ins: Ins<'_, '_>, axis: i64, num_outputs: Option<i64>, n: usize) -> Res<Vec<TypeInfo>> {
+pub fn split(
+    ins: Ins<'_, '_>,
+    axis: i64,
+    num_outputs: Option<i64>,
+    n: usize,
+) -> Res<Vec<TypeInfo>> {
     let x = req(ins, 0)?;
     if let Some(k) = num_outputs {
         if k != n as i64 {
             return Err(format!("num_outputs is {k} but the node has {n} outputs"));
         }
     }
-    let Some(d) = x.dims() else { return Ok(vec![x.ty.clone(); n]) };
+    let Some(d) = x.dims() else {
+        return Ok(vec![x.ty.clone(); n]);
+    };
     let a = norm_axis(axis, d.len())?;
     let sizes: Vec<Dim> = match opt(ins, 1).filter(|s| s.len_1d() != Some(0)) {
         Some(s) => match s.ints() {
             Some(v) => {
                 if v.len() != n {
-                    return Err(format!("split {v:?} has {} entries for {n} outputs", v.len()));
+                    return Err(format!(
+                        "split {v:?} has {} entries for {n} outputs",
+                        v.len()
+                    ));
                 }
                 let total: i64 = v.iter().sum();
                 if let Some(k) = d[a].known().filter(|&k| total != k as i64) {
-                    return Err(format!("split {v:?} does not sum to dim {a} of {} ({k})", x.ty));
+                    return Err(format!(
+                        "split {v:?} does not sum to dim {a} of {} ({k})",
+                        x.ty
+                    ));
                 }
-                v.iter().map(|&s| dim_from_i64(s, "split size")).collect::<Res<_>>()?
+                v.iter()
+                    .map(|&s| dim_from_i64(s, "split size"))
+                    .collect::<Res<_>>()?
             }
             None => vec![Dim::Unknown; n],
         },
@@ -285,7 +360,9 @@ pub fn split(ins: Ins<'_, '_>, axis: i64, num_outputs: Option<i64>, n: usize) ->
                 // this way only fails when run (it may sit in a branch never taken).
                 let chunk = k.div_ceil(n);
                 match k.checked_sub(chunk * (n - 1)) {
-                    Some(last) => (0..n).map(|i| Dim::Known(if i + 1 == n { last } else { chunk })).collect(),
+                    Some(last) => (0..n)
+                        .map(|i| Dim::Known(if i + 1 == n { last } else { chunk }))
+                        .collect(),
                     None => vec![Dim::Unknown; n],
                 }
             }
@@ -326,7 +403,9 @@ pub fn slice_len(d: usize, start: i64, end: i64, step: i64) -> Res<usize> {
 pub fn slice(ins: Ins<'_, '_>) -> Res<TypeInfo> {
     let x = req(ins, 0)?;
     let (sf, ef) = (req(ins, 1)?, req(ins, 2)?);
-    let Some(d) = x.dims() else { return Ok(x.ty.clone()) };
+    let Some(d) = x.dims() else {
+        return Ok(x.ty.clone());
+    };
     let r = d.len();
     let all_unknown = || Ok(ty(x.dtype(), unknown(r)));
     let n = match sf.len_1d().or(ef.len_1d()) {
@@ -351,13 +430,17 @@ pub fn slice(ins: Ins<'_, '_>) -> Res<TypeInfo> {
     let mut out = d.to_vec();
     for (i, &a) in axes.iter().enumerate() {
         out[a] = match (&starts, &ends, &steps) {
-            (Some(s), Some(e), Some(st)) if s.len() == n && e.len() == n && st.len() == n => match &d[a] {
-                Dim::Known(k) => Dim::Known(slice_len(*k, s[i], e[i], st[i])?),
-                other if s[i] == 0 && st[i] == 1 && e[i] >= i32::MAX as i64 => other.clone(),
-                _ => Dim::Unknown,
-            },
+            (Some(s), Some(e), Some(st)) if s.len() == n && e.len() == n && st.len() == n => {
+                match &d[a] {
+                    Dim::Known(k) => Dim::Known(slice_len(*k, s[i], e[i], st[i])?),
+                    other if s[i] == 0 && st[i] == 1 && e[i] >= i32::MAX as i64 => other.clone(),
+                    _ => Dim::Unknown,
+                }
+            }
             (Some(s), Some(e), Some(st)) if s.len() != n || e.len() != n || st.len() != n => {
-                return Err(format!("Slice starts {s:?}, ends {e:?} and steps {st:?} differ in length"))
+                return Err(format!(
+                    "Slice starts {s:?}, ends {e:?} and steps {st:?} differ in length"
+                ))
             }
             _ => Dim::Unknown,
         };
@@ -368,9 +451,16 @@ pub fn slice(ins: Ins<'_, '_>) -> Res<TypeInfo> {
 /// `Gather` along `axis`.
 pub fn gather(ins: Ins<'_, '_>, axis: i64) -> Res<TypeInfo> {
     let (x, i) = (req(ins, 0)?, req(ins, 1)?);
-    let (Some(d), Some(id)) = (x.dims(), i.dims()) else { return Ok(ty(x.dtype(), Shape::Unranked)) };
+    let (Some(d), Some(id)) = (x.dims(), i.dims()) else {
+        return Ok(ty(x.dtype(), Shape::Unranked));
+    };
     let a = norm_axis(axis, d.len())?;
-    let out = d[..a].iter().chain(id).chain(&d[a + 1..]).cloned().collect();
+    let out = d[..a]
+        .iter()
+        .chain(id)
+        .chain(&d[a + 1..])
+        .cloned()
+        .collect();
     Ok(ty(x.dtype(), Shape::Ranked(out)))
 }
 
@@ -378,13 +468,26 @@ pub fn gather(ins: Ins<'_, '_>, axis: i64) -> Res<TypeInfo> {
 pub fn gather_nd(ins: Ins<'_, '_>, batch_dims: i64) -> Res<TypeInfo> {
     let (x, i) = (req(ins, 0)?, req(ins, 1)?);
     let b = pos(batch_dims, "batch_dims")?;
-    let (Some(d), Some(id)) = (x.dims(), i.dims()) else { return Ok(ty(x.dtype(), Shape::Unranked)) };
-    let Some(last) = id.last() else { return Err("indices must have rank at least 1".into()) };
-    let Some(k) = last.known() else { return Ok(ty(x.dtype(), Shape::Unranked)) };
+    let (Some(d), Some(id)) = (x.dims(), i.dims()) else {
+        return Ok(ty(x.dtype(), Shape::Unranked));
+    };
+    let Some(last) = id.last() else {
+        return Err("indices must have rank at least 1".into());
+    };
+    let Some(k) = last.known() else {
+        return Ok(ty(x.dtype(), Shape::Unranked));
+    };
     if b.saturating_add(k) > d.len() || b >= id.len() {
-        return Err(format!("indices {} index too many dims of {} (batch_dims {b})", i.ty, x.ty));
+        return Err(format!(
+            "indices {} index too many dims of {} (batch_dims {b})",
+            i.ty, x.ty
+        ));
     }
-    let out = id[..id.len() - 1].iter().chain(&d[b + k..]).cloned().collect();
+    let out = id[..id.len() - 1]
+        .iter()
+        .chain(&d[b + k..])
+        .cloned()
+        .collect();
     Ok(ty(x.dtype(), Shape::Ranked(out)))
 }
 
@@ -392,10 +495,15 @@ pub fn gather_nd(ins: Ins<'_, '_>, batch_dims: i64) -> Res<TypeInfo> {
 pub fn expand(ins: Ins<'_, '_>) -> Res<TypeInfo> {
     let (x, s) = (req(ins, 0)?, req(ins, 1)?);
     let target = match s.ints() {
-        Some(v) => Shape::Ranked(v.iter().map(|&k| dim_from_i64(k, "expand dim")).collect::<Res<_>>()?),
+        Some(v) => Shape::Ranked(
+            v.iter()
+                .map(|&k| dim_from_i64(k, "expand dim"))
+                .collect::<Res<_>>()?,
+        ),
         None => unknown_or_unranked(s.len_1d()),
     };
-    let out = broadcast(&x.ty.shape, &target).ok_or_else(|| format!("cannot expand {} to {target}", x.ty))?;
+    let out = broadcast(&x.ty.shape, &target)
+        .ok_or_else(|| format!("cannot expand {} to {target}", x.ty))?;
     Ok(ty(x.dtype(), out))
 }
 
@@ -403,25 +511,41 @@ pub fn expand(ins: Ins<'_, '_>) -> Res<TypeInfo> {
 pub fn tile(ins: Ins<'_, '_>) -> Res<TypeInfo> {
     let (x, r) = (req(ins, 0)?, req(ins, 1)?);
     let rank = x.rank().or(r.len_1d());
-    let (Some(d), Some(reps)) = (x.dims(), r.ints()) else { return Ok(ty(x.dtype(), unknown_or_unranked(rank))) };
+    let (Some(d), Some(reps)) = (x.dims(), r.ints()) else {
+        return Ok(ty(x.dtype(), unknown_or_unranked(rank)));
+    };
     if reps.len() != d.len() {
-        return Err(format!("repeats {reps:?} do not match the rank of {}", x.ty));
+        return Err(format!(
+            "repeats {reps:?} do not match the rank of {}",
+            x.ty
+        ));
     }
-    let out = d.iter().zip(&reps).map(|(d, &k)| Ok(mul(d, &dim_from_i64(k, "repeat")?))).collect::<Res<_>>()?;
+    let out = d
+        .iter()
+        .zip(&reps)
+        .map(|(d, &k)| Ok(mul(d, &dim_from_i64(k, "repeat")?)))
+        .collect::<Res<_>>()?;
     Ok(ty(x.dtype(), Shape::Ranked(out)))
 }
 
 /// `Pad` with `pads` and optional `axes` inputs.
 pub fn pad(ins: Ins<'_, '_>) -> Res<TypeInfo> {
     let (x, p) = (req(ins, 0)?, req(ins, 1)?);
-    let Some(d) = x.dims() else { return Ok(x.ty.clone()) };
+    let Some(d) = x.dims() else {
+        return Ok(x.ty.clone());
+    };
     let axes = match opt(ins, 3) {
         None => Some((0..d.len()).collect()),
         Some(a) => a.ints().map(|v| norm_axes(&v, d.len())).transpose()?,
     };
-    let (Some(axes), Some(pads)) = (axes, p.ints()) else { return Ok(ty(x.dtype(), unknown(d.len()))) };
+    let (Some(axes), Some(pads)) = (axes, p.ints()) else {
+        return Ok(ty(x.dtype(), unknown(d.len())));
+    };
     if pads.len() != 2 * axes.len() {
-        return Err(format!("pads {pads:?} should have {} entries", 2 * axes.len()));
+        return Err(format!(
+            "pads {pads:?} should have {} entries",
+            2 * axes.len()
+        ));
     }
     let mut out = d.to_vec();
     for (i, &a) in axes.iter().enumerate() {
@@ -433,7 +557,9 @@ pub fn pad(ins: Ins<'_, '_>) -> Res<TypeInfo> {
 /// `Range(start, limit, delta)`.
 pub fn range(ins: Ins<'_, '_>) -> Res<TypeInfo> {
     let s = req(ins, 0)?;
-    let vals: Option<Vec<f64>> = (0..3).map(|i| opt(ins, i).and_then(|f| f.floats()?.first().copied())).collect();
+    let vals: Option<Vec<f64>> = (0..3)
+        .map(|i| opt(ins, i).and_then(|f| f.floats()?.first().copied()))
+        .collect();
     let len = match (vals, s.dtype().is_float()) {
         (Some(v), true) => {
             if v[2] == 0.0 {
@@ -441,12 +567,17 @@ pub fn range(ins: Ins<'_, '_>) -> Res<TypeInfo> {
             }
             let n = ((v[1] - v[0]) / v[2]).ceil();
             if !n.is_finite() {
-                return Err(format!("Range({}, {}, {}) has no finite length", v[0], v[1], v[2]));
+                return Err(format!(
+                    "Range({}, {}, {}) has no finite length",
+                    v[0], v[1], v[2]
+                ));
             }
             Dim::Known(n.max(0.0) as usize)
         }
         (Some(_), false) => {
-            let i: Vec<i128> = (0..3).map(|i| scalar_int(opt(ins, i)).unwrap_or(0) as i128).collect();
+            let i: Vec<i128> = (0..3)
+                .map(|i| scalar_int(opt(ins, i)).unwrap_or(0) as i128)
+                .collect();
             if i[2] == 0 {
                 return Err("Range delta is 0".into());
             }
@@ -461,7 +592,9 @@ pub fn range(ins: Ins<'_, '_>) -> Res<TypeInfo> {
 /// `OneHot(indices, depth, values)` at `axis`.
 pub fn one_hot(ins: Ins<'_, '_>, axis: i64) -> Res<TypeInfo> {
     let (i, dep, v) = (req(ins, 0)?, req(ins, 1)?, req(ins, 2)?);
-    let Some(d) = i.dims() else { return Ok(ty(v.dtype(), Shape::Unranked)) };
+    let Some(d) = i.dims() else {
+        return Ok(ty(v.dtype(), Shape::Unranked));
+    };
     let depth = match dep.floats().as_deref() {
         Some([k]) if *k >= 0.0 => Dim::Known(*k as usize),
         Some([k]) => return Err(format!("depth {k} is negative")),
@@ -482,7 +615,9 @@ fn count_nonzero(t: &Tensor) -> usize {
 /// `NonZero`: `[rank, count]`, the count known only from a known value.
 pub fn non_zero(ins: Ins<'_, '_>) -> Res<TypeInfo> {
     let x = req(ins, 0)?;
-    let n = x.value.map_or(Dim::Unknown, |t| Dim::Known(count_nonzero(t)));
+    let n = x
+        .value
+        .map_or(Dim::Unknown, |t| Dim::Known(count_nonzero(t)));
     let r = x.rank().map_or(Dim::Unknown, Dim::Known);
     Ok(ty(DType::I64, Shape::Ranked(vec![r, n])))
 }
@@ -493,14 +628,24 @@ pub fn compress(ins: Ins<'_, '_>, axis: Option<i64>) -> Res<TypeInfo> {
     let count = |limit: Option<usize>| match c.value {
         Some(t) => {
             let v = t.to_f64_vec();
-            Dim::Known(v.iter().take(limit.unwrap_or(usize::MAX)).filter(|x| **x != 0.0).count())
+            Dim::Known(
+                v.iter()
+                    .take(limit.unwrap_or(usize::MAX))
+                    .filter(|x| **x != 0.0)
+                    .count(),
+            )
         }
         None => Dim::Unknown,
     };
     match axis {
-        None => Ok(ty(x.dtype(), Shape::Ranked(vec![count(x.ty.shape.num_elements())]))),
+        None => Ok(ty(
+            x.dtype(),
+            Shape::Ranked(vec![count(x.ty.shape.num_elements())]),
+        )),
         Some(ax) => {
-            let Some(d) = x.dims() else { return Ok(x.ty.clone()) };
+            let Some(d) = x.dims() else {
+                return Ok(x.ty.clone());
+            };
             let a = norm_axis(ax, d.len())?;
             let mut out = d.to_vec();
             out[a] = count(d[a].known());
@@ -514,7 +659,11 @@ pub fn constant_of_shape(ins: Ins<'_, '_>, value: &Option<Tensor>) -> Res<TypeIn
     let s = req(ins, 0)?;
     let dtype = value.as_ref().map_or(DType::F32, Tensor::dtype);
     let shape = match s.ints() {
-        Some(v) => Shape::Ranked(v.iter().map(|&k| dim_from_i64(k, "dim")).collect::<Res<_>>()?),
+        Some(v) => Shape::Ranked(
+            v.iter()
+                .map(|&k| dim_from_i64(k, "dim"))
+                .collect::<Res<_>>()?,
+        ),
         None => unknown_or_unranked(s.len_1d()),
     };
     Ok(ty(dtype, shape))
@@ -524,7 +673,10 @@ pub fn constant_of_shape(ins: Ins<'_, '_>, value: &Option<Tensor>) -> Res<TypeIn
 pub fn eye_like(ins: Ins<'_, '_>, dtype: Option<DType>) -> Res<TypeInfo> {
     let x = req(ins, 0)?;
     if let Some(r) = x.rank().filter(|&r| r != 2) {
-        return Err(format!("EyeLike needs a 2-D input, got {} (rank {r})", x.ty));
+        return Err(format!(
+            "EyeLike needs a 2-D input, got {} (rank {r})",
+            x.ty
+        ));
     }
     Ok(ty(dtype.unwrap_or(x.dtype()), x.ty.shape.clone()))
 }
@@ -536,7 +688,9 @@ pub fn depth_space(ins: Ins<'_, '_>, blocksize: i64, to_space: bool) -> Res<Type
     if b == 0 {
         return Err("blocksize must be positive".into());
     }
-    let Some(d) = x.dims() else { return Ok(ty(x.dtype(), unknown(4))) };
+    let Some(d) = x.dims() else {
+        return Ok(ty(x.dtype(), unknown(4)));
+    };
     if d.len() != 4 {
         return Err(format!("expected a 4-D input, got {}", x.ty));
     }
@@ -546,11 +700,23 @@ pub fn depth_space(ins: Ins<'_, '_>, blocksize: i64, to_space: bool) -> Res<Type
         _ => Ok(Dim::Unknown),
     };
     let bb = Dim::Known(b);
-    let b2 = b.checked_mul(b).ok_or_else(|| format!("blocksize {b} is too large"))?;
+    let b2 = b
+        .checked_mul(b)
+        .ok_or_else(|| format!("blocksize {b} is too large"))?;
     let out = if to_space {
-        vec![d[0].clone(), div(&d[1], b2)?, mul(&d[2], &bb), mul(&d[3], &bb)]
+        vec![
+            d[0].clone(),
+            div(&d[1], b2)?,
+            mul(&d[2], &bb),
+            mul(&d[3], &bb),
+        ]
     } else {
-        vec![d[0].clone(), mul(&d[1], &Dim::Known(b2)), div(&d[2], b)?, div(&d[3], b)?]
+        vec![
+            d[0].clone(),
+            mul(&d[1], &Dim::Known(b2)),
+            div(&d[2], b)?,
+            div(&d[3], b)?,
+        ]
     };
     Ok(ty(x.dtype(), Shape::Ranked(out)))
 }
@@ -585,7 +751,14 @@ pub fn unique(ins: Ins<'_, '_>, axis: Option<i64>) -> Res<Vec<TypeInfo>> {
     let x = req(ins, 0)?;
     let u = || Shape::Ranked(vec![Dim::Unknown]);
     let (y, inv) = match axis {
-        None => (u(), Shape::Ranked(vec![x.ty.shape.num_elements().map_or(Dim::Unknown, Dim::Known)])),
+        None => (
+            u(),
+            Shape::Ranked(vec![x
+                .ty
+                .shape
+                .num_elements()
+                .map_or(Dim::Unknown, Dim::Known)]),
+        ),
         Some(ax) => match x.dims() {
             Some(d) => {
                 let a = norm_axis(ax, d.len())?;
@@ -596,13 +769,20 @@ pub fn unique(ins: Ins<'_, '_>, axis: Option<i64>) -> Res<Vec<TypeInfo>> {
             None => (Shape::Unranked, u()),
         },
     };
-    Ok(vec![ty(x.dtype(), y), ty(DType::I64, u()), ty(DType::I64, inv), ty(DType::I64, u())])
+    Ok(vec![
+        ty(x.dtype(), y),
+        ty(DType::I64, u()),
+        ty(DType::I64, inv),
+        ty(DType::I64, u()),
+    ])
 }
 
 /// `CenterCropPad(input, shape)` on `axes`.
 pub fn center_crop_pad(ins: Ins<'_, '_>, axes: &Option<Vec<i64>>) -> Res<TypeInfo> {
     let (x, s) = (req(ins, 0)?, req(ins, 1)?);
-    let Some(d) = x.dims() else { return Ok(x.ty.clone()) };
+    let Some(d) = x.dims() else {
+        return Ok(x.ty.clone());
+    };
     let axes = match axes {
         Some(a) => norm_axes(a, d.len())?,
         None => (0..d.len()).collect(),
@@ -614,7 +794,13 @@ pub fn center_crop_pad(ins: Ins<'_, '_>, axes: &Option<Vec<i64>>) -> Res<TypeInf
                 out[a] = dim_from_i64(k, "crop size")?;
             }
         }
-        Some(v) => return Err(format!("shape {v:?} has {} entries for {} axes", v.len(), axes.len())),
+        Some(v) => {
+            return Err(format!(
+                "shape {v:?} has {} entries for {} axes",
+                v.len(),
+                axes.len()
+            ))
+        }
         None => axes.iter().for_each(|&a| out[a] = Dim::Unknown),
     }
     Ok(ty(x.dtype(), Shape::Ranked(out)))
@@ -624,7 +810,9 @@ pub fn center_crop_pad(ins: Ins<'_, '_>, axes: &Option<Vec<i64>>) -> Res<TypeInf
 pub fn reduce(ins: Ins<'_, '_>, keepdims: i64, noop_with_empty_axes: i64) -> Res<TypeInfo> {
     let x = req(ins, 0)?;
     let axes = opt(ins, 1).filter(|a| a.len_1d() != Some(0));
-    let Some(d) = x.dims() else { return Ok(x.ty.clone()) };
+    let Some(d) = x.dims() else {
+        return Ok(x.ty.clone());
+    };
     let axes: Vec<usize> = match axes {
         None if noop_with_empty_axes != 0 => return Ok(x.ty.clone()),
         None => (0..d.len()).collect(),
@@ -632,7 +820,10 @@ pub fn reduce(ins: Ins<'_, '_>, keepdims: i64, noop_with_empty_axes: i64) -> Res
             Some(v) => norm_axes(&v, d.len())?,
             None if keepdims != 0 => return Ok(ty(x.dtype(), unknown(d.len()))),
             None => {
-                return Ok(ty(x.dtype(), unknown_or_unranked(a.len_1d().and_then(|n| d.len().checked_sub(n)))))
+                return Ok(ty(
+                    x.dtype(),
+                    unknown_or_unranked(a.len_1d().and_then(|n| d.len().checked_sub(n))),
+                ))
             }
         },
     };
@@ -656,7 +847,9 @@ pub fn reduced(d: &[Dim], axes: &[usize], keep: bool) -> Shape {
 /// `ArgMax`/`ArgMin` along `axis`.
 pub fn arg_reduce(ins: Ins<'_, '_>, axis: i64, keepdims: i64) -> Res<TypeInfo> {
     let x = req(ins, 0)?;
-    let Some(d) = x.dims() else { return Ok(ty(DType::I64, Shape::Unranked)) };
+    let Some(d) = x.dims() else {
+        return Ok(ty(DType::I64, Shape::Unranked));
+    };
     let a = norm_axis(axis, d.len())?;
     Ok(ty(DType::I64, reduced(d, &[a], keepdims != 0)))
 }

@@ -16,7 +16,9 @@ pub fn eval(op: &Op, ins: &[Option<&Tensor>], outs: &[TypeInfo]) -> Option<Vec<T
     let x = || ins.first().copied().flatten();
     let t = match op {
         Op::Identity {} => x()?.clone(),
-        Op::Reshape { .. } | Op::Flatten { .. } | Op::Squeeze {} | Op::Unsqueeze {} => x()?.reshape(&shape).ok()?,
+        Op::Reshape { .. } | Op::Flatten { .. } | Op::Squeeze {} | Op::Unsqueeze {} => {
+            x()?.reshape(&shape).ok()?
+        }
         Op::Cast { to, .. } => x()?.cast(*to),
         Op::CastLike { .. } => x()?.cast(ins.get(1).copied().flatten()?.dtype()),
         Op::Concat { axis } => concat(ins, *axis)?,
@@ -25,12 +27,17 @@ pub fn eval(op: &Op, ins: &[Option<&Tensor>], outs: &[TypeInfo]) -> Option<Vec<T
         Op::Transpose { perm } => {
             let x = x()?;
             let p: Vec<usize> = match perm {
-                Some(p) => p.iter().map(|&a| norm_axis(a, x.shape().len()).ok()).collect::<Option<_>>()?,
+                Some(p) => p
+                    .iter()
+                    .map(|&a| norm_axis(a, x.shape().len()).ok())
+                    .collect::<Option<_>>()?,
                 None => (0..x.shape().len()).rev().collect(),
             };
             crate::dispatch!(x, a => <T as Elem>::wrap(a.view().permuted_axes(IxDyn(&p)).to_owned()))
         }
-        Op::Expand {} => crate::dispatch!(x()?, a => <T as Elem>::wrap(a.broadcast(IxDyn(&shape))?.to_owned())),
+        Op::Expand {} => {
+            crate::dispatch!(x()?, a => <T as Elem>::wrap(a.broadcast(IxDyn(&shape))?.to_owned()))
+        }
         Op::ConstantOfShape { value } => {
             let v = value.clone().unwrap_or_else(|| Tensor::scalar(0f32));
             if v.len() != 1 {
@@ -40,8 +47,18 @@ pub fn eval(op: &Op, ins: &[Option<&Tensor>], outs: &[TypeInfo]) -> Option<Vec<T
         }
         Op::Range {} => range(ins, outs[0].dtype, &shape)?,
         Op::Neg {} | Op::Abs {} | Op::Floor {} | Op::Ceil {} => unary(op, x()?)?,
-        Op::Add {} | Op::Sub {} | Op::Mul {} | Op::Div {} | Op::Mod { .. } | Op::Max {} | Op::Min {} => binary(op, ins, &shape, outs[0].dtype)?,
-        Op::Equal {} | Op::Less {} | Op::Greater {} | Op::LessOrEqual {} | Op::GreaterOrEqual {} => compare(op, ins, &shape)?,
+        Op::Add {}
+        | Op::Sub {}
+        | Op::Mul {}
+        | Op::Div {}
+        | Op::Mod { .. }
+        | Op::Max {}
+        | Op::Min {} => binary(op, ins, &shape, outs[0].dtype)?,
+        Op::Equal {}
+        | Op::Less {}
+        | Op::Greater {}
+        | Op::LessOrEqual {}
+        | Op::GreaterOrEqual {} => compare(op, ins, &shape)?,
         Op::Where {} => where_(ins, &shape)?,
         Op::Not {} => Tensor::Bool(x()?.as_array::<bool>()?.mapv(|b| !b)),
         Op::And {} | Op::Or {} | Op::Xor {} => logic(op, ins, &shape)?,
@@ -60,7 +77,9 @@ fn int_array(t: &Tensor) -> Option<ArrayD<i64>> {
 }
 
 fn float_array(t: &Tensor) -> Option<ArrayD<f64>> {
-    t.dtype().is_float().then(|| crate::dispatch!(t, a => a.map(|v| v.to_f64())))
+    t.dtype()
+        .is_float()
+        .then(|| crate::dispatch!(t, a => a.map(|v| v.to_f64())))
 }
 
 fn concat(ins: &[Option<&Tensor>], axis: i64) -> Option<Tensor> {
@@ -95,7 +114,10 @@ fn slice(ins: &[Option<&Tensor>]) -> Option<Tensor> {
     let r = x.shape().len();
     let axes: Vec<usize> = match get(3) {
         None => (0..starts.len()).collect(),
-        Some(a) => a?.iter().map(|&v| norm_axis(v, r).ok()).collect::<Option<_>>()?,
+        Some(a) => a?
+            .iter()
+            .map(|&v| norm_axis(v, r).ok())
+            .collect::<Option<_>>()?,
     };
     let steps = match get(4) {
         None => vec![1; starts.len()],
@@ -113,8 +135,16 @@ fn slice(ins: &[Option<&Tensor>]) -> Option<Tensor> {
             continue;
         }
         let (di, step) = (d as i64, steps[i]);
-        let s = if starts[i] < 0 { starts[i].saturating_add(di) } else { starts[i] };
-        let s = if step > 0 { s.clamp(0, di) } else { s.clamp(0, di - 1) };
+        let s = if starts[i] < 0 {
+            starts[i].saturating_add(di)
+        } else {
+            starts[i]
+        };
+        let s = if step > 0 {
+            s.clamp(0, di)
+        } else {
+            s.clamp(0, di - 1)
+        };
         let idx: Vec<usize> = (0..len as i64).map(|k| (s + k * step) as usize).collect();
         cur = crate::dispatch!(&cur, arr => <T as Elem>::wrap(arr.select(Axis(a), &idx)));
     }
@@ -127,7 +157,13 @@ fn range(ins: &[Option<&Tensor>], dtype: DType, shape: &[usize]) -> Option<Tenso
     let d = ins.get(2).copied().flatten()?;
     let t = if let (Some(s), Some(d)) = (int_array(s), int_array(d)) {
         let (s, d) = (*s.iter().next()?, *d.iter().next()?);
-        Tensor::from_vec(&[n], (0..n as i64).map(|i| s.wrapping_add(i.wrapping_mul(d))).collect()).ok()?
+        Tensor::from_vec(
+            &[n],
+            (0..n as i64)
+                .map(|i| s.wrapping_add(i.wrapping_mul(d)))
+                .collect(),
+        )
+        .ok()?
     } else {
         let (s, d) = (float_array(s)?, float_array(d)?);
         let (s, d) = (*s.iter().next()?, *d.iter().next()?);
@@ -176,7 +212,10 @@ fn pair(a: &Tensor, b: &Tensor, shape: &[usize]) -> Option<Pair> {
 }
 
 fn binary(op: &Op, ins: &[Option<&Tensor>], shape: &[usize], dtype: DType) -> Option<Tensor> {
-    let (a, b) = (ins.first().copied().flatten()?, ins.get(1).copied().flatten()?);
+    let (a, b) = (
+        ins.first().copied().flatten()?,
+        ins.get(1).copied().flatten()?,
+    );
     if ins.len() > 2 {
         return None;
     }
@@ -194,7 +233,11 @@ fn binary(op: &Op, ins: &[Option<&Tensor>], shape: &[usize], dtype: DType) -> Op
                 Op::Min {} => |p, q| Some(p.min(q)),
                 _ => return None,
             };
-            let v: Vec<i64> = x.iter().zip(y.iter()).map(|(p, q)| f(*p, *q)).collect::<Option<_>>()?;
+            let v: Vec<i64> = x
+                .iter()
+                .zip(y.iter())
+                .map(|(p, q)| f(*p, *q))
+                .collect::<Option<_>>()?;
             Tensor::from_vec(shape, v).ok()?
         }
         Pair::Float(x, y) => {
@@ -213,7 +256,10 @@ fn binary(op: &Op, ins: &[Option<&Tensor>], shape: &[usize], dtype: DType) -> Op
 
 fn compare(op: &Op, ins: &[Option<&Tensor>], shape: &[usize]) -> Option<Tensor> {
     use std::cmp::Ordering::{Equal, Greater, Less};
-    let (a, b) = (ins.first().copied().flatten()?, ins.get(1).copied().flatten()?);
+    let (a, b) = (
+        ins.first().copied().flatten()?,
+        ins.get(1).copied().flatten()?,
+    );
     let want: fn(Option<std::cmp::Ordering>) -> bool = match op {
         Op::Equal {} => |o| o == Some(Equal),
         Op::Less {} => |o| o == Some(Less),
@@ -223,15 +269,28 @@ fn compare(op: &Op, ins: &[Option<&Tensor>], shape: &[usize]) -> Option<Tensor> 
         _ => return None,
     };
     let out = match pair(a, b, shape)? {
-        Pair::Int(x, y) => Zip::from(&x).and(&y).map_collect(|p, q| want(p.partial_cmp(q))),
-        Pair::Float(x, y) => Zip::from(&x).and(&y).map_collect(|p, q| want(p.partial_cmp(q))),
+        Pair::Int(x, y) => Zip::from(&x)
+            .and(&y)
+            .map_collect(|p, q| want(p.partial_cmp(q))),
+        Pair::Float(x, y) => Zip::from(&x)
+            .and(&y)
+            .map_collect(|p, q| want(p.partial_cmp(q))),
     };
     Some(Tensor::Bool(out))
 }
 
 fn where_(ins: &[Option<&Tensor>], shape: &[usize]) -> Option<Tensor> {
-    let c = ins.first().copied().flatten()?.as_array::<bool>()?.broadcast(IxDyn(shape))?.to_owned();
-    let (x, y) = (ins.get(1).copied().flatten()?, ins.get(2).copied().flatten()?);
+    let c = ins
+        .first()
+        .copied()
+        .flatten()?
+        .as_array::<bool>()?
+        .broadcast(IxDyn(shape))?
+        .to_owned();
+    let (x, y) = (
+        ins.get(1).copied().flatten()?,
+        ins.get(2).copied().flatten()?,
+    );
     crate::dispatch!(x, xa => {
         let ya = <T as Elem>::unwrap(y)?;
         let (xb, yb) = (xa.broadcast(IxDyn(shape))?, ya.broadcast(IxDyn(shape))?);
@@ -241,7 +300,12 @@ fn where_(ins: &[Option<&Tensor>], shape: &[usize]) -> Option<Tensor> {
 
 fn logic(op: &Op, ins: &[Option<&Tensor>], shape: &[usize]) -> Option<Tensor> {
     let get = |i: usize| -> Option<ArrayD<bool>> {
-        ins.get(i).copied().flatten()?.as_array::<bool>()?.broadcast(IxDyn(shape)).map(|v| v.to_owned())
+        ins.get(i)
+            .copied()
+            .flatten()?
+            .as_array::<bool>()?
+            .broadcast(IxDyn(shape))
+            .map(|v| v.to_owned())
     };
     let (a, b) = (get(0)?, get(1)?);
     let f: fn(bool, bool) -> bool = match op {
@@ -250,5 +314,7 @@ fn logic(op: &Op, ins: &[Option<&Tensor>], shape: &[usize]) -> Option<Tensor> {
         Op::Xor {} => |p, q| p != q,
         _ => return None,
     };
-    Some(Tensor::Bool(Zip::from(&a).and(&b).map_collect(|p, q| f(*p, *q))))
+    Some(Tensor::Bool(
+        Zip::from(&a).and(&b).map_collect(|p, q| f(*p, *q)),
+    ))
 }

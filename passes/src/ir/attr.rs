@@ -75,7 +75,9 @@ impl Attrs {
     pub fn take_as<T: AttrType>(&mut self, name: &str) -> Result<Option<T>, String> {
         match self.take(name) {
             None => Ok(None),
-            Some(a) => T::from_attr(a).map(Some).map_err(|e| format!("attribute '{name}': {e}")),
+            Some(a) => T::from_attr(a)
+                .map(Some)
+                .map_err(|e| format!("attribute '{name}': {e}")),
         }
     }
 
@@ -228,9 +230,14 @@ impl AttrType for DType {
     fn from_attr(a: Attr) -> Result<Self, String> {
         match a {
             Attr::Int(code) => DType::from_onnx(code as i32).ok_or_else(|| {
-                format!("unsupported element type {} ({code})", DType::onnx_code_name(code as i32))
+                format!(
+                    "unsupported element type {} ({code})",
+                    DType::onnx_code_name(code as i32)
+                )
             }),
-            Attr::Str(s) => DType::from_name(&s).ok_or_else(|| format!("unknown element type '{s}'")),
+            Attr::Str(s) => {
+                DType::from_name(&s).ok_or_else(|| format!("unknown element type '{s}'"))
+            }
             other => mismatch("element type", &other),
         }
     }

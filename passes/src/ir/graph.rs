@@ -97,7 +97,10 @@ pub struct Graph {
 impl Graph {
     /// An empty graph.
     pub fn new(name: impl Into<String>) -> Graph {
-        Graph { name: name.into(), ..Graph::default() }
+        Graph {
+            name: name.into(),
+            ..Graph::default()
+        }
     }
 
     /// Adds a node; its inputs must already exist. Returns its id.
@@ -106,7 +109,14 @@ impl Graph {
         let id = self.g.add_node(node);
         for (slot, inp) in inputs.iter().enumerate() {
             if let Some(v) = inp {
-                self.g.add_edge(v.node, id, Edge { port: v.port, slot: slot as u32 });
+                self.g.add_edge(
+                    v.node,
+                    id,
+                    Edge {
+                        port: v.port,
+                        slot: slot as u32,
+                    },
+                );
             }
         }
         self.order.push(id);
@@ -120,9 +130,16 @@ impl Graph {
             name: String::new(),
             op: Op::Input { default: None },
             inputs: vec![],
-            outputs: vec![ValueInfo { name: name.into(), ty }],
+            outputs: vec![ValueInfo {
+                name: name.into(),
+                ty,
+            }],
         });
-        let at = self.order.iter().take_while(|n| matches!(self.g[**n].op, Op::Input { .. })).count();
+        let at = self
+            .order
+            .iter()
+            .take_while(|n| matches!(self.g[**n].op, Op::Input { .. }))
+            .count();
         self.order.insert(at, id);
         self.inputs.push(id);
         id
@@ -145,7 +162,14 @@ impl Graph {
         }
         n.inputs[slot] = value;
         if let Some(v) = value {
-            self.g.add_edge(v.node, node, Edge { port: v.port, slot: slot as u32 });
+            self.g.add_edge(
+                v.node,
+                node,
+                Edge {
+                    port: v.port,
+                    slot: slot as u32,
+                },
+            );
         }
     }
 
@@ -228,8 +252,12 @@ impl Graph {
     /// Reorders nodes topologically (stable: keeps the current order where it is valid).
     /// Errors with the name of a node on a cycle.
     pub fn toposort(&mut self) -> Result<(), String> {
-        let pos: std::collections::HashMap<NodeId, usize> =
-            self.order.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+        let pos: std::collections::HashMap<NodeId, usize> = self
+            .order
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (*n, i))
+            .collect();
         let mut indeg: std::collections::HashMap<NodeId, usize> = self
             .order
             .iter()
@@ -276,10 +304,18 @@ impl Graph {
         if self.name != other.name || self.order.len() != other.order.len() {
             return false;
         }
-        let pa: std::collections::HashMap<NodeId, usize> =
-            self.order.iter().enumerate().map(|(i, n)| (*n, i)).collect();
-        let pb: std::collections::HashMap<NodeId, usize> =
-            other.order.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+        let pa: std::collections::HashMap<NodeId, usize> = self
+            .order
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (*n, i))
+            .collect();
+        let pb: std::collections::HashMap<NodeId, usize> = other
+            .order
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (*n, i))
+            .collect();
         let map_a = |v: &ValueRef| (pa.get(&v.node).copied(), v.port);
         let map_b = |v: &ValueRef| (pb.get(&v.node).copied(), v.port);
         let ins_a: Vec<_> = self.inputs.iter().map(|n| pa.get(n)).collect();

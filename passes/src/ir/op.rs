@@ -27,7 +27,12 @@ macro_rules! field_value {
     ($attrs:ident, $name:expr, $ty:ty, ) => {
         match $attrs.take_as::<$ty>($name).map_err(BuildError)? {
             Some(v) => v,
-            None => return Err(BuildError(format!("missing required attribute '{}'", $name))),
+            None => {
+                return Err(BuildError(format!(
+                    "missing required attribute '{}'",
+                    $name
+                )))
+            }
         }
     };
     ($attrs:ident, $name:expr, $ty:ty, $default:expr) => {

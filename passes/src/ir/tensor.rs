@@ -83,10 +83,18 @@ macro_rules! int_elem {
                 Tensor::$v(a)
             }
             fn unwrap(t: &Tensor) -> Option<&ArrayD<Self>> {
-                if let Tensor::$v(a) = t { Some(a) } else { None }
+                if let Tensor::$v(a) = t {
+                    Some(a)
+                } else {
+                    None
+                }
             }
             fn unwrap_owned(t: Tensor) -> Option<ArrayD<Self>> {
-                if let Tensor::$v(a) = t { Some(a) } else { None }
+                if let Tensor::$v(a) = t {
+                    Some(a)
+                } else {
+                    None
+                }
             }
             fn to_f64(&self) -> f64 {
                 *self as f64
@@ -101,7 +109,13 @@ macro_rules! int_elem {
                 *self != 0
             }
             fn from_f64(v: f64) -> Self {
-                if v.is_nan() { 0 } else if v < 0.0 { (v as i64) as $t } else { (v as u64) as $t }
+                if v.is_nan() {
+                    0
+                } else if v < 0.0 {
+                    (v as i64) as $t
+                } else {
+                    (v as u64) as $t
+                }
             }
             fn from_i64(v: i64) -> Self {
                 v as $t
@@ -135,10 +149,18 @@ macro_rules! float_elem {
                 Tensor::$v(a)
             }
             fn unwrap(t: &Tensor) -> Option<&ArrayD<Self>> {
-                if let Tensor::$v(a) = t { Some(a) } else { None }
+                if let Tensor::$v(a) = t {
+                    Some(a)
+                } else {
+                    None
+                }
             }
             fn unwrap_owned(t: Tensor) -> Option<ArrayD<Self>> {
-                if let Tensor::$v(a) = t { Some(a) } else { None }
+                if let Tensor::$v(a) = t {
+                    Some(a)
+                } else {
+                    None
+                }
             }
             fn to_f64(&self) -> f64 {
                 let f: fn(&$t) -> f64 = $to;
@@ -149,7 +171,11 @@ macro_rules! float_elem {
             }
             fn to_u64(&self) -> u64 {
                 let v = self.to_f64();
-                if v < 0.0 { (v as i64) as u64 } else { v as u64 }
+                if v < 0.0 {
+                    (v as i64) as u64
+                } else {
+                    v as u64
+                }
             }
             fn to_bool(&self) -> bool {
                 self.to_f64() != 0.0
@@ -174,10 +200,25 @@ macro_rules! float_elem {
         }
     };
 }
-float_elem!(f32, F32, F32, |x| *x as f64, |v| v as f32, |x| x.to_bits() as u64);
+float_elem!(f32, F32, F32, |x| *x as f64, |v| v as f32, |x| x.to_bits()
+    as u64);
 float_elem!(f64, F64, F64, |x| *x, |v| v, |x| x.to_bits());
-float_elem!(f16, F16, F16, |x| f16::to_f64(*x), f16::from_f64, |x| x.to_bits() as u64);
-float_elem!(bf16, BF16, BF16, |x| bf16::to_f64(*x), bf16::from_f64, |x| x.to_bits() as u64);
+float_elem!(
+    f16,
+    F16,
+    F16,
+    |x| f16::to_f64(*x),
+    f16::from_f64,
+    |x| x.to_bits() as u64
+);
+float_elem!(
+    bf16,
+    BF16,
+    BF16,
+    |x| bf16::to_f64(*x),
+    bf16::from_f64,
+    |x| x.to_bits() as u64
+);
 
 impl Elem for bool {
     const DTYPE: DType = DType::Bool;
@@ -185,10 +226,18 @@ impl Elem for bool {
         Tensor::Bool(a)
     }
     fn unwrap(t: &Tensor) -> Option<&ArrayD<Self>> {
-        if let Tensor::Bool(a) = t { Some(a) } else { None }
+        if let Tensor::Bool(a) = t {
+            Some(a)
+        } else {
+            None
+        }
     }
     fn unwrap_owned(t: Tensor) -> Option<ArrayD<Self>> {
-        if let Tensor::Bool(a) = t { Some(a) } else { None }
+        if let Tensor::Bool(a) = t {
+            Some(a)
+        } else {
+            None
+        }
     }
     fn to_f64(&self) -> f64 {
         *self as u8 as f64
@@ -225,10 +274,18 @@ impl Elem for String {
         Tensor::Str(a)
     }
     fn unwrap(t: &Tensor) -> Option<&ArrayD<Self>> {
-        if let Tensor::Str(a) = t { Some(a) } else { None }
+        if let Tensor::Str(a) = t {
+            Some(a)
+        } else {
+            None
+        }
     }
     fn unwrap_owned(t: Tensor) -> Option<ArrayD<Self>> {
-        if let Tensor::Str(a) = t { Some(a) } else { None }
+        if let Tensor::Str(a) = t {
+            Some(a)
+        } else {
+            None
+        }
     }
     fn to_f64(&self) -> f64 {
         let s = self.trim();
@@ -268,7 +325,11 @@ fn format_float(v: f64) -> String {
     if v.is_nan() {
         "NaN".into()
     } else if v.is_infinite() {
-        if v > 0.0 { "INF".into() } else { "-INF".into() }
+        if v > 0.0 {
+            "INF".into()
+        } else {
+            "-INF".into()
+        }
     } else {
         format!("{v:?}")
     }
@@ -280,20 +341,76 @@ fn format_float(v: f64) -> String {
 macro_rules! dispatch {
     ($t:expr, $a:ident => $body:expr) => {
         match $t {
-            $crate::ir::Tensor::F32($a) => { #[allow(dead_code)] type T = f32; $body }
-            $crate::ir::Tensor::F64($a) => { #[allow(dead_code)] type T = f64; $body }
-            $crate::ir::Tensor::F16($a) => { #[allow(dead_code)] type T = half::f16; $body }
-            $crate::ir::Tensor::BF16($a) => { #[allow(dead_code)] type T = half::bf16; $body }
-            $crate::ir::Tensor::I8($a) => { #[allow(dead_code)] type T = i8; $body }
-            $crate::ir::Tensor::I16($a) => { #[allow(dead_code)] type T = i16; $body }
-            $crate::ir::Tensor::I32($a) => { #[allow(dead_code)] type T = i32; $body }
-            $crate::ir::Tensor::I64($a) => { #[allow(dead_code)] type T = i64; $body }
-            $crate::ir::Tensor::U8($a) => { #[allow(dead_code)] type T = u8; $body }
-            $crate::ir::Tensor::U16($a) => { #[allow(dead_code)] type T = u16; $body }
-            $crate::ir::Tensor::U32($a) => { #[allow(dead_code)] type T = u32; $body }
-            $crate::ir::Tensor::U64($a) => { #[allow(dead_code)] type T = u64; $body }
-            $crate::ir::Tensor::Bool($a) => { #[allow(dead_code)] type T = bool; $body }
-            $crate::ir::Tensor::Str($a) => { #[allow(dead_code)] type T = String; $body }
+            $crate::ir::Tensor::F32($a) => {
+                #[allow(dead_code)]
+                type T = f32;
+                $body
+            }
+            $crate::ir::Tensor::F64($a) => {
+                #[allow(dead_code)]
+                type T = f64;
+                $body
+            }
+            $crate::ir::Tensor::F16($a) => {
+                #[allow(dead_code)]
+                type T = half::f16;
+                $body
+            }
+            $crate::ir::Tensor::BF16($a) => {
+                #[allow(dead_code)]
+                type T = half::bf16;
+                $body
+            }
+            $crate::ir::Tensor::I8($a) => {
+                #[allow(dead_code)]
+                type T = i8;
+                $body
+            }
+            $crate::ir::Tensor::I16($a) => {
+                #[allow(dead_code)]
+                type T = i16;
+                $body
+            }
+            $crate::ir::Tensor::I32($a) => {
+                #[allow(dead_code)]
+                type T = i32;
+                $body
+            }
+            $crate::ir::Tensor::I64($a) => {
+                #[allow(dead_code)]
+                type T = i64;
+                $body
+            }
+            $crate::ir::Tensor::U8($a) => {
+                #[allow(dead_code)]
+                type T = u8;
+                $body
+            }
+            $crate::ir::Tensor::U16($a) => {
+                #[allow(dead_code)]
+                type T = u16;
+                $body
+            }
+            $crate::ir::Tensor::U32($a) => {
+                #[allow(dead_code)]
+                type T = u32;
+                $body
+            }
+            $crate::ir::Tensor::U64($a) => {
+                #[allow(dead_code)]
+                type T = u64;
+                $body
+            }
+            $crate::ir::Tensor::Bool($a) => {
+                #[allow(dead_code)]
+                type T = bool;
+                $body
+            }
+            $crate::ir::Tensor::Str($a) => {
+                #[allow(dead_code)]
+                type T = String;
+                $body
+            }
         }
     };
 }
@@ -304,18 +421,66 @@ macro_rules! dispatch {
 macro_rules! dispatch_numeric {
     ($t:expr, $a:ident => $body:expr, _ => $other:expr) => {
         match $t {
-            $crate::ir::Tensor::F32($a) => { #[allow(dead_code)] type T = f32; $body }
-            $crate::ir::Tensor::F64($a) => { #[allow(dead_code)] type T = f64; $body }
-            $crate::ir::Tensor::F16($a) => { #[allow(dead_code)] type T = half::f16; $body }
-            $crate::ir::Tensor::BF16($a) => { #[allow(dead_code)] type T = half::bf16; $body }
-            $crate::ir::Tensor::I8($a) => { #[allow(dead_code)] type T = i8; $body }
-            $crate::ir::Tensor::I16($a) => { #[allow(dead_code)] type T = i16; $body }
-            $crate::ir::Tensor::I32($a) => { #[allow(dead_code)] type T = i32; $body }
-            $crate::ir::Tensor::I64($a) => { #[allow(dead_code)] type T = i64; $body }
-            $crate::ir::Tensor::U8($a) => { #[allow(dead_code)] type T = u8; $body }
-            $crate::ir::Tensor::U16($a) => { #[allow(dead_code)] type T = u16; $body }
-            $crate::ir::Tensor::U32($a) => { #[allow(dead_code)] type T = u32; $body }
-            $crate::ir::Tensor::U64($a) => { #[allow(dead_code)] type T = u64; $body }
+            $crate::ir::Tensor::F32($a) => {
+                #[allow(dead_code)]
+                type T = f32;
+                $body
+            }
+            $crate::ir::Tensor::F64($a) => {
+                #[allow(dead_code)]
+                type T = f64;
+                $body
+            }
+            $crate::ir::Tensor::F16($a) => {
+                #[allow(dead_code)]
+                type T = half::f16;
+                $body
+            }
+            $crate::ir::Tensor::BF16($a) => {
+                #[allow(dead_code)]
+                type T = half::bf16;
+                $body
+            }
+            $crate::ir::Tensor::I8($a) => {
+                #[allow(dead_code)]
+                type T = i8;
+                $body
+            }
+            $crate::ir::Tensor::I16($a) => {
+                #[allow(dead_code)]
+                type T = i16;
+                $body
+            }
+            $crate::ir::Tensor::I32($a) => {
+                #[allow(dead_code)]
+                type T = i32;
+                $body
+            }
+            $crate::ir::Tensor::I64($a) => {
+                #[allow(dead_code)]
+                type T = i64;
+                $body
+            }
+            $crate::ir::Tensor::U8($a) => {
+                #[allow(dead_code)]
+                type T = u8;
+                $body
+            }
+            $crate::ir::Tensor::U16($a) => {
+                #[allow(dead_code)]
+                type T = u16;
+                $body
+            }
+            $crate::ir::Tensor::U32($a) => {
+                #[allow(dead_code)]
+                type T = u32;
+                $body
+            }
+            $crate::ir::Tensor::U64($a) => {
+                #[allow(dead_code)]
+                type T = u64;
+                $body
+            }
             _ => $other,
         }
     };
@@ -326,10 +491,26 @@ macro_rules! dispatch_numeric {
 macro_rules! dispatch_float {
     ($t:expr, $a:ident => $body:expr, _ => $other:expr) => {
         match $t {
-            $crate::ir::Tensor::F32($a) => { #[allow(dead_code)] type T = f32; $body }
-            $crate::ir::Tensor::F64($a) => { #[allow(dead_code)] type T = f64; $body }
-            $crate::ir::Tensor::F16($a) => { #[allow(dead_code)] type T = half::f16; $body }
-            $crate::ir::Tensor::BF16($a) => { #[allow(dead_code)] type T = half::bf16; $body }
+            $crate::ir::Tensor::F32($a) => {
+                #[allow(dead_code)]
+                type T = f32;
+                $body
+            }
+            $crate::ir::Tensor::F64($a) => {
+                #[allow(dead_code)]
+                type T = f64;
+                $body
+            }
+            $crate::ir::Tensor::F16($a) => {
+                #[allow(dead_code)]
+                type T = half::f16;
+                $body
+            }
+            $crate::ir::Tensor::BF16($a) => {
+                #[allow(dead_code)]
+                type T = half::bf16;
+                $body
+            }
             _ => $other,
         }
     };

@@ -141,7 +141,14 @@ impl DType {
     pub fn is_int(self) -> bool {
         matches!(
             self,
-            DType::U8 | DType::I8 | DType::U16 | DType::I16 | DType::I32 | DType::I64 | DType::U32 | DType::U64
+            DType::U8
+                | DType::I8
+                | DType::U16
+                | DType::I16
+                | DType::I32
+                | DType::I64
+                | DType::U32
+                | DType::U64
         )
     }
 
@@ -226,7 +233,9 @@ impl Shape {
 
     /// Number of elements, when every dim is known and the product does not overflow.
     pub fn num_elements(&self) -> Option<usize> {
-        self.as_known()?.iter().try_fold(1usize, |a, &d| a.checked_mul(d))
+        self.as_known()?
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
     }
 }
 

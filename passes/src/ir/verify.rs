@@ -83,15 +83,23 @@ pub(crate) fn check_default(ty: &TypeInfo, t: &Tensor) -> Result<(), String> {
     if fits {
         Ok(())
     } else {
-        let found = TypeInfo { dtype: t.dtype(), shape: Shape::known(t.shape()) };
-        Err(format!("default of type {found} does not fit the input type {ty}"))
+        let found = TypeInfo {
+            dtype: t.dtype(),
+            shape: Shape::known(t.shape()),
+        };
+        Err(format!(
+            "default of type {found} does not fit the input type {ty}"
+        ))
     }
 }
 
 /// The subgraphs an op holds, with their attribute names.
 fn subgraphs(op: &Op) -> Vec<(&'static str, &Graph)> {
     match op {
-        Op::If { then_branch, else_branch } => {
+        Op::If {
+            then_branch,
+            else_branch,
+        } => {
             vec![("then_branch", then_branch), ("else_branch", else_branch)]
         }
         Op::Loop { body, .. } | Op::Scan { body, .. } => vec![("body", body)],
@@ -105,11 +113,18 @@ struct Verifier<'g> {
 
 impl Verifier<'_> {
     fn graph_err(&self, message: String) -> VerifyError {
-        VerifyError::Graph { graph: self.g.name.clone(), message }
+        VerifyError::Graph {
+            graph: self.g.name.clone(),
+            message,
+        }
     }
 
     fn node_err(&self, id: NodeId, message: String) -> VerifyError {
-        VerifyError::Node { graph: self.g.name.clone(), node: self.describe(id), message }
+        VerifyError::Node {
+            graph: self.g.name.clone(),
+            node: self.describe(id),
+            message,
+        }
     }
 
     /// `n3 @conv_1 (conv -> %y)`.
@@ -152,7 +167,10 @@ impl Verifier<'_> {
             }
         }
         if g.petgraph().node_count() != position.len() {
-            let missing = g.petgraph().node_indices().find(|id| !position.contains_key(id));
+            let missing = g
+                .petgraph()
+                .node_indices()
+                .find(|id| !position.contains_key(id));
             let missing = missing.map(|id| self.describe(id)).unwrap_or_default();
             return Err(self.graph_err(format!("node {missing} is missing from the node order")));
         }
@@ -262,8 +280,10 @@ impl Verifier<'_> {
                     }
                 }
                 Op::Constant { value } => {
-                    let want =
-                        TypeInfo { dtype: value.dtype(), shape: Shape::known(value.shape()) };
+                    let want = TypeInfo {
+                        dtype: value.dtype(),
+                        shape: Shape::known(value.shape()),
+                    };
                     match node.outputs.as_slice() {
                         [v] if v.ty == want => {}
                         [v] => {
@@ -398,12 +418,22 @@ mod tests {
 
         // `add_input` keeps inputs first in the order, so a late input verifies.
         let (mut g, _) = graph();
-        g.add_input("late", TypeInfo { dtype: DType::F32, shape: Shape::Unranked });
+        g.add_input(
+            "late",
+            TypeInfo {
+                dtype: DType::F32,
+                shape: Shape::Unranked,
+            },
+        );
         verify(&g).unwrap();
 
         let (mut g, _) = graph();
         g.inputs.swap(0, 1);
-        assert!(err(&g).contains("graph input 0 is not node 0 of the order"), "{}", err(&g));
+        assert!(
+            err(&g).contains("graph input 0 is not node 0 of the order"),
+            "{}",
+            err(&g)
+        );
 
         let (mut g, _) = graph();
         g.inputs.pop();
@@ -415,7 +445,10 @@ mod tests {
         let (mut g, ids) = graph();
         g.node_mut(ids[1]).outputs.push(ValueInfo {
             name: "e".into(),
-            ty: TypeInfo { dtype: DType::F32, shape: Shape::Unranked },
+            ty: TypeInfo {
+                dtype: DType::F32,
+                shape: Shape::Unranked,
+            },
         });
         assert_eq!(
             err(&g),
@@ -435,7 +468,10 @@ mod tests {
     #[test]
     fn outputs_must_exist_and_be_named() {
         let (mut g, ids) = graph();
-        g.outputs.push(GraphOutput { name: "o".into(), value: v(ids[4], 1) });
+        g.outputs.push(GraphOutput {
+            name: "o".into(),
+            value: v(ids[4], 1),
+        });
         assert_eq!(
             err(&g),
             r#"graph "g": output 1 ("o") refers to port 1 of n4, which does not exist"#
@@ -447,7 +483,10 @@ mod tests {
 
         let (mut g, ids) = graph();
         g.node_mut(ids[2]).outputs[0].name = String::new();
-        assert_eq!(err(&g), r#"graph "g": node n3 (add -> %b): input 0 uses an unnamed value"#);
+        assert_eq!(
+            err(&g),
+            r#"graph "g": node n3 (add -> %b): input 0 uses an unnamed value"#
+        );
     }
 
     #[test]
@@ -462,16 +501,25 @@ mod tests {
         let (mut g, ids) = graph();
         g.add_node(Node {
             name: String::new(),
-            op: Op::Split { axis: 0, num_outputs: None },
+            op: Op::Split {
+                axis: 0,
+                num_outputs: None,
+            },
             inputs: vec![Some(v(ids[0], 0))],
             outputs: vec![
                 ValueInfo {
                     name: String::new(),
-                    ty: TypeInfo { dtype: DType::F32, shape: Shape::Unranked },
+                    ty: TypeInfo {
+                        dtype: DType::F32,
+                        shape: Shape::Unranked,
+                    },
                 },
                 ValueInfo {
                     name: String::new(),
-                    ty: TypeInfo { dtype: DType::F32, shape: Shape::Unranked },
+                    ty: TypeInfo {
+                        dtype: DType::F32,
+                        shape: Shape::Unranked,
+                    },
                 },
             ],
         });
@@ -481,8 +529,10 @@ mod tests {
     #[test]
     fn constants_match_their_type() {
         let (mut g, ids) = graph();
-        g.node_mut(ids[4]).outputs[0].ty =
-            TypeInfo { dtype: DType::I32, shape: Shape::known(&[1]) };
+        g.node_mut(ids[4]).outputs[0].ty = TypeInfo {
+            dtype: DType::I32,
+            shape: Shape::known(&[1]),
+        };
         assert_eq!(
             err(&g),
             r#"graph "g": node n4 (constant -> %k): constant of type i64[1] defines a value of type i32[1]"#
@@ -514,7 +564,9 @@ mod tests {
         .unwrap();
         verify(&g).unwrap();
         let id = g.node_ids()[2];
-        let Op::If { else_branch, .. } = &mut g.node_mut(id).op else { panic!() };
+        let Op::If { else_branch, .. } = &mut g.node_mut(id).op else {
+            panic!()
+        };
         let neg = else_branch.node_ids()[1];
         else_branch.node_mut(neg).outputs[0].name = "x".into();
         assert_eq!(

@@ -194,15 +194,26 @@ fn value_bytes(g: &Graph, v: ValueRef) -> Result<usize, String> {
     })?;
     dims.iter()
         .try_fold(info.ty.dtype.size(), |a, &d| a.checked_mul(d))
-        .ok_or_else(|| format!("value '{}' of type {} is too large to address", info.name, info.ty))
+        .ok_or_else(|| {
+            format!(
+                "value '{}' of type {} is too large to address",
+                info.name, info.ty
+            )
+        })
 }
 
 /// The live intervals of every intermediate value under `schedule`, in schedule order, and
 /// each node's step. Errors when the schedule is not a topological order of all nodes or a
 /// shape is not static.
-fn liveness(g: &Graph, schedule: &[NodeId]) -> Result<(Vec<Interval>, HashMap<NodeId, usize>), String> {
+fn liveness(
+    g: &Graph,
+    schedule: &[NodeId],
+) -> Result<(Vec<Interval>, HashMap<NodeId, usize>), String> {
     let step: HashMap<NodeId, usize> = schedule.iter().enumerate().map(|(i, n)| (*n, i)).collect();
-    if step.len() != schedule.len() || schedule.len() != g.len() || !schedule.iter().all(|n| g.contains(*n)) {
+    if step.len() != schedule.len()
+        || schedule.len() != g.len()
+        || !schedule.iter().all(|n| g.contains(*n))
+    {
         return Err("the schedule does not list every node of the graph exactly once".to_string());
     }
     let end = schedule.len();
@@ -212,7 +223,11 @@ fn liveness(g: &Graph, schedule: &[NodeId]) -> Result<(Vec<Interval>, HashMap<No
         let node = g.node(id);
         for v in node.inputs.iter().flatten() {
             if step.get(&v.node).is_none_or(|&p| p >= t) {
-                return Err(format!("the schedule runs node {} before its input '{}'", node.display_name(), g.value(*v).name));
+                return Err(format!(
+                    "the schedule runs node {} before its input '{}'",
+                    node.display_name(),
+                    g.value(*v).name
+                ));
             }
             if let Some(&i) = index.get(v) {
                 let iv: &mut Interval = &mut intervals[i];
@@ -225,7 +240,12 @@ fn liveness(g: &Graph, schedule: &[NodeId]) -> Result<(Vec<Interval>, HashMap<No
         for port in 0..node.outputs.len() as u32 {
             let value = ValueRef { node: id, port };
             index.insert(value, intervals.len());
-            intervals.push(Interval { value, size: value_bytes(g, value)?, start: t, end: t });
+            intervals.push(Interval {
+                value,
+                size: value_bytes(g, value)?,
+                start: t,
+                end: t,
+            });
         }
     }
     for out in &g.outputs {
@@ -285,7 +305,11 @@ fn place(buffers: &[Buffer], order: &[usize]) -> (Vec<usize>, usize) {
 pub fn plan(g: &Graph) -> Result<MemoryPlan, String> {
     let schedule = g.node_ids().to_vec();
     let (intervals, step) = liveness(g, &schedule)?;
-    let index: HashMap<ValueRef, usize> = intervals.iter().enumerate().map(|(i, iv)| (iv.value, i)).collect();
+    let index: HashMap<ValueRef, usize> = intervals
+        .iter()
+        .enumerate()
+        .map(|(i, iv)| (iv.value, i))
+        .collect();
     let outputs: HashSet<ValueRef> = g.outputs.iter().map(|o| o.value).collect();
 
     // Buffers, merging in-place chains: `buffer_of[i]` is the buffer of `intervals[i]`.
@@ -314,16 +338,26 @@ pub fn plan(g: &Graph) -> Result<MemoryPlan, String> {
             let b = buffer_of[index[&input]];
             buffers[b].end = iv.end;
             buffer_of[i] = b;
-            in_place.push(InPlace { node: iv.value.node, input, output: iv.value });
+            in_place.push(InPlace {
+                node: iv.value.node,
+                input,
+                output: iv.value,
+            });
         } else {
             buffer_of[i] = buffers.len();
             let size = align_up(iv.size).ok_or("a value is too large to address")?;
-            buffers.push(Buffer { size, start: iv.start, end: iv.end });
+            buffers.push(Buffer {
+                size,
+                start: iv.start,
+                end: iv.end,
+            });
         }
     }
 
     // Place non-empty buffers: greedy by size, and in schedule order; keep the smaller.
-    let nonempty: Vec<usize> = (0..buffers.len()).filter(|&b| buffers[b].size > 0).collect();
+    let nonempty: Vec<usize> = (0..buffers.len())
+        .filter(|&b| buffers[b].size > 0)
+        .collect();
     let mut by_size = nonempty.clone();
     by_size.sort_by_key(|&b| (Reverse(buffers[b].size), buffers[b].start, b));
     let (mut offsets, mut arena) = place(&buffers, &by_size);
@@ -347,8 +381,14 @@ pub fn plan(g: &Graph) -> Result<MemoryPlan, String> {
     let mut total: usize = 0;
     let mut map = HashMap::with_capacity(intervals.len());
     for (i, iv) in intervals.iter().enumerate() {
-        total = total.checked_add(iv.size).ok_or("the intermediates are too large to address")?;
-        let at = if iv.size == 0 { 0 } else { offsets[buffer_of[i]] };
+        total = total
+            .checked_add(iv.size)
+            .ok_or("the intermediates are too large to address")?;
+        let at = if iv.size == 0 {
+            0
+        } else {
+            offsets[buffer_of[i]]
+        };
         map.insert(iv.value, (at, iv.size));
     }
     Ok(MemoryPlan {
@@ -370,32 +410,60 @@ pub fn check(plan: &MemoryPlan, g: &Graph) -> Result<(), String> {
     let (intervals, step) = liveness(g, &plan.schedule)?;
     let name = |v: ValueRef| format!("'{}'", g.value(v).name);
     if plan.offsets.len() != intervals.len() {
-        return Err(format!("{} values have offsets but there are {} intermediates", plan.offsets.len(), intervals.len()));
+        return Err(format!(
+            "{} values have offsets but there are {} intermediates",
+            plan.offsets.len(),
+            intervals.len()
+        ));
     }
     let mut total = 0usize;
     let mut places = Vec::with_capacity(intervals.len());
     for iv in &intervals {
-        let &(at, size) = plan.offsets.get(&iv.value).ok_or_else(|| format!("intermediate {} has no offset", name(iv.value)))?;
+        let &(at, size) = plan
+            .offsets
+            .get(&iv.value)
+            .ok_or_else(|| format!("intermediate {} has no offset", name(iv.value)))?;
         if size != iv.size {
-            return Err(format!("{} is planned with {size} bytes but has {}", name(iv.value), iv.size));
+            return Err(format!(
+                "{} is planned with {size} bytes but has {}",
+                name(iv.value),
+                iv.size
+            ));
         }
         if at % ALIGN != 0 {
-            return Err(format!("{} is at offset {at}, not a multiple of {ALIGN}", name(iv.value)));
+            return Err(format!(
+                "{} is at offset {at}, not a multiple of {ALIGN}",
+                name(iv.value)
+            ));
         }
         if at.checked_add(size).is_none_or(|e| e > plan.arena_bytes) {
-            return Err(format!("{} at {at}+{size} overruns the {}-byte arena", name(iv.value), plan.arena_bytes));
+            return Err(format!(
+                "{} at {at}+{size} overruns the {}-byte arena",
+                name(iv.value),
+                plan.arena_bytes
+            ));
         }
         total += size;
         places.push((at, size));
     }
     if total != plan.total_intermediate_bytes {
-        return Err(format!("the intermediates total {total} bytes, not {}", plan.total_intermediate_bytes));
+        return Err(format!(
+            "the intermediates total {total} bytes, not {}",
+            plan.total_intermediate_bytes
+        ));
     }
     if plan.arena_bytes % ALIGN != 0 {
-        return Err(format!("the arena size {} is not a multiple of {ALIGN}", plan.arena_bytes));
+        return Err(format!(
+            "the arena size {} is not a multiple of {ALIGN}",
+            plan.arena_bytes
+        ));
     }
 
-    let index: HashMap<ValueRef, usize> = intervals.iter().enumerate().map(|(i, iv)| (iv.value, i)).collect();
+    let index: HashMap<ValueRef, usize> = intervals
+        .iter()
+        .enumerate()
+        .map(|(i, iv)| (iv.value, i))
+        .collect();
     let outputs: HashSet<ValueRef> = g.outputs.iter().map(|o| o.value).collect();
     let mut pairs = HashSet::new();
     for p in &plan.in_place {
@@ -404,12 +472,19 @@ pub fn check(plan: &MemoryPlan, g: &Graph) -> Result<(), String> {
             && in_place_op(&node.op)
             && node.inputs.contains(&Some(p.input))
             && !outputs.contains(&p.input)
-            && index.get(&p.input).is_some_and(|&i| intervals[i].end == step[&p.node])
+            && index
+                .get(&p.input)
+                .is_some_and(|&i| intervals[i].end == step[&p.node])
             && index.contains_key(&p.output)
             && g.shape(p.input) == g.shape(p.output)
             && plan.offsets.get(&p.input) == plan.offsets.get(&p.output);
         if !legal {
-            return Err(format!("illegal in-place reuse of {} by {} at node {}", name(p.input), name(p.output), node.display_name()));
+            return Err(format!(
+                "illegal in-place reuse of {} by {} at node {}",
+                name(p.input),
+                name(p.output),
+                node.display_name()
+            ));
         }
         pairs.insert((index[&p.input], index[&p.output]));
     }
@@ -424,7 +499,10 @@ pub fn check(plan: &MemoryPlan, g: &Graph) -> Result<(), String> {
                 break;
             }
             let (a, b) = (&intervals[i], &intervals[j]);
-            if overlaps((a.start, a.end), (b.start, b.end)) && !pairs.contains(&(i, j)) && !pairs.contains(&(j, i)) {
+            if overlaps((a.start, a.end), (b.start, b.end))
+                && !pairs.contains(&(i, j))
+                && !pairs.contains(&(j, i))
+            {
                 return Err(format!(
                     "{} (bytes {at}..{}, steps {}..={}) and {} (bytes {}..{}, steps {}..={}) overlap",
                     name(a.value),

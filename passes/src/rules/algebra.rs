@@ -51,7 +51,10 @@ fn perm_of(op: &Op, rank: usize) -> Option<Vec<usize>> {
     match op {
         Op::Transpose { perm: None } => Some((0..rank).rev().collect()),
         Op::Transpose { perm: Some(p) } => {
-            let p: Vec<usize> = p.iter().map(|&a| usize::try_from(a).ok().filter(|a| *a < rank)).collect::<Option<_>>()?;
+            let p: Vec<usize> = p
+                .iter()
+                .map(|&a| usize::try_from(a).ok().filter(|a| *a < rank))
+                .collect::<Option<_>>()?;
             (p.len() == rank).then_some(p)
         }
         _ => None,
@@ -59,9 +62,18 @@ fn perm_of(op: &Op, rank: usize) -> Option<Vec<usize>> {
 }
 
 impl Applier<ENode, GraphAnalysis> for ComposeTranspose {
-    fn apply_one(&self, eg: &mut EG, root: Id, subst: &Subst, _: Option<&PatternAst<ENode>>, _: Symbol) -> Vec<Id> {
+    fn apply_one(
+        &self,
+        eg: &mut EG,
+        root: Id,
+        subst: &Subst,
+        _: Option<&PatternAst<ENode>>,
+        _: Symbol,
+    ) -> Vec<Id> {
         let t = eg.find(subst[self.t]);
-        let Some(rank) = eg[t].data.ty().and_then(|ty| ty.shape.rank()) else { return vec![] };
+        let Some(rank) = eg[t].data.ty().and_then(|ty| ty.shape.rank()) else {
+            return vec![];
+        };
         let outer: Vec<Vec<usize>> = eg[root]
             .iter()
             .filter(|n| n.children.len() == 1 && eg.find(n.children[0]) == t)
@@ -70,7 +82,11 @@ impl Applier<ENode, GraphAnalysis> for ComposeTranspose {
         let inner: Vec<(Vec<usize>, Id)> = eg[t]
             .iter()
             .filter(|n| n.children.len() == 1)
-            .filter_map(|n| n.op().and_then(|op| perm_of(op, rank)).map(|p| (p, n.children[0])))
+            .filter_map(|n| {
+                n.op()
+                    .and_then(|op| perm_of(op, rank))
+                    .map(|p| (p, n.children[0]))
+            })
             .collect();
         let mut changed = vec![];
         for p2 in &outer {
@@ -80,7 +96,10 @@ impl Applier<ENode, GraphAnalysis> for ComposeTranspose {
                     *x
                 } else {
                     let perm = Some(q.iter().map(|&a| a as i64).collect());
-                    eg.add(ENode { head: Head::Op(KeyedOp::new(Op::Transpose { perm }, 1)), children: vec![*x] })
+                    eg.add(ENode {
+                        head: Head::Op(KeyedOp::new(Op::Transpose { perm }, 1)),
+                        children: vec![*x],
+                    })
                 };
                 if eg.union(root, new) {
                     changed.push(new);

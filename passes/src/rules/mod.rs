@@ -36,7 +36,10 @@ fn first_f64(t: &Tensor) -> Option<f64> {
 pub fn is_splat_of(v: &str, want: f64) -> impl Fn(&mut EG, Id, &Subst) -> bool {
     let v = var(v);
     move |eg, _, s| {
-        eg[s[v]].data.tensor().is_some_and(|t| !t.is_empty() && t.is_splat() && first_f64(t) == Some(want))
+        eg[s[v]]
+            .data
+            .tensor()
+            .is_some_and(|t| !t.is_empty() && t.is_splat() && first_f64(t) == Some(want))
     }
 }
 
@@ -46,7 +49,10 @@ pub fn same_type_as_root(v: &str) -> impl Fn(&mut EG, Id, &Subst) -> bool {
     let v = var(v);
     move |eg, root, s| match (eg[s[v]].data.ty(), eg[root].data.ty()) {
         (Some(a), Some(b)) => {
-            a == b && a.shape.dims().is_some_and(|d| d.iter().all(|d| !matches!(d, Dim::Unknown)))
+            a == b
+                && a.shape
+                    .dims()
+                    .is_some_and(|d| d.iter().all(|d| !matches!(d, Dim::Unknown)))
         }
         _ => false,
     }
@@ -58,7 +64,9 @@ pub fn absent_or_false(v: &str) -> impl Fn(&mut EG, Id, &Subst) -> bool {
     let v = var(v);
     move |eg, _, s| {
         let d = &eg[s[v]].data;
-        d.absent || d.tensor().is_some_and(|t| t.to_f64_vec().iter().all(|x| *x == 0.0))
+        d.absent
+            || d.tensor()
+                .is_some_and(|t| t.to_f64_vec().iter().all(|x| *x == 0.0))
     }
 }
 
@@ -67,6 +75,8 @@ pub fn absent_or_false(v: &str) -> impl Fn(&mut EG, Id, &Subst) -> bool {
 pub fn shape_without_zero(v: &str) -> impl Fn(&mut EG, Id, &Subst) -> bool {
     let v = var(v);
     move |eg, _, s| {
-        eg[s[v]].data.tensor().is_some_and(|t| t.dtype() == DType::I64 && t.to_i64_vec().is_ok_and(|d| !d.contains(&0)))
+        eg[s[v]].data.tensor().is_some_and(|t| {
+            t.dtype() == DType::I64 && t.to_i64_vec().is_ok_and(|d| !d.contains(&0))
+        })
     }
 }

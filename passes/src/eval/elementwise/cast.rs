@@ -39,8 +39,12 @@ pub fn cast(t: &Tensor, to: DType) -> Tensor {
             let reads = |s: &str| s.parse::<f32>().ok().map(f64::from);
             float_str(v.to_f(), shortest(v.to_f(), reads), 1e6)
         })),
-        (Tensor::F64(a), DType::String) => Tensor::Str(a.map(|v| float_str(*v, shortest(*v, |s| s.parse::<f64>().ok()), 1e16))),
-        (Tensor::Bool(a), DType::String) => Tensor::Str(a.map(|v| if *v { "True".into() } else { "False".into() })),
+        (Tensor::F64(a), DType::String) => {
+            Tensor::Str(a.map(|v| float_str(*v, shortest(*v, |s| s.parse::<f64>().ok()), 1e16)))
+        }
+        (Tensor::Bool(a), DType::String) => {
+            Tensor::Str(a.map(|v| if *v { "True".into() } else { "False".into() }))
+        }
         _ => t.cast(to),
     }
 }
@@ -108,8 +112,16 @@ fn float_str(v: f64, (digits, exp): (String, i32), upper: f64) -> String {
             format!("{sign}0.{}{digits}", "0".repeat((-exp - 1) as usize))
         }
     } else {
-        let mant = if digits.len() > 1 { format!("{}.{}", &digits[..1], &digits[1..]) } else { digits };
-        format!("{sign}{mant}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
+        let mant = if digits.len() > 1 {
+            format!("{}.{}", &digits[..1], &digits[1..])
+        } else {
+            digits
+        };
+        format!(
+            "{sign}{mant}e{}{:02}",
+            if exp < 0 { '-' } else { '+' },
+            exp.abs()
+        )
     }
 }
 
@@ -153,15 +165,22 @@ pub fn bitcast(t: &Tensor, to: DType) -> Result<Tensor, String> {
         out
     }
     fn read<T: Raw>(shape: &[usize], b: &[u8]) -> Result<Tensor, String> {
-        let v: Vec<T> = b.chunks_exact(std::mem::size_of::<T>()).map(T::get).collect();
-        ArrayD::from_shape_vec(IxDyn(shape), v).map(T::wrap).map_err(|e| e.to_string())
+        let v: Vec<T> = b
+            .chunks_exact(std::mem::size_of::<T>())
+            .map(T::get)
+            .collect();
+        ArrayD::from_shape_vec(IxDyn(shape), v)
+            .map(T::wrap)
+            .map_err(|e| e.to_string())
     }
     let from = t.dtype();
     if from == DType::String || to == DType::String {
         return Err("bitcast does not apply to strings".into());
     }
     if from.size() != to.size() {
-        return Err(format!("bitcast from {from} to {to} changes the element size"));
+        return Err(format!(
+            "bitcast from {from} to {to} changes the element size"
+        ));
     }
     let b = match t {
         Tensor::F32(a) => bytes(a),
@@ -203,25 +222,67 @@ mod tests {
     use super::*;
 
     fn strs(t: &Tensor) -> Vec<String> {
-        t.as_array::<String>().expect("string tensor").iter().cloned().collect()
+        t.as_array::<String>()
+            .expect("string tensor")
+            .iter()
+            .cloned()
+            .collect()
     }
 
     #[test]
     fn floats_format_like_numpy_str() {
         // Expected strings from numpy 2.4: np.array(v, dtype).astype(np.str_).
-        let f = [0.478_925_47f32, 1.0, 100.0, 1e16, 1.5e-5, 0.0001, -0.0, 123_456_790.0, 1e-45, 3.4e38, 999_999.0, 1e6];
+        let f = [
+            0.478_925_47f32,
+            1.0,
+            100.0,
+            1e16,
+            1.5e-5,
+            0.0001,
+            -0.0,
+            123_456_790.0,
+            1e-45,
+            3.4e38,
+            999_999.0,
+            1e6,
+        ];
         let t = Tensor::from_vec(&[f.len()], f.to_vec()).unwrap();
         let want = [
-            "0.47892547", "1.0", "100.0", "1e+16", "1.5e-05", "1e-04", "-0.0", "1.2345679e+08", "1e-45", "3.4e+38",
-            "999999.0", "1e+06",
+            "0.47892547",
+            "1.0",
+            "100.0",
+            "1e+16",
+            "1.5e-05",
+            "1e-04",
+            "-0.0",
+            "1.2345679e+08",
+            "1e-45",
+            "3.4e+38",
+            "999999.0",
+            "1e+06",
         ];
         assert_eq!(strs(&cast(&t, DType::String)), want);
         let t = Tensor::from_vec(&[3], vec![f32::NAN, f32::INFINITY, f32::NEG_INFINITY]).unwrap();
         assert_eq!(strs(&cast(&t, DType::String)), ["nan", "inf", "-inf"]);
         let t = Tensor::from_vec(&[4], vec![0.1f64, 12_345_678.0, 1e16, 0.000_15]).unwrap();
-        assert_eq!(strs(&cast(&t, DType::String)), ["0.1", "12345678.0", "1e+16", "0.00015"]);
-        let t = Tensor::from_vec(&[4], vec![f16::from_f32(0.1), f16::from_f32(65504.0), f16::from_f32(999.0), f16::from_f32(1000.0)]).unwrap();
-        assert_eq!(strs(&cast(&t, DType::String)), ["0.1", "6.55e+04", "999.0", "1e+03"]);
+        assert_eq!(
+            strs(&cast(&t, DType::String)),
+            ["0.1", "12345678.0", "1e+16", "0.00015"]
+        );
+        let t = Tensor::from_vec(
+            &[4],
+            vec![
+                f16::from_f32(0.1),
+                f16::from_f32(65504.0),
+                f16::from_f32(999.0),
+                f16::from_f32(1000.0),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            strs(&cast(&t, DType::String)),
+            ["0.1", "6.55e+04", "999.0", "1e+03"]
+        );
         let t = Tensor::from_vec(&[2], vec![true, false]).unwrap();
         assert_eq!(strs(&cast(&t, DType::String)), ["True", "False"]);
         let t = Tensor::from_vec(&[2], vec![-7i32, 42]).unwrap();
@@ -230,7 +291,13 @@ mod tests {
 
     #[test]
     fn strings_parse() {
-        let t = Tensor::from_vec(&[6], ["0.47892547", " 2.5 ", "INF", "-inf", "NaN", "1e3"].map(String::from).to_vec()).unwrap();
+        let t = Tensor::from_vec(
+            &[6],
+            ["0.47892547", " 2.5 ", "INF", "-inf", "NaN", "1e3"]
+                .map(String::from)
+                .to_vec(),
+        )
+        .unwrap();
         let got = cast(&t, DType::F32);
         let v: Vec<f32> = got.as_array::<f32>().unwrap().iter().copied().collect();
         assert_eq!(v[0], 0.478_925_47);
@@ -240,27 +307,55 @@ mod tests {
         assert!(v[4].is_nan());
         assert_eq!(v[5], 1000.0);
         let t = Tensor::from_vec(&[2], ["-12", "300"].map(String::from).to_vec()).unwrap();
-        assert_eq!(cast(&t, DType::I64), Tensor::from_vec(&[2], vec![-12i64, 300]).unwrap());
+        assert_eq!(
+            cast(&t, DType::I64),
+            Tensor::from_vec(&[2], vec![-12i64, 300]).unwrap()
+        );
     }
 
     #[test]
     fn numeric_casts() {
         // numpy: np.array([0.47892547, 0.48033667, 0.81910545, nan], np.float32) -> bfloat16
         // (ml_dtypes) gives 0.478516, 0.480469, 0.820312, nan; round to nearest even.
-        let t = Tensor::from_vec(&[4], vec![0.478_925_47f32, 0.480_336_67, 0.819_105_45, f32::NAN]).unwrap();
+        let t = Tensor::from_vec(
+            &[4],
+            vec![0.478_925_47f32, 0.480_336_67, 0.819_105_45, f32::NAN],
+        )
+        .unwrap();
         let got = cast(&t, DType::BF16);
-        let v: Vec<f32> = got.as_array::<bf16>().unwrap().iter().map(|x| bf16::to_f32(*x)).collect();
+        let v: Vec<f32> = got
+            .as_array::<bf16>()
+            .unwrap()
+            .iter()
+            .map(|x| bf16::to_f32(*x))
+            .collect();
         assert_eq!(&v[..3], &[0.478_515_63, 0.480_468_75, 0.820_312_5]);
         assert!(v[3].is_nan());
         // Floats truncate toward zero into integers; integers wrap.
         let t = Tensor::from_vec(&[3], vec![-2.7f64, 2.7, 300.0]).unwrap();
-        assert_eq!(cast(&t, DType::I32), Tensor::from_vec(&[3], vec![-2i32, 2, 300]).unwrap());
-        assert_eq!(cast(&cast(&t, DType::I32), DType::U8), Tensor::from_vec(&[3], vec![254u8, 2, 44]).unwrap());
+        assert_eq!(
+            cast(&t, DType::I32),
+            Tensor::from_vec(&[3], vec![-2i32, 2, 300]).unwrap()
+        );
+        assert_eq!(
+            cast(&cast(&t, DType::I32), DType::U8),
+            Tensor::from_vec(&[3], vec![254u8, 2, 44]).unwrap()
+        );
         let t = Tensor::from_vec(&[2], vec![0.0f32, -0.5]).unwrap();
-        assert_eq!(cast(&t, DType::Bool), Tensor::from_vec(&[2], vec![false, true]).unwrap());
+        assert_eq!(
+            cast(&t, DType::Bool),
+            Tensor::from_vec(&[2], vec![false, true]).unwrap()
+        );
         let t = Tensor::from_vec(&[2], vec![65520.0f64, 1e-8]).unwrap();
         let got = cast(&t, DType::F16);
-        assert_eq!(got.as_array::<f16>().unwrap().iter().map(|x| x.to_f()).collect::<Vec<_>>(), [f64::INFINITY, 0.0]);
+        assert_eq!(
+            got.as_array::<f16>()
+                .unwrap()
+                .iter()
+                .map(|x| x.to_f())
+                .collect::<Vec<_>>(),
+            [f64::INFINITY, 0.0]
+        );
         let empty = Tensor::from_vec::<f32>(&[0, 3], vec![]).unwrap();
         assert_eq!(cast(&empty, DType::I8).shape(), &[0, 3]);
     }
@@ -269,14 +364,26 @@ mod tests {
     fn bitcast_reinterprets() {
         // np.float32(1.0).view(np.int32) == 1065353216; np.float32(-2.0).view(np.uint32) == 3221225472.
         let t = Tensor::from_vec(&[2], vec![1.0f32, -2.0]).unwrap();
-        assert_eq!(bitcast(&t, DType::I32).unwrap(), Tensor::from_vec(&[2], vec![1_065_353_216i32, -1_073_741_824]).unwrap());
-        assert_eq!(bitcast(&t, DType::U32).unwrap(), Tensor::from_vec(&[2], vec![1_065_353_216u32, 3_221_225_472]).unwrap());
+        assert_eq!(
+            bitcast(&t, DType::I32).unwrap(),
+            Tensor::from_vec(&[2], vec![1_065_353_216i32, -1_073_741_824]).unwrap()
+        );
+        assert_eq!(
+            bitcast(&t, DType::U32).unwrap(),
+            Tensor::from_vec(&[2], vec![1_065_353_216u32, 3_221_225_472]).unwrap()
+        );
         let s = Tensor::scalar(-1i8);
         assert_eq!(bitcast(&s, DType::U8).unwrap(), Tensor::scalar(255u8));
         let b = Tensor::from_vec(&[2, 1], vec![true, false]).unwrap();
-        assert_eq!(bitcast(&b, DType::U8).unwrap(), Tensor::from_vec(&[2, 1], vec![1u8, 0]).unwrap());
+        assert_eq!(
+            bitcast(&b, DType::U8).unwrap(),
+            Tensor::from_vec(&[2, 1], vec![1u8, 0]).unwrap()
+        );
         let h = Tensor::from_vec(&[1], vec![0x3c00u16]).unwrap();
-        assert_eq!(bitcast(&h, DType::F16).unwrap(), Tensor::from_vec(&[1], vec![f16::ONE]).unwrap());
+        assert_eq!(
+            bitcast(&h, DType::F16).unwrap(),
+            Tensor::from_vec(&[1], vec![f16::ONE]).unwrap()
+        );
         assert!(bitcast(&t, DType::I64).is_err());
         assert!(bitcast(&t, DType::String).is_err());
     }

@@ -45,11 +45,19 @@ pub trait Num: Elem + Copy + PartialOrd {
     }
     /// numpy `maximum`: NaN wins, otherwise the larger (the first on ties).
     fn max_nan(self, o: Self) -> Self {
-        if self.is_nan() || self >= o { self } else { o }
+        if self.is_nan() || self >= o {
+            self
+        } else {
+            o
+        }
     }
     /// numpy `minimum`: NaN wins, otherwise the smaller (the first on ties).
     fn min_nan(self, o: Self) -> Self {
-        if self.is_nan() || self <= o { self } else { o }
+        if self.is_nan() || self <= o {
+            self
+        } else {
+            o
+        }
     }
 }
 
@@ -164,7 +172,13 @@ macro_rules! float_num {
             }
             fn sign(self) -> Self {
                 let v = self.to_f();
-                Self::from_f64r(if v > 0.0 { 1.0 } else if v < 0.0 { -1.0 } else { v })
+                Self::from_f64r(if v > 0.0 {
+                    1.0
+                } else if v < 0.0 {
+                    -1.0
+                } else {
+                    v
+                })
             }
             fn powi(self, e: i64) -> Self {
                 Self::from_f64r(self.to_f().powf(e as f64))
@@ -191,7 +205,11 @@ pub fn f32_round_to_odd(v: f64) -> f32 {
     // Inexact with an even last bit: step one ulp toward `v` (this also turns an overflow
     // to infinity back into f32::MAX, which then rounds to infinity in the narrower type).
     let bits = f.to_bits();
-    f32::from_bits(if v.abs() > (f as f64).abs() { bits + 1 } else { bits - 1 })
+    f32::from_bits(if v.abs() > (f as f64).abs() {
+        bits + 1
+    } else {
+        bits - 1
+    })
 }
 
 /// The error function, accurate to a few f64 ulps.
@@ -238,7 +256,10 @@ mod tests {
         ];
         for (x, want) in cases {
             let got = erf(x);
-            assert!((got - want).abs() <= 1e-14 * want.abs().max(1e-300), "erf({x}) = {got}, want {want}");
+            assert!(
+                (got - want).abs() <= 1e-14 * want.abs().max(1e-300),
+                "erf({x}) = {got}, want {want}"
+            );
         }
         assert_eq!(erf(f64::INFINITY), 1.0);
         assert_eq!(erf(f64::NEG_INFINITY), -1.0);

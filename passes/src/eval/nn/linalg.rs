@@ -65,13 +65,25 @@ pub(super) fn matmul_nd<T: Dot>(a: &ArrayD<T>, b: &ArrayD<T>) -> Result<ArrayD<T
     if a.ndim() == 0 || b.ndim() == 0 {
         return Err("matmul operands must have rank 1 or more".into());
     }
-    let a2 = if a.ndim() == 1 { a.view().insert_axis(Axis(0)) } else { a.view() };
-    let b2 = if b.ndim() == 1 { b.view().insert_axis(Axis(1)) } else { b.view() };
+    let a2 = if a.ndim() == 1 {
+        a.view().insert_axis(Axis(0))
+    } else {
+        a.view()
+    };
+    let b2 = if b.ndim() == 1 {
+        b.view().insert_axis(Axis(1))
+    } else {
+        b.view()
+    };
     let (ra, rb) = (a2.ndim(), b2.ndim());
     let (n, k) = (a2.shape()[ra - 2], a2.shape()[ra - 1]);
     let (k2, m) = (b2.shape()[rb - 2], b2.shape()[rb - 1]);
     if k != k2 {
-        return Err(format!("matmul inner dims differ: {:?} and {:?}", a.shape(), b.shape()));
+        return Err(format!(
+            "matmul inner dims differ: {:?} and {:?}",
+            a.shape(),
+            b.shape()
+        ));
     }
     let batch = broadcast_shape(&a2.shape()[..ra - 2], &b2.shape()[..rb - 2])?;
     let mut full = batch.clone();
@@ -81,8 +93,12 @@ pub(super) fn matmul_nd<T: Dot>(a: &ArrayD<T>, b: &ArrayD<T>) -> Result<ArrayD<T
     a_shape.extend([n, k]);
     let mut b_shape = batch.clone();
     b_shape.extend([k, m]);
-    let ab = a2.broadcast(IxDyn(&a_shape)).ok_or("matmul batch dims do not broadcast")?;
-    let bb = b2.broadcast(IxDyn(&b_shape)).ok_or("matmul batch dims do not broadcast")?;
+    let ab = a2
+        .broadcast(IxDyn(&a_shape))
+        .ok_or("matmul batch dims do not broadcast")?;
+    let bb = b2
+        .broadcast(IxDyn(&b_shape))
+        .ok_or("matmul batch dims do not broadcast")?;
     let mut out = Vec::with_capacity(total);
     let nb: usize = batch.iter().product();
     let mut idx = vec![0usize; batch.len()];
@@ -107,7 +123,8 @@ fn matrix<'a, T>(v: &ArrayViewD<'a, T>, idx: &[usize]) -> ArrayView2<'a, T> {
     for &i in idx {
         m = m.index_axis_move(Axis(0), i);
     }
-    m.into_dimensionality::<Ix2>().expect("batch dims stripped leave a matrix")
+    m.into_dimensionality::<Ix2>()
+        .expect("batch dims stripped leave a matrix")
 }
 
 /// MatMul.
@@ -115,7 +132,11 @@ pub(super) fn matmul(inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, String> 
     let a = req(inputs, 0)?;
     let b = req(inputs, 1)?;
     if a.dtype() != b.dtype() {
-        return Err(format!("operands have types {} and {}", a.dtype(), b.dtype()));
+        return Err(format!(
+            "operands have types {} and {}",
+            a.dtype(),
+            b.dtype()
+        ));
     }
     crate::dispatch_numeric!(a, x => {
         let y = arr::<T>(inputs, 1)?;
@@ -124,7 +145,13 @@ pub(super) fn matmul(inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, String> 
 }
 
 /// Gemm: `alpha * A' · B' + beta * C`, with C unidirectionally broadcast to the result.
-pub(super) fn gemm(inputs: &[Option<&Tensor>], alpha: f64, beta: f64, ta: bool, tb: bool) -> Result<Vec<Tensor>, String> {
+pub(super) fn gemm(
+    inputs: &[Option<&Tensor>],
+    alpha: f64,
+    beta: f64,
+    ta: bool,
+    tb: bool,
+) -> Result<Vec<Tensor>, String> {
     let a = req(inputs, 0)?;
     let dt = a.dtype();
     if req(inputs, 1)?.dtype() != dt {
@@ -153,7 +180,9 @@ pub(super) fn gemm(inputs: &[Option<&Tensor>], alpha: f64, beta: f64, ta: bool, 
 }
 
 fn as_matrix<'a, T>(a: &'a ArrayD<T>, what: &str) -> Result<ArrayView2<'a, T>, String> {
-    a.view().into_dimensionality::<Ix2>().map_err(|_| format!("{what} must be 2-D, got shape {:?}", a.shape()))
+    a.view()
+        .into_dimensionality::<Ix2>()
+        .map_err(|_| format!("{what} must be 2-D, got shape {:?}", a.shape()))
 }
 
 /// `x - zero_point`, as f64. A 1-D zero point of length `per_row` (when the operand has rank
@@ -166,8 +195,13 @@ fn shifted(x: &Tensor, zp: Option<&Tensor>, per_row: bool) -> Result<ArrayD<f64>
         z = z.insert_axis(Axis(1));
     }
     let shape = broadcast_shape(x.shape(), z.shape())?;
-    let zb = z.broadcast(IxDyn(&shape)).ok_or("zero point does not broadcast")?;
-    Ok(&x.broadcast(IxDyn(&shape)).ok_or("zero point does not broadcast")? - &zb)
+    let zb = z
+        .broadcast(IxDyn(&shape))
+        .ok_or("zero point does not broadcast")?;
+    Ok(&x
+        .broadcast(IxDyn(&shape))
+        .ok_or("zero point does not broadcast")?
+        - &zb)
 }
 
 /// MatMulInteger: `(A - a_zp) · (B - b_zp)` in i32.
@@ -192,23 +226,40 @@ pub(super) fn qlinear_matmul(inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, 
         DType::F64 => |v| v,
         _ => |v| v as f32 as f64,
     };
-    let (sa, sb, sy) = (to_f64(req(inputs, 1)?, false)?, to_f64(req(inputs, 4)?, false)?, to_f64(req(inputs, 6)?, false)?);
+    let (sa, sb, sy) = (
+        to_f64(req(inputs, 1)?, false)?,
+        to_f64(req(inputs, 4)?, false)?,
+        to_f64(req(inputs, 6)?, false)?,
+    );
     let factor = (&(&sa * &sb).mapv(round) / &sy).mapv(round);
     let shape = broadcast_shape(p.shape(), factor.shape())?;
-    let fb = factor.broadcast(IxDyn(&shape)).ok_or("scales do not broadcast")?;
-    let mut d = p.broadcast(IxDyn(&shape)).ok_or("scales do not broadcast")?.to_owned();
+    let fb = factor
+        .broadcast(IxDyn(&shape))
+        .ok_or("scales do not broadcast")?;
+    let mut d = p
+        .broadcast(IxDyn(&shape))
+        .ok_or("scales do not broadcast")?
+        .to_owned();
     d.zip_mut_with(&fb, |v, &f| *v *= f);
-    let out_dt = opt(inputs, 7).map(|t| t.dtype()).unwrap_or(req(inputs, 0)?.dtype());
+    let out_dt = opt(inputs, 7)
+        .map(|t| t.dtype())
+        .unwrap_or(req(inputs, 0)?.dtype());
     if let Some(zp) = opt(inputs, 7) {
         let z = to_f64(zp, true)?;
-        let zb = z.broadcast(d.raw_dim()).ok_or("y_zero_point does not broadcast")?;
+        let zb = z
+            .broadcast(d.raw_dim())
+            .ok_or("y_zero_point does not broadcast")?;
         d.zip_mut_with(&zb, |v, &z| *v = v.round_ties_even() + z);
     }
     if !out_dt.is_int() {
-        return Err(format!("quantized output type {out_dt} is not an integer type"));
+        return Err(format!(
+            "quantized output type {out_dt} is not an integer type"
+        ));
     }
     // The ONNX node tests expect out-of-range results to wrap (numpy `astype`), not saturate.
-    Ok(vec![Tensor::I64(d.mapv(|v| v.round_ties_even() as i64)).cast(out_dt)])
+    Ok(vec![
+        Tensor::I64(d.mapv(|v| v.round_ties_even() as i64)).cast(out_dt)
+    ])
 }
 
 /// Det: determinants of the trailing `[n, n]` matrices, by LU with partial pivoting in f64.
@@ -217,11 +268,17 @@ pub(super) fn det(inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, String> {
     let x = to_f64(t, false)?;
     let r = x.ndim();
     if r < 2 || x.shape()[r - 1] != x.shape()[r - 2] {
-        return Err(format!("det needs square matrices in the last two dims, got {:?}", x.shape()));
+        return Err(format!(
+            "det needs square matrices in the last two dims, got {:?}",
+            x.shape()
+        ));
     }
     let n = x.shape()[r - 1];
     let batch = &x.shape()[..r - 2];
-    let flat = x.as_standard_layout().into_owned().into_shape_with_order((batch.iter().product::<usize>(), n, n))
+    let flat = x
+        .as_standard_layout()
+        .into_owned()
+        .into_shape_with_order((batch.iter().product::<usize>(), n, n))
         .map_err(|e| e.to_string())?;
     let dets: Vec<f64> = flat.outer_iter().map(|m| lu_det(m.to_owned())).collect();
     let out = ArrayD::from_shape_vec(IxDyn(batch), dets).map_err(|e| e.to_string())?;
@@ -271,13 +328,21 @@ fn parse_term(term: &str, rank: Option<usize>, ell_rank: &mut usize) -> Result<L
     let letters = |s: &str| -> Result<Vec<u32>, String> {
         s.chars()
             .filter(|c| !c.is_whitespace())
-            .map(|c| if c.is_ascii_alphabetic() { Ok(c as u32) } else { Err(format!("bad einsum label '{c}'")) })
+            .map(|c| {
+                if c.is_ascii_alphabetic() {
+                    Ok(c as u32)
+                } else {
+                    Err(format!("bad einsum label '{c}'"))
+                }
+            })
             .collect()
     };
     let (pre, post) = (letters(pre)?, letters(post)?);
     let n_ell = match (has_ell, rank) {
         (false, _) => 0,
-        (true, Some(r)) => r.checked_sub(pre.len() + post.len()).ok_or("einsum term has more labels than dims")?,
+        (true, Some(r)) => r
+            .checked_sub(pre.len() + post.len())
+            .ok_or("einsum term has more labels than dims")?,
         (true, None) => *ell_rank,
     };
     if let (true, Some(_)) = (has_ell, rank) {
@@ -288,7 +353,10 @@ fn parse_term(term: &str, rank: Option<usize>, ell_rank: &mut usize) -> Result<L
     out.extend(post);
     if let Some(r) = rank {
         if out.len() != r {
-            return Err(format!("einsum term '{term}' has {} labels for rank {r}", out.len()));
+            return Err(format!(
+                "einsum term '{term}' has {} labels for rank {r}",
+                out.len()
+            ));
         }
     }
     Ok(out)
@@ -303,11 +371,17 @@ pub(super) fn einsum(equation: &str, inputs: &[Option<&Tensor>]) -> Result<Vec<T
     };
     let terms: Vec<&str> = lhs.split(',').collect();
     if terms.len() != inputs.len() {
-        return Err(format!("einsum equation has {} operands, the node has {}", terms.len(), inputs.len()));
+        return Err(format!(
+            "einsum equation has {} operands, the node has {}",
+            terms.len(),
+            inputs.len()
+        ));
     }
     let first = req(inputs, 0)?;
     let dt = first.dtype();
-    let ops: Vec<&Tensor> = (0..inputs.len()).map(|i| req(inputs, i)).collect::<Result<_, _>>()?;
+    let ops: Vec<&Tensor> = (0..inputs.len())
+        .map(|i| req(inputs, i))
+        .collect::<Result<_, _>>()?;
     if ops.iter().any(|t| t.dtype() != dt) {
         return Err("einsum operands have different types".into());
     }
@@ -326,7 +400,11 @@ pub(super) fn einsum(equation: &str, inputs: &[Option<&Tensor>]) -> Result<Vec<T
                 if *e == 1 && l >= ELLIPSIS_BASE {
                     *e = d;
                 } else if !(d == 1 && l >= ELLIPSIS_BASE) {
-                    return Err(format!("einsum label '{}' has sizes {} and {d}", label_name(l), *e));
+                    return Err(format!(
+                        "einsum label '{}' has sizes {} and {d}",
+                        label_name(l),
+                        *e
+                    ));
                 }
             }
         }
@@ -338,14 +416,25 @@ pub(super) fn einsum(equation: &str, inputs: &[Option<&Tensor>]) -> Result<Vec<T
             for l in labels.iter().flatten() {
                 *counts.entry(*l).or_default() += 1;
             }
-            let mut out: Labels = (0..ell_rank).rev().map(|i| ELLIPSIS_BASE + i as u32).collect();
-            out.extend(counts.iter().filter(|&(&l, &c)| c == 1 && l < ELLIPSIS_BASE).map(|(&l, _)| l));
+            let mut out: Labels = (0..ell_rank)
+                .rev()
+                .map(|i| ELLIPSIS_BASE + i as u32)
+                .collect();
+            out.extend(
+                counts
+                    .iter()
+                    .filter(|&(&l, &c)| c == 1 && l < ELLIPSIS_BASE)
+                    .map(|(&l, _)| l),
+            );
             out
         }
     };
     for l in &out_labels {
         if !sizes.contains_key(l) {
-            return Err(format!("einsum output label '{}' is not in any operand", label_name(*l)));
+            return Err(format!(
+                "einsum output label '{}' is not in any operand",
+                label_name(*l)
+            ));
         }
     }
     let mut all = out_labels.clone();
@@ -366,7 +455,11 @@ pub(super) fn einsum(equation: &str, inputs: &[Option<&Tensor>]) -> Result<Vec<T
             }
             all.iter()
                 .map(|l| {
-                    ls.iter().enumerate().filter(|&(d, m)| m == l && shape[d] != 1).map(|(d, _)| st[d]).sum()
+                    ls.iter()
+                        .enumerate()
+                        .filter(|&(d, m)| m == l && shape[d] != 1)
+                        .map(|(d, _)| st[d])
+                        .sum()
                 })
                 .collect()
         })
@@ -377,7 +470,10 @@ pub(super) fn einsum(equation: &str, inputs: &[Option<&Tensor>]) -> Result<Vec<T
         let a = ArrayD::from_shape_vec(IxDyn(&out_shape), out).map_err(|e| e.to_string())?;
         Ok(vec![Tensor::F64(a).cast(dt)])
     } else if dt.is_int() {
-        let xs: Vec<Vec<i64>> = ops.iter().map(|t| t.to_i64_vec()).collect::<Result<_, _>>()?;
+        let xs: Vec<Vec<i64>> = ops
+            .iter()
+            .map(|t| t.to_i64_vec())
+            .collect::<Result<_, _>>()?;
         let out = contract(&xs, &strides, &dims, out_labels.len(), 0i64, 1i64)?;
         let a = ArrayD::from_shape_vec(IxDyn(&out_shape), out).map_err(|e| e.to_string())?;
         Ok(vec![Tensor::I64(a).cast(dt)])
@@ -387,7 +483,11 @@ pub(super) fn einsum(equation: &str, inputs: &[Option<&Tensor>]) -> Result<Vec<T
 }
 
 fn label_name(l: u32) -> String {
-    if l >= ELLIPSIS_BASE { "...".into() } else { char::from_u32(l).map(String::from).unwrap_or_default() }
+    if l >= ELLIPSIS_BASE {
+        "...".into()
+    } else {
+        char::from_u32(l).map(String::from).unwrap_or_default()
+    }
 }
 
 trait Acc: Copy {
@@ -413,20 +513,34 @@ impl Acc for i64 {
 
 /// Sums the product of the operands over the trailing `dims.len() - n_out` labels for every
 /// position of the leading `n_out` labels.
-fn contract<A: Acc>(xs: &[Vec<A>], strides: &[Vec<isize>], dims: &[usize], n_out: usize, zero: A, one: A) -> Result<Vec<A>, String> {
+fn contract<A: Acc>(
+    xs: &[Vec<A>],
+    strides: &[Vec<isize>],
+    dims: &[usize],
+    n_out: usize,
+    zero: A,
+    one: A,
+) -> Result<Vec<A>, String> {
     let (out_dims, sum_dims) = dims.split_at(n_out);
     let n_o: usize = checked_size(out_dims)?;
     let n_s: usize = sum_dims.iter().product();
     let mut out = Vec::with_capacity(n_o);
     let mut oi = vec![0usize; out_dims.len()];
     for _ in 0..n_o {
-        let bases: Vec<isize> = strides.iter().map(|st| oi.iter().zip(st).map(|(&i, &s)| i as isize * s).sum()).collect();
+        let bases: Vec<isize> = strides
+            .iter()
+            .map(|st| oi.iter().zip(st).map(|(&i, &s)| i as isize * s).sum())
+            .collect();
         let mut acc = zero;
         let mut si = vec![0usize; sum_dims.len()];
         for _ in 0..n_s {
             let mut p = one;
             for (k, x) in xs.iter().enumerate() {
-                let off: isize = bases[k] + si.iter().zip(&strides[k][n_out..]).map(|(&i, &s)| i as isize * s).sum::<isize>();
+                let off: isize = bases[k]
+                    + si.iter()
+                        .zip(&strides[k][n_out..])
+                        .map(|(&i, &s)| i as isize * s)
+                        .sum::<isize>();
                 p = p.mul(x[off as usize]);
             }
             acc = acc.add(p);

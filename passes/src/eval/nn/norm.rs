@@ -24,20 +24,31 @@ fn per_channel(v: ArrayD<f64>, c: usize, rank: usize, what: &str) -> Result<Arra
     }
     let mut shape = vec![c];
     shape.extend(std::iter::repeat_n(1, rank.saturating_sub(2)));
-    v.into_shape_with_order(IxDyn(&shape)).map_err(|e| e.to_string())
+    v.into_shape_with_order(IxDyn(&shape))
+        .map_err(|e| e.to_string())
 }
 
 /// Checks that `b` broadcasts into `a`'s shape (the result keeps `a`'s shape).
 fn fits(a: &ArrayD<f64>, b: &ArrayD<f64>, what: &str) -> Result<(), String> {
     match b.broadcast(a.raw_dim()) {
         Some(_) => Ok(()),
-        None => Err(format!("{what} of shape {:?} does not broadcast to {:?}", b.shape(), a.shape())),
+        None => Err(format!(
+            "{what} of shape {:?} does not broadcast to {:?}",
+            b.shape(),
+            a.shape()
+        )),
     }
 }
 
 /// BatchNormalization. In training mode the batch statistics normalize and the running
 /// statistics `input * momentum + batch * (1 - momentum)` are the extra outputs.
-pub(super) fn batch_norm(inputs: &[Option<&Tensor>], eps: f64, momentum: f64, training: bool, n_outputs: usize) -> Result<Vec<Tensor>, String> {
+pub(super) fn batch_norm(
+    inputs: &[Option<&Tensor>],
+    eps: f64,
+    momentum: f64,
+    training: bool,
+    n_outputs: usize,
+) -> Result<Vec<Tensor>, String> {
     let dt = req(inputs, 0)?.dtype();
     let x = f64_input(inputs, 0, false)?;
     let (_, c, _) = split_nc(x.shape(), 0)?;
@@ -51,7 +62,9 @@ pub(super) fn batch_norm(inputs: &[Option<&Tensor>], eps: f64, momentum: f64, tr
         let m = mean_keep(&x, &axes);
         let v = mean_keep(&(&x - &m).mapv(|d| d * d), &axes);
         let shape = in_mean.raw_dim();
-        let m = m.into_shape_with_order(shape.clone()).map_err(|e| e.to_string())?;
+        let m = m
+            .into_shape_with_order(shape.clone())
+            .map_err(|e| e.to_string())?;
         let v = v.into_shape_with_order(shape).map_err(|e| e.to_string())?;
         (m, v)
     } else {
@@ -67,16 +80,30 @@ pub(super) fn batch_norm(inputs: &[Option<&Tensor>], eps: f64, momentum: f64, tr
         let vdt = req(inputs, 4)?.dtype();
         let run_mean = &in_mean * momentum + &mean * (1.0 - momentum);
         let run_var = &in_var * momentum + &var * (1.0 - momentum);
-        outs.push(from_f64(run_mean.into_shape_with_order(IxDyn(&[c])).map_err(|e| e.to_string())?, mdt));
+        outs.push(from_f64(
+            run_mean
+                .into_shape_with_order(IxDyn(&[c]))
+                .map_err(|e| e.to_string())?,
+            mdt,
+        ));
         if n_outputs > 2 {
-            outs.push(from_f64(run_var.into_shape_with_order(IxDyn(&[c])).map_err(|e| e.to_string())?, vdt));
+            outs.push(from_f64(
+                run_var
+                    .into_shape_with_order(IxDyn(&[c]))
+                    .map_err(|e| e.to_string())?,
+                vdt,
+            ));
         }
     }
     Ok(outs)
 }
 
 /// `(x - mean) / sqrt(var + eps)` over `axes`, with the mean and `1 / sqrt(var + eps)`.
-fn standardize(x: &ArrayD<f64>, axes: &[usize], eps: f64) -> (ArrayD<f64>, ArrayD<f64>, ArrayD<f64>) {
+fn standardize(
+    x: &ArrayD<f64>,
+    axes: &[usize],
+    eps: f64,
+) -> (ArrayD<f64>, ArrayD<f64>, ArrayD<f64>) {
     let mean = mean_keep(x, axes);
     let d = x - &mean;
     let inv = mean_keep(&d.mapv(|v| v * v), axes).mapv(|v| 1.0 / (v + eps).sqrt());
@@ -97,7 +124,12 @@ pub(super) fn instance_norm(inputs: &[Option<&Tensor>], eps: f64) -> Result<Vec<
 }
 
 /// LayerNormalization over the dims from `axis` on, with optional Mean and InvStdDev outputs.
-pub(super) fn layer_norm(inputs: &[Option<&Tensor>], axis: i64, eps: f64, n_outputs: usize) -> Result<Vec<Tensor>, String> {
+pub(super) fn layer_norm(
+    inputs: &[Option<&Tensor>],
+    axis: i64,
+    eps: f64,
+    n_outputs: usize,
+) -> Result<Vec<Tensor>, String> {
     let dt = req(inputs, 0)?.dtype();
     let x = f64_input(inputs, 0, false)?;
     let a = norm_axis(axis, x.ndim())?;
@@ -118,19 +150,42 @@ pub(super) fn layer_norm(inputs: &[Option<&Tensor>], axis: i64, eps: f64, n_outp
 
 /// GroupNormalization: `num_groups` groups of channels standardized together, then a
 /// per-channel scale and bias (one per group, as in opset 18, when they have that length).
-pub(super) fn group_norm(inputs: &[Option<&Tensor>], eps: f64, num_groups: i64) -> Result<Vec<Tensor>, String> {
+pub(super) fn group_norm(
+    inputs: &[Option<&Tensor>],
+    eps: f64,
+    num_groups: i64,
+) -> Result<Vec<Tensor>, String> {
     let dt = req(inputs, 0)?.dtype();
     let x = f64_input(inputs, 0, false)?;
     let shape = x.shape().to_vec();
     let (n, c, sp) = split_nc(&shape, 0)?;
-    let g = usize::try_from(num_groups).ok().filter(|&g| g > 0 && c % g == 0).ok_or_else(|| format!("num_groups {num_groups} does not divide {c} channels"))?;
+    let g = usize::try_from(num_groups)
+        .ok()
+        .filter(|&g| g > 0 && c % g == 0)
+        .ok_or_else(|| format!("num_groups {num_groups} does not divide {c} channels"))?;
     let inner: usize = (c / g) * sp.iter().product::<usize>();
-    let grouped = x.as_standard_layout().into_owned().into_shape_with_order(IxDyn(&[n, g, inner])).map_err(|e| e.to_string())?;
+    let grouped = x
+        .as_standard_layout()
+        .into_owned()
+        .into_shape_with_order(IxDyn(&[n, g, inner]))
+        .map_err(|e| e.to_string())?;
     let (y, _, _) = standardize(&grouped, &[2], eps);
-    let y = y.into_shape_with_order(IxDyn(&shape)).map_err(|e| e.to_string())?;
+    let y = y
+        .into_shape_with_order(IxDyn(&shape))
+        .map_err(|e| e.to_string())?;
     let expand = |v: ArrayD<f64>, what: &str| -> Result<ArrayD<f64>, String> {
-        let v = if v.len() == g && g != c { ArrayD::from_shape_fn(IxDyn(&[c]), |i| v[[i[0] / (c / g)]]) } else { v };
-        per_channel(v.into_shape_with_order(IxDyn(&[c])).map_err(|_| format!("{what} must be 1-D"))?, c, shape.len(), what)
+        let v = if v.len() == g && g != c {
+            ArrayD::from_shape_fn(IxDyn(&[c]), |i| v[[i[0] / (c / g)]])
+        } else {
+            v
+        };
+        per_channel(
+            v.into_shape_with_order(IxDyn(&[c]))
+                .map_err(|_| format!("{what} must be 1-D"))?,
+            c,
+            shape.len(),
+            what,
+        )
     };
     let scale = expand(f64_input(inputs, 1, false)?, "scale")?;
     let bias = expand(f64_input(inputs, 2, false)?, "bias")?;
@@ -138,7 +193,11 @@ pub(super) fn group_norm(inputs: &[Option<&Tensor>], eps: f64, num_groups: i64) 
 }
 
 /// RMSNormalization: `x / sqrt(mean(x^2) + eps) * scale` over the dims from `axis` on.
-pub(super) fn rms_norm(inputs: &[Option<&Tensor>], axis: i64, eps: f64) -> Result<Vec<Tensor>, String> {
+pub(super) fn rms_norm(
+    inputs: &[Option<&Tensor>],
+    axis: i64,
+    eps: f64,
+) -> Result<Vec<Tensor>, String> {
     let dt = req(inputs, 0)?.dtype();
     let x = f64_input(inputs, 0, false)?;
     let a = norm_axis(axis, x.ndim())?;
@@ -151,7 +210,11 @@ pub(super) fn rms_norm(inputs: &[Option<&Tensor>], axis: i64, eps: f64) -> Resul
 }
 
 /// LpNormalization along `axis` (p is 1 or 2); a zero norm gives zeros.
-pub(super) fn lp_norm(inputs: &[Option<&Tensor>], axis: i64, p: i64) -> Result<Vec<Tensor>, String> {
+pub(super) fn lp_norm(
+    inputs: &[Option<&Tensor>],
+    axis: i64,
+    p: i64,
+) -> Result<Vec<Tensor>, String> {
     let dt = req(inputs, 0)?.dtype();
     let x = f64_input(inputs, 0, false)?;
     let a = norm_axis(axis, x.ndim())?;
@@ -162,13 +225,18 @@ pub(super) fn lp_norm(inputs: &[Option<&Tensor>], axis: i64, p: i64) -> Result<V
     }
     .insert_axis(Axis(a));
     let mut y = x;
-    let nb = norm.broadcast(y.raw_dim()).ok_or("norm does not broadcast")?;
+    let nb = norm
+        .broadcast(y.raw_dim())
+        .ok_or("norm does not broadcast")?;
     y.zip_mut_with(&nb, |v, &n| *v = if n == 0.0 { 0.0 } else { *v / n });
     Ok(vec![from_f64(y, dt)])
 }
 
 /// MeanVarianceNormalization: `(x - E[x]) / (sqrt(E[x^2] - E[x]^2) + 1e-9)` over `axes`.
-pub(super) fn mean_variance_norm(inputs: &[Option<&Tensor>], axes: &[i64]) -> Result<Vec<Tensor>, String> {
+pub(super) fn mean_variance_norm(
+    inputs: &[Option<&Tensor>],
+    axes: &[i64],
+) -> Result<Vec<Tensor>, String> {
     let dt = req(inputs, 0)?.dtype();
     let x = f64_input(inputs, 0, false)?;
     let axes = norm_axes(axes, x.ndim())?;
@@ -180,11 +248,20 @@ pub(super) fn mean_variance_norm(inputs: &[Option<&Tensor>], axes: &[i64]) -> Re
 
 /// LRN across channels: `x / (bias + alpha / size * sum of squares)^beta`, the sum over
 /// channels `c - floor((size - 1) / 2) ..= c + ceil((size - 1) / 2)`.
-pub(super) fn lrn(inputs: &[Option<&Tensor>], alpha: f64, beta: f64, bias: f64, size: i64) -> Result<Vec<Tensor>, String> {
+pub(super) fn lrn(
+    inputs: &[Option<&Tensor>],
+    alpha: f64,
+    beta: f64,
+    bias: f64,
+    size: i64,
+) -> Result<Vec<Tensor>, String> {
     let dt = req(inputs, 0)?.dtype();
     let x = f64_input(inputs, 0, false)?;
     let (_, c, _) = split_nc(x.shape(), 0)?;
-    let size = usize::try_from(size).ok().filter(|&s| s > 0).ok_or("size must be positive")?;
+    let size = usize::try_from(size)
+        .ok()
+        .filter(|&s| s > 0)
+        .ok_or("size must be positive")?;
     let (lo, hi) = ((size - 1) / 2, (size - 1).div_ceil(2));
     let sq = x.mapv(|v| v * v);
     let mut y = x.clone();
@@ -196,7 +273,9 @@ pub(super) fn lrn(inputs: &[Option<&Tensor>], alpha: f64, beta: f64, bias: f64, 
             sum += &sq.index_axis(Axis(1), k);
         }
         let mut out = y.index_axis_mut(Axis(1), ch);
-        out.zip_mut_with(&sum, |v, &s| *v /= (bias + alpha / size as f64 * s).powf(beta));
+        out.zip_mut_with(&sum, |v, &s| {
+            *v /= (bias + alpha / size as f64 * s).powf(beta)
+        });
     }
     Ok(vec![from_f64(y, dt)])
 }
@@ -206,11 +285,17 @@ pub(super) fn lrn(inputs: &[Option<&Tensor>], alpha: f64, beta: f64, bias: f64, 
 pub(super) fn dropout(inputs: &[Option<&Tensor>], n_outputs: usize) -> Result<Vec<Tensor>, String> {
     let x = req(inputs, 0)?;
     let training = match opt(inputs, 2) {
-        Some(t) => t.cast(DType::Bool).as_array::<bool>().and_then(|a| a.iter().next().copied()).unwrap_or(false),
+        Some(t) => t
+            .cast(DType::Bool)
+            .as_array::<bool>()
+            .and_then(|a| a.iter().next().copied())
+            .unwrap_or(false),
         None => false,
     };
     if training {
-        let ratio = opt(inputs, 1).map(|r| r.to_f64_vec().first().copied().unwrap_or(0.5)).unwrap_or(0.5);
+        let ratio = opt(inputs, 1)
+            .map(|r| r.to_f64_vec().first().copied().unwrap_or(0.5))
+            .unwrap_or(0.5);
         if ratio != 0.0 {
             return Err(format!("training-mode dropout with ratio {ratio} is random and cannot be evaluated reproducibly"));
         }

@@ -11,10 +11,24 @@ use crate::ir::{DType, Tensor};
 /// Expands a scale or zero point to the full shape of `x`: a scalar broadcasts, a 1-D
 /// parameter applies along `axis`, a blocked parameter (same rank, `ceil(d / block)` along
 /// `axis`) repeats each value `block` times.
-fn expand(p: &ArrayD<f64>, shape: &[usize], axis: i64, block: i64, what: &str) -> Result<ArrayD<f64>, String> {
-    let bad = || format!("{what} of shape {:?} does not fit input shape {shape:?}", p.shape());
+fn expand(
+    p: &ArrayD<f64>,
+    shape: &[usize],
+    axis: i64,
+    block: i64,
+    what: &str,
+) -> Result<ArrayD<f64>, String> {
+    let bad = || {
+        format!(
+            "{what} of shape {:?} does not fit input shape {shape:?}",
+            p.shape()
+        )
+    };
     if p.ndim() == 0 || p.len() == 1 && block <= 0 {
-        return Ok(ArrayD::from_elem(IxDyn(shape), p.iter().next().copied().unwrap_or(0.0)));
+        return Ok(ArrayD::from_elem(
+            IxDyn(shape),
+            p.iter().next().copied().unwrap_or(0.0),
+        ));
     }
     let ax = norm_axis(axis, shape.len())?;
     if block <= 0 {
@@ -23,12 +37,24 @@ fn expand(p: &ArrayD<f64>, shape: &[usize], axis: i64, block: i64, what: &str) -
         }
         let mut s = vec![1; shape.len()];
         s[ax] = p.len();
-        let v = p.view().into_shape_with_order(IxDyn(&s)).map_err(|e| e.to_string())?;
-        return v.broadcast(IxDyn(shape)).map(|v| v.to_owned()).ok_or_else(bad);
+        let v = p
+            .view()
+            .into_shape_with_order(IxDyn(&s))
+            .map_err(|e| e.to_string())?;
+        return v
+            .broadcast(IxDyn(shape))
+            .map(|v| v.to_owned())
+            .ok_or_else(bad);
     }
     let block = block as usize;
     let fits = p.ndim() == shape.len()
-        && (0..shape.len()).all(|d| if d == ax { p.shape()[d] == shape[d].div_ceil(block) } else { p.shape()[d] == shape[d] });
+        && (0..shape.len()).all(|d| {
+            if d == ax {
+                p.shape()[d] == shape[d].div_ceil(block)
+            } else {
+                p.shape()[d] == shape[d]
+            }
+        });
     if !fits {
         return Err(bad());
     }
@@ -58,7 +84,12 @@ fn quant_dtype(zp: Option<&Tensor>, output_dtype: i64) -> Result<DType, String> 
 
 /// QuantizeLinear: `saturate(round_half_even(x / scale) + zero_point)`. The division is done
 /// in f32 unless both operands are f64.
-pub(super) fn quantize(inputs: &[Option<&Tensor>], axis: i64, block: i64, output_dtype: i64) -> Result<Vec<Tensor>, String> {
+pub(super) fn quantize(
+    inputs: &[Option<&Tensor>],
+    axis: i64,
+    block: i64,
+    output_dtype: i64,
+) -> Result<Vec<Tensor>, String> {
     let xt = req(inputs, 0)?;
     let st = req(inputs, 1)?;
     let zt = opt(inputs, 2);
@@ -72,16 +103,28 @@ pub(super) fn quantize(inputs: &[Option<&Tensor>], axis: i64, block: i64, output
     let wide = xt.dtype() == DType::F64 && st.dtype() == DType::F64;
     let (lo, hi) = int_range(dt);
     let mut q = x;
-    ndarray::Zip::from(&mut q).and(&s).and(&z).for_each(|v, &s, &z| {
-        let r = if wide { *v / s } else { ((*v as f32) / (s as f32)) as f64 };
-        let r = r.round_ties_even() + z;
-        *v = if r.is_nan() { 0.0 } else { r.clamp(lo, hi) };
-    });
+    ndarray::Zip::from(&mut q)
+        .and(&s)
+        .and(&z)
+        .for_each(|v, &s, &z| {
+            let r = if wide {
+                *v / s
+            } else {
+                ((*v as f32) / (s as f32)) as f64
+            };
+            let r = r.round_ties_even() + z;
+            *v = if r.is_nan() { 0.0 } else { r.clamp(lo, hi) };
+        });
     Ok(vec![Tensor::F64(q).cast(dt)])
 }
 
 /// DequantizeLinear: `(x - zero_point) * scale` in the scale's type (or `output_dtype`).
-pub(super) fn dequantize(inputs: &[Option<&Tensor>], axis: i64, block: i64, output_dtype: i64) -> Result<Vec<Tensor>, String> {
+pub(super) fn dequantize(
+    inputs: &[Option<&Tensor>],
+    axis: i64,
+    block: i64,
+    output_dtype: i64,
+) -> Result<Vec<Tensor>, String> {
     let xt = req(inputs, 0)?;
     let st = req(inputs, 1)?;
     let x = to_f64(xt, true)?;
@@ -89,7 +132,11 @@ pub(super) fn dequantize(inputs: &[Option<&Tensor>], axis: i64, block: i64, outp
     let mut y = match opt(inputs, 2) {
         Some(z) => {
             if z.dtype() != xt.dtype() {
-                return Err(format!("x_zero_point has type {}, x has {}", z.dtype(), xt.dtype()));
+                return Err(format!(
+                    "x_zero_point has type {}, x has {}",
+                    z.dtype(),
+                    xt.dtype()
+                ));
             }
             &x - &expand(&to_f64(z, true)?, x.shape(), axis, block, "x_zero_point")?
         }
@@ -97,7 +144,10 @@ pub(super) fn dequantize(inputs: &[Option<&Tensor>], axis: i64, block: i64, outp
     };
     y *= &s;
     let dt = if output_dtype != 0 {
-        i32::try_from(output_dtype).ok().and_then(DType::from_onnx).ok_or_else(|| format!("unsupported output_dtype {output_dtype}"))?
+        i32::try_from(output_dtype)
+            .ok()
+            .and_then(DType::from_onnx)
+            .ok_or_else(|| format!("unsupported output_dtype {output_dtype}"))?
     } else {
         st.dtype()
     };

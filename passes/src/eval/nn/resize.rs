@@ -45,9 +45,16 @@ pub(super) fn resize(inputs: &[Option<&Tensor>], p: &ResizeParams) -> Result<Vec
     if let Some(sizes) = present(3) {
         let sizes = sizes.to_i64_vec()?;
         if sizes.len() != axes.len() {
-            return Err(format!("sizes has {} values for {} axes", sizes.len(), axes.len()));
+            return Err(format!(
+                "sizes has {} values for {} axes",
+                sizes.len(),
+                axes.len()
+            ));
         }
-        let sizes: Vec<usize> = sizes.iter().map(|&s| usize::try_from(s).map_err(|_| format!("negative size {s}"))).collect::<Result<_, _>>()?;
+        let sizes: Vec<usize> = sizes
+            .iter()
+            .map(|&s| usize::try_from(s).map_err(|_| format!("negative size {s}")))
+            .collect::<Result<_, _>>()?;
         for (&a, &s) in axes.iter().zip(&sizes) {
             scales[a] = s as f64 / in_shape[a] as f64;
             out[a] = s;
@@ -67,7 +74,11 @@ pub(super) fn resize(inputs: &[Option<&Tensor>], p: &ResizeParams) -> Result<Vec
     } else if let Some(s) = present(2) {
         let s = s.to_f64_vec();
         if s.len() != axes.len() {
-            return Err(format!("scales has {} values for {} axes", s.len(), axes.len()));
+            return Err(format!(
+                "scales has {} values for {} axes",
+                s.len(),
+                axes.len()
+            ));
         }
         for (&a, &v) in axes.iter().zip(&s) {
             if !(v > 0.0 && v.is_finite()) {
@@ -87,11 +98,23 @@ pub(super) fn resize(inputs: &[Option<&Tensor>], p: &ResizeParams) -> Result<Vec
     let mut roi = vec![(0.0, 1.0); r];
     if let Some(t) = present(1) {
         let v = t.to_f64_vec();
-        let k = if v.len() == 2 * axes.len() { axes.len() } else { r };
+        let k = if v.len() == 2 * axes.len() {
+            axes.len()
+        } else {
+            r
+        };
         if v.len() != 2 * k {
-            return Err(format!("roi has {} values, expected {}", v.len(), 2 * axes.len()));
+            return Err(format!(
+                "roi has {} values, expected {}",
+                v.len(),
+                2 * axes.len()
+            ));
         }
-        let which: Vec<usize> = if k == r { (0..r).collect() } else { axes.clone() };
+        let which: Vec<usize> = if k == r {
+            (0..r).collect()
+        } else {
+            axes.clone()
+        };
         for (i, &a) in which.iter().enumerate() {
             roi[a] = (v[i], v[k + i]);
         }
@@ -99,7 +122,9 @@ pub(super) fn resize(inputs: &[Option<&Tensor>], p: &ResizeParams) -> Result<Vec
     let mut y = x;
     let mut extrapolated: Vec<(usize, Vec<bool>)> = Vec::new();
     for a in 0..r {
-        let unchanged = scales[a] == 1.0 && out[a] == in_shape[a] && (p.coord_mode != "tf_crop_and_resize" || roi[a] == (0.0, 1.0));
+        let unchanged = scales[a] == 1.0
+            && out[a] == in_shape[a]
+            && (p.coord_mode != "tf_crop_and_resize" || roi[a] == (0.0, 1.0));
         if unchanged {
             continue;
         }
@@ -142,7 +167,14 @@ pub(super) fn upsample(inputs: &[Option<&Tensor>], mode: &str) -> Result<Vec<Ten
 }
 
 /// Maps output index `o` of an axis back to an input coordinate.
-fn source_coord(o: usize, len_in: usize, len_out: usize, scale: f64, roi: (f64, f64), mode: &str) -> Result<f64, String> {
+fn source_coord(
+    o: usize,
+    len_in: usize,
+    len_out: usize,
+    scale: f64,
+    roi: (f64, f64),
+    mode: &str,
+) -> Result<f64, String> {
     let o = o as f64;
     let (n_in, width) = (len_in as f64, scale * len_in as f64);
     Ok(match mode {
@@ -191,7 +223,13 @@ fn cubic(t: f64, a: f64) -> f64 {
     }
 }
 
-fn axis_taps(len_in: usize, len_out: usize, scale: f64, roi: (f64, f64), p: &ResizeParams) -> Result<Taps, String> {
+fn axis_taps(
+    len_in: usize,
+    len_out: usize,
+    scale: f64,
+    roi: (f64, f64),
+    p: &ResizeParams,
+) -> Result<Taps, String> {
     if len_in == 0 {
         return Err("cannot resize an empty axis".into());
     }
@@ -205,7 +243,11 @@ fn axis_taps(len_in: usize, len_out: usize, scale: f64, roi: (f64, f64), p: &Res
             continue;
         }
         let integral = x.fract() == 0.0;
-        let x0 = if integral { x as isize - 1 } else { x.floor() as isize };
+        let x0 = if integral {
+            x as isize - 1
+        } else {
+            x.floor() as isize
+        };
         let ratio = x - x0 as f64;
         let t: Vec<(usize, f64)> = match p.mode {
             "nearest" => {
@@ -226,7 +268,11 @@ fn axis_taps(len_in: usize, len_out: usize, scale: f64, roi: (f64, f64), p: &Res
                 let mut t: Vec<(isize, f64)> = (lo..=1 - lo)
                     .map(|j| {
                         let u = (j as f64 - ratio) * s;
-                        let w = if p.mode == "linear" { (1.0 - u.abs()).max(0.0) } else { cubic(u, p.cubic_a) };
+                        let w = if p.mode == "linear" {
+                            (1.0 - u.abs()).max(0.0)
+                        } else {
+                            cubic(u, p.cubic_a)
+                        };
                         (x0 + j, w)
                     })
                     .collect();
@@ -243,7 +289,10 @@ fn axis_taps(len_in: usize, len_out: usize, scale: f64, roi: (f64, f64), p: &Res
                         t.iter_mut().for_each(|(_, w)| *w /= sum);
                     }
                 }
-                t.into_iter().filter(|&(_, w)| w != 0.0).map(|(i, w)| (clamp(i), w)).collect()
+                t.into_iter()
+                    .filter(|&(_, w)| w != 0.0)
+                    .map(|(i, w)| (clamp(i), w))
+                    .collect()
             }
             m => return Err(format!("unknown resize mode '{m}'")),
         };

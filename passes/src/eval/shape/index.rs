@@ -10,14 +10,18 @@ use crate::ir::{DType, Elem, Tensor};
 fn norm_index(i: i64, d: usize) -> Result<usize, String> {
     let j = if i < 0 { i + d as i64 } else { i };
     if j < 0 || j >= d as i64 {
-        return Err(format!("index {i} is out of range for a dimension of size {d}"));
+        return Err(format!(
+            "index {i} is out of range for a dimension of size {d}"
+        ));
     }
     Ok(j as usize)
 }
 
 /// Copies `block`-element runs from `src` at each `(from, to)` into a new row-major vector.
 fn copy_blocks<T: Clone>(src: &[T], runs: &[usize], block: usize) -> Vec<T> {
-    runs.iter().flat_map(|&from| src[from..from + block].iter().cloned()).collect()
+    runs.iter()
+        .flat_map(|&from| src[from..from + block].iter().cloned())
+        .collect()
 }
 
 /// Gather: selects entries of `data` along `axis` by `indices`.
@@ -30,23 +34,41 @@ pub fn gather(inputs: &[Option<&Tensor>], axis: i64) -> Result<Tensor, String> {
     }
     let ax = axis_in(axis, s.len())?;
     let d = s[ax];
-    let idx: Vec<usize> = ints(it, "indices")?.iter().map(|&i| norm_index(i, d)).collect::<Result<_, _>>()?;
-    let out: Vec<usize> = s[..ax].iter().chain(it.shape()).chain(&s[ax + 1..]).copied().collect();
+    let idx: Vec<usize> = ints(it, "indices")?
+        .iter()
+        .map(|&i| norm_index(i, d))
+        .collect::<Result<_, _>>()?;
+    let out: Vec<usize> = s[..ax]
+        .iter()
+        .chain(it.shape())
+        .chain(&s[ax + 1..])
+        .copied()
+        .collect();
     checked_size(&out)?;
     let outer: usize = s[..ax].iter().product();
     let inner: usize = s[ax + 1..].iter().product();
-    let runs: Vec<usize> = (0..outer).flat_map(|o| idx.iter().map(move |&i| (o * d + i) * inner)).collect();
-    Ok(crate::dispatch!(x, a => T::wrap(from_parts(&out, copy_blocks(&row_major(a), &runs, inner)))))
+    let runs: Vec<usize> = (0..outer)
+        .flat_map(|o| idx.iter().map(move |&i| (o * d + i) * inner))
+        .collect();
+    Ok(
+        crate::dispatch!(x, a => T::wrap(from_parts(&out, copy_blocks(&row_major(a), &runs, inner)))),
+    )
 }
 
 /// The flat data offsets GatherElements/ScatterElements address: for every position of
 /// `indices`, that position with its `axis` coordinate replaced by the index.
-fn element_offsets(data_shape: &[usize], indices: &Tensor, axis: i64) -> Result<Vec<usize>, String> {
+fn element_offsets(
+    data_shape: &[usize],
+    indices: &Tensor,
+    axis: i64,
+) -> Result<Vec<usize>, String> {
     let r = data_shape.len();
     let ax = axis_in(axis, r)?;
     let is = indices.shape();
     if is.len() != r || (0..r).any(|k| k != ax && is[k] > data_shape[k]) {
-        return Err(format!("indices shape {is:?} does not fit data shape {data_shape:?}"));
+        return Err(format!(
+            "indices shape {is:?} does not fit data shape {data_shape:?}"
+        ));
     }
     let st = strides(data_shape);
     let idx = indices.cast(DType::I64);
@@ -54,7 +76,9 @@ fn element_offsets(data_shape: &[usize], indices: &Tensor, axis: i64) -> Result<
     idx.indexed_iter()
         .map(|(ix, &i)| {
             let j = norm_index(i, data_shape[ax])?;
-            Ok((0..r).map(|k| if k == ax { j } else { ix[k] } * st[k]).sum())
+            Ok((0..r)
+                .map(|k| if k == ax { j } else { ix[k] } * st[k])
+                .sum())
         })
         .collect()
 }
@@ -67,7 +91,9 @@ pub fn gather_elements(inputs: &[Option<&Tensor>], axis: i64) -> Result<Tensor, 
         return Err("cannot gather from a scalar".into());
     }
     let offs = element_offsets(x.shape(), it, axis)?;
-    Ok(crate::dispatch!(x, a => T::wrap(from_parts(it.shape(), copy_blocks(&row_major(a), &offs, 1)))))
+    Ok(
+        crate::dispatch!(x, a => T::wrap(from_parts(it.shape(), copy_blocks(&row_major(a), &offs, 1)))),
+    )
 }
 
 /// The layout GatherND/ScatterND share: the flat data offset of every index tuple, the
@@ -108,13 +134,16 @@ fn nd_offsets(
 /// GatherND: gathers slices of `data` addressed by the last axis of `indices`.
 pub fn gather_nd(inputs: &[Option<&Tensor>], batch_dims: i64) -> Result<Tensor, String> {
     let x = req(inputs, 0)?;
-    let b = usize::try_from(batch_dims).map_err(|_| format!("batch_dims {batch_dims} is negative"))?;
+    let b =
+        usize::try_from(batch_dims).map_err(|_| format!("batch_dims {batch_dims} is negative"))?;
     let it = req(inputs, 1)?;
     let (offs, inner, grid) = nd_offsets(x.shape(), it, b)?;
     let m = it.shape()[it.shape().len() - 1];
     let out: Vec<usize> = grid.iter().chain(&x.shape()[b + m..]).copied().collect();
     checked_size(&out)?;
-    Ok(crate::dispatch!(x, a => T::wrap(from_parts(&out, copy_blocks(&row_major(a), &offs, inner)))))
+    Ok(
+        crate::dispatch!(x, a => T::wrap(from_parts(&out, copy_blocks(&row_major(a), &offs, inner)))),
+    )
 }
 
 /// The combining function of a scatter reduction.
@@ -130,12 +159,25 @@ fn combine<T: Num>(reduction: &str) -> Result<fn(T, T) -> T, String> {
 
 /// Writes `block`-element runs of `updates` (the `i`-th run at `i * block`) into a copy of
 /// `data` at the offsets `dst`, replacing or combining by `reduction`.
-fn scatter(data: &Tensor, updates: &Tensor, dst: &[usize], block: usize, reduction: &str) -> Result<Tensor, String> {
+fn scatter(
+    data: &Tensor,
+    updates: &Tensor,
+    dst: &[usize],
+    block: usize,
+    reduction: &str,
+) -> Result<Tensor, String> {
     if updates.dtype() != data.dtype() {
-        return Err(format!("updates have type {}, data {}", updates.dtype(), data.dtype()));
+        return Err(format!(
+            "updates have type {}, data {}",
+            updates.dtype(),
+            data.dtype()
+        ));
     }
     if updates.len() != dst.len() * block {
-        return Err(format!("updates shape {:?} does not match the indices", updates.shape()));
+        return Err(format!(
+            "updates shape {:?} does not match the indices",
+            updates.shape()
+        ));
     }
     if reduction == "none" {
         return Ok(crate::dispatch!(data, a => {
@@ -161,12 +203,20 @@ fn scatter(data: &Tensor, updates: &Tensor, dst: &[usize], block: usize, reducti
 }
 
 /// ScatterElements: GatherElements' addressing, writing `updates` into a copy of `data`.
-pub fn scatter_elements(inputs: &[Option<&Tensor>], axis: i64, reduction: &str) -> Result<Tensor, String> {
+pub fn scatter_elements(
+    inputs: &[Option<&Tensor>],
+    axis: i64,
+    reduction: &str,
+) -> Result<Tensor, String> {
     let x = req(inputs, 0)?;
     let it = req(inputs, 1)?;
     let u = req(inputs, 2)?;
     if u.shape() != it.shape() {
-        return Err(format!("updates shape {:?} differs from indices shape {:?}", u.shape(), it.shape()));
+        return Err(format!(
+            "updates shape {:?} differs from indices shape {:?}",
+            u.shape(),
+            it.shape()
+        ));
     }
     let offs = element_offsets(x.shape(), it, axis)?;
     scatter(x, u, &offs, 1, reduction)
@@ -193,17 +243,26 @@ pub fn one_hot(inputs: &[Option<&Tensor>], axis: i64) -> Result<Tensor, String> 
     let depth_t = req(inputs, 1)?;
     let vals = req(inputs, 2)?;
     if depth_t.len() != 1 {
-        return Err(format!("depth must have one element, it has {}", depth_t.len()));
+        return Err(format!(
+            "depth must have one element, it has {}",
+            depth_t.len()
+        ));
     }
     let depth = depth_t.to_f64_vec()[0];
     let depth = dims(&[depth as i64], "depth")?[0];
     if vals.len() != 2 {
-        return Err(format!("values must have two elements, it has {}", vals.len()));
+        return Err(format!(
+            "values must have two elements, it has {}",
+            vals.len()
+        ));
     }
     let r = it.shape().len() as i64;
     let ax = if axis < 0 { axis + r + 1 } else { axis };
     if !(0..=r).contains(&ax) {
-        return Err(format!("axis {axis} is out of range for output rank {}", r + 1));
+        return Err(format!(
+            "axis {axis} is out of range for output rank {}",
+            r + 1
+        ));
     }
     let ax = ax as usize;
     let mut out = it.shape().to_vec();
@@ -243,15 +302,27 @@ mod tests {
     fn gather_axes_and_negative_indices() {
         let x = f32t(&[3, 2], &[1., 2., 3., 4., 5., 6.]);
         let i = i64t(&[2], &[-1, 0]);
-        assert_eq!(gather(&[Some(&x), Some(&i)], 0).unwrap(), f32t(&[2, 2], &[5., 6., 1., 2.]));
+        assert_eq!(
+            gather(&[Some(&x), Some(&i)], 0).unwrap(),
+            f32t(&[2, 2], &[5., 6., 1., 2.])
+        );
         let i = i64t(&[1, 2], &[1, 1]);
-        assert_eq!(gather(&[Some(&x), Some(&i)], -1).unwrap(), f32t(&[3, 1, 2], &[2., 2., 4., 4., 6., 6.]));
+        assert_eq!(
+            gather(&[Some(&x), Some(&i)], -1).unwrap(),
+            f32t(&[3, 1, 2], &[2., 2., 4., 4., 6., 6.])
+        );
         let s = Tensor::scalar(1i32);
-        assert_eq!(gather(&[Some(&x), Some(&s)], 0).unwrap(), f32t(&[2], &[3., 4.]));
+        assert_eq!(
+            gather(&[Some(&x), Some(&s)], 0).unwrap(),
+            f32t(&[2], &[3., 4.])
+        );
         assert!(gather(&[Some(&x), Some(&i64t(&[1], &[3]))], 0).is_err());
         let strs = Tensor::from_vec(&[2], vec!["a".to_string(), "b".into()]).unwrap();
         let g = gather(&[Some(&strs), Some(&i64t(&[3], &[1, 0, 1]))], 0).unwrap();
-        assert_eq!(g, Tensor::from_vec(&[3], vec!["b".to_string(), "a".into(), "b".into()]).unwrap());
+        assert_eq!(
+            g,
+            Tensor::from_vec(&[3], vec!["b".to_string(), "a".into(), "b".into()]).unwrap()
+        );
     }
 
     #[test]
@@ -259,15 +330,27 @@ mod tests {
         // The ONNX GatherElements example 1.
         let x = f32t(&[2, 2], &[1., 2., 3., 4.]);
         let i = i64t(&[2, 2], &[0, 0, 1, 0]);
-        assert_eq!(gather_elements(&[Some(&x), Some(&i)], 1).unwrap(), f32t(&[2, 2], &[1., 1., 4., 3.]));
+        assert_eq!(
+            gather_elements(&[Some(&x), Some(&i)], 1).unwrap(),
+            f32t(&[2, 2], &[1., 1., 4., 3.])
+        );
         let i = i64t(&[1, 2], &[-1, 0]);
-        assert_eq!(gather_elements(&[Some(&x), Some(&i)], 0).unwrap(), f32t(&[1, 2], &[3., 2.]));
+        assert_eq!(
+            gather_elements(&[Some(&x), Some(&i)], 0).unwrap(),
+            f32t(&[1, 2], &[3., 2.])
+        );
         // The ONNX GatherND examples 3 and 5.
         let d = f32t(&[2, 2, 2], &[0., 1., 2., 3., 4., 5., 6., 7.]);
         let i = i64t(&[2, 1, 2], &[0, 1, 1, 0]);
-        assert_eq!(gather_nd(&[Some(&d), Some(&i)], 0).unwrap(), f32t(&[2, 1, 2], &[2., 3., 4., 5.]));
+        assert_eq!(
+            gather_nd(&[Some(&d), Some(&i)], 0).unwrap(),
+            f32t(&[2, 1, 2], &[2., 3., 4., 5.])
+        );
         let i = i64t(&[2, 1], &[1, 0]);
-        assert_eq!(gather_nd(&[Some(&d), Some(&i)], 1).unwrap(), f32t(&[2, 2], &[2., 3., 4., 5.]));
+        assert_eq!(
+            gather_nd(&[Some(&d), Some(&i)], 1).unwrap(),
+            f32t(&[2, 2], &[2., 3., 4., 5.])
+        );
         assert!(gather_nd(&[Some(&d), Some(&i64t(&[1, 4], &[0, 0, 0, 0]))], 0).is_err());
     }
 
@@ -277,16 +360,31 @@ mod tests {
         let i = i64t(&[1, 2], &[1, -4]);
         let u = f32t(&[1, 2], &[1.1, 2.1]);
         let add = scatter_elements(&[Some(&x), Some(&i), Some(&u)], 1, "add").unwrap();
-        assert_eq!(add.to_f64_vec(), f32t(&[5], &[1., 5.2, 3., 4., 5.]).to_f64_vec());
+        assert_eq!(
+            add.to_f64_vec(),
+            f32t(&[5], &[1., 5.2, 3., 4., 5.]).to_f64_vec()
+        );
         let none = scatter_elements(&[Some(&x), Some(&i), Some(&u)], 1, "none").unwrap();
-        assert_eq!(none.to_f64_vec(), f32t(&[5], &[1., 2.1, 3., 4., 5.]).to_f64_vec());
+        assert_eq!(
+            none.to_f64_vec(),
+            f32t(&[5], &[1., 2.1, 3., 4., 5.]).to_f64_vec()
+        );
         let max = scatter_elements(&[Some(&x), Some(&i), Some(&u)], 1, "max").unwrap();
-        assert_eq!(max.to_f64_vec(), f32t(&[5], &[1., 2.1, 3., 4., 5.]).to_f64_vec());
+        assert_eq!(
+            max.to_f64_vec(),
+            f32t(&[5], &[1., 2.1, 3., 4., 5.]).to_f64_vec()
+        );
         let d = i64t(&[4], &[1, 2, 3, 4]);
         let i = i64t(&[2, 1], &[3, 3]);
         let u = i64t(&[2], &[5, 6]);
-        assert_eq!(scatter_nd(&[Some(&d), Some(&i), Some(&u)], "mul").unwrap(), i64t(&[4], &[1, 2, 3, 120]));
-        assert_eq!(scatter_nd(&[Some(&d), Some(&i), Some(&u)], "min").unwrap(), i64t(&[4], &[1, 2, 3, 4]));
+        assert_eq!(
+            scatter_nd(&[Some(&d), Some(&i), Some(&u)], "mul").unwrap(),
+            i64t(&[4], &[1, 2, 3, 120])
+        );
+        assert_eq!(
+            scatter_nd(&[Some(&d), Some(&i), Some(&u)], "min").unwrap(),
+            i64t(&[4], &[1, 2, 3, 4])
+        );
         assert!(scatter_nd(&[Some(&d), Some(&i), Some(&u)], "bogus").is_err());
     }
 

@@ -5,7 +5,9 @@
 
 use ndarray::{ArrayD, Axis, IxDyn};
 
-use super::{axes_in, axis_in, checked_size, dims, from_parts, int_scalar, ints, row_major, take_axes, Num};
+use super::{
+    axes_in, axis_in, checked_size, dims, from_parts, int_scalar, ints, row_major, take_axes, Num,
+};
 use crate::eval::util::{arr, broadcast_shape, broadcast_to, opt, req};
 use crate::ir::{DType, Elem, Tensor};
 
@@ -50,10 +52,12 @@ pub fn reshape(inputs: &[Option<&Tensor>], allowzero: bool) -> Result<Tensor, St
                 infer = Some(i);
                 1
             }
-            0 if !allowzero => *x
-                .shape()
-                .get(i)
-                .ok_or_else(|| format!("shape copies dimension {i}, the input has rank {}", x.shape().len()))?,
+            0 if !allowzero => *x.shape().get(i).ok_or_else(|| {
+                format!(
+                    "shape copies dimension {i}, the input has rank {}",
+                    x.shape().len()
+                )
+            })?,
             d if d < 0 => return Err(format!("shape has a negative dimension {d}")),
             d => d as usize,
         });
@@ -61,7 +65,10 @@ pub fn reshape(inputs: &[Option<&Tensor>], allowzero: bool) -> Result<Tensor, St
     if let Some(i) = infer {
         let known = checked_size(&out)?;
         if known == 0 || x.len() % known != 0 {
-            return Err(format!("cannot infer the -1 dimension reshaping {:?} to {spec:?}", x.shape()));
+            return Err(format!(
+                "cannot infer the -1 dimension reshaping {:?} to {spec:?}",
+                x.shape()
+            ));
         }
         out[i] = x.len() / known;
     }
@@ -90,7 +97,9 @@ pub fn transpose(inputs: &[Option<&Tensor>], perm: Option<&[i64]>) -> Result<Ten
         Some(p) => axes_in(p, r)?,
         None => (0..r).rev().collect(),
     };
-    Ok(crate::dispatch!(x, a => T::wrap(a.view().permuted_axes(IxDyn(&perm)).as_standard_layout().into_owned())))
+    Ok(
+        crate::dispatch!(x, a => T::wrap(a.view().permuted_axes(IxDyn(&perm)).as_standard_layout().into_owned())),
+    )
 }
 
 /// Squeeze: removes the listed 1-sized axes, or every 1-sized axis without an `axes` input.
@@ -107,7 +116,10 @@ pub fn squeeze(inputs: &[Option<&Tensor>]) -> Result<Tensor, String> {
         }
         None => (0..shape.len()).filter(|&a| shape[a] == 1).collect(),
     };
-    let out: Vec<usize> = (0..shape.len()).filter(|a| !drop.contains(a)).map(|a| shape[a]).collect();
+    let out: Vec<usize> = (0..shape.len())
+        .filter(|a| !drop.contains(a))
+        .map(|a| shape[a])
+        .collect();
     reshaped(x, &out)
 }
 
@@ -118,14 +130,23 @@ pub fn unsqueeze(inputs: &[Option<&Tensor>]) -> Result<Tensor, String> {
     let r = x.shape().len() + axes_v.len();
     let axes = axes_in(&axes_v, r)?;
     let mut rest = x.shape().iter();
-    let out: Vec<usize> =
-        (0..r).map(|i| if axes.contains(&i) { 1 } else { *rest.next().expect("rank counts match") }).collect();
+    let out: Vec<usize> = (0..r)
+        .map(|i| {
+            if axes.contains(&i) {
+                1
+            } else {
+                *rest.next().expect("rank counts match")
+            }
+        })
+        .collect();
     reshaped(x, &out)
 }
 
 /// Concat along `axis`.
 pub fn concat(inputs: &[Option<&Tensor>], axis: i64) -> Result<Tensor, String> {
-    let xs: Vec<&Tensor> = (0..inputs.len()).map(|i| req(inputs, i)).collect::<Result<_, _>>()?;
+    let xs: Vec<&Tensor> = (0..inputs.len())
+        .map(|i| req(inputs, i))
+        .collect::<Result<_, _>>()?;
     let first = xs.first().ok_or("concat needs at least one input")?;
     let r = first.shape().len();
     if r == 0 {
@@ -136,12 +157,21 @@ pub fn concat(inputs: &[Option<&Tensor>], axis: i64) -> Result<Tensor, String> {
     for x in &xs {
         let s = x.shape();
         if x.dtype() != first.dtype() {
-            return Err(format!("inputs have types {} and {}", first.dtype(), x.dtype()));
+            return Err(format!(
+                "inputs have types {} and {}",
+                first.dtype(),
+                x.dtype()
+            ));
         }
         if s.len() != r || (0..r).any(|i| i != ax && s[i] != first.shape()[i]) {
-            return Err(format!("shapes {:?} and {s:?} cannot be concatenated on axis {ax}", first.shape()));
+            return Err(format!(
+                "shapes {:?} and {s:?} cannot be concatenated on axis {ax}",
+                first.shape()
+            ));
         }
-        total = total.checked_add(s[ax]).ok_or("concatenated size overflows")?;
+        total = total
+            .checked_add(s[ax])
+            .ok_or("concatenated size overflows")?;
     }
     let mut shape = first.shape().to_vec();
     shape[ax] = total;
@@ -166,15 +196,21 @@ pub fn split(
     let sizes: Vec<usize> = match opt(inputs, 1) {
         Some(t) => {
             let s = dims(&ints(t, "split")?, "split")?;
-            if s.len() != n_outputs || s.iter().try_fold(0usize, |a, &b| a.checked_add(b)) != Some(d) {
-                return Err(format!("split {s:?} does not divide dimension {d} into {n_outputs} outputs"));
+            if s.len() != n_outputs
+                || s.iter().try_fold(0usize, |a, &b| a.checked_add(b)) != Some(d)
+            {
+                return Err(format!(
+                    "split {s:?} does not divide dimension {d} into {n_outputs} outputs"
+                ));
             }
             s
         }
         None => {
             let n = num_outputs.unwrap_or(n_outputs as i64);
             if n < 1 || n as usize != n_outputs {
-                return Err(format!("num_outputs {n} does not match the {n_outputs} outputs"));
+                return Err(format!(
+                    "num_outputs {n} does not match the {n_outputs} outputs"
+                ));
             }
             let chunk = d.div_ceil(n_outputs);
             let last = d
@@ -200,9 +236,13 @@ pub fn split(
 /// with ONNX clamping (INT64 sentinels included).
 fn slice_indices(start: i64, end: i64, step: i64, d: usize) -> Vec<Option<usize>> {
     let (d, step) = (d as i128, step as i128);
-    let norm = |v: i64, lo: i128, hi: i128| (if v < 0 { v as i128 + d } else { v as i128 }).clamp(lo, hi);
-    let (s, e) =
-        if step > 0 { (norm(start, 0, d), norm(end, 0, d)) } else { (norm(start, 0, d - 1), norm(end, -1, d - 1)) };
+    let norm =
+        |v: i64, lo: i128, hi: i128| (if v < 0 { v as i128 + d } else { v as i128 }).clamp(lo, hi);
+    let (s, e) = if step > 0 {
+        (norm(start, 0, d), norm(end, 0, d))
+    } else {
+        (norm(start, 0, d - 1), norm(end, -1, d - 1))
+    };
     let n = if step > 0 && e > s {
         (e - s - 1) / step + 1
     } else if step < 0 && s > e {
@@ -257,7 +297,11 @@ pub fn tile(inputs: &[Option<&Tensor>]) -> Result<Tensor, String> {
     let x = req(inputs, 0)?;
     let reps = dims(&ints(req(inputs, 1)?, "repeats")?, "repeats")?;
     if reps.len() != x.shape().len() {
-        return Err(format!("repeats has {} entries for rank {}", reps.len(), x.shape().len()));
+        return Err(format!(
+            "repeats has {} entries for rank {}",
+            reps.len(),
+            x.shape().len()
+        ));
     }
     let out: Vec<usize> = x
         .shape()
@@ -266,8 +310,12 @@ pub fn tile(inputs: &[Option<&Tensor>]) -> Result<Tensor, String> {
         .map(|(&d, &r)| d.checked_mul(r).ok_or("tiled shape overflows"))
         .collect::<Result<_, _>>()?;
     checked_size(&out)?;
-    let idx: Vec<Vec<Option<usize>>> =
-        x.shape().iter().zip(&out).map(|(&d, &n)| (0..n).map(|j| Some(j % d)).collect()).collect();
+    let idx: Vec<Vec<Option<usize>>> = x
+        .shape()
+        .iter()
+        .zip(&out)
+        .map(|(&d, &n)| (0..n).map(|j| Some(j % d)).collect())
+        .collect();
     crate::dispatch!(x, a => take_axes(a, &idx, &T::default()).map(T::wrap))
 }
 
@@ -277,7 +325,9 @@ fn pad_indices(d: usize, begin: i64, end: i64, mode: &str) -> Result<Vec<Option<
     let (di, begin) = (d as i128, begin as i128);
     let n = di + begin + end as i128;
     if n < 0 {
-        return Err(format!("pads {begin}, {end} remove more than dimension {d}"));
+        return Err(format!(
+            "pads {begin}, {end} remove more than dimension {d}"
+        ));
     }
     checked_size(&[usize::try_from(n).map_err(|_| format!("padded dimension {n} is too large"))?])?;
     if d == 0 && n > 0 && mode != "constant" {
@@ -314,7 +364,11 @@ pub fn pad(inputs: &[Option<&Tensor>], mode: &str) -> Result<Tensor, String> {
         None => (0..r).collect(),
     };
     if pads.len() != 2 * axes.len() {
-        return Err(format!("pads has {} entries for {} axes", pads.len(), axes.len()));
+        return Err(format!(
+            "pads has {} entries for {} axes",
+            pads.len(),
+            axes.len()
+        ));
     }
     let mut idx: Vec<Vec<Option<usize>>> = x.shape().iter().map(|&d| all(d)).collect();
     for (i, &ax) in axes.iter().enumerate() {
@@ -342,7 +396,11 @@ pub fn center_crop_pad(inputs: &[Option<&Tensor>], axes: Option<&[i64]>) -> Resu
         None => (0..r).collect(),
     };
     if target.len() != axes.len() {
-        return Err(format!("shape has {} entries for {} axes", target.len(), axes.len()));
+        return Err(format!(
+            "shape has {} entries for {} axes",
+            target.len(),
+            axes.len()
+        ));
     }
     let mut idx: Vec<Vec<Option<usize>>> = x.shape().iter().map(|&d| all(d)).collect();
     for (&ax, &s) in axes.iter().zip(&target) {
@@ -353,7 +411,9 @@ pub fn center_crop_pad(inputs: &[Option<&Tensor>], axes: Option<&[i64]>) -> Resu
             (off..off + s).map(Some).collect()
         } else {
             let off = (s - d) / 2;
-            (0..s).map(|j| j.checked_sub(off).filter(|&p| p < d)).collect()
+            (0..s)
+                .map(|j| j.checked_sub(off).filter(|&p| p < d))
+                .collect()
         };
     }
     crate::dispatch!(x, a => take_axes(a, &idx, &T::default()).map(T::wrap))
@@ -372,12 +432,18 @@ fn nchw(x: &Tensor, blocksize: i64) -> Result<([usize; 4], usize), String> {
 }
 
 /// DepthToSpace: moves channel blocks into `blocksize`x`blocksize` spatial blocks (DCR or CRD).
-pub fn depth_to_space(inputs: &[Option<&Tensor>], blocksize: i64, mode: &str) -> Result<Tensor, String> {
+pub fn depth_to_space(
+    inputs: &[Option<&Tensor>],
+    blocksize: i64,
+    mode: &str,
+) -> Result<Tensor, String> {
     let x = req(inputs, 0)?;
     let ([n, c, h, w], b) = nchw(x, blocksize)?;
     let bb = b.checked_mul(b).ok_or("blocksize overflows")?;
     if c % bb != 0 {
-        return Err(format!("channels {c} are not divisible by blocksize squared {bb}"));
+        return Err(format!(
+            "channels {c} are not divisible by blocksize squared {bb}"
+        ));
     }
     let co = c / bb;
     let dcr = match mode {
@@ -385,7 +451,12 @@ pub fn depth_to_space(inputs: &[Option<&Tensor>], blocksize: i64, mode: &str) ->
         "CRD" => false,
         m => return Err(format!("unknown mode '{m}'")),
     };
-    let out = [n, co, h.checked_mul(b).ok_or("output overflows")?, w.checked_mul(b).ok_or("output overflows")?];
+    let out = [
+        n,
+        co,
+        h.checked_mul(b).ok_or("output overflows")?,
+        w.checked_mul(b).ok_or("output overflows")?,
+    ];
     checked_size(&out)?;
     crate::dispatch!(x, a => Ok(T::wrap(ArrayD::from_shape_fn(IxDyn(&out), |ix| {
         let (i, j) = (ix[2] % b, ix[3] % b);
@@ -399,9 +470,18 @@ pub fn space_to_depth(inputs: &[Option<&Tensor>], blocksize: i64) -> Result<Tens
     let x = req(inputs, 0)?;
     let ([n, c, h, w], b) = nchw(x, blocksize)?;
     if h % b != 0 || w % b != 0 {
-        return Err(format!("spatial size {h}x{w} is not divisible by blocksize {b}"));
+        return Err(format!(
+            "spatial size {h}x{w} is not divisible by blocksize {b}"
+        ));
     }
-    let out = [n, b.checked_mul(b).and_then(|bb| bb.checked_mul(c)).ok_or("channels overflow")?, h / b, w / b];
+    let out = [
+        n,
+        b.checked_mul(b)
+            .and_then(|bb| bb.checked_mul(c))
+            .ok_or("channels overflow")?,
+        h / b,
+        w / b,
+    ];
     checked_size(&out)?;
     crate::dispatch!(x, a => Ok(T::wrap(ArrayD::from_shape_fn(IxDyn(&out), |ix| {
         let (blk, ci) = (ix[1] / c, ix[1] % c);
@@ -410,7 +490,11 @@ pub fn space_to_depth(inputs: &[Option<&Tensor>], blocksize: i64) -> Result<Tens
 }
 
 /// ReverseSequence: reverses the first `sequence_lens[b]` steps of every batch entry `b`.
-pub fn reverse_sequence(inputs: &[Option<&Tensor>], batch_axis: i64, time_axis: i64) -> Result<Tensor, String> {
+pub fn reverse_sequence(
+    inputs: &[Option<&Tensor>],
+    batch_axis: i64,
+    time_axis: i64,
+) -> Result<Tensor, String> {
     let x = req(inputs, 0)?;
     let r = x.shape().len();
     if r < 2 {
@@ -418,12 +502,17 @@ pub fn reverse_sequence(inputs: &[Option<&Tensor>], batch_axis: i64, time_axis: 
     }
     let (ba, ta) = (axis_in(batch_axis, r)?, axis_in(time_axis, r)?);
     if ba == ta || ba > 1 || ta > 1 {
-        return Err(format!("batch_axis {batch_axis} and time_axis {time_axis} must be 0 and 1"));
+        return Err(format!(
+            "batch_axis {batch_axis} and time_axis {time_axis} must be 0 and 1"
+        ));
     }
     let lens = ints(req(inputs, 1)?, "sequence_lens")?;
     let t = x.shape()[ta] as i64;
     if lens.len() != x.shape()[ba] || lens.iter().any(|&l| !(0..=t).contains(&l)) {
-        return Err(format!("sequence_lens {lens:?} does not fit batch {} and time {t}", x.shape()[ba]));
+        return Err(format!(
+            "sequence_lens {lens:?} does not fit batch {} and time {t}",
+            x.shape()[ba]
+        ));
     }
     crate::dispatch!(x, a => Ok(T::wrap(ArrayD::from_shape_fn(a.raw_dim(), |mut ix| {
         let l = lens[ix[ba]] as usize;
@@ -441,7 +530,10 @@ pub fn trilu(inputs: &[Option<&Tensor>], upper: bool) -> Result<Tensor, String> 
     if r < 2 {
         return Err(format!("input must have rank at least 2, it has {r}"));
     }
-    let k = opt(inputs, 1).map(|t| int_scalar(t, "k")).transpose()?.unwrap_or(0);
+    let k = opt(inputs, 1)
+        .map(|t| int_scalar(t, "k"))
+        .transpose()?
+        .unwrap_or(0);
     let keep = |i: usize, j: usize| {
         let d = j as i128 - i as i128;
         if upper {
@@ -465,7 +557,11 @@ pub fn trilu(inputs: &[Option<&Tensor>], upper: bool) -> Result<Tensor, String> 
 /// condition is true.
 pub fn compress(inputs: &[Option<&Tensor>], axis: Option<i64>) -> Result<Tensor, String> {
     let x = req(inputs, 0)?;
-    let cond: Vec<bool> = req(inputs, 1)?.to_f64_vec().iter().map(|&v| v != 0.0).collect();
+    let cond: Vec<bool> = req(inputs, 1)?
+        .to_f64_vec()
+        .iter()
+        .map(|&v| v != 0.0)
+        .collect();
     let flat;
     let (src, ax) = match axis {
         Some(a) => (x, axis_in(a, x.shape().len())?),
@@ -474,10 +570,20 @@ pub fn compress(inputs: &[Option<&Tensor>], axis: Option<i64>) -> Result<Tensor,
             (&flat, 0)
         }
     };
-    let d = *src.shape().get(ax).ok_or("cannot compress a scalar along an axis")?;
-    let keep: Vec<Option<usize>> = cond.iter().enumerate().filter(|c| *c.1).map(|c| Some(c.0)).collect();
+    let d = *src
+        .shape()
+        .get(ax)
+        .ok_or("cannot compress a scalar along an axis")?;
+    let keep: Vec<Option<usize>> = cond
+        .iter()
+        .enumerate()
+        .filter(|c| *c.1)
+        .map(|c| Some(c.0))
+        .collect();
     if let Some(Some(i)) = keep.last().filter(|i| i.unwrap_or(0) >= d) {
-        return Err(format!("condition selects index {i} of a dimension of size {d}"));
+        return Err(format!(
+            "condition selects index {i} of a dimension of size {d}"
+        ));
     }
     let mut idx: Vec<Vec<Option<usize>>> = src.shape().iter().map(|&d| all(d)).collect();
     idx[ax] = keep;
@@ -493,12 +599,18 @@ pub fn non_zero(inputs: &[Option<&Tensor>]) -> Result<Tensor, String> {
         .map(|(ix, _)| ndarray::Dimension::slice(&ix).to_vec())
         .collect());
     let r = x.shape().len();
-    let data: Vec<i64> = (0..r).flat_map(|ax| nz.iter().map(move |ix| ix[ax] as i64)).collect();
+    let data: Vec<i64> = (0..r)
+        .flat_map(|ax| nz.iter().map(move |ix| ix[ax] as i64))
+        .collect();
     Tensor::from_vec(&[r, nz.len()], data)
 }
 
 /// EyeLike: ones on diagonal `k` of a 2-D shape like the input, in `dtype` or the input's type.
-pub fn eye_like(inputs: &[Option<&Tensor>], dtype: Option<DType>, k: i64) -> Result<Tensor, String> {
+pub fn eye_like(
+    inputs: &[Option<&Tensor>],
+    dtype: Option<DType>,
+    k: i64,
+) -> Result<Tensor, String> {
     let x = req(inputs, 0)?;
     let s = x.shape();
     if s.len() != 2 {
@@ -516,7 +628,10 @@ pub fn eye_like(inputs: &[Option<&Tensor>], dtype: Option<DType>, k: i64) -> Res
 }
 
 /// ConstantOfShape: a tensor of the given shape filled with `value` (default f32 0).
-pub fn constant_of_shape(inputs: &[Option<&Tensor>], value: Option<&Tensor>) -> Result<Tensor, String> {
+pub fn constant_of_shape(
+    inputs: &[Option<&Tensor>],
+    value: Option<&Tensor>,
+) -> Result<Tensor, String> {
     let shape = dims(&ints(req(inputs, 0)?, "shape")?, "shape")?;
     checked_size(&shape)?;
     let default = Tensor::scalar(0f32);
@@ -553,15 +668,23 @@ pub fn range(inputs: &[Option<&Tensor>]) -> Result<Tensor, String> {
                 return Err("range delta is 0".into());
             }
             let span = l - s;
-            let n = if (span > 0) == (d > 0) && span != 0 { (span.abs() + d.abs() - 1) / d.abs() } else { 0 };
+            let n = if (span > 0) == (d > 0) && span != 0 {
+                (span.abs() + d.abs() - 1) / d.abs()
+            } else {
+                0
+            };
             n.min(u64::MAX as i128) as u64
         };
         let n = usize::try_from(n).map_err(|_| "range is too long".to_string())?;
         checked_size(&[n])?;
         let data: Vec<T> = if T::DTYPE.is_float() {
-            (0..n).map(|i| T::from_f64(s.to_f64() + i as f64 * d.to_f64())).collect()
+            (0..n)
+                .map(|i| T::from_f64(s.to_f64() + i as f64 * d.to_f64()))
+                .collect()
         } else {
-            (0..n).map(|i| T::from_i64(s.to_i64().wrapping_add((i as i64).wrapping_mul(d.to_i64())))).collect()
+            (0..n)
+                .map(|i| T::from_i64(s.to_i64().wrapping_add((i as i64).wrapping_mul(d.to_i64()))))
+                .collect()
         };
         Ok(T::wrap(from_parts(&[n], data)))
     }
@@ -597,12 +720,21 @@ mod tests {
     fn reshape_zero_and_infer() {
         let x = iota(&[2, 3, 4]);
         let s = i64t(&[0, -1]);
-        assert_eq!(reshape(&[Some(&x), Some(&s)], false).unwrap().shape(), &[2, 12]);
+        assert_eq!(
+            reshape(&[Some(&x), Some(&s)], false).unwrap().shape(),
+            &[2, 12]
+        );
         let s = i64t(&[-1, 0, 2]);
-        assert_eq!(reshape(&[Some(&x), Some(&s)], false).unwrap().shape(), &[4, 3, 2]);
+        assert_eq!(
+            reshape(&[Some(&x), Some(&s)], false).unwrap().shape(),
+            &[4, 3, 2]
+        );
         let e = Tensor::from_vec::<f32>(&[0, 3], vec![]).unwrap();
         let s = i64t(&[3, 0]);
-        assert_eq!(reshape(&[Some(&e), Some(&s)], true).unwrap().shape(), &[3, 0]);
+        assert_eq!(
+            reshape(&[Some(&e), Some(&s)], true).unwrap().shape(),
+            &[3, 0]
+        );
         assert!(reshape(&[Some(&x), Some(&i64t(&[5, -1]))], false).is_err());
         assert!(reshape(&[Some(&x), Some(&i64t(&[-1, -1]))], false).is_err());
     }
@@ -614,7 +746,10 @@ mod tests {
         assert_eq!(flatten(&[Some(&x)], -1).unwrap().shape(), &[6, 4]);
         assert_eq!(flatten(&[Some(&x)], 0).unwrap().shape(), &[1, 24]);
         let m = iota(&[2, 3]);
-        assert_eq!(transpose(&[Some(&m)], None).unwrap(), f32t(&[3, 2], &[0., 3., 1., 4., 2., 5.]));
+        assert_eq!(
+            transpose(&[Some(&m)], None).unwrap(),
+            f32t(&[3, 2], &[0., 3., 1., 4., 2., 5.])
+        );
         let t = transpose(&[Some(&x)], Some(&[1, -1, 0])).unwrap();
         assert_eq!(t.shape(), &[3, 4, 2]);
         // Element [1, 2, 1] of the result is x[1, 1, 2] = 12 + 4 + 2.
@@ -626,11 +761,22 @@ mod tests {
     fn squeeze_unsqueeze() {
         let x = iota(&[1, 3, 1]);
         assert_eq!(squeeze(&[Some(&x)]).unwrap().shape(), &[3]);
-        assert_eq!(squeeze(&[Some(&x), Some(&i64t(&[-1]))]).unwrap().shape(), &[1, 3]);
+        assert_eq!(
+            squeeze(&[Some(&x), Some(&i64t(&[-1]))]).unwrap().shape(),
+            &[1, 3]
+        );
         assert!(squeeze(&[Some(&x), Some(&i64t(&[1]))]).is_err());
-        assert_eq!(unsqueeze(&[Some(&x), Some(&i64t(&[0, -1]))]).unwrap().shape(), &[1, 1, 3, 1, 1]);
+        assert_eq!(
+            unsqueeze(&[Some(&x), Some(&i64t(&[0, -1]))])
+                .unwrap()
+                .shape(),
+            &[1, 1, 3, 1, 1]
+        );
         let s = Tensor::scalar(1.0f32);
-        assert_eq!(unsqueeze(&[Some(&s), Some(&i64t(&[0]))]).unwrap().shape(), &[1]);
+        assert_eq!(
+            unsqueeze(&[Some(&s), Some(&i64t(&[0]))]).unwrap().shape(),
+            &[1]
+        );
     }
 
     #[test]
@@ -638,7 +784,10 @@ mod tests {
         let a = Tensor::from_vec(&[1, 2], vec!["a".to_string(), "b".into()]).unwrap();
         let b = Tensor::from_vec(&[1, 1], vec!["c".to_string()]).unwrap();
         let c = concat(&[Some(&a), Some(&b)], -1).unwrap();
-        assert_eq!(c, Tensor::from_vec(&[1, 3], vec!["a".to_string(), "b".into(), "c".into()]).unwrap());
+        assert_eq!(
+            c,
+            Tensor::from_vec(&[1, 3], vec!["a".to_string(), "b".into(), "c".into()]).unwrap()
+        );
         let e = Tensor::from_vec::<f32>(&[0, 2], vec![]).unwrap();
         let m = iota(&[1, 2]);
         assert_eq!(concat(&[Some(&e), Some(&m)], 0).unwrap(), m);
@@ -649,7 +798,14 @@ mod tests {
     fn split_uneven_and_explicit() {
         let x = iota(&[5]);
         let outs = split(&[Some(&x)], 0, Some(3), 3).unwrap();
-        assert_eq!(outs, vec![f32t(&[2], &[0., 1.]), f32t(&[2], &[2., 3.]), f32t(&[1], &[4.])]);
+        assert_eq!(
+            outs,
+            vec![
+                f32t(&[2], &[0., 1.]),
+                f32t(&[2], &[2., 3.]),
+                f32t(&[1], &[4.])
+            ]
+        );
         let outs = split(&[Some(&x), Some(&i64t(&[0, 5]))], -1, None, 2).unwrap();
         assert_eq!(outs[0].shape(), &[0]);
         assert_eq!(outs[1], x);
@@ -661,17 +817,28 @@ mod tests {
         let x = iota(&[10]);
         let run = |s: i64, e: i64, st: i64| {
             let (s, e, st) = (i64t(&[s]), i64t(&[e]), i64t(&[st]));
-            slice(&[Some(&x), Some(&s), Some(&e), None, Some(&st)]).unwrap().to_f64_vec()
+            slice(&[Some(&x), Some(&s), Some(&e), None, Some(&st)])
+                .unwrap()
+                .to_f64_vec()
         };
         assert_eq!(run(1, 8, 3), vec![1., 4., 7.]);
-        assert_eq!(run(-1, i64::MIN, -1), (0..10).rev().map(|i| i as f64).collect::<Vec<_>>());
+        assert_eq!(
+            run(-1, i64::MIN, -1),
+            (0..10).rev().map(|i| i as f64).collect::<Vec<_>>()
+        );
         assert_eq!(run(20, -20, -4), vec![9., 5., 1.]);
         assert_eq!(run(0, i64::MAX, 1).len(), 10);
         assert_eq!(run(5, 2, 1), Vec::<f64>::new());
         assert_eq!(run(i64::MAX, i64::MIN, i64::MIN), vec![9.]);
         assert_eq!(run(i64::MIN, i64::MAX, i64::MAX), vec![0.]);
         let m = iota(&[2, 3]);
-        let out = slice(&[Some(&m), Some(&i64t(&[1])), Some(&i64t(&[-1])), Some(&i64t(&[-1]))]).unwrap();
+        let out = slice(&[
+            Some(&m),
+            Some(&i64t(&[1])),
+            Some(&i64t(&[-1])),
+            Some(&i64t(&[-1])),
+        ])
+        .unwrap();
         assert_eq!(out, f32t(&[2, 1], &[1., 4.]));
         let zero = i64t(&[0]);
         assert!(slice(&[Some(&m), Some(&zero), Some(&zero), None, Some(&zero)]).is_err());
@@ -681,19 +848,36 @@ mod tests {
     fn expand_and_tile() {
         let x = f32t(&[3, 1], &[1., 2., 3.]);
         let out = expand(&[Some(&x), Some(&i64t(&[2, 1, 2]))]).unwrap();
-        assert_eq!(out, f32t(&[2, 3, 2], &[1., 1., 2., 2., 3., 3., 1., 1., 2., 2., 3., 3.]));
+        assert_eq!(
+            out,
+            f32t(
+                &[2, 3, 2],
+                &[1., 1., 2., 2., 3., 3., 1., 1., 2., 2., 3., 3.]
+            )
+        );
         assert!(expand(&[Some(&x), Some(&i64t(&[2, 2]))]).is_err());
         assert!(expand(&[Some(&x), Some(&i64t(&[1 << 40, 1 << 40]))]).is_err());
         let m = f32t(&[1, 2], &[1., 2.]);
-        assert_eq!(tile(&[Some(&m), Some(&i64t(&[2, 2]))]).unwrap(), f32t(&[2, 4], &[1., 2., 1., 2., 1., 2., 1., 2.]));
-        assert_eq!(tile(&[Some(&m), Some(&i64t(&[0, 1]))]).unwrap().shape(), &[0, 2]);
+        assert_eq!(
+            tile(&[Some(&m), Some(&i64t(&[2, 2]))]).unwrap(),
+            f32t(&[2, 4], &[1., 2., 1., 2., 1., 2., 1., 2.])
+        );
+        assert_eq!(
+            tile(&[Some(&m), Some(&i64t(&[0, 1]))]).unwrap().shape(),
+            &[0, 2]
+        );
     }
 
     #[test]
     fn pad_modes() {
         let x = f32t(&[4], &[1., 2., 3., 4.]);
         let p = |mode: &str, b: i64, e: i64| {
-            pad(&[Some(&x), Some(&i64t(&[b, e])), Some(&Tensor::scalar(9f32))], mode).unwrap().to_f64_vec()
+            pad(
+                &[Some(&x), Some(&i64t(&[b, e])), Some(&Tensor::scalar(9f32))],
+                mode,
+            )
+            .unwrap()
+            .to_f64_vec()
         };
         // Expected values from numpy.pad.
         assert_eq!(p("constant", 2, 1), vec![9., 9., 1., 2., 3., 4., 9.]);
@@ -706,16 +890,27 @@ mod tests {
         assert!(pad(&[Some(&x), Some(&i64t(&[i64::MIN, 0]))], "wrap").is_err());
         assert!(pad(&[Some(&x), Some(&i64t(&[0, 0]))], "mirror").is_err());
         let m = iota(&[2, 2]);
-        let out = pad(&[Some(&m), Some(&i64t(&[1, 0])), None, Some(&i64t(&[-1]))], "constant").unwrap();
+        let out = pad(
+            &[Some(&m), Some(&i64t(&[1, 0])), None, Some(&i64t(&[-1]))],
+            "constant",
+        )
+        .unwrap();
         assert_eq!(out, f32t(&[2, 3], &[0., 0., 1., 0., 2., 3.]));
     }
 
     #[test]
     fn center_crop_pad_odd() {
         let x = iota(&[5]);
-        assert_eq!(center_crop_pad(&[Some(&x), Some(&i64t(&[2]))], None).unwrap().to_f64_vec(), vec![1., 2.]);
         assert_eq!(
-            center_crop_pad(&[Some(&x), Some(&i64t(&[8]))], None).unwrap().to_f64_vec(),
+            center_crop_pad(&[Some(&x), Some(&i64t(&[2]))], None)
+                .unwrap()
+                .to_f64_vec(),
+            vec![1., 2.]
+        );
+        assert_eq!(
+            center_crop_pad(&[Some(&x), Some(&i64t(&[8]))], None)
+                .unwrap()
+                .to_f64_vec(),
             vec![0., 0., 1., 2., 3., 4., 0., 0.]
         );
     }
@@ -755,8 +950,14 @@ mod tests {
     fn compress_and_nonzero() {
         let x = iota(&[3, 2]);
         let c = Tensor::from_vec(&[2], vec![false, true]).unwrap();
-        assert_eq!(compress(&[Some(&x), Some(&c)], Some(-1)).unwrap(), f32t(&[3, 1], &[1., 3., 5.]));
-        assert_eq!(compress(&[Some(&x), Some(&c)], None).unwrap(), f32t(&[1], &[1.]));
+        assert_eq!(
+            compress(&[Some(&x), Some(&c)], Some(-1)).unwrap(),
+            f32t(&[3, 1], &[1., 3., 5.])
+        );
+        assert_eq!(
+            compress(&[Some(&x), Some(&c)], None).unwrap(),
+            f32t(&[1], &[1.])
+        );
         let big = Tensor::from_vec(&[4], vec![false, false, false, true]).unwrap();
         assert!(compress(&[Some(&x), Some(&big)], Some(0)).is_err());
         let nz = non_zero(&[Some(&f32t(&[2, 2], &[1., 0., 0., 3.]))]).unwrap();
@@ -766,20 +967,42 @@ mod tests {
     #[test]
     fn creation() {
         let e = eye_like(&[Some(&iota(&[2, 3]))], Some(DType::I32), 1).unwrap();
-        assert_eq!(e, Tensor::from_vec(&[2, 3], vec![0i32, 1, 0, 0, 0, 1]).unwrap());
+        assert_eq!(
+            e,
+            Tensor::from_vec(&[2, 3], vec![0i32, 1, 0, 0, 0, 1]).unwrap()
+        );
         let c = constant_of_shape(&[Some(&i64t(&[2, 0]))], None).unwrap();
         assert_eq!(c, Tensor::from_vec::<f32>(&[2, 0], vec![]).unwrap());
-        let c = constant_of_shape(&[Some(&i64t(&[]))], Some(&Tensor::from_vec(&[1], vec![7i64]).unwrap())).unwrap();
+        let c = constant_of_shape(
+            &[Some(&i64t(&[]))],
+            Some(&Tensor::from_vec(&[1], vec![7i64]).unwrap()),
+        )
+        .unwrap();
         assert_eq!(c, Tensor::scalar(7i64));
         assert!(constant_of_shape(&[Some(&i64t(&[1 << 40, 1 << 40]))], None).is_err());
-        let r = range(&[Some(&Tensor::scalar(10i32)), Some(&Tensor::scalar(4i32)), Some(&Tensor::scalar(-3i32))]);
+        let r = range(&[
+            Some(&Tensor::scalar(10i32)),
+            Some(&Tensor::scalar(4i32)),
+            Some(&Tensor::scalar(-3i32)),
+        ]);
         assert_eq!(r.unwrap(), Tensor::from_vec(&[2], vec![10i32, 7]).unwrap());
-        let r = range(&[Some(&Tensor::scalar(1f32)), Some(&Tensor::scalar(2f32)), Some(&Tensor::scalar(0.25f32))]);
+        let r = range(&[
+            Some(&Tensor::scalar(1f32)),
+            Some(&Tensor::scalar(2f32)),
+            Some(&Tensor::scalar(0.25f32)),
+        ]);
         assert_eq!(r.unwrap(), f32t(&[4], &[1., 1.25, 1.5, 1.75]));
-        assert!(range(&[Some(&Tensor::scalar(0i64)), Some(&Tensor::scalar(i64::MAX)), Some(&Tensor::scalar(1i64))])
-            .is_err());
-        assert!(
-            range(&[Some(&Tensor::scalar(0i64)), Some(&Tensor::scalar(1i64)), Some(&Tensor::scalar(0i64))]).is_err()
-        );
+        assert!(range(&[
+            Some(&Tensor::scalar(0i64)),
+            Some(&Tensor::scalar(i64::MAX)),
+            Some(&Tensor::scalar(1i64))
+        ])
+        .is_err());
+        assert!(range(&[
+            Some(&Tensor::scalar(0i64)),
+            Some(&Tensor::scalar(1i64)),
+            Some(&Tensor::scalar(0i64))
+        ])
+        .is_err());
     }
 }

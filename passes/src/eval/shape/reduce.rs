@@ -5,7 +5,10 @@ use std::cmp::Ordering;
 
 use ndarray::{ArrayD, IxDyn};
 
-use super::{axes_in, axis_in, checked_size, from_parts, int_scalar, ints, map_lanes, row_major, total_cmp, Num};
+use super::{
+    axes_in, axis_in, checked_size, from_parts, int_scalar, ints, map_lanes, row_major, total_cmp,
+    Num,
+};
 use crate::eval::util::{opt, req};
 use crate::ir::{Elem, Tensor};
 
@@ -61,7 +64,13 @@ fn reduce_f64(kind: Reduction, v: &[f64]) -> f64 {
 fn reduce_lane<T: Num>(kind: Reduction, v: &[T]) -> T {
     let float = T::DTYPE.is_float();
     let pick = |init: T, better: fn(&T, &T) -> bool| {
-        v.iter().fold(init, |a, &b| if a.is_nan() || (!b.is_nan() && !better(&b, &a)) { a } else { b })
+        v.iter().fold(init, |a, &b| {
+            if a.is_nan() || (!b.is_nan() && !better(&b, &a)) {
+                a
+            } else {
+                b
+            }
+        })
     };
     match kind {
         Reduction::Max => pick(T::lowest(), |b, a| b > a),
@@ -70,7 +79,10 @@ fn reduce_lane<T: Num>(kind: Reduction, v: &[T]) -> T {
         Reduction::Prod if !float => v.iter().fold(T::one(), |a, &b| a.mul(b)),
         Reduction::L1 if !float => v.iter().fold(T::zero(), |a, &b| a.add(b.abs())),
         Reduction::SumSquare if !float => v.iter().fold(T::zero(), |a, &b| a.add(b.mul(b))),
-        _ => T::from_f64(reduce_f64(kind, &v.iter().map(Elem::to_f64).collect::<Vec<_>>())),
+        _ => T::from_f64(reduce_f64(
+            kind,
+            &v.iter().map(Elem::to_f64).collect::<Vec<_>>(),
+        )),
     }
 }
 
@@ -85,22 +97,37 @@ fn reduce_axes<T: Clone, U>(a: &ArrayD<T>, axes: &[usize], f: impl Fn(&[T]) -> U
     let data = moved.as_slice().expect("standard layout is contiguous");
     let inner: usize = axes.iter().map(|&i| a.shape()[i]).product();
     let outer: usize = kept.iter().map(|&i| a.shape()[i]).product();
-    let out: Vec<U> = (0..outer).map(|o| f(&data[o * inner..(o + 1) * inner])).collect();
-    let shape: Vec<usize> = (0..r).map(|i| if axes.contains(&i) { 1 } else { a.shape()[i] }).collect();
+    let out: Vec<U> = (0..outer)
+        .map(|o| f(&data[o * inner..(o + 1) * inner]))
+        .collect();
+    let shape: Vec<usize> = (0..r)
+        .map(|i| if axes.contains(&i) { 1 } else { a.shape()[i] })
+        .collect();
     from_parts(&shape, out)
 }
 
 /// Drops the given (1-sized) axes from a shape.
 fn drop_axes(shape: &[usize], axes: &[usize]) -> Vec<usize> {
-    (0..shape.len()).filter(|i| !axes.contains(i)).map(|i| shape[i]).collect()
+    (0..shape.len())
+        .filter(|i| !axes.contains(i))
+        .map(|i| shape[i])
+        .collect()
 }
 
 /// Reduce*: reduces over the `axes` input (all axes when absent or empty, none when
 /// `noop_with_empty_axes`), keeping reduced axes as 1 when `keepdims`.
-pub fn reduce(inputs: &[Option<&Tensor>], kind: Reduction, keepdims: bool, noop: bool) -> Result<Tensor, String> {
+pub fn reduce(
+    inputs: &[Option<&Tensor>],
+    kind: Reduction,
+    keepdims: bool,
+    noop: bool,
+) -> Result<Tensor, String> {
     let x = req(inputs, 0)?;
     let r = x.shape().len();
-    let given = opt(inputs, 1).map(|t| ints(t, "axes")).transpose()?.unwrap_or_default();
+    let given = opt(inputs, 1)
+        .map(|t| ints(t, "axes"))
+        .transpose()?
+        .unwrap_or_default();
     let axes = match (given.is_empty(), noop) {
         (true, true) => vec![],
         (true, false) => (0..r).collect(),
@@ -109,10 +136,18 @@ pub fn reduce(inputs: &[Option<&Tensor>], kind: Reduction, keepdims: bool, noop:
     let out = match x {
         Tensor::Bool(a) if matches!(kind, Reduction::Max | Reduction::Min) => {
             let any = kind == Reduction::Max;
-            Tensor::Bool(reduce_axes(a, &axes, |v| if any { v.iter().any(|&b| b) } else { v.iter().all(|&b| b) }))
+            Tensor::Bool(reduce_axes(a, &axes, |v| {
+                if any {
+                    v.iter().any(|&b| b)
+                } else {
+                    v.iter().all(|&b| b)
+                }
+            }))
         }
-        _ => crate::dispatch_numeric!(x, a => T::wrap(reduce_axes(a, &axes, |v| reduce_lane(kind, v))),
-            _ => return Err(format!("cannot reduce a {} tensor", x.dtype()))),
+        _ => {
+            crate::dispatch_numeric!(x, a => T::wrap(reduce_axes(a, &axes, |v| reduce_lane(kind, v))),
+            _ => return Err(format!("cannot reduce a {} tensor", x.dtype())))
+        }
     };
     if keepdims {
         Ok(out)
@@ -151,7 +186,12 @@ pub fn arg_extremum(
     if x.shape().is_empty() || x.shape()[ax] == 0 {
         return Err("arg-max/min of an empty axis".into());
     }
-    fn go<T: PartialOrd + Clone>(a: &ArrayD<T>, ax: usize, last: bool, largest: bool) -> Result<ArrayD<i64>, String> {
+    fn go<T: PartialOrd + Clone>(
+        a: &ArrayD<T>,
+        ax: usize,
+        last: bool,
+        largest: bool,
+    ) -> Result<ArrayD<i64>, String> {
         map_lanes(a, ax, 1, |v: &[T], out: &mut [i64]| {
             let mut best = 0;
             for i in 1..v.len() {
@@ -190,7 +230,12 @@ pub enum SoftKind {
 
 /// Softmax, LogSoftmax or Hardmax along `axis`; with `coerce_2d` (opset < 13), over all axes
 /// from `axis` on, as if flattened to 2-D.
-pub fn softmax(inputs: &[Option<&Tensor>], axis: i64, coerce_2d: bool, kind: SoftKind) -> Result<Tensor, String> {
+pub fn softmax(
+    inputs: &[Option<&Tensor>],
+    axis: i64,
+    coerce_2d: bool,
+    kind: SoftKind,
+) -> Result<Tensor, String> {
     let x = req(inputs, 0)?;
     let shape = x.shape().to_vec();
     let r = shape.len();
@@ -219,7 +264,11 @@ pub fn softmax(inputs: &[Option<&Tensor>], axis: i64, coerce_2d: bool, kind: Sof
             SoftKind::Softmax | SoftKind::LogSoftmax => {
                 let s: f64 = v.iter().map(|&x| (x - m).exp()).sum();
                 for (o, &x) in out.iter_mut().zip(v) {
-                    *o = if kind == SoftKind::Softmax { (x - m).exp() / s } else { x - m - s.ln() };
+                    *o = if kind == SoftKind::Softmax {
+                        (x - m).exp() / s
+                    } else {
+                        x - m - s.ln()
+                    };
                 }
             }
         }
@@ -240,7 +289,12 @@ pub fn softmax(inputs: &[Option<&Tensor>], axis: i64, coerce_2d: bool, kind: Sof
 }
 
 /// CumSum (or CumProd when `product`) along the `axis` input.
-pub fn cumulative(inputs: &[Option<&Tensor>], exclusive: bool, reverse: bool, product: bool) -> Result<Tensor, String> {
+pub fn cumulative(
+    inputs: &[Option<&Tensor>],
+    exclusive: bool,
+    reverse: bool,
+    product: bool,
+) -> Result<Tensor, String> {
     let x = req(inputs, 0)?;
     let ax = axis_in(int_scalar(req(inputs, 1)?, "axis")?, x.shape().len())?;
     if x.shape().is_empty() {
@@ -258,7 +312,11 @@ pub fn cumulative(inputs: &[Option<&Tensor>], exclusive: bool, reverse: bool, pr
             let mut acc = if product { T::one() } else { T::zero() };
             for k in 0..d {
                 let i = if reverse { d - 1 - k } else { k };
-                let next = if product { acc.mul(v[i]) } else { acc.add(v[i]) };
+                let next = if product {
+                    acc.mul(v[i])
+                } else {
+                    acc.add(v[i])
+                };
                 out[i] = if exclusive { acc } else { next };
                 acc = next;
             }
@@ -288,7 +346,12 @@ pub fn top_k(
     if k < 0 || k as usize > d {
         return Err(format!("k {k} is out of range for a dimension of size {d}"));
     }
-    fn go<T: PartialOrd + Elem>(a: &ArrayD<T>, ax: usize, k: usize, largest: bool) -> Result<(Tensor, Tensor), String> {
+    fn go<T: PartialOrd + Elem>(
+        a: &ArrayD<T>,
+        ax: usize,
+        k: usize,
+        largest: bool,
+    ) -> Result<(Tensor, Tensor), String> {
         let pairs = map_lanes(a, ax, k, |v: &[T], out: &mut [(T, i64)]| {
             let mut order: Vec<usize> = (0..v.len()).collect();
             order.sort_by(|&i, &j| better(&v[j], &v[i], largest));
@@ -297,7 +360,10 @@ pub fn top_k(
             }
             Ok(())
         })?;
-        Ok((T::wrap(pairs.map(|p| p.0.clone())), Tensor::I64(pairs.map(|p| p.1))))
+        Ok((
+            T::wrap(pairs.map(|p| p.0.clone())),
+            Tensor::I64(pairs.map(|p| p.1)),
+        ))
     }
     let (values, indices) = crate::dispatch_numeric!(x, a => go(a, ax, k as usize, largest)?,
         _ => return Err(format!("top-k of a {} tensor", x.dtype())));
@@ -322,7 +388,9 @@ pub fn unique(
         let (data, n, moved_shape) = match ax {
             None => (row_major(a), a.len(), vec![a.len()]),
             Some(ax) => {
-                let perm: Vec<usize> = std::iter::once(ax).chain((0..a.ndim()).filter(|&i| i != ax)).collect();
+                let perm: Vec<usize> = std::iter::once(ax)
+                    .chain((0..a.ndim()).filter(|&i| i != ax))
+                    .collect();
                 let m = a.view().permuted_axes(IxDyn(&perm));
                 let shape = m.shape().to_vec();
                 (m.iter().cloned().collect(), a.shape()[ax], shape)
@@ -331,7 +399,12 @@ pub fn unique(
         let inner = data.len().checked_div(n).unwrap_or(0);
         let item = |i: usize| &data[i * inner..(i + 1) * inner];
         let cmp = |i: usize, j: usize| {
-            item(i).iter().zip(item(j)).map(|(p, q)| total_cmp(p, q)).find(|o| o.is_ne()).unwrap_or(Ordering::Equal)
+            item(i)
+                .iter()
+                .zip(item(j))
+                .map(|(p, q)| total_cmp(p, q))
+                .find(|o| o.is_ne())
+                .unwrap_or(Ordering::Equal)
         };
         let mut order: Vec<usize> = (0..n).collect();
         order.sort_by(|&i, &j| cmp(i, j));
@@ -353,7 +426,10 @@ pub fn unique(
             }
         }
         let u = groups.len();
-        let ydata: Vec<T> = groups.iter().flat_map(|g| item(g.0).iter().cloned()).collect();
+        let ydata: Vec<T> = groups
+            .iter()
+            .flat_map(|g| item(g.0).iter().cloned())
+            .collect();
         let mut yshape = moved_shape;
         yshape[0] = u;
         let y = from_parts(&yshape, ydata);
@@ -371,7 +447,9 @@ pub fn unique(
                         }
                     })
                     .collect();
-                y.permuted_axes(IxDyn(&perm)).as_standard_layout().into_owned()
+                y.permuted_axes(IxDyn(&perm))
+                    .as_standard_layout()
+                    .into_owned()
             }
         };
         let first: Vec<i64> = groups.iter().map(|g| g.0 as i64).collect();
@@ -402,7 +480,10 @@ mod tests {
         let v = a.to_f64_vec();
         assert_eq!(v.len(), b.len(), "{a:?} vs {b:?}");
         for (x, y) in v.iter().zip(b) {
-            assert!((x - y).abs() <= 1e-5 * y.abs().max(1.0) || x == y, "{a:?} vs {b:?}");
+            assert!(
+                (x - y).abs() <= 1e-5 * y.abs().max(1.0) || x == y,
+                "{a:?} vs {b:?}"
+            );
         }
     }
 
@@ -414,45 +495,97 @@ mod tests {
         assert_eq!(s, f32t(&[2, 1], &[6., 15.]));
         let m = reduce(&[Some(&x)], Reduction::Mean, false, false).unwrap();
         assert_eq!(m, Tensor::scalar(3.5f32));
-        let noop = reduce(&[Some(&x), Some(&i64t(&[0], &[]))], Reduction::Sum, true, true).unwrap();
+        let noop = reduce(
+            &[Some(&x), Some(&i64t(&[0], &[]))],
+            Reduction::Sum,
+            true,
+            true,
+        )
+        .unwrap();
         assert_eq!(noop, x);
         // numpy: np.log(np.sum(np.exp(x), axis=0)) = [4.0485873, 5.0485873, 6.0485873]
-        let lse = reduce(&[Some(&x), Some(&i64t(&[1], &[0]))], Reduction::LogSumExp, false, false).unwrap();
+        let lse = reduce(
+            &[Some(&x), Some(&i64t(&[1], &[0]))],
+            Reduction::LogSumExp,
+            false,
+            false,
+        )
+        .unwrap();
         close(&lse, &[4.048_587_3, 5.048_587_3, 6.048_587_3]);
-        let l2 = reduce(&[Some(&x), Some(&i64t(&[1], &[1]))], Reduction::L2, false, false).unwrap();
+        let l2 = reduce(
+            &[Some(&x), Some(&i64t(&[1], &[1]))],
+            Reduction::L2,
+            false,
+            false,
+        )
+        .unwrap();
         close(&l2, &[14f64.sqrt(), 77f64.sqrt()]);
         let e = Tensor::from_vec::<f32>(&[2, 0], vec![]).unwrap();
         let ax1 = i64t(&[1], &[1]);
-        let red = |k| reduce(&[Some(&e), Some(&ax1)], k, false, false).unwrap().to_f64_vec();
+        let red = |k| {
+            reduce(&[Some(&e), Some(&ax1)], k, false, false)
+                .unwrap()
+                .to_f64_vec()
+        };
         assert_eq!(red(Reduction::Sum), vec![0., 0.]);
         assert_eq!(red(Reduction::Prod), vec![1., 1.]);
         assert_eq!(red(Reduction::Max), vec![f64::NEG_INFINITY; 2]);
         assert_eq!(red(Reduction::Min), vec![f64::INFINITY; 2]);
         assert_eq!(red(Reduction::LogSum), vec![f64::NEG_INFINITY; 2]);
         assert_eq!(red(Reduction::LogSumExp), vec![f64::NEG_INFINITY; 2]);
-        assert!(reduce(&[Some(&x), Some(&i64t(&[1], &[2]))], Reduction::Sum, true, false).is_err());
+        assert!(reduce(
+            &[Some(&x), Some(&i64t(&[1], &[2]))],
+            Reduction::Sum,
+            true,
+            false
+        )
+        .is_err());
     }
 
     #[test]
     fn reduce_ints_and_nan() {
         let x = Tensor::from_vec(&[3], vec![100i8, 100, -7]).unwrap();
         // Wrapping like numpy int8: 193 wraps to -63.
-        assert_eq!(reduce(&[Some(&x)], Reduction::Sum, false, false).unwrap(), Tensor::scalar(-63i8));
-        assert_eq!(reduce(&[Some(&x)], Reduction::Min, false, false).unwrap(), Tensor::scalar(-7i8));
+        assert_eq!(
+            reduce(&[Some(&x)], Reduction::Sum, false, false).unwrap(),
+            Tensor::scalar(-63i8)
+        );
+        assert_eq!(
+            reduce(&[Some(&x)], Reduction::Min, false, false).unwrap(),
+            Tensor::scalar(-7i8)
+        );
         let e = Tensor::from_vec::<i32>(&[0], vec![]).unwrap();
-        assert_eq!(reduce(&[Some(&e)], Reduction::Max, false, false).unwrap(), Tensor::scalar(i32::MIN));
+        assert_eq!(
+            reduce(&[Some(&e)], Reduction::Max, false, false).unwrap(),
+            Tensor::scalar(i32::MIN)
+        );
         let n = f32t(&[3], &[1., f32::NAN, 3.]);
-        assert!(reduce(&[Some(&n)], Reduction::Max, false, false).unwrap().to_f64_vec()[0].is_nan());
+        assert!(reduce(&[Some(&n)], Reduction::Max, false, false)
+            .unwrap()
+            .to_f64_vec()[0]
+            .is_nan());
         let b = Tensor::from_vec(&[2], vec![true, false]).unwrap();
-        assert_eq!(reduce(&[Some(&b)], Reduction::Min, false, false).unwrap(), Tensor::scalar(false));
+        assert_eq!(
+            reduce(&[Some(&b)], Reduction::Min, false, false).unwrap(),
+            Tensor::scalar(false)
+        );
     }
 
     #[test]
     fn arg_max_min() {
         let x = f32t(&[2, 3], &[1., 5., 5., 7., 0., 7.]);
-        assert_eq!(arg_extremum(&[Some(&x)], 1, true, false, true).unwrap(), i64t(&[2, 1], &[1, 0]));
-        assert_eq!(arg_extremum(&[Some(&x)], -1, false, true, true).unwrap(), i64t(&[2], &[2, 2]));
-        assert_eq!(arg_extremum(&[Some(&x)], 0, false, false, false).unwrap(), i64t(&[3], &[0, 1, 0]));
+        assert_eq!(
+            arg_extremum(&[Some(&x)], 1, true, false, true).unwrap(),
+            i64t(&[2, 1], &[1, 0])
+        );
+        assert_eq!(
+            arg_extremum(&[Some(&x)], -1, false, true, true).unwrap(),
+            i64t(&[2], &[2, 2])
+        );
+        assert_eq!(
+            arg_extremum(&[Some(&x)], 0, false, false, false).unwrap(),
+            i64t(&[3], &[0, 1, 0])
+        );
         let e = Tensor::from_vec::<f32>(&[0, 2], vec![]).unwrap();
         assert!(arg_extremum(&[Some(&e)], 0, true, false, true).is_err());
     }
@@ -470,11 +603,17 @@ mod tests {
             &[-2.407_605_96, -1.407_605_96, -0.407_605_96],
         );
         let h = f32t(&[2, 2], &[3., 3., 1., 2.]);
-        assert_eq!(softmax(&[Some(&h)], 1, false, SoftKind::Hardmax).unwrap(), f32t(&[2, 2], &[1., 0., 0., 1.]));
+        assert_eq!(
+            softmax(&[Some(&h)], 1, false, SoftKind::Hardmax).unwrap(),
+            f32t(&[2, 2], &[1., 0., 0., 1.])
+        );
         // coerce_2d at axis 0 normalizes over the whole tensor.
         let c = softmax(&[Some(&h)], 0, true, SoftKind::Hardmax).unwrap();
         assert_eq!(c, f32t(&[2, 2], &[1., 0., 0., 0.]));
-        assert_eq!(softmax(&[Some(&x)], 0, false, SoftKind::Softmax).unwrap(), f32t(&[1, 3], &[1., 1., 1.]));
+        assert_eq!(
+            softmax(&[Some(&x)], 0, false, SoftKind::Softmax).unwrap(),
+            f32t(&[1, 3], &[1., 1., 1.])
+        );
         assert!(softmax(&[Some(&i64t(&[1], &[1]))], 0, false, SoftKind::Softmax).is_err());
     }
 
@@ -482,12 +621,24 @@ mod tests {
     fn cumsum_cumprod() {
         let x = i64t(&[4], &[1, 2, 3, 4]);
         let ax = Tensor::scalar(0i32);
-        assert_eq!(cumulative(&[Some(&x), Some(&ax)], false, false, false).unwrap(), i64t(&[4], &[1, 3, 6, 10]));
-        assert_eq!(cumulative(&[Some(&x), Some(&ax)], true, true, false).unwrap(), i64t(&[4], &[9, 7, 4, 0]));
-        assert_eq!(cumulative(&[Some(&x), Some(&ax)], true, false, true).unwrap(), i64t(&[4], &[1, 1, 2, 6]));
+        assert_eq!(
+            cumulative(&[Some(&x), Some(&ax)], false, false, false).unwrap(),
+            i64t(&[4], &[1, 3, 6, 10])
+        );
+        assert_eq!(
+            cumulative(&[Some(&x), Some(&ax)], true, true, false).unwrap(),
+            i64t(&[4], &[9, 7, 4, 0])
+        );
+        assert_eq!(
+            cumulative(&[Some(&x), Some(&ax)], true, false, true).unwrap(),
+            i64t(&[4], &[1, 1, 2, 6])
+        );
         let m = f32t(&[2, 2], &[1., 2., 3., 4.]);
         let neg = Tensor::scalar(-1i64);
-        assert_eq!(cumulative(&[Some(&m), Some(&neg)], false, false, false).unwrap(), f32t(&[2, 2], &[1., 3., 3., 7.]));
+        assert_eq!(
+            cumulative(&[Some(&m), Some(&neg)], false, false, false).unwrap(),
+            f32t(&[2, 2], &[1., 3., 3., 7.])
+        );
     }
 
     #[test]
@@ -522,9 +673,15 @@ mod tests {
         assert_eq!(o[2], i64t(&[3], &[0, 0, 1]));
         let o = unique(&[Some(&m)], Some(-1), true, 1).unwrap();
         // Columns [1,1,2], [0,0,3], [0,0,4] sorted lexicographically.
-        assert_eq!(o, vec![f32t(&[3, 3], &[0., 0., 1., 0., 0., 1., 3., 4., 2.])]);
+        assert_eq!(
+            o,
+            vec![f32t(&[3, 3], &[0., 0., 1., 0., 0., 1., 3., 4., 2.])]
+        );
         let s = Tensor::from_vec(&[3], vec!["b".to_string(), "a".into(), "b".into()]).unwrap();
         let o = unique(&[Some(&s)], None, true, 1).unwrap();
-        assert_eq!(o[0], Tensor::from_vec(&[2], vec!["a".to_string(), "b".into()]).unwrap());
+        assert_eq!(
+            o[0],
+            Tensor::from_vec(&[2], vec!["a".to_string(), "b".into()]).unwrap()
+        );
     }
 }

@@ -54,7 +54,10 @@ macro_rules! float_text {
                 let (pos, tok) = p.number()?;
                 if let Some(hex) = tok.strip_prefix("NaN(0x").and_then(|s| s.strip_suffix(')')) {
                     let bits = <$bits>::from_str_radix(hex, 16).map_err(|_| {
-                        p.err_at(pos, format!("bad NaN bits '{tok}' for {}", <$t as Elem>::DTYPE))
+                        p.err_at(
+                            pos,
+                            format!("bad NaN bits '{tok}' for {}", <$t as Elem>::DTYPE),
+                        )
                     })?;
                     return Ok(<$t>::from_bits(bits));
                 }
@@ -66,8 +69,14 @@ macro_rules! float_text {
 }
 float_text!(f32, u32, |x: f32| x, |s: &str| s.parse::<f32>().ok());
 float_text!(f64, u64, |x: f64| x, |s: &str| s.parse::<f64>().ok());
-float_text!(f16, u16, |x: f16| x.to_f32(), |s: &str| s.parse::<f32>().ok().map(f16::from_f32));
-float_text!(bf16, u16, |x: bf16| x.to_f32(), |s: &str| s.parse::<f32>().ok().map(bf16::from_f32));
+float_text!(f16, u16, |x: f16| x.to_f32(), |s: &str| s
+    .parse::<f32>()
+    .ok()
+    .map(f16::from_f32));
+float_text!(bf16, u16, |x: bf16| x.to_f32(), |s: &str| s
+    .parse::<f32>()
+    .ok()
+    .map(bf16::from_f32));
 
 impl TextElem for bool {
     fn write(&self, out: &mut String) {
@@ -78,7 +87,10 @@ impl TextElem for bool {
         match p.ident() {
             Some("true") => Ok(true),
             Some("false") => Ok(false),
-            _ => Err(p.err_at(pos, format!("expected true or false, found {}", p.found_at(pos)))),
+            _ => Err(p.err_at(
+                pos,
+                format!("expected true or false, found {}", p.found_at(pos)),
+            )),
         }
     }
 }

@@ -34,12 +34,20 @@ pub(super) fn parse_graph_text(
     text: &str,
     constants: Option<&HashMap<u64, Tensor>>,
 ) -> Result<Graph, ParseError> {
-    let mut p = Parser { src: text, pos: 0, constants, depth: 0 };
+    let mut p = Parser {
+        src: text,
+        pos: 0,
+        constants,
+        depth: 0,
+    };
     let start = p.pos();
     let g = p.graph()?;
     let end = p.pos();
     if end < text.len() {
-        return Err(p.err_at(end, format!("expected end of input, found {}", p.found_at(end))));
+        return Err(p.err_at(
+            end,
+            format!("expected end of input, found {}", p.found_at(end)),
+        ));
     }
     // The checks above make this unreachable; it keeps "parse only returns verified graphs"
     // true by construction.
@@ -122,8 +130,9 @@ impl<'a> Parser<'a> {
         if !(first.is_ascii_alphabetic() || first == '_') {
             return None;
         }
-        let len =
-            rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
+        let len = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
         Some(&rest[..len])
     }
 
@@ -152,9 +161,11 @@ impl<'a> Parser<'a> {
             }
             if &self.src[body..i] == "NaN" && self.src[i..].starts_with("(0x") {
                 let close = self.src[i..].find(')').map(|j| i + j + 1);
-                if let Some(end) =
-                    close.filter(|&e| self.src[i + 3..e - 1].bytes().all(|b| b.is_ascii_hexdigit()))
-                {
+                if let Some(end) = close.filter(|&e| {
+                    self.src[i + 3..e - 1]
+                        .bytes()
+                        .all(|b| b.is_ascii_hexdigit())
+                }) {
                     i = end;
                 }
             }
@@ -170,9 +181,10 @@ impl<'a> Parser<'a> {
             }
         }
         if i == body {
-            return Err(
-                self.err_at(start, format!("expected a number, found {}", self.found_at(start)))
-            );
+            return Err(self.err_at(
+                start,
+                format!("expected a number, found {}", self.found_at(start)),
+            ));
         }
         self.pos = i;
         Ok((start, &self.src[start..i]))
@@ -216,7 +228,9 @@ impl<'a> Parser<'a> {
     fn unicode_escape(&mut self, at: usize) -> Result<char, ParseError> {
         let rest = self.rest();
         let bad = || "bad unicode escape (expected \\u{hex})".to_string();
-        let inner = rest.strip_prefix('{').and_then(|r| r.find('}').map(|j| &r[..j]));
+        let inner = rest
+            .strip_prefix('{')
+            .and_then(|r| r.find('}').map(|j| &r[..j]));
         let code = inner
             .filter(|h| !h.is_empty() && h.len() <= 6)
             .and_then(|h| u32::from_str_radix(h, 16).ok())
@@ -244,7 +258,10 @@ impl<'a> Parser<'a> {
             len = i + c.len_utf8();
         }
         if len == 0 {
-            return Err(self.err(format!("expected a name, found {}", self.found_at(self.pos))));
+            return Err(self.err(format!(
+                "expected a name, found {}",
+                self.found_at(self.pos)
+            )));
         }
         self.pos += len;
         Ok(rest[..len].to_string())
@@ -254,7 +271,10 @@ impl<'a> Parser<'a> {
     fn value_name(&mut self) -> Result<(usize, String), ParseError> {
         let at = self.pos();
         if !self.eat("%") {
-            return Err(self.err(format!("expected a value (%name), found {}", self.found_at(at))));
+            return Err(self.err(format!(
+                "expected a value (%name), found {}",
+                self.found_at(at)
+            )));
         }
         Ok((at, self.name()?))
     }
@@ -312,10 +332,10 @@ impl<'a> Parser<'a> {
         match self.ident() {
             Some(name) => DType::from_name(name)
                 .ok_or_else(|| self.err_at(at, format!("unknown element type '{name}'"))),
-            None => {
-                Err(self
-                    .err_at(at, format!("expected an element type, found {}", self.found_at(at))))
-            }
+            None => Err(self.err_at(
+                at,
+                format!("expected an element type, found {}", self.found_at(at)),
+            )),
         }
     }
 
@@ -324,7 +344,10 @@ impl<'a> Parser<'a> {
         self.expect("[")?;
         if self.eat("..") {
             self.expect("]")?;
-            return Ok(TypeInfo { dtype, shape: Shape::Unranked });
+            return Ok(TypeInfo {
+                dtype,
+                shape: Shape::Unranked,
+            });
         }
         let mut dims = Vec::new();
         if !self.eat("]") {
@@ -354,7 +377,10 @@ impl<'a> Parser<'a> {
                 }
             }
         }
-        Ok(TypeInfo { dtype, shape: Shape::Ranked(dims) })
+        Ok(TypeInfo {
+            dtype,
+            shape: Shape::Ranked(dims),
+        })
     }
 
     fn usize(&mut self) -> Result<usize, ParseError> {
@@ -378,7 +404,10 @@ impl<'a> Parser<'a> {
                 }
             }
         }
-        let ty = TypeInfo { dtype, shape: Shape::known(&shape) };
+        let ty = TypeInfo {
+            dtype,
+            shape: Shape::known(&shape),
+        };
         let count = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
         let count = count.ok_or_else(|| self.err_at(at, format!("tensor {ty} is too large")))?;
         if self.eat("#") {
@@ -423,8 +452,10 @@ impl<'a> Parser<'a> {
         ty: &TypeInfo,
         count: usize,
     ) -> Result<Tensor, ParseError> {
-        let hex_len =
-            self.rest().find(|c: char| !c.is_ascii_hexdigit()).unwrap_or(self.rest().len());
+        let hex_len = self
+            .rest()
+            .find(|c: char| !c.is_ascii_hexdigit())
+            .unwrap_or(self.rest().len());
         let digest = u64::from_str_radix(&self.rest()[..hex_len], 16)
             .ok()
             .filter(|_| hex_len == 16)
@@ -443,7 +474,10 @@ impl<'a> Parser<'a> {
             return Err(self.err_at(n_at, format!("tensor {ty} has {count} values, not {n}")));
         }
         if !self.keyword("values") {
-            return Err(self.err(format!("expected 'values', found {}", self.found_at(self.pos))));
+            return Err(self.err(format!(
+                "expected 'values', found {}",
+                self.found_at(self.pos)
+            )));
         }
         self.expect("]")?;
         let Some(map) = self.constants else {
@@ -453,9 +487,15 @@ impl<'a> Parser<'a> {
             ));
         };
         let t = map.get(&digest).ok_or_else(|| {
-            self.err_at(at, format!("constant #{digest:016x} is not in the constants map"))
+            self.err_at(
+                at,
+                format!("constant #{digest:016x} is not in the constants map"),
+            )
         })?;
-        let found = TypeInfo { dtype: t.dtype(), shape: Shape::known(t.shape()) };
+        let found = TypeInfo {
+            dtype: t.dtype(),
+            shape: Shape::known(t.shape()),
+        };
         if found != *ty {
             return Err(self.err_at(
                 at,
@@ -522,8 +562,9 @@ impl<'a> Parser<'a> {
         let (at, tok) = self.number()?;
         let digits = tok.strip_prefix('-').unwrap_or(tok);
         if digits.bytes().all(|b| b.is_ascii_digit()) {
-            let v =
-                tok.parse().map_err(|_| self.err_at(at, format!("integer {tok} out of range")))?;
+            let v = tok
+                .parse()
+                .map_err(|_| self.err_at(at, format!("integer {tok} out of range")))?;
             return Ok(Attr::Int(v));
         }
         self.pos = at;
@@ -600,7 +641,10 @@ impl<'a> Parser<'a> {
 
     fn graph(&mut self) -> Result<Graph, ParseError> {
         if !self.keyword("graph") {
-            return Err(self.err(format!("expected 'graph', found {}", self.found_at(self.pos))));
+            return Err(self.err(format!(
+                "expected 'graph', found {}",
+                self.found_at(self.pos)
+            )));
         }
         let mut g = Graph::new(self.string()?);
         let mut scope = Scope::new();
@@ -635,8 +679,15 @@ impl<'a> Parser<'a> {
             loop {
                 let (at, name) = self.value_name()?;
                 let value = lookup(self, &scope, at, &name)?;
-                let export = if self.keyword("as") { self.string()? } else { name };
-                g.outputs.push(GraphOutput { name: export, value });
+                let export = if self.keyword("as") {
+                    self.string()?
+                } else {
+                    name
+                };
+                g.outputs.push(GraphOutput {
+                    name: export,
+                    value,
+                });
                 if !self.eat(",") {
                     break;
                 }
@@ -660,12 +711,19 @@ impl<'a> Parser<'a> {
             }
             default = Some(t);
         }
-        let node_name = if self.eat("@") { self.name()? } else { String::new() };
+        let node_name = if self.eat("@") {
+            self.name()?
+        } else {
+            String::new()
+        };
         let id = g.add_node(Node {
             name: node_name,
             op: Op::Input { default },
             inputs: vec![],
-            outputs: vec![ValueInfo { name: name.clone(), ty }],
+            outputs: vec![ValueInfo {
+                name: name.clone(),
+                ty,
+            }],
         });
         g.inputs.push(id);
         define(self, scope, name, ValueRef { node: id, port: 0 }, at)
@@ -678,7 +736,13 @@ impl<'a> Parser<'a> {
             loop {
                 let (at, name) = self.value_name()?;
                 self.type_colon(&name)?;
-                results.push((at, ValueInfo { name, ty: self.ty()? }));
+                results.push((
+                    at,
+                    ValueInfo {
+                        name,
+                        ty: self.ty()?,
+                    },
+                ));
                 if !self.eat(",") {
                     break;
                 }
@@ -687,13 +751,17 @@ impl<'a> Parser<'a> {
         }
         let op_at = self.pos();
         let Some(op_name) = self.ident() else {
-            return Err(
-                self.err_at(op_at, format!("expected an op name, found {}", self.found_at(op_at)))
-            );
+            return Err(self.err_at(
+                op_at,
+                format!("expected an op name, found {}", self.found_at(op_at)),
+            ));
         };
         self.skip_ws();
-        let (mut attrs, attr_at) =
-            if self.peek() == Some('{') { self.attrs()? } else { (Attrs::new(), HashMap::new()) };
+        let (mut attrs, attr_at) = if self.peek() == Some('{') {
+            self.attrs()?
+        } else {
+            (Attrs::new(), HashMap::new())
+        };
         let mut inputs = Vec::new();
         if self.eat("(") {
             while !self.eat(")") {
@@ -715,10 +783,17 @@ impl<'a> Parser<'a> {
                 }
             }
         }
-        let name = if self.eat("@") { self.name()? } else { String::new() };
+        let name = if self.eat("@") {
+            self.name()?
+        } else {
+            String::new()
+        };
         let op = self.build_op(op_at, op_name, &mut attrs, &attr_at)?;
         if let Op::Constant { value } = &op {
-            let want = TypeInfo { dtype: value.dtype(), shape: Shape::known(value.shape()) };
+            let want = TypeInfo {
+                dtype: value.dtype(),
+                shape: Shape::known(value.shape()),
+            };
             match results.as_slice() {
                 [(_, v)] if v.ty == want => {}
                 [(at, v)] => {
@@ -731,9 +806,23 @@ impl<'a> Parser<'a> {
             }
         }
         let outputs: Vec<ValueInfo> = results.iter().map(|(_, v)| v.clone()).collect();
-        let id = g.add_node(Node { name, op, inputs, outputs });
+        let id = g.add_node(Node {
+            name,
+            op,
+            inputs,
+            outputs,
+        });
         for (port, (at, v)) in results.into_iter().enumerate() {
-            define(self, scope, v.name, ValueRef { node: id, port: port as u32 }, at)?;
+            define(
+                self,
+                scope,
+                v.name,
+                ValueRef {
+                    node: id,
+                    port: port as u32,
+                },
+                at,
+            )?;
         }
         Ok(())
     }

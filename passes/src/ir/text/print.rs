@@ -19,7 +19,11 @@ const PREVIEW: usize = 4;
 const HEADER_WIDTH: usize = 100;
 
 pub(super) fn print_graph(g: &Graph, inline_limit: usize) -> String {
-    let mut p = Printer { out: String::new(), indent: 0, inline_limit };
+    let mut p = Printer {
+        out: String::new(),
+        indent: 0,
+        inline_limit,
+    };
     p.graph(g);
     p.out.push('\n');
     p.out
@@ -184,7 +188,12 @@ impl Printer {
             self.out.push('%');
             write_name(&mut self.out, &g.value(v).name);
         } else {
-            let _ = write!(self.out, "%<invalid node {} port {}>", v.node.index(), v.port);
+            let _ = write!(
+                self.out,
+                "%<invalid node {} port {}>",
+                v.node.index(),
+                v.port
+            );
         }
     }
 }

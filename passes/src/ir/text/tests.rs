@@ -27,12 +27,18 @@ fn err(text: &str) -> String {
 }
 
 fn ty(dtype: DType, dims: &[usize]) -> TypeInfo {
-    TypeInfo { dtype, shape: Shape::known(dims) }
+    TypeInfo {
+        dtype,
+        shape: Shape::known(dims),
+    }
 }
 
 /// The single node of a graph that is not an input.
 fn body_ops(g: &Graph) -> Vec<&Op> {
-    g.nodes().filter(|(id, _)| !g.inputs.contains(id)).map(|(_, n)| &n.op).collect()
+    g.nodes()
+        .filter(|(id, _)| !g.inputs.contains(id))
+        .map(|(_, n)| &n.op)
+        .collect()
 }
 
 #[test]
@@ -53,16 +59,26 @@ fn prints_small_graph_exactly() {
     let w_data = Tensor::from_vec(&[2, 3], vec![0.5f32, -0.0, 1.0, 2.0, 3.0, 4.0]).unwrap();
     let w = g.add_node(Node {
         name: String::new(),
-        op: Op::Input { default: Some(w_data) },
+        op: Op::Input {
+            default: Some(w_data),
+        },
         inputs: vec![],
-        outputs: vec![ValueInfo { name: "w".into(), ty: ty(DType::F32, &[2, 3]) }],
+        outputs: vec![ValueInfo {
+            name: "w".into(),
+            ty: ty(DType::F32, &[2, 3]),
+        }],
     });
     g.inputs.push(w);
     g.add_node(Node {
         name: String::new(),
-        op: Op::Constant { value: Tensor::from_vec(&[2], vec![1i64, -1]).unwrap() },
+        op: Op::Constant {
+            value: Tensor::from_vec(&[2], vec![1i64, -1]).unwrap(),
+        },
         inputs: vec![],
-        outputs: vec![ValueInfo { name: "c0".into(), ty: ty(DType::I64, &[2]) }],
+        outputs: vec![ValueInfo {
+            name: "c0".into(),
+            ty: ty(DType::I64, &[2]),
+        }],
     });
     let mut attrs = crate::ir::Attrs::new();
     attrs.insert("pads", Attr::Ints(vec![1, 1, 1, 1]));
@@ -85,20 +101,47 @@ fn prints_small_graph_exactly() {
             Some(ValueRef { node: w, port: 0 }),
             None,
         ],
-        outputs: vec![ValueInfo { name: "y".into(), ty: y_ty }],
+        outputs: vec![ValueInfo {
+            name: "y".into(),
+            ty: y_ty,
+        }],
     });
-    let unranked = TypeInfo { dtype: DType::F32, shape: Shape::Unranked };
+    let unranked = TypeInfo {
+        dtype: DType::F32,
+        shape: Shape::Unranked,
+    };
     let split = g.add_node(Node {
         name: String::new(),
-        op: Op::Split { axis: 1, num_outputs: None },
+        op: Op::Split {
+            axis: 1,
+            num_outputs: None,
+        },
         inputs: vec![Some(ValueRef { node: y, port: 0 })],
         outputs: vec![
-            ValueInfo { name: "a".into(), ty: unranked.clone() },
-            ValueInfo { name: "b".into(), ty: unranked },
+            ValueInfo {
+                name: "a".into(),
+                ty: unranked.clone(),
+            },
+            ValueInfo {
+                name: "b".into(),
+                ty: unranked,
+            },
         ],
     });
-    g.outputs.push(GraphOutput { name: "a".into(), value: ValueRef { node: split, port: 0 } });
-    g.outputs.push(GraphOutput { name: "out_b".into(), value: ValueRef { node: split, port: 1 } });
+    g.outputs.push(GraphOutput {
+        name: "a".into(),
+        value: ValueRef {
+            node: split,
+            port: 0,
+        },
+    });
+    g.outputs.push(GraphOutput {
+        name: "out_b".into(),
+        value: ValueRef {
+            node: split,
+            port: 1,
+        },
+    });
     crate::ir::verify::verify(&g).unwrap();
     let expected = r#"graph "main" (%x: f32[1,3,N,?], %w: f32[2,3] = f32[2,3] [0.5, -0.0, 1.0, 2.0, 3.0, 4.0]) {
   %c0: i64[2] = constant {value: i64[2] [1, -1]}
@@ -129,14 +172,36 @@ fn every_attribute_kind() {
 "#,
     );
     let ops = body_ops(&g);
-    assert_eq!(ops[2], &Op::Cast { to: DType::F16, saturate: 1, round_mode: "up".into() });
+    assert_eq!(
+        ops[2],
+        &Op::Cast {
+            to: DType::F16,
+            saturate: 1,
+            round_mode: "up".into()
+        }
+    );
     assert_eq!(
         ops[4],
-        &Op::ConstantOfShape { value: Some(Tensor::from_vec(&[1], vec![2.5f32]).unwrap()) }
+        &Op::ConstantOfShape {
+            value: Some(Tensor::from_vec(&[1], vec![2.5f32]).unwrap())
+        }
     );
     assert_eq!(ops[6], &Op::MeanVarianceNormalization { axes: vec![] });
-    assert_eq!(ops[7], &Op::Softmax { axis: 0, coerce_2d: true });
-    let Op::Lstm { activation_alpha, activations, clip, hidden_size, .. } = ops[5] else {
+    assert_eq!(
+        ops[7],
+        &Op::Softmax {
+            axis: 0,
+            coerce_2d: true
+        }
+    );
+    let Op::Lstm {
+        activation_alpha,
+        activations,
+        clip,
+        hidden_size,
+        ..
+    } = ops[5]
+    else {
         panic!()
     };
     assert_eq!(
@@ -154,13 +219,24 @@ fn attribute_spellings_parse_leniently() {
         "; a comment\ngraph \"g\"(%x :f32[2],){\n %y : f32[2]=hard_sigmoid{beta:1,alpha:0.25,}(%x,) ; trailing\n return %y}",
     )
     .unwrap();
-    assert_eq!(body_ops(&g)[0], &Op::HardSigmoid { alpha: 0.25, beta: 1.0 });
+    assert_eq!(
+        body_ops(&g)[0],
+        &Op::HardSigmoid {
+            alpha: 0.25,
+            beta: 1.0
+        }
+    );
     assert_eq!(
         print(&g),
         "graph \"g\" (%x: f32[2]) {\n  %y: f32[2] = hard_sigmoid {alpha: 0.25, beta: 1.0} (%x)\n  return %y\n}\n"
     );
     let g = parse(r#"graph "g" (%x: f32[2]) { %y: f32[2], %z: f32[2], %w: f32[2] = lstm {activation_alpha: [1, 0.5], hidden_size: 1} (%x, %x, %x) return %y }"#).unwrap();
-    let Op::Lstm { activation_alpha, .. } = body_ops(&g)[0] else { panic!() };
+    let Op::Lstm {
+        activation_alpha, ..
+    } = body_ops(&g)[0]
+    else {
+        panic!()
+    };
     assert_eq!(activation_alpha, &[1.0, 0.5]);
 }
 
@@ -267,15 +343,24 @@ fn floats_round_trip_bit_exactly() {
 "#;
     let mut g = parse(text).unwrap();
     let x = g.inputs[0];
-    g.node_mut(x).op = Op::Input { default: Some(Tensor::from_vec(&[14], all.clone()).unwrap()) };
+    g.node_mut(x).op = Op::Input {
+        default: Some(Tensor::from_vec(&[14], all.clone()).unwrap()),
+    };
     let printed = print(&g);
     assert!(printed.contains(
         "= f32[14] [0.1, -0.0, 0.0, NaN, inf, -inf, 1e-45, 3.4028235e38, 1.1754944e-38, 1e20, 16777216.0, -1.5e-7, NaN(0xffc00000), NaN(0x7fc00001)]"
     ), "{printed}");
     let back = parse(&printed).unwrap();
     assert!(back == g);
-    let Op::Input { default: Some(t) } = &back.node(back.inputs[0]).op else { panic!() };
-    let bits: Vec<u32> = t.as_array::<f32>().unwrap().iter().map(|v| v.to_bits()).collect();
+    let Op::Input { default: Some(t) } = &back.node(back.inputs[0]).op else {
+        panic!()
+    };
+    let bits: Vec<u32> = t
+        .as_array::<f32>()
+        .unwrap()
+        .iter()
+        .map(|v| v.to_bits())
+        .collect();
     assert_eq!(bits, all.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
 
     // Attribute floats: compared by bits, since `Attr` equality treats NaN as unequal.
@@ -285,8 +370,15 @@ fn floats_round_trip_bit_exactly() {
         let id = g.node_ids()[1];
         g.node_mut(id).op = Op::Elu { alpha: v };
         let back = parse(&print(&g)).unwrap();
-        let Op::Elu { alpha } = back.node(back.node_ids()[1]).op else { panic!() };
-        assert_eq!(alpha.to_bits(), v.to_bits(), "{v:?} printed as {}", print(&g));
+        let Op::Elu { alpha } = back.node(back.node_ids()[1]).op else {
+            panic!()
+        };
+        assert_eq!(
+            alpha.to_bits(),
+            v.to_bits(),
+            "{v:?} printed as {}",
+            print(&g)
+        );
     }
     // A float attribute always reads as a float, an int as an int.
     let g = roundtrip(
@@ -301,8 +393,11 @@ fn every_dtype_round_trips() {
     let b = |v: f32| bf16::from_f32(v);
     let tensors = vec![
         Tensor::from_vec(&[3], vec![0.1f64, -0.0, f64::NAN]).unwrap(),
-        Tensor::from_vec(&[5], vec![h(0.1), h(-0.0), h(65504.0), h(6e-8), f16::from_bits(0xfe01)])
-            .unwrap(),
+        Tensor::from_vec(
+            &[5],
+            vec![h(0.1), h(-0.0), h(65504.0), h(6e-8), f16::from_bits(0xfe01)],
+        )
+        .unwrap(),
         Tensor::from_vec(&[3], vec![b(0.1), b(-1e38), bf16::from_bits(0xffc1)]).unwrap(),
         Tensor::from_vec(&[2], vec![i8::MIN, i8::MAX]).unwrap(),
         Tensor::from_vec(&[2], vec![i16::MIN, i16::MAX]).unwrap(),
@@ -313,7 +408,11 @@ fn every_dtype_round_trips() {
         Tensor::from_vec(&[1], vec![u32::MAX]).unwrap(),
         Tensor::from_vec(&[2, 1], vec![0u64, u64::MAX]).unwrap(),
         Tensor::from_vec(&[2, 2], vec![true, false, false, true]).unwrap(),
-        Tensor::from_vec(&[3], vec!["".to_string(), "a \"b\"\n".into(), "ü\u{7f}".into()]).unwrap(),
+        Tensor::from_vec(
+            &[3],
+            vec!["".to_string(), "a \"b\"\n".into(), "ü\u{7f}".into()],
+        )
+        .unwrap(),
         Tensor::scalar(7i32),
         Tensor::from_vec(&[0, 3], Vec::<f32>::new()).unwrap(),
     ];
@@ -326,13 +425,21 @@ fn every_dtype_round_trips() {
             inputs: vec![],
             outputs: vec![ValueInfo {
                 name: format!("c{i}"),
-                ty: TypeInfo { dtype: t.dtype(), shape: Shape::known(t.shape()) },
+                ty: TypeInfo {
+                    dtype: t.dtype(),
+                    shape: Shape::known(t.shape()),
+                },
             }],
         });
         prev = Some(id);
     }
-    g.outputs
-        .push(GraphOutput { name: "c14".into(), value: ValueRef { node: prev.unwrap(), port: 0 } });
+    g.outputs.push(GraphOutput {
+        name: "c14".into(),
+        value: ValueRef {
+            node: prev.unwrap(),
+            port: 0,
+        },
+    });
     crate::ir::verify::verify(&g).unwrap();
     let text = print(&g);
     for line in [
@@ -361,19 +468,35 @@ fn large_constants_print_a_digest() {
     let mut g = Graph::new("big");
     let w = g.add_node(Node {
         name: String::new(),
-        op: Op::Input { default: Some(t.clone()) },
+        op: Op::Input {
+            default: Some(t.clone()),
+        },
         inputs: vec![],
-        outputs: vec![ValueInfo { name: "w".into(), ty: ty(DType::F32, &[4, 5]) }],
+        outputs: vec![ValueInfo {
+            name: "w".into(),
+            ty: ty(DType::F32, &[4, 5]),
+        }],
     });
     g.inputs.push(w);
     let c = g.add_node(Node {
         name: String::new(),
-        op: Op::Constant { value: Tensor::from_vec(&[17], (0..17i64).collect()).unwrap() },
+        op: Op::Constant {
+            value: Tensor::from_vec(&[17], (0..17i64).collect()).unwrap(),
+        },
         inputs: vec![],
-        outputs: vec![ValueInfo { name: "c".into(), ty: ty(DType::I64, &[17]) }],
+        outputs: vec![ValueInfo {
+            name: "c".into(),
+            ty: ty(DType::I64, &[17]),
+        }],
     });
-    g.outputs.push(GraphOutput { name: "w".into(), value: ValueRef { node: w, port: 0 } });
-    g.outputs.push(GraphOutput { name: "c".into(), value: ValueRef { node: c, port: 0 } });
+    g.outputs.push(GraphOutput {
+        name: "w".into(),
+        value: ValueRef { node: w, port: 0 },
+    });
+    g.outputs.push(GraphOutput {
+        name: "c".into(),
+        value: ValueRef { node: c, port: 0 },
+    });
     let text = print(&g);
     let head = format!("graph \"big\" (%w: f32[4,5] = f32[4,5] #{digest:016x} [0.0, 0.5, 1.0, 1.5, ... 20 values]) {{\n");
     assert!(text.starts_with(&head), "{text}");
@@ -394,7 +517,9 @@ fn large_constants_print_a_digest() {
         format!("1:29: constant #{digest:016x} is f32[20] in the constants map, not f32[4,5]")
     );
     assert_eq!(
-        parse_with_constants(&text, &HashMap::new()).unwrap_err().to_string(),
+        parse_with_constants(&text, &HashMap::new())
+            .unwrap_err()
+            .to_string(),
         format!("1:29: constant #{digest:016x} is not in the constants map")
     );
 }
@@ -505,8 +630,12 @@ fn mangled_input_never_panics() {
     for cut in 0..chars.len() {
         let prefix: String = chars[..cut].iter().collect();
         let _ = parse(&prefix);
-        let without: String =
-            chars.iter().enumerate().filter(|&(i, _)| i != cut).map(|(_, c)| c).collect();
+        let without: String = chars
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| i != cut)
+            .map(|(_, c)| c)
+            .collect();
         let _ = parse(&without);
         for sub in ['%', '"', '\\', '[', '#', '9', '-', '.', 'é', '}'] {
             let mut changed = chars.clone();

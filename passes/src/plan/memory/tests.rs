@@ -19,12 +19,23 @@ fn value(g: &Graph, name: &str) -> ValueRef {
     g.nodes()
         .flat_map(|(id, n)| n.outputs.iter().enumerate().map(move |(p, o)| (id, p, o)))
         .find(|(_, _, o)| o.name == name)
-        .map(|(id, p, _)| ValueRef { node: id, port: p as u32 })
+        .map(|(id, p, _)| ValueRef {
+            node: id,
+            port: p as u32,
+        })
         .unwrap_or_else(|| panic!("no value {name}"))
 }
 
 fn in_place_names(g: &Graph, p: &MemoryPlan) -> Vec<(String, String)> {
-    p.in_place.iter().map(|i| (g.value(i.input).name.clone(), g.value(i.output).name.clone())).collect()
+    p.in_place
+        .iter()
+        .map(|i| {
+            (
+                g.value(i.input).name.clone(),
+                g.value(i.output).name.clone(),
+            )
+        })
+        .collect()
 }
 
 #[test]
@@ -40,10 +51,16 @@ fn in_place_chain_uses_one_buffer() {
     );
     assert_eq!(p.arena_bytes, 64);
     assert_eq!(p.total_intermediate_bytes, 192);
-    assert_eq!(in_place_names(&g, &p), [("a".into(), "b".into()), ("b".into(), "c".into())]);
+    assert_eq!(
+        in_place_names(&g, &p),
+        [("a".into(), "b".into()), ("b".into(), "c".into())]
+    );
     assert_eq!(p.offsets[&value(&g, "c")], (0, 64));
     assert_eq!(p.schedule, g.node_ids());
-    assert_eq!(p.to_string(), "arena 64 B (peak), intermediates 192 B in total, 2 in place");
+    assert_eq!(
+        p.to_string(),
+        "arena 64 B (peak), intermediates 192 B in total, 2 in place"
+    );
 }
 
 #[test]
@@ -229,8 +246,12 @@ fn refuses_dynamic_shapes() {
     )
     .unwrap();
     let err = plan(&g).unwrap_err();
-    assert!(err.contains("'a'") && err.contains("f32[N,16]") && err.contains("static"), "{err}");
-    let g = parse("graph \"g\" (%x: f32[16]) {\n  %a: f32[..] = relu (%x)\n  return %a\n}").unwrap();
+    assert!(
+        err.contains("'a'") && err.contains("f32[N,16]") && err.contains("static"),
+        "{err}"
+    );
+    let g =
+        parse("graph \"g\" (%x: f32[16]) {\n  %a: f32[..] = relu (%x)\n  return %a\n}").unwrap();
     assert!(plan(&g).unwrap_err().contains("'a'"));
 }
 
@@ -347,7 +368,10 @@ fn random_graph(rng: &mut Rng) -> String {
             _ => {
                 let (un, uk) = vals[rng.below(vals.len())].clone();
                 if k + uk <= 8 {
-                    body += &format!("  %{name}: f32[{}] = concat {{axis: 0}} (%{vn}, %{un})\n", 5 * (k + uk));
+                    body += &format!(
+                        "  %{name}: f32[{}] = concat {{axis: 0}} (%{vn}, %{un})\n",
+                        5 * (k + uk)
+                    );
                     vals.push((name, k + uk));
                 } else {
                     body += &format!("  %{name}: f32[{}] = tanh (%{vn})\n", 5 * k);
@@ -376,7 +400,11 @@ fn random_graphs_validate() {
     for _ in 0..300 {
         let text = random_graph(&mut rng);
         let (g, p) = planned(&text);
-        let aligned: usize = p.offsets.values().map(|&(_, s)| s.div_ceil(ALIGN) * ALIGN).sum();
+        let aligned: usize = p
+            .offsets
+            .values()
+            .map(|&(_, s)| s.div_ceil(ALIGN) * ALIGN)
+            .sum();
         assert!(p.arena_bytes <= aligned, "{p:?}\n{text}");
         assert_eq!(p.schedule, g.node_ids());
         // Deterministic: planning again gives the same plan.
@@ -384,5 +412,8 @@ fn random_graphs_validate() {
         in_place += p.in_place.len();
         saved += aligned - p.arena_bytes;
     }
-    assert!(in_place > 100 && saved > 0, "{in_place} in place, {saved} bytes saved");
+    assert!(
+        in_place > 100 && saved > 0,
+        "{in_place} in place, {saved} bytes saved"
+    );
 }
