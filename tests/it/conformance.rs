@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use graphc::passes::ir::Tensor;
 
-use crate::support::{compare, graphc, onnx_data, repo, subdirs, Outcome};
+use crate::support::{compare, graphc, numbered, onnx_data, repo, subdirs, Outcome};
 
 /// Tolerances of the ONNX backend test runner.
 const RTOL: f64 = 1e-3;
@@ -31,22 +31,6 @@ enum Status {
     Fail(String),
     Panic(String),
     Hang,
-}
-
-fn numbered(dir: &Path, stem: &str) -> Vec<PathBuf> {
-    let mut v: Vec<(usize, PathBuf)> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .filter_map(|e| {
-                    let name = e.file_name().into_string().ok()?;
-                    let k = name.strip_prefix(stem)?.strip_suffix(".pb")?.parse().ok()?;
-                    Some((k, e.path()))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v.into_iter().map(|(_, p)| p).collect()
 }
 
 fn first_line(s: &str) -> String {
@@ -243,18 +227,7 @@ fn node_tests_reference() {
 #[test]
 fn light_models_reference() {
     let dir = onnx_data().join("light");
-    let mut models: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
-        .collect();
-    models.sort();
-    assert_eq!(
-        models.len(),
-        9,
-        "expected the 9 light models in {}",
-        dir.display()
-    );
+    let models = crate::support::light_models();
     let scratch = std::env::temp_dir().join(format!("graphc-light-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).unwrap();
     let mut failures = Vec::new();

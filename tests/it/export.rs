@@ -7,7 +7,7 @@
 //! `GRAPHC_EXPORT_DIR=<folder>` also writes every exported model there (for checking them
 //! with other tools); `GRAPHC_EXPORT_DIFF=1` prints the lines of unexpected text differences.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use graphc::onnx::{export_model, import_model, load_model, read_pb, ImportOptions};
 use graphc::onnx_proto::{self, prost::Message, ModelProto};
@@ -73,22 +73,6 @@ fn canonical_text(g: &Graph) -> Vec<String> {
         .collect();
     lines.sort();
     lines
-}
-
-fn numbered(dir: &Path, stem: &str) -> Vec<PathBuf> {
-    let mut v: Vec<(usize, PathBuf)> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .filter_map(|e| {
-                    let name = e.file_name().into_string().ok()?;
-                    let k = name.strip_prefix(stem)?.strip_suffix(".pb")?.parse().ok()?;
-                    Some((k, e.path()))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v.into_iter().map(|(_, p)| p).collect()
 }
 
 /// Both graphs' outputs on `inputs` must be identical. `Ok(false)` when the original does
@@ -173,7 +157,7 @@ fn node_tests_round_trip() {
             graphc::onnx::write_model(&path, &m).unwrap_or_else(|e| panic!("{name}: {e}"));
         }
         let inputs: Result<Vec<Option<Tensor>>, String> =
-            numbered(&dir.join("test_data_set_0"), "input_")
+            crate::support::numbered(&dir.join("test_data_set_0"), "input_")
                 .iter()
                 .map(|p| read_pb(p).map(Some))
                 .collect();
@@ -222,19 +206,7 @@ fn node_tests_round_trip() {
 /// The light model zoo, on the inputs of `conformance::light_models_reference`.
 #[test]
 fn light_models_round_trip() {
-    let dir = onnx_data().join("light");
-    let mut models: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
-        .collect();
-    models.sort();
-    assert_eq!(
-        models.len(),
-        9,
-        "expected the 9 light models in {}",
-        dir.display()
-    );
+    let models = crate::support::light_models();
     for model in &models {
         let stem = model.file_stem().unwrap().to_string_lossy().into_owned();
         let g = load_model(model, vec![]).unwrap_or_else(|e| panic!("{stem}: {e}"));

@@ -6,17 +6,9 @@ use std::collections::HashSet;
 use graphc::passes::ir::{Graph, Op, Tensor};
 use graphc::passes::plan::{check, memory::human_bytes, plan, MemoryPlan};
 
-use crate::support::onnx_data;
-
 #[test]
 fn light_models_plan_and_check() {
-    let dir = onnx_data().join("light");
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "onnx"))
-        .collect();
-    paths.sort();
+    let paths = crate::support::light_models();
     for path in &paths {
         let g = graphc::onnx::load_model(path, vec![])
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));

@@ -2,30 +2,17 @@
 //! sets computes what the imported model computes (reference evaluator, rtol 1e-4), and the
 //! e-graph stays within the runner's limits.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use graphc::passes::egraph::{optimize, RunnerConfig};
 use graphc::passes::eval::eval_graph;
 use graphc::passes::ir::{Op, Tensor};
 
-use crate::support::{compare, onnx_data};
+use crate::support::compare;
 
 #[test]
 fn light_models_optimized_match_unoptimized() {
-    let dir = onnx_data().join("light");
-    let mut models: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
-        .collect();
-    models.sort();
-    assert_eq!(
-        models.len(),
-        9,
-        "expected the 9 light models in {}",
-        dir.display()
-    );
+    let models = crate::support::light_models();
     let cfg = RunnerConfig::from_env().unwrap();
     let rules = graphc::passes::rules::default_rules();
     let mut failures = Vec::new();

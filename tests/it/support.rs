@@ -158,3 +158,38 @@ pub fn subdirs(dir: &Path, prefix: &str) -> Vec<PathBuf> {
     v.sort();
     v
 }
+
+/// `<stem><k>.pb` files of a test data set, ordered by `k` (so input_10 follows input_9).
+pub fn numbered(dir: &Path, stem: &str) -> Vec<PathBuf> {
+    let mut v: Vec<(usize, PathBuf)> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let name = e.file_name().into_string().ok()?;
+                    let k = name.strip_prefix(stem)?.strip_suffix(".pb")?.parse().ok()?;
+                    Some((k, e.path()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v.into_iter().map(|(_, p)| p).collect()
+}
+
+/// The 9 light models (`.onnx` files), sorted.
+pub fn light_models() -> Vec<PathBuf> {
+    let dir = onnx_data().join("light");
+    let mut models: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
+        .collect();
+    models.sort();
+    assert_eq!(
+        models.len(),
+        9,
+        "expected the 9 light models in {}",
+        dir.display()
+    );
+    models
+}
