@@ -7,5 +7,7 @@ pub mod egraph;
 pub mod eval;
 pub mod infer;
 pub mod ir;
+pub mod lower;
+pub mod pipeline;
 pub mod plan;
 pub mod rules;

@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 pub mod inspect;
+pub mod optimize;
 pub mod run;
 
 /// graphc: an optimizing compiler for ONNX models on CPUs.
@@ -19,7 +20,10 @@ pub struct Cli {
 pub enum Command {
     /// Run a model on inputs and write its outputs as .npy files.
     Run(run::RunArgs),
-    /// Print a model's IR (the graphc text format) with the type of every value.
+    /// Optimize a model: write it as standard ONNX (-o OUT.onnx) and/or report each pass.
+    Optimize(optimize::OptimizeArgs),
+    /// Print a model's IR (the graphc text format) with the type of every value, as
+    /// imported or after optimization passes.
     Inspect(inspect::InspectArgs),
 }
 
@@ -27,6 +31,7 @@ pub enum Command {
 pub fn main_with_args(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(a) => run::run(a),
+        Command::Optimize(a) => optimize::run(a),
         Command::Inspect(a) => inspect::run(a),
     }
 }

@@ -27,6 +27,12 @@ pub struct RunArgs {
     /// How to execute the model.
     #[arg(long, value_enum, default_value_t = Engine::Reference)]
     pub engine: Engine,
+    /// Run the model as imported, without the optimization passes.
+    #[arg(long)]
+    pub no_optimize: bool,
+    /// Saturation limits.
+    #[command(flatten)]
+    pub runner: super::optimize::RunnerArgs,
 }
 
 /// Execution engines.
@@ -147,10 +153,33 @@ fn describe(t: &Tensor) -> String {
     format!("{}{}", t.dtype(), Shape::known(t.shape()))
 }
 
+/// The optimizer folds inputs that have an initializer as constants; an input the caller
+/// gives a value for is no constant, so its initializer is dropped before optimizing.
+fn without_overridden_defaults(mut g: Graph, inputs: &[Option<Tensor>]) -> anyhow::Result<Graph> {
+    let mut changed = false;
+    for (k, id) in g.inputs.clone().into_iter().enumerate() {
+        if inputs.get(k).is_some_and(Option::is_some) {
+            if let Op::Input { default } = &mut g.node_mut(id).op {
+                changed |= default.take().is_some();
+            }
+        }
+    }
+    if changed {
+        graphc_passes::infer::infer_graph(&mut g)?;
+    }
+    Ok(g)
+}
+
 /// Runs `graphc run`.
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let g = load_model(&args.model, args.input_shapes.clone())?;
     let inputs = bind_inputs(&g, &args.inputs)?;
+    let g = if args.no_optimize {
+        g
+    } else {
+        let g = without_overridden_defaults(g, &inputs)?;
+        super::optimize::optimize_graph(&g, &args.runner)?.0
+    };
     let outputs = match args.engine {
         Engine::Reference => graphc_passes::eval::eval_graph(&g, &inputs)?,
     };

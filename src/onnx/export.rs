@@ -84,6 +84,13 @@ fn since_opset(op: &Op) -> i64 {
     }
 }
 
+/// The lowest opset, from [`MIN_EXPORT_OPSET`] up, that has every op of `g`'s top level.
+pub fn min_opset(g: &Graph) -> i64 {
+    g.nodes()
+        .map(|(_, n)| since_opset(&n.op))
+        .fold(MIN_EXPORT_OPSET, i64::max)
+}
+
 /// Exports a graph as an ONNX model importing the default domain at `opset`
 /// ([`MIN_EXPORT_OPSET`]..=[`MAX_OPSET`]).
 pub fn export_model(g: &Graph, opset: i64) -> Result<ModelProto, ExportError> {

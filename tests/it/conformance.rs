@@ -1,8 +1,11 @@
 //! The ONNX conformance suite: the backend node tests and the light model zoo of the pinned
 //! onnx wheel, run through the `graphc` CLI.
 //!
-//! Every node test runs (none may panic or hang); those on the allowlist
-//! (`tests/conformance/node-<engine>.txt`) must pass. A test passing but not listed is
+//! Each column is an engine with or without the optimization pipeline: `reference` runs
+//! the model as imported (`--engine reference --no-optimize`), `reference-opt` runs it
+//! optimized. Every node test runs (none may panic or hang); those on the column's allowlist
+//! (`tests/conformance/node-<column>.txt`) must pass, and the optimized column's allowlist
+//! must include every test of the unoptimized one. A test passing but not listed is
 //! reported so it can be added (`GRAPHC_UPDATE_ALLOWLIST=1` rewrites the list).
 //! `GRAPHC_NODE_TESTS=test_abs,test_add` restricts the run to tests with those prefixes.
 //! A per-test report is written to `target/conformance/`.
@@ -43,7 +46,7 @@ fn first_line(s: &str) -> String {
 }
 
 /// Runs one node test (all its data sets) through the CLI.
-fn run_node_test(dir: &Path, engine: &str, scratch: &Path) -> Status {
+fn run_node_test(dir: &Path, column: &Column, scratch: &Path) -> Status {
     let model = dir.join("model.onnx");
     for set in subdirs(dir, "test_data_set_") {
         let out = scratch.join(format!(
@@ -52,12 +55,8 @@ fn run_node_test(dir: &Path, engine: &str, scratch: &Path) -> Status {
             set.file_name().unwrap().to_string_lossy()
         ));
         let _ = std::fs::remove_dir_all(&out);
-        let mut args: Vec<OsString> = vec![
-            "run".into(),
-            model.clone().into(),
-            "--engine".into(),
-            engine.into(),
-        ];
+        let mut args: Vec<OsString> = vec!["run".into(), model.clone().into()];
+        args.extend(column.args.iter().map(OsString::from));
         for input in numbered(&set, "input_") {
             args.push("--input".into());
             args.push(input.into());
@@ -101,7 +100,24 @@ fn read_allowlist(path: &Path) -> BTreeSet<String> {
         .collect()
 }
 
-fn node_suite(engine: &str) {
+/// An engine and whether the optimizer runs.
+struct Column {
+    name: &'static str,
+    args: &'static [&'static str],
+}
+
+const REFERENCE: Column = Column {
+    name: "reference",
+    args: &["--engine", "reference", "--no-optimize"],
+};
+
+const REFERENCE_OPT: Column = Column {
+    name: "reference-opt",
+    args: &["--engine", "reference"],
+};
+
+fn node_suite(column: &Column) {
+    let engine = column.name;
     let data = onnx_data().join("node");
     let filter: Vec<String> = std::env::var("GRAPHC_NODE_TESTS")
         .map(|s| {
@@ -134,7 +150,7 @@ fn node_suite(engine: &str) {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(dir) = tests.get(i) else { break };
-                let st = run_node_test(dir, engine, &scratch);
+                let st = run_node_test(dir, column, &scratch);
                 let name = dir.file_name().unwrap().to_string_lossy().into_owned();
                 results.lock().unwrap().push((name, st));
             });
@@ -180,7 +196,8 @@ fn node_suite(engine: &str) {
     std::fs::write(report_dir.join(format!("node-{engine}.txt")), &report).unwrap();
     if filter.is_empty() && std::env::var_os("GRAPHC_UPDATE_ALLOWLIST").is_some() {
         let mut text = format!(
-            "# ONNX 1.21.0 node tests expected to pass with --engine {engine}.\n# Regenerate: GRAPHC_UPDATE_ALLOWLIST=1 cargo test --test it conformance::node_tests_{engine}\n"
+            "# ONNX 1.21.0 node tests expected to pass with `graphc run {}`.\n# Regenerate: GRAPHC_UPDATE_ALLOWLIST=1 cargo test --test it conformance::node_tests\n",
+            column.args.join(" ")
         );
         for (name, st) in &results {
             if matches!(st, Status::Pass) {
@@ -219,27 +236,56 @@ fn node_suite(engine: &str) {
 
 #[test]
 fn node_tests_reference() {
-    node_suite("reference");
+    node_suite(&REFERENCE);
+}
+
+#[test]
+fn node_tests_reference_optimized() {
+    node_suite(&REFERENCE_OPT);
+}
+
+/// Optimization loses no test: every test that passes unoptimized is on the optimized
+/// column's allowlist too.
+#[test]
+fn optimized_allowlist_includes_unoptimized() {
+    let dir = repo().join("tests/conformance");
+    let plain = read_allowlist(&dir.join("node-reference.txt"));
+    let opt = read_allowlist(&dir.join("node-reference-opt.txt"));
+    let missing: Vec<&String> = plain.difference(&opt).collect();
+    assert!(
+        missing.is_empty(),
+        "{} tests pass unoptimized but not optimized: {missing:?}",
+        missing.len()
+    );
+}
+
+#[test]
+fn light_models_reference() {
+    light_models(&REFERENCE);
+}
+
+#[test]
+fn light_models_reference_optimized() {
+    light_models(&REFERENCE_OPT);
 }
 
 /// The light model zoo: inputs are `arange(n).reshape(shape) / n` in float32 (unknown dims
 /// set to 1), outputs compared with the stored ones.
-#[test]
-fn light_models_reference() {
+fn light_models(column: &Column) {
     let dir = onnx_data().join("light");
     let models = crate::support::light_models();
-    let scratch = std::env::temp_dir().join(format!("graphc-light-{}", std::process::id()));
+    let scratch = std::env::temp_dir().join(format!(
+        "graphc-light-{}-{}",
+        std::process::id(),
+        column.name
+    ));
     std::fs::create_dir_all(&scratch).unwrap();
     let mut failures = Vec::new();
     for model in &models {
         let stem = model.file_stem().unwrap().to_string_lossy().into_owned();
         let g = graphc::onnx::load_model(model, vec![]).unwrap_or_else(|e| panic!("{stem}: {e}"));
-        let mut args: Vec<OsString> = vec![
-            "run".into(),
-            model.clone().into(),
-            "--engine".into(),
-            "reference".into(),
-        ];
+        let mut args: Vec<OsString> = vec!["run".into(), model.clone().into()];
+        args.extend(column.args.iter().map(OsString::from));
         for &id in &g.inputs {
             let node = g.node(id);
             if !matches!(node.op, graphc::passes::ir::Op::Input { default: None }) {
@@ -273,7 +319,7 @@ fn light_models_reference() {
                     graphc::onnx::read_pb(&dir.join(format!("{stem}_output_0.pb"))).unwrap();
                 let actual = graphc::npy::read_npy(&out.join("output_0.npy")).unwrap();
                 match compare(&actual, &expected, RTOL, ATOL) {
-                    Ok(()) => println!("{stem}: ok in {secs:.2}s"),
+                    Ok(()) => println!("{stem} ({}): ok in {secs:.2}s", column.name),
                     Err(e) => failures.push(format!("{stem}: {e}")),
                 }
             }
@@ -282,7 +328,8 @@ fn light_models_reference() {
     }
     let _ = std::fs::remove_dir_all(&scratch);
     println!(
-        "light models: {} passed, {} failed",
+        "light models ({}): {} passed, {} failed",
+        column.name,
         models.len() - failures.len(),
         failures.len()
     );

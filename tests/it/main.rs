@@ -3,6 +3,7 @@
 mod cli;
 mod conformance;
 mod export;
+mod filetests;
 mod memory;
 mod optimize;
 mod support;

@@ -1,12 +1,14 @@
-//! The e-graph optimizer on the light model zoo: every model optimized with the default rule
-//! sets computes what the imported model computes (reference evaluator, rtol 1e-4), and the
-//! e-graph stays within the runner's limits.
+//! The optimization pipeline on the light model zoo: every model optimized by the default
+//! pipeline computes what the imported model computes (reference evaluator, rtol 1e-4), and
+//! no pass's e-graph outgrows the runner's limits (DenseNet-121 and Inception v2 are the
+//! largest).
 
 use std::time::Instant;
 
-use graphc::passes::egraph::{optimize, RunnerConfig};
+use graphc::passes::egraph::RunnerConfig;
 use graphc::passes::eval::eval_graph;
 use graphc::passes::ir::{Op, Tensor};
+use graphc::passes::pipeline::Pipeline;
 
 use crate::support::compare;
 
@@ -14,7 +16,7 @@ use crate::support::compare;
 fn light_models_optimized_match_unoptimized() {
     let models = crate::support::light_models();
     let cfg = RunnerConfig::from_env().unwrap();
-    let rules = graphc::passes::rules::default_rules();
+    let pipeline = Pipeline::default();
     let mut failures = Vec::new();
     for model in &models {
         let stem = model.file_stem().unwrap().to_string_lossy().into_owned();
@@ -46,7 +48,7 @@ fn light_models_optimized_match_unoptimized() {
             })
             .collect();
         let t0 = Instant::now();
-        let (opt, report) = match optimize(&g, &rules, &cfg) {
+        let (opt, report) = match pipeline.run(&g, &cfg) {
             Ok(r) => r,
             Err(e) => {
                 failures.push(format!("{stem}: {e}"));
@@ -54,10 +56,16 @@ fn light_models_optimized_match_unoptimized() {
             }
         };
         let secs = t0.elapsed().as_secs_f64();
-        assert!(
-            report.egraph_nodes <= cfg.node_limit + cfg.node_limit / 2,
-            "{stem}: e-graph blew up\n{report}"
-        );
+        for (pass, r) in &report.passes {
+            assert!(
+                r.egraph_nodes <= cfg.node_limit + cfg.node_limit / 2,
+                "{stem}: pass {pass}: e-graph blew up\n{report}"
+            );
+            assert!(
+                r.stop_reason == "Saturated",
+                "{stem}: pass {pass} did not saturate\n{report}"
+            );
+        }
         let before = eval_graph(&g, &inputs).unwrap_or_else(|e| panic!("{stem}: {e}"));
         let after = match eval_graph(&opt, &inputs) {
             Ok(v) => v,
@@ -72,11 +80,16 @@ fn light_models_optimized_match_unoptimized() {
             }
         }
         let n = |m: &std::collections::BTreeMap<String, usize>| m.values().sum::<usize>();
+        let passes: Vec<String> = report
+            .passes
+            .iter()
+            .map(|(p, r)| format!("{p}: {}", r.summary()))
+            .collect();
         println!(
-            "{stem}: {} -> {} nodes, {} in {secs:.2}s",
-            n(&report.ops_before),
-            n(&report.ops_after),
-            report.summary()
+            "{stem}: {} -> {} nodes ({}) in {secs:.2}s",
+            n(&report.passes[0].1.ops_before),
+            n(&report.passes.last().unwrap().1.ops_after),
+            passes.join("; ")
         );
     }
     assert!(
@@ -84,4 +97,163 @@ fn light_models_optimized_match_unoptimized() {
         "optimized light models differ:\n{}",
         failures.join("\n")
     );
+}
+
+mod cli {
+    //! `graphc optimize`, `inspect --stop-after/--after-all` and `run --no-optimize` on the
+    //! example model.
+    use std::ffi::OsStr;
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    use crate::support::{compare, graphc, repo, Outcome};
+
+    fn example() -> (PathBuf, PathBuf, PathBuf) {
+        let root = repo().join("examples/models");
+        (
+            root.join("tiny_cnn.onnx"),
+            root.join("tiny_cnn_image.npy"),
+            root.join("tiny_cnn_expected.npy"),
+        )
+    }
+
+    /// Runs graphc to completion and returns its stdout (these commands take well under a
+    /// second; `support::graphc` keeps the timeout for the suites that could hang).
+    fn ok(args: &[&OsStr]) -> String {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_graphc"))
+            .args(args)
+            .output()
+            .expect("graphc runs");
+        assert!(
+            out.status.success(),
+            "graphc {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 output")
+    }
+
+    fn fails(args: &[&OsStr]) -> String {
+        match graphc(args, Duration::from_secs(120)) {
+            Outcome::Exited(1, e) => {
+                assert_eq!(e.trim_end().lines().count(), 1, "one line expected: {e}");
+                e
+            }
+            other => panic!("expected exit code 1 from {args:?}, got {other:?}"),
+        }
+    }
+
+    fn tempdir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("graphc-opt-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    /// The optimized model, written as standard ONNX and run as imported, computes the
+    /// expected output; `run` with and without optimization agree with it too.
+    #[test]
+    fn optimize_writes_a_model_that_computes_the_same() {
+        let (model, image, expected) = example();
+        let dir = tempdir("write");
+        let out = dir.join("opt.onnx");
+        ok(&[
+            "optimize".as_ref(),
+            model.as_os_str(),
+            "-o".as_ref(),
+            out.as_os_str(),
+        ]);
+        let text = ok(&["inspect".as_ref(), out.as_os_str()]);
+        assert!(
+            !text.contains("batch_normalization") && !text.contains("fused_"),
+            "{text}"
+        );
+        let expected = graphc::npy::read_npy(&expected).unwrap();
+        for (m, extra) in [
+            (&out, "--no-optimize"),
+            (&model, "--no-optimize"),
+            (&model, ""),
+        ] {
+            let res = dir.join(format!("res-{}", extra.is_empty()));
+            let mut args: Vec<&OsStr> = vec![
+                "run".as_ref(),
+                m.as_os_str(),
+                "--input".as_ref(),
+                image.as_os_str(),
+                "--output-dir".as_ref(),
+                res.as_os_str(),
+            ];
+            if !extra.is_empty() {
+                args.push(extra.as_ref());
+            }
+            ok(&args);
+            let actual = graphc::npy::read_npy(&res.join("output_0.npy")).unwrap();
+            compare(&actual, &expected, 1e-5, 1e-6)
+                .unwrap_or_else(|e| panic!("{} {extra}: {e}", m.display()));
+        }
+    }
+
+    #[test]
+    fn report_names_passes_rules_counts_and_arena() {
+        let (model, ..) = example();
+        let out = ok(&["optimize".as_ref(), model.as_os_str(), "--report".as_ref()]);
+        for want in [
+            "pass simplify: stop: Saturated",
+            "pass fuse: stop: Saturated",
+            "nodes: ",
+            "memory (with N = 1): arena ",
+        ] {
+            assert!(out.contains(want), "missing '{want}' in:\n{out}");
+        }
+    }
+
+    #[test]
+    fn inspect_after_passes() {
+        let (model, ..) = example();
+        let all = ok(&[
+            "inspect".as_ref(),
+            model.as_os_str(),
+            "--after-all".as_ref(),
+        ]);
+        for want in [
+            "; as imported",
+            "; after pass simplify",
+            "; after pass fuse",
+        ] {
+            assert!(all.contains(want), "missing '{want}' in:\n{all}");
+        }
+        let fused = ok(&[
+            "inspect".as_ref(),
+            model.as_os_str(),
+            "--stop-after".as_ref(),
+            "fuse".as_ref(),
+        ]);
+        let tail = all.split("; after pass fuse\n").nth(1).unwrap();
+        assert_eq!(fused, tail);
+        let e = fails(&[
+            "inspect".as_ref(),
+            model.as_os_str(),
+            "--stop-after".as_ref(),
+            "nope".as_ref(),
+        ]);
+        assert!(
+            e.contains("no pass named 'nope' (passes: simplify, fuse)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn optimize_refuses_what_it_cannot_write() {
+        let (model, ..) = example();
+        let e = fails(&["optimize".as_ref(), model.as_os_str()]);
+        assert!(e.contains("nothing to do"), "{e}");
+        let dir = tempdir("refuse");
+        let so = dir.join("m.so");
+        let e = fails(&[
+            "optimize".as_ref(),
+            model.as_os_str(),
+            "-o".as_ref(),
+            so.as_os_str(),
+        ]);
+        assert!(e.contains("code generator"), "{e}");
+        assert!(!so.exists());
+    }
 }

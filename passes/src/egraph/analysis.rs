@@ -6,7 +6,9 @@
 //! elements of its inputs. So shape arithmetic and the weights of the light models (built by
 //! `ConstantOfShape` of up to 1M elements, which a Conv needs as data) fold, while an
 //! `Expand`/`Tile`/`ConstantOfShape` that would blow a small value up into a huge constant
-//! stays an op. When a single-value class becomes constant, `modify` adds a `constant` node
+//! stays an op (a rule that needs such a value as data, to rewrite weights, materializes it:
+//! `rules::materialize`). `Shape` and `Size` of a value with a static shape fold from its
+//! type. When a single-value class becomes constant, `modify` adds a `constant` node
 //! to it, so extraction can pick it (at cost 0). Graph inputs with a default (initializer)
 //! count as constants, as in `infer_graph`: compiled code is specialized to them.
 //!
@@ -214,6 +216,11 @@ impl egg::Analysis<ENode> for GraphAnalysis {
                     Some(outs) if kids.iter().all(|d| d.absent || d.tensor().is_some()) => {
                         let args: Vec<Option<&Tensor>> = kids.iter().map(|d| d.tensor()).collect();
                         fold(&k.op, &args, outs)
+                    }
+                    // Shape arithmetic on static shapes: the value comes from the type.
+                    Some(outs) if matches!(k.op, Op::Shape { .. } | Op::Size {}) => {
+                        crate::infer::fold(&k.op, &facts, outs)
+                            .map(|v| v.into_iter().map(KeyedOp::constant).collect())
                     }
                     _ => None,
                 };

@@ -4,8 +4,10 @@
 //! longer chain of no-op ops.
 //!
 //! - elementwise and data movement: one FLOP per output element;
-//! - MatMul / Gemm: `2*M*N*K`;
-//! - Conv / ConvTranspose: `2 * out_elems * Cin/group * prod(kernel)`;
+//! - MatMul / Gemm / fused MatMul: `2*M*N*K`;
+//! - inference BatchNormalization and Div: four FLOPs per element (BatchNorm as written,
+//!   unfolded; division for its latency);
+//! - Conv / fused Conv / ConvTranspose: `2 * out_elems * Cin/group * prod(kernel)`;
 //! - pooling and reductions: one FLOP per input element;
 //! - plus bytes read and written (inputs and outputs), divided by [`BYTES_PER_FLOP`].
 
@@ -49,7 +51,7 @@ pub fn op_cost(op: &Op, inputs: &[Option<&TypeInfo>], outputs: &[TypeInfo]) -> f
     let first = inputs.first().copied().flatten();
     let second = inputs.get(1).copied().flatten();
     let flops = match op {
-        Op::MatMul {} | Op::MatMulInteger {} | Op::Gemm { .. } => {
+        Op::MatMul {} | Op::MatMulInteger {} | Op::Gemm { .. } | Op::FusedMatMul { .. } => {
             // out = M x N (times batch), K from A's last dim (or first when transposed).
             let k = match (op, first.map(dims)) {
                 (Op::Gemm { trans_a: 1, .. }, Some(a)) => a.first().copied().unwrap_or(1.0),
@@ -59,6 +61,7 @@ pub fn op_cost(op: &Op, inputs: &[Option<&TypeInfo>], outputs: &[TypeInfo]) -> f
             2.0 * out_elems * k
         }
         Op::Conv { group, .. }
+        | Op::FusedConv { group, .. }
         | Op::ConvInteger { group, .. }
         | Op::ConvTranspose { group, .. } => {
             let w = second.map(dims).unwrap_or_default();
@@ -87,6 +90,11 @@ pub fn op_cost(op: &Op, inputs: &[Option<&TypeInfo>], outputs: &[TypeInfo]) -> f
         | Op::ReduceProd { .. }
         | Op::Softmax { .. }
         | Op::LogSoftmax { .. } => in_elems.max(out_elems),
+        // Division is several times slower than multiplication on every CPU.
+        Op::Div {} => 4.0 * out_elems,
+        // Inference BatchNorm as written: subtract, divide, scale, shift per element (a
+        // per-channel scale and shift is cheaper).
+        Op::BatchNormalization { .. } => 4.0 * out_elems,
         // Pure reshapes move no data in a real kernel but still cost a little.
         Op::Identity {}
         | Op::Reshape { .. }

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use crate::ir::{Graph, NodeId, Op, Tensor, ValueRef};
 
 mod elementwise;
+pub mod fused;
 mod misc;
 mod nn;
 mod shape;
@@ -210,6 +211,7 @@ pub fn eval_op(
         | Op::HammingWindow { .. }
         | Op::BlackmanWindow { .. }
         | Op::Dft { .. } => misc::eval(op, inputs, n_outputs),
+        Op::FusedConv { .. } | Op::FusedMatMul { .. } => fused::eval(op, inputs),
     }
 }
 

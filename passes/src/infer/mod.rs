@@ -492,7 +492,25 @@ fn rule(op: &Op, ins: &[Option<Fact<'_>>], n: usize) -> Res<Vec<TypeInfo>> {
             onesided,
             axis,
         } => one(nn::dft(ins, *axis, *onesided, *inverse)),
+        Op::FusedConv { .. } | Op::FusedMatMul { .. } => one(fused(op, ins)),
     }
+}
+
+/// A fused op's type: its standard ops' types, in order (see `ir::fused`).
+fn fused(op: &Op, ins: &[Option<Fact<'_>>]) -> Res<TypeInfo> {
+    let u = op.unfuse().expect("called on fused ops")?;
+    let main = &ins[..ins.len().min(u.main_inputs)];
+    let mut y = rule(&u.main, main, 1)?.remove(0);
+    for extra in u.bias_input.into_iter().chain([u.residual_input]) {
+        if let Some(Some(f)) = ins.get(extra) {
+            let prev = Fact {
+                ty: &y,
+                value: None,
+            };
+            y = rule(&Op::Add {}, &[Some(prev), Some(*f)], 1)?.remove(0);
+        }
+    }
+    Ok(y)
 }
 
 /// An element type from an ONNX code attribute.

@@ -315,6 +315,13 @@ define_ops! {
     Loop = "loop" / "Loop" { body: Box<Graph>, num_captures: i64 = 0 }
     Scan = "scan" / "Scan" { body: Box<Graph>, num_captures: i64 = 0, num_scan_inputs: i64, scan_input_axes: Vec<i64> = vec![], scan_input_directions: Vec<i64> = vec![], scan_output_axes: Vec<i64> = vec![], scan_output_directions: Vec<i64> = vec![] }
 
+    // ---- graphc's own ops: fusions (see `ir::fused`); exported as their standard ops ----
+    /// `act(conv(x, w, b) + r)`: a convolution with its epilogue; inputs `(x, w, b?, r?)`.
+    FusedConv = "fused_conv" / "graphc.FusedConv" { auto_pad: AutoPad = AutoPad::NotSet, dilations: Vec<i64> = vec![], group: i64 = 1, kernel_shape: Vec<i64> = vec![], pads: Vec<i64> = vec![], strides: Vec<i64> = vec![], activation: String = "none", alpha: f32 = 0.0, beta: f32 = 0.0 }
+    /// `act(matmul(a, b) + bias + r)`: a matrix product with its epilogue; inputs
+    /// `(a, b, bias?, r?)`.
+    FusedMatMul = "fused_mat_mul" / "graphc.FusedMatMul" { activation: String = "none", alpha: f32 = 0.0, beta: f32 = 0.0 }
+
     // ---- signal ----
     HannWindow = "hann_window" / "HannWindow" { output_datatype: i64 = 1, periodic: i64 = 1 }
     HammingWindow = "hamming_window" / "HammingWindow" { output_datatype: i64 = 1, periodic: i64 = 1 }

@@ -1,7 +1,9 @@
 //! Algebra and identities: ops that compute their input (Identity, Dropout in inference,
-//! Cast to the same type, x*1, x+0, x-0, x/1, Reshape/Squeeze/Unsqueeze chains back to the
-//! input's shape) and compositions of layout ops (Transpose of Transpose, Reshape of
-//! Reshape).
+//! Cast to the same type, x*1, x+0, x-0, x/1, Sum/Mean/Max/Min/Concat of one input, Expand
+//! to the same shape, a full-range Slice, Reshape/Flatten/Squeeze/Unsqueeze chains back to
+//! the input's shape), compositions of layout ops (Transpose of Transpose, Reshape of
+//! Reshape, Flatten as a Reshape), Sum as Add chains, and division by a float constant as
+//! multiplication by its reciprocal (which may differ from the division in the last bit).
 //!
 //! Shape-sensitive identities require the replacement to have exactly the matched class's
 //! type, so a constant that broadcasts to a larger shape (x[3] * ones[2,3]) is never
@@ -37,7 +39,82 @@ pub fn rules() -> Vec<Rewrite> { vec![
     rw!("squeeze-unsqueeze";    "(squeeze (unsqueeze ?x ?a) ?b)" => "?x" if same_type_as_root("?x")),
     rw!("squeeze-all-unsqueeze"; "(squeeze (unsqueeze ?x ?a))"  => "?x" if same_type_as_root("?x")),
     rw!("unsqueeze-squeeze";    "(unsqueeze (squeeze ?x ?a) ?b)" => "?x" if same_type_as_root("?x")),
+    rw!("sum-one";              "(sum ?x)"                => "?x" if same_type_as_root("?x")),
+    rw!("mean-one";             "(mean ?x)"               => "?x" if same_type_as_root("?x")),
+    rw!("max-one";              "(max ?x)"                => "?x" if same_type_as_root("?x")),
+    rw!("min-one";              "(min ?x)"                => "?x" if same_type_as_root("?x")),
+    rw!("concat-one";           "(concat ?x)"             => "?x" if same_type_as_root("?x")),
+    rw!("sum-two";              "(sum ?a ?b)"             => "(add ?a ?b)"),
+    rw!("sum-three";            "(sum ?a ?b ?c)"          => "(add (add ?a ?b) ?c)"),
+    rw!("expand-same-shape";    "(expand ?x ?s)"          => "?x" if same_type_as_root("?x")),
+    rw!("slice-full-3";         "(slice ?x ?s ?e)"        => "?x" if same_type_as_root("?x")),
+    rw!("slice-full-4";         "(slice ?x ?s ?e ?a)"     => "?x" if same_type_as_root("?x")),
+    rw!("slice-full-5";         "(slice ?x ?s ?e ?a ?p)"  => "?x" if same_type_as_root("?x") if all_positive("?p")),
+    rw!("flatten-same-shape";   "(flatten ?x)"            => "?x" if same_type_as_root("?x")),
+    rw!("flatten-to-reshape";   "(flatten ?x)"            => { ReshapeToRootShape { x: var("?x") } }),
+    rw!("div-to-mul";           "(div ?x ?c)"             => "(mul ?x (reciprocal ?c))" if nonzero_float_constant("?c")),
 ]}
+
+/// `?v` is a constant whose elements are all positive (Slice steps).
+fn all_positive(v: &str) -> impl Fn(&mut EG, Id, &Subst) -> bool {
+    let v = var(v);
+    move |eg, _, s| {
+        eg[s[v]]
+            .data
+            .tensor()
+            .is_some_and(|t| t.to_f64_vec().iter().all(|x| *x > 0.0))
+    }
+}
+
+/// `?v` is a floating-point constant with no zero element (its reciprocal is finite).
+fn nonzero_float_constant(v: &str) -> impl Fn(&mut EG, Id, &Subst) -> bool {
+    let v = var(v);
+    move |eg, _, s| {
+        eg[s[v]].data.tensor().is_some_and(|t| {
+            super::is_float(t.dtype())
+                && !t.is_empty()
+                && t.to_f64_vec().iter().all(|x| *x != 0.0 && x.is_finite())
+        })
+    }
+}
+
+/// `op(x) => reshape(x, shape)` where `shape` is the matched class's static shape (Flatten
+/// is a Reshape to a 2-D shape known at compile time; Reshape of Reshape then composes).
+#[derive(Debug)]
+pub struct ReshapeToRootShape {
+    /// The input.
+    pub x: Var,
+}
+
+impl Applier<ENode, GraphAnalysis> for ReshapeToRootShape {
+    fn apply_one(
+        &self,
+        eg: &mut EG,
+        root: Id,
+        subst: &Subst,
+        _: Option<&PatternAst<ENode>>,
+        _: Symbol,
+    ) -> Vec<Id> {
+        let Some(dims) = eg[root].data.ty().and_then(|t| t.shape.as_known()) else {
+            return vec![];
+        };
+        if dims.contains(&0) {
+            return vec![];
+        }
+        let shape: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
+        let Ok(t) = crate::ir::Tensor::from_vec(&[shape.len()], shape) else {
+            return vec![];
+        };
+        let c = super::add_const(eg, t);
+        let x = eg.find(subst[self.x]);
+        let r = super::add_op(eg, Op::Reshape { allowzero: 0 }, vec![x, c]);
+        if eg.union(root, r) {
+            vec![r]
+        } else {
+            vec![]
+        }
+    }
+}
 
 /// `transpose(transpose(x, p1), p2) => transpose(x, q)` with `q[i] = p1[p2[i]]`, or `x` when
 /// `q` is the identity. An absent `perm` reverses the axes.

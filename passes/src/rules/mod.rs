@@ -6,15 +6,97 @@
 //! check attributes in conditions or build their result in a custom applier.
 
 pub mod algebra;
+pub mod batchnorm;
+pub mod fusion;
 
 use egg::{Id, Subst, Var};
 
-use crate::egraph::{Rewrite, EG};
-use crate::ir::{DType, Dim, Tensor};
+use crate::egraph::{ENode, Head, KeyedOp, Rewrite, EG};
+use crate::ir::{DType, Dim, Op, Tensor};
 
-/// Every rule set that is on by default.
+/// The rule sets of the `simplify` pass: algebra and identities, BatchNorm and channel
+/// arithmetic (constant folding is the e-graph analysis itself).
+pub fn simplify_rules() -> Vec<Rewrite> {
+    let mut r = algebra::rules();
+    r.extend(batchnorm::rules());
+    r
+}
+
+/// Every rule set that is on by default, for a single saturation run.
 pub fn default_rules() -> Vec<Rewrite> {
-    algebra::rules()
+    let mut r = simplify_rules();
+    r.extend(fusion::rules());
+    r
+}
+
+/// Adds an op node with one output.
+pub(crate) fn add_op(eg: &mut EG, op: Op, children: Vec<Id>) -> Id {
+    eg.add(ENode {
+        head: Head::Op(KeyedOp::new(op, 1)),
+        children,
+    })
+}
+
+/// Adds a constant.
+pub(crate) fn add_const(eg: &mut EG, t: Tensor) -> Id {
+    eg.add(ENode::leaf(Head::Op(KeyedOp::constant(t))))
+}
+
+/// The absent input `_`.
+pub(crate) fn absent(eg: &mut EG) -> Id {
+    eg.add(ENode::leaf(Head::Absent))
+}
+
+/// The constant value of a class.
+pub(crate) fn constant(eg: &EG, id: Id) -> Option<Tensor> {
+    eg[id].data.tensor().cloned()
+}
+
+/// At most this many elements are materialized for a rule that needs a value as data.
+pub const MATERIALIZE_LIMIT: usize = 1 << 26;
+
+/// The value of a class, for a rule that needs it as data (weights being rewritten): its
+/// constant, or else a `constant_of_shape` / `expand` / `tile` of constants that the folding
+/// budget left compact, evaluated here (up to [`MATERIALIZE_LIMIT`] elements).
+pub(crate) fn materialize(eg: &EG, id: Id) -> Option<Tensor> {
+    if let Some(t) = constant(eg, id) {
+        return Some(t);
+    }
+    let n = eg[id].data.ty()?.shape.num_elements()?;
+    if n > MATERIALIZE_LIMIT {
+        return None;
+    }
+    eg[id].iter().find_map(|node| {
+        let op = node.op()?;
+        if !matches!(op, Op::ConstantOfShape { .. } | Op::Expand {} | Op::Tile {}) {
+            return None;
+        }
+        let args: Vec<Tensor> = node
+            .children
+            .iter()
+            .map(|&c| constant(eg, c))
+            .collect::<Option<_>>()?;
+        let refs: Vec<Option<&Tensor>> = args.iter().map(Some).collect();
+        crate::eval::eval_op(op, &refs, 1).ok()?.pop()
+    })
+}
+
+/// Whether the element type is a floating-point one (rewrites that reassociate arithmetic
+/// are only done on floats).
+pub(crate) fn is_float(d: DType) -> bool {
+    matches!(d, DType::F16 | DType::BF16 | DType::F32 | DType::F64)
+}
+
+/// `?v` is a non-empty numeric splat within `tol` (relative) of `want`.
+pub fn is_splat_near(v: &str, want: f64, tol: f64) -> impl Fn(&mut EG, Id, &Subst) -> bool {
+    let v = var(v);
+    move |eg, _, s| {
+        eg[s[v]].data.tensor().is_some_and(|t| {
+            !t.is_empty()
+                && t.is_splat()
+                && first_f64(t).is_some_and(|x| (x - want).abs() <= tol * want.abs().max(1.0))
+        })
+    }
 }
 
 /// A pattern variable; panics on a malformed name (rules are constants, and a test builds

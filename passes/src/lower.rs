@@ -1,0 +1,238 @@
+//! Lowering to standard ONNX ops: graphc's fused ops become the standard ops they stand for
+//! (`ir::fused`), and ops newer than the target opset (Gelu before 20, Swish before 24)
+//! become their older equivalents. Used by ONNX export; the result computes exactly what the
+//! fused ops' reference evaluation computes.
+
+use crate::ir::fused::{scalar_like, Activation, Operand, Step};
+use crate::ir::{Graph, Node, NodeId, Op, TypeInfo, ValueInfo, ValueRef};
+
+/// Rewrites `g` (typed) so that it uses only standard ops available at `opset`.
+pub fn to_standard(g: &Graph, opset: i64) -> Result<Graph, String> {
+    let mut out = g.clone();
+    let targets: Vec<NodeId> = g
+        .node_ids()
+        .iter()
+        .copied()
+        .filter(|&id| needs_lowering(&g.node(id).op, opset))
+        .collect();
+    if targets.is_empty() {
+        return Ok(out);
+    }
+    for id in targets {
+        lower_node(&mut out, id, opset)?;
+    }
+    out.toposort()?;
+    Ok(out)
+}
+
+fn needs_lowering(op: &Op, opset: i64) -> bool {
+    match op {
+        Op::FusedConv { .. } | Op::FusedMatMul { .. } => true,
+        Op::Gelu { approximate } => opset < 20 && approximate == "none",
+        Op::Swish { .. } => opset < 24,
+        _ => false,
+    }
+}
+
+/// Builds nodes into `g`, naming them after the node being lowered.
+struct Builder<'a> {
+    g: &'a mut Graph,
+    base: String,
+    ty: TypeInfo,
+    count: usize,
+}
+
+impl Builder<'_> {
+    fn add(&mut self, op: Op, inputs: Vec<Option<ValueRef>>, ty: TypeInfo) -> ValueRef {
+        self.count += 1;
+        let name = format!("{}/{}{}", self.base, op.name(), self.count);
+        let node = self.g.add_node(Node {
+            name: name.clone(),
+            op,
+            inputs,
+            outputs: vec![ValueInfo { name, ty }],
+        });
+        ValueRef { node, port: 0 }
+    }
+
+    fn scalar(&mut self, v: f64) -> ValueRef {
+        let t = scalar_like(v, self.ty.dtype);
+        let ty = TypeInfo {
+            dtype: t.dtype(),
+            shape: crate::ir::Shape::known(&[]),
+        };
+        self.add(Op::Constant { value: t }, vec![], ty)
+    }
+
+    fn steps(&mut self, steps: &[Step], x: ValueRef) -> ValueRef {
+        let mut done: Vec<ValueRef> = Vec::new();
+        for s in steps {
+            let args = s
+                .args
+                .iter()
+                .map(|a| {
+                    Some(match a {
+                        Operand::X => x,
+                        Operand::Prev(i) => done[*i],
+                        Operand::Scalar(v) => self.scalar(*v),
+                    })
+                })
+                .collect();
+            let ty = self.ty.clone();
+            done.push(self.add(s.op.clone(), args, ty));
+        }
+        done.last().copied().unwrap_or(x)
+    }
+
+    /// `0.5 * x * (1 + erf(x / sqrt(2)))`, the form Gelu had before opset 20.
+    fn gelu(&mut self, x: ValueRef) -> ValueRef {
+        let (sqrt2, one, half) = (
+            self.scalar(std::f64::consts::SQRT_2),
+            self.scalar(1.0),
+            self.scalar(0.5),
+        );
+        let ty = self.ty.clone();
+        let d = self.add(Op::Div {}, vec![Some(x), Some(sqrt2)], ty.clone());
+        let e = self.add(Op::Erf {}, vec![Some(d)], ty.clone());
+        let a = self.add(Op::Add {}, vec![Some(e), Some(one)], ty.clone());
+        let m = self.add(Op::Mul {}, vec![Some(x), Some(a)], ty.clone());
+        self.add(Op::Mul {}, vec![Some(m), Some(half)], ty)
+    }
+
+    /// An activation, lowering Gelu when the opset lacks it.
+    fn activation(&mut self, act: &Activation, x: ValueRef, opset: i64) -> ValueRef {
+        match act {
+            Activation::Gelu if opset < 20 => self.gelu(x),
+            _ => self.steps(&act.steps(), x),
+        }
+    }
+}
+
+fn lower_node(g: &mut Graph, id: NodeId, opset: i64) -> Result<(), String> {
+    let node = g.node(id).clone();
+    let ty = node
+        .outputs
+        .first()
+        .ok_or_else(|| format!("node '{}' has no output", node.display_name()))?
+        .ty
+        .clone();
+    let mut b = Builder {
+        g,
+        base: node.display_name(),
+        ty: ty.clone(),
+        count: 0,
+    };
+    let x = node.inputs.first().copied().flatten();
+    let result = match &node.op {
+        Op::Gelu { .. } => b.gelu(x.ok_or("Gelu has no input")?),
+        Op::Swish { alpha } => {
+            let x = x.ok_or("Swish has no input")?;
+            let a = b.scalar(*alpha as f64);
+            let ax = b.add(Op::Mul {}, vec![Some(x), Some(a)], ty.clone());
+            let s = b.add(Op::Sigmoid {}, vec![Some(ax)], ty.clone());
+            b.add(Op::Mul {}, vec![Some(x), Some(s)], ty.clone())
+        }
+        op => {
+            let u = op.unfuse().ok_or("not a fused op")??;
+            let main_args: Vec<Option<ValueRef>> =
+                node.inputs.iter().take(u.main_inputs).copied().collect();
+            let mut y = b.add(u.main.clone(), main_args, ty.clone());
+            for extra in u.bias_input.into_iter().chain([u.residual_input]) {
+                if let Some(Some(v)) = node.inputs.get(extra) {
+                    y = b.add(Op::Add {}, vec![Some(y), Some(*v)], ty.clone());
+                }
+            }
+            b.activation(&u.activation, y, opset)
+        }
+    };
+    // The last node takes over the lowered node's output name; consumers read it.
+    let old = ValueRef { node: id, port: 0 };
+    for (consumer, slot, _port) in g.consumers(id) {
+        g.set_input(consumer, slot as usize, Some(result));
+    }
+    for o in &mut g.outputs {
+        if o.value == old {
+            o.value = result;
+        }
+    }
+    g.node_mut(result.node).outputs[0].name = node.outputs[0].name.clone();
+    if result.node != id {
+        g.node_mut(result.node).name = node.name.clone();
+    }
+    g.remove_node(id);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::eval_graph;
+    use crate::ir::text::parse;
+    use crate::ir::Tensor;
+
+    /// Every activation, fused into a MatMul with bias and residual, lowers to standard ops
+    /// that compute the same values (Gelu both as the opset-20 op and in its erf form).
+    #[test]
+    fn lowered_fused_ops_compute_the_same() {
+        let acts = [
+            "none",
+            "relu",
+            "leaky_relu {alpha: 0.1}",
+            "clip {alpha: 0, beta: 6}",
+            "sigmoid",
+            "hard_sigmoid {alpha: 0.2, beta: 0.5}",
+            "hard_swish",
+            "silu",
+            "gelu",
+            "tanh",
+        ];
+        for act in acts {
+            let (name, extra) = act.split_once(' ').unwrap_or((act, ""));
+            let extra = extra.trim_start_matches('{').trim_end_matches('}');
+            let attrs = if extra.is_empty() {
+                format!("{{activation: \"{name}\"}}")
+            } else {
+                format!("{{activation: \"{name}\", {extra}}}")
+            };
+            let text = format!(
+                r#"graph "g" (%a: f32[2,3], %b: f32[3,4], %bias: f32[4], %r: f32[2,4], %x: f32[1,2,5,5], %w: f32[3,2,3,3]) {{
+  %y: f32[2,4] = fused_mat_mul {attrs} (%a, %b, %bias, %r)
+  %z: f32[1,3,3,3] = fused_conv {attrs} (%x, %w)
+  return %y, %z
+}}
+"#
+            );
+            let mut g = parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+            crate::infer::infer_graph(&mut g).unwrap();
+            let inputs: Vec<Option<Tensor>> = g
+                .inputs
+                .iter()
+                .enumerate()
+                .map(|(k, &id)| {
+                    let dims = g.node(id).outputs[0].ty.shape.as_known().unwrap();
+                    let n: usize = dims.iter().product();
+                    let data: Vec<f32> = (0..n)
+                        .map(|i| ((i * 7 + k * 3) % 11) as f32 * 0.37 - 1.8)
+                        .collect();
+                    Some(Tensor::from_vec(&dims, data).unwrap())
+                })
+                .collect();
+            let want = eval_graph(&g, &inputs).unwrap();
+            for opset in [18, 20] {
+                let low = to_standard(&g, opset).unwrap();
+                crate::ir::verify::verify(&low).unwrap();
+                assert!(low.nodes().all(|(_, n)| !n.op.is_fused()));
+                let got = eval_graph(&low, &inputs).unwrap();
+                for (w, o) in want.iter().zip(&got) {
+                    assert_eq!(w.shape(), o.shape());
+                    for (p, q) in w.to_f64_vec().iter().zip(o.to_f64_vec()) {
+                        assert!(
+                            (p - q).abs() <= 1e-6 * p.abs().max(1.0),
+                            "{act} opset {opset}: {p} vs {q}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

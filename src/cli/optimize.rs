@@ -1,0 +1,164 @@
+//! `graphc optimize`: run the optimization pipeline and write the result as a standard ONNX
+//! model, with an optional report of every pass. Also the optimizer flags that `run` and
+//! `inspect` share.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use graphc_passes::egraph::RunnerConfig;
+use graphc_passes::ir::{Dim, Graph};
+use graphc_passes::pipeline::{Pipeline, PipelineReport};
+
+use crate::onnx::{export_model, load_model, write_model, MIN_EXPORT_OPSET};
+
+/// Limits of the equality-saturation runner (defaults from `GRAPHC_EGG_*` or built in).
+#[derive(Args, Debug, Clone, Default)]
+pub struct RunnerArgs {
+    /// Stop each saturation after this many iterations [default: 30].
+    #[arg(long, value_name = "N")]
+    pub egg_iter_limit: Option<usize>,
+    /// Stop each saturation when the e-graph has this many nodes [default: 200000].
+    #[arg(long, value_name = "N")]
+    pub egg_node_limit: Option<usize>,
+    /// Stop each saturation after this many seconds [default: 20].
+    #[arg(long, value_name = "SECS")]
+    pub egg_time_limit: Option<f64>,
+}
+
+impl RunnerArgs {
+    /// The runner configuration: built-in defaults, then the environment, then the flags.
+    pub fn config(&self) -> anyhow::Result<RunnerConfig> {
+        let mut c = RunnerConfig::from_env().map_err(anyhow::Error::msg)?;
+        if let Some(n) = self.egg_iter_limit {
+            c.iter_limit = n;
+        }
+        if let Some(n) = self.egg_node_limit {
+            c.node_limit = n;
+        }
+        if let Some(s) = self.egg_time_limit {
+            c.time_limit = Duration::try_from_secs_f64(s)
+                .map_err(|_| anyhow::anyhow!("--egg-time-limit: bad duration {s}"))?;
+        }
+        Ok(c)
+    }
+}
+
+/// Arguments of `graphc optimize`.
+#[derive(Args, Debug)]
+pub struct OptimizeArgs {
+    /// The .onnx model.
+    pub model: PathBuf,
+    /// Where to write the optimized model (.onnx, standard ONNX ops only).
+    #[arg(long, short = 'o', value_name = "OUT.onnx")]
+    pub output: Option<PathBuf>,
+    /// Print what each pass did: rules fired, e-graph size, stop reason, time, node counts
+    /// per op before and after, and the memory plan's arena size.
+    #[arg(long)]
+    pub report: bool,
+    /// The ONNX opset to write [default: the lowest from 18 up that has every op].
+    #[arg(long, value_name = "N")]
+    pub opset: Option<i64>,
+    /// Override an input's shape: NAME=D,D,... (numbers, symbolic names or ?).
+    #[arg(long = "input-shape", value_name = "NAME=D,D,...", value_parser = super::parse_input_shape)]
+    pub input_shapes: Vec<(String, Vec<Dim>)>,
+    /// Saturation limits.
+    #[command(flatten)]
+    pub runner: RunnerArgs,
+}
+
+/// Runs the default pipeline on `g`.
+pub fn optimize_graph(g: &Graph, runner: &RunnerArgs) -> anyhow::Result<(Graph, PipelineReport)> {
+    let cfg = runner.config()?;
+    Ok(Pipeline::default().run(g, &cfg)?)
+}
+
+/// The memory plan's line for reports. The plan needs static shapes: symbolic and unknown
+/// input dims are set to 1 for it, and the line says so.
+pub fn arena_line(g: &Graph) -> String {
+    use graphc_passes::ir::{Op, Shape};
+    let mut g = g.clone();
+    let mut bound = Vec::new();
+    for id in g.inputs.clone() {
+        let node = g.node_mut(id);
+        if !matches!(node.op, Op::Input { default: None }) {
+            continue;
+        }
+        if let Shape::Ranked(dims) = &mut node.outputs[0].ty.shape {
+            for d in dims.iter_mut() {
+                match d {
+                    Dim::Known(_) => {}
+                    Dim::Sym(s) => {
+                        if !bound.contains(s) {
+                            bound.push(s.clone());
+                        }
+                        *d = Dim::Known(1);
+                    }
+                    Dim::Unknown => {
+                        if !bound.iter().any(|b| b == "?") {
+                            bound.push("?".into());
+                        }
+                        *d = Dim::Known(1);
+                    }
+                }
+            }
+        }
+    }
+    let plan = if bound.is_empty() {
+        graphc_passes::plan::memory::plan(&g)
+    } else {
+        graphc_passes::infer::infer_graph(&mut g)
+            .map_err(|e| e.to_string())
+            .and_then(|_| graphc_passes::plan::memory::plan(&g))
+    };
+    let with = if bound.is_empty() {
+        String::new()
+    } else {
+        format!(" (with {} = 1)", bound.join(", "))
+    };
+    match plan {
+        Ok(p) => format!("memory{with}: {p}"),
+        Err(e) => format!("memory{with}: no plan ({e})"),
+    }
+}
+
+/// Runs `graphc optimize`.
+pub fn run(args: OptimizeArgs) -> anyhow::Result<()> {
+    if args.output.is_none() && !args.report {
+        bail!("nothing to do: give -o OUT.onnx, --report, or both");
+    }
+    if let Some(out) = &args.output {
+        match out.extension().and_then(|e| e.to_str()) {
+            Some("onnx") => {}
+            Some("so") => bail!(
+                "{}: writing a shared library needs the code generator, which graphc does not have yet; write .onnx",
+                out.display()
+            ),
+            _ => bail!("{}: the output must be a .onnx file", out.display()),
+        }
+    }
+    let g = load_model(&args.model, args.input_shapes.clone())?;
+    let (opt, report) = optimize_graph(&g, &args.runner)?;
+    if args.report {
+        print!("{report}");
+        println!("{}", arena_line(&opt));
+    }
+    if let Some(out) = &args.output {
+        let lowered =
+            graphc_passes::lower::to_standard(&opt, args.opset.unwrap_or(MIN_EXPORT_OPSET))
+                .map_err(anyhow::Error::msg)
+                .context("lowering fused ops to standard ONNX")?;
+        let opset = args
+            .opset
+            .unwrap_or_else(|| crate::onnx::export::min_opset(&lowered));
+        let model = export_model(&lowered, opset)?;
+        write_model(out, &model)?;
+        eprintln!(
+            "wrote {} ({} nodes, opset {opset})",
+            out.display(),
+            model.graph.as_ref().map_or(0, |g| g.node.len())
+        );
+    }
+    Ok(())
+}
