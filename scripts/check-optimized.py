@@ -17,6 +17,7 @@ import tempfile
 
 import numpy as np
 import onnx
+import onnx.numpy_helper
 import onnxruntime as ort
 
 ort.set_default_logger_severity(3)
@@ -49,6 +50,27 @@ def inputs_for(sess, rng):
     return feeds
 
 
+def stored_inputs(model, sess):
+    """The inputs of a node test's first data set, when the model has one."""
+    d = os.path.join(os.path.dirname(model), "test_data_set_0")
+    if not os.path.isdir(d):
+        return None
+    feeds = {}
+    for k, i in enumerate(sess.get_inputs()):
+        p = os.path.join(d, f"input_{k}.pb")
+        if not os.path.exists(p):
+            return None
+        t = onnx.TensorProto()
+        with open(p, "rb") as f:
+            t.ParseFromString(f.read())
+        feeds[i.name] = onnx.numpy_helper.to_array(t)
+    return feeds
+
+
+class Skip(Exception):
+    """ONNX Runtime cannot run the original model: nothing to compare with."""
+
+
 def session(path):
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
@@ -61,16 +83,23 @@ def check(graphc, model, tmp):
     if r.returncode != 0:
         return f"graphc optimize failed: {r.stderr.strip()}"
     onnx.checker.check_model(onnx.load(out), full_check=True)
-    before, after = session(model), session(out)
-    feeds = inputs_for(before, np.random.default_rng(0))
+    try:
+        before = session(model)
+        feeds = stored_inputs(model, before) or inputs_for(before, np.random.default_rng(0))
+        ys = before.run(None, feeds)
+    except Exception as e:
+        raise Skip(str(e).splitlines()[0][:160]) from e
+    after = session(out)
     # The optimized model keeps the graph inputs that have no initializer.
     names = {i.name for i in after.get_inputs()}
-    ys = before.run(None, feeds)
     zs = after.run(None, {k: v for k, v in feeds.items() if k in names})
     for k, (y, z) in enumerate(zip(ys, zs)):
         if y.shape != z.shape:
             return f"output {k}: shape {z.shape} != {y.shape}"
-        if not np.allclose(z, y, rtol=1e-4, atol=1e-5, equal_nan=True):
+        # Half-precision results differ in their last bits when the order of operations
+        # changes: compare them at half precision's resolution.
+        tol = 1e-2 if y.dtype == np.float16 else 1e-4
+        if not np.allclose(z, y, rtol=tol, atol=tol / 10, equal_nan=True):
             return f"output {k}: max abs difference {np.max(np.abs(z.astype(np.float64) - y))}"
     n_before = len(onnx.load(model).graph.node)
     n_after = len(onnx.load(out).graph.node)
@@ -82,17 +111,21 @@ def main():
     ap.add_argument("--graphc", default="target/release/graphc")
     ap.add_argument("models", nargs="+")
     args = ap.parse_args()
-    bad = 0
+    bad = skipped = 0
     with tempfile.TemporaryDirectory() as tmp:
         for m in args.models:
             try:
                 res = check(args.graphc, m, tmp)
+            except Skip as e:
+                res = f"skipped: ONNX Runtime cannot run the original: {e}"
+                skipped += 1
             except Exception as e:  # a checker or ORT rejection is a failure to report
                 res = f"rejected: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
-            if not res.startswith("ok"):
+            if not res.startswith(("ok", "skipped")):
                 bad += 1
             print(f"{m}: {res}", flush=True)
-    print(f"{len(args.models) - bad} of {len(args.models)} ok")
+    ok = len(args.models) - bad - skipped
+    print(f"{ok} ok, {bad} failed, {skipped} skipped (ONNX Runtime cannot run the original)")
     sys.exit(1 if bad else 0)
 
 

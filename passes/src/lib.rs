@@ -5,6 +5,7 @@
 
 pub mod egraph;
 pub mod eval;
+pub mod fuse_elementwise;
 pub mod infer;
 pub mod ir;
 pub mod lower;

@@ -9,25 +9,28 @@ use crate::ir::{Graph, Node, NodeId, Op, TypeInfo, ValueInfo, ValueRef};
 /// Rewrites `g` (typed) so that it uses only standard ops available at `opset`.
 pub fn to_standard(g: &Graph, opset: i64) -> Result<Graph, String> {
     let mut out = g.clone();
-    let targets: Vec<NodeId> = g
-        .node_ids()
-        .iter()
-        .copied()
-        .filter(|&id| needs_lowering(&g.node(id).op, opset))
-        .collect();
-    if targets.is_empty() {
-        return Ok(out);
+    // Round 1 lowers the graph's own nodes; round 2 what inlined fused bodies brought in.
+    for _ in 0..2 {
+        let targets: Vec<NodeId> = out
+            .node_ids()
+            .iter()
+            .copied()
+            .filter(|&id| needs_lowering(&out.node(id).op, opset))
+            .collect();
+        if targets.is_empty() {
+            break;
+        }
+        for id in targets {
+            lower_node(&mut out, id, opset)?;
+        }
+        out.toposort()?;
     }
-    for id in targets {
-        lower_node(&mut out, id, opset)?;
-    }
-    out.toposort()?;
     Ok(out)
 }
 
 fn needs_lowering(op: &Op, opset: i64) -> bool {
     match op {
-        Op::FusedConv { .. } | Op::FusedMatMul { .. } => true,
+        Op::FusedConv { .. } | Op::FusedMatMul { .. } | Op::FusedElementwise { .. } => true,
         Op::Gelu { approximate } => opset < 20 && approximate == "none",
         Op::Swish { .. } => opset < 24,
         _ => false,
@@ -108,6 +111,55 @@ impl Builder<'_> {
     }
 }
 
+/// Copies a fused body's nodes into the graph, reading `inputs`; returns its output. Ops of
+/// the body that need lowering themselves (Gelu, Swish) are lowered in the next round.
+fn inline(
+    b: &mut Builder<'_>,
+    body: &Graph,
+    inputs: &[Option<ValueRef>],
+) -> Result<ValueRef, String> {
+    use std::collections::HashMap;
+    let mut map: HashMap<ValueRef, ValueRef> = HashMap::new();
+    for (k, &id) in body.inputs.iter().enumerate() {
+        let v = inputs
+            .get(k)
+            .copied()
+            .flatten()
+            .ok_or("a fused body input has no value")?;
+        map.insert(ValueRef { node: id, port: 0 }, v);
+    }
+    for &id in body.node_ids() {
+        let n = body.node(id);
+        if matches!(n.op, Op::Input { .. }) {
+            continue;
+        }
+        let args: Vec<Option<ValueRef>> = n
+            .inputs
+            .iter()
+            .map(|v| {
+                v.map(|v| {
+                    map.get(&v)
+                        .copied()
+                        .ok_or("a fused body reads an unknown value")
+                })
+            })
+            .map(Option::transpose)
+            .collect::<Result<_, _>>()?;
+        let ty = n
+            .outputs
+            .first()
+            .ok_or("a fused body node has no output")?
+            .ty
+            .clone();
+        let v = b.add(n.op.clone(), args, ty);
+        map.insert(ValueRef { node: id, port: 0 }, v);
+    }
+    let out = body.outputs.first().ok_or("a fused body has no output")?;
+    map.get(&out.value)
+        .copied()
+        .ok_or_else(|| "a fused body's output is unknown".into())
+}
+
 fn lower_node(g: &mut Graph, id: NodeId, opset: i64) -> Result<(), String> {
     let node = g.node(id).clone();
     let ty = node
@@ -124,6 +176,7 @@ fn lower_node(g: &mut Graph, id: NodeId, opset: i64) -> Result<(), String> {
     };
     let x = node.inputs.first().copied().flatten();
     let result = match &node.op {
+        Op::FusedElementwise { body } => inline(&mut b, body, &node.inputs)?,
         Op::Gelu { .. } => b.gelu(x.ok_or("Gelu has no input")?),
         Op::Swish { alpha } => {
             let x = x.ok_or("Swish has no input")?;
@@ -169,6 +222,43 @@ mod tests {
     use crate::eval::eval_graph;
     use crate::ir::text::parse;
     use crate::ir::Tensor;
+
+    /// A fused elementwise body is inlined, and the Gelu inside it lowered at opset 18.
+    #[test]
+    fn fused_elementwise_inlines_and_lowers_its_body() {
+        let text = r#"graph "g" (%x: f32[2,3], %y: f32[3]) {
+  %z: f32[2,3] = fused_elementwise {
+    body: graph "b" (%x0: f32[2,3], %x1: f32[3]) {
+      %a: f32[2,3] = add (%x0, %x1)
+      %g: f32[2,3] = gelu (%a)
+      %t: f32[2,3] = tanh (%g)
+      return %t
+    }
+  } (%x, %y)
+  return %z
+}
+"#;
+        let mut g = parse(text).unwrap();
+        crate::infer::infer_graph(&mut g).unwrap();
+        let xs = vec![
+            Some(Tensor::from_vec(&[2, 3], vec![-1.5f32, -0.2, 0.0, 0.3, 1.1, 2.5]).unwrap()),
+            Some(Tensor::from_vec(&[3], vec![0.5f32, -0.25, 1.0]).unwrap()),
+        ];
+        let want = eval_graph(&g, &xs).unwrap();
+        let low = to_standard(&g, 18).unwrap();
+        crate::ir::verify::verify(&low).unwrap();
+        let ops: Vec<&str> = low.nodes().map(|(_, n)| n.op.name()).collect();
+        assert!(
+            !ops.contains(&"fused_elementwise") && !ops.contains(&"gelu"),
+            "{ops:?}"
+        );
+        assert!(ops.contains(&"erf") && ops.contains(&"tanh"), "{ops:?}");
+        assert_eq!(low.outputs[0].name, "z");
+        let got = eval_graph(&low, &xs).unwrap();
+        for (p, q) in want[0].to_f64_vec().iter().zip(got[0].to_f64_vec()) {
+            assert!((p - q).abs() <= 1e-6, "{p} vs {q}");
+        }
+    }
 
     /// Every activation, fused into a MatMul with bias and residual, lowers to standard ops
     /// that compute the same values (Gelu both as the opset-20 op and in its erf form).

@@ -4,7 +4,9 @@
 //! The default pipeline is
 //! 1. `simplify`: equality saturation with the constant, algebra and BatchNorm rule sets;
 //! 2. `fuse`: equality saturation with the fusion rule set (epilogues, pattern recognition),
-//!    on the simplified graph, so the fusion e-graph starts from the cheapest simple form.
+//!    on the simplified graph, so the fusion e-graph starts from the cheapest simple form;
+//! 3. `fuse-elementwise`: remaining chains of elementwise ops become `fused_elementwise`
+//!    nodes (a graph pass on the extracted graph).
 //!
 //! The CLI's `inspect --stop-after PASS` and `--after-all` print the graph between passes;
 //! `optimize --report` prints every pass's [`Report`].
@@ -46,6 +48,41 @@ impl Pass for SaturationPass {
     }
 }
 
+/// A pass that rewrites the graph directly (no e-graph).
+pub struct GraphPass {
+    name: &'static str,
+    description: &'static str,
+    run: fn(&Graph) -> Result<Graph, String>,
+}
+
+impl Pass for GraphPass {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn description(&self) -> &'static str {
+        self.description
+    }
+
+    fn run(&self, g: &Graph, _: &RunnerConfig) -> Result<(Graph, Report), OptimizeError> {
+        let t0 = std::time::Instant::now();
+        let mut out = (self.run)(g).map_err(OptimizeError::Graph)?;
+        crate::infer::infer_graph(&mut out)?;
+        crate::ir::verify::verify(&out)?;
+        let report = Report {
+            stop_reason: GRAPH_PASS.into(),
+            ops_before: crate::egraph::runner::op_counts(g),
+            ops_after: crate::egraph::runner::op_counts(&out),
+            time: t0.elapsed(),
+            ..Report::default()
+        };
+        Ok((out, report))
+    }
+}
+
+/// The stop reason recorded by a [`GraphPass`], which has no e-graph.
+pub const GRAPH_PASS: &str = "graph pass";
+
 /// Passes in order.
 pub struct Pipeline {
     /// The passes, run first to last.
@@ -84,6 +121,11 @@ impl Default for Pipeline {
                     description:
                         "Conv/MatMul epilogues and pattern recognition (GELU, SiLU, LayerNorm, ...)",
                     rules: rules::fusion::rules,
+                }),
+                Box::new(GraphPass {
+                    name: "fuse-elementwise",
+                    description: "chains of elementwise ops into one fused_elementwise node",
+                    run: crate::fuse_elementwise::fuse_elementwise,
                 }),
             ],
         }
@@ -160,6 +202,17 @@ pub enum PipelineError {
 impl fmt::Display for PipelineReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (name, r) in &self.passes {
+            if r.stop_reason == GRAPH_PASS {
+                let n = |m: &std::collections::BTreeMap<String, usize>| m.values().sum::<usize>();
+                writeln!(
+                    f,
+                    "pass {name}: {} -> {} nodes, time {:.3}s",
+                    n(&r.ops_before),
+                    n(&r.ops_after),
+                    r.time.as_secs_f64()
+                )?;
+                continue;
+            }
             writeln!(
                 f,
                 "pass {name}: {}, classes {}, time {:.3}s",

@@ -84,10 +84,20 @@ fn since_opset(op: &Op) -> i64 {
     }
 }
 
-/// The lowest opset, from [`MIN_EXPORT_OPSET`] up, that has every op of `g`'s top level.
+/// The lowest opset, from [`MIN_EXPORT_OPSET`] up, that has every op of `g`'s top level in
+/// the form the node uses (an input or attribute added after the op itself counts).
 pub fn min_opset(g: &Graph) -> i64 {
     g.nodes()
-        .map(|(_, n)| since_opset(&n.op))
+        .map(|(_, n)| {
+            let present = |i: usize| n.inputs.get(i).is_some_and(Option::is_some);
+            let form = match &n.op {
+                Op::Dft { .. } if present(2) => 20,
+                Op::AveragePool { dilations, .. } if !dilations.is_empty() => 19,
+                Op::Attention { .. } if present(6) => 24,
+                _ => MIN_EXPORT_OPSET,
+            };
+            since_opset(&n.op).max(form)
+        })
         .fold(MIN_EXPORT_OPSET, i64::max)
 }
 

@@ -2,7 +2,8 @@
 //! file is a graph in the IR text format with directives in leading `;` comments:
 //!
 //! - `; rules: NAME`: the rule set to saturate with (`algebra`, `batchnorm`, `fusion`,
-//!   `simplify`, `default`), or `; pass: pipeline` for the whole default pipeline;
+//!   `simplify`, `default`), or `; pass: NAME` for one pass of the default pipeline
+//!   (`simplify`, `fuse`, `fuse-elementwise`) or `; pass: pipeline` for all of it;
 //! - `; rtol: X`: the relative tolerance of the numeric check (required: every fixture
 //!   states it); `; atol: X`: the absolute one (default 0), for folds whose rounding shows
 //!   on results that cancel to near zero;
@@ -58,7 +59,7 @@ pub fn random_inputs(g: &Graph, seed: u64) -> Vec<Option<Tensor>> {
 
 struct Directives {
     rules: Option<String>,
-    pipeline: bool,
+    pass: Option<String>,
     rtol: f64,
     atol: f64,
     unchanged: bool,
@@ -70,7 +71,7 @@ struct Directives {
 fn directives(path: &Path, text: &str) -> Directives {
     let mut d = Directives {
         rules: None,
-        pipeline: false,
+        pass: None,
         rtol: f64::NAN,
         atol: 0.0,
         unchanged: false,
@@ -90,7 +91,7 @@ fn directives(path: &Path, text: &str) -> Directives {
         let value = value.trim();
         match key.trim() {
             "rules" => d.rules = Some(value.to_string()),
-            "pass" if value == "pipeline" => d.pipeline = true,
+            "pass" => d.pass = Some(value.to_string()),
             "rtol" => d.rtol = value.parse().expect("rtol is a number"),
             "atol" => d.atol = value.parse().expect("atol is a number"),
             "expect" if value == "unchanged" => d.unchanged = true,
@@ -111,7 +112,7 @@ fn directives(path: &Path, text: &str) -> Directives {
         path.display()
     );
     assert!(
-        d.rules.is_some() != d.pipeline,
+        d.rules.is_some() != d.pass.is_some(),
         "{}: give exactly one of '; rules: NAME' and '; pass: pipeline'",
         path.display()
     );
@@ -142,10 +143,21 @@ fn run_fixture(path: &Path) -> Result<String, String> {
     let mut g = parse(&text).map_err(|e| format!("parse: {e}"))?;
     graphc::passes::infer::infer_graph(&mut g).map_err(|e| format!("infer: {e}"))?;
     let cfg = RunnerConfig::default();
-    let (out, summary) = if d.pipeline {
-        let (out, r) = Pipeline::default()
-            .run(&g, &cfg)
-            .map_err(|e| e.to_string())?;
+    let (out, summary) = if let Some(pass) = &d.pass {
+        let pipeline = Pipeline::default();
+        let (out, r) = if pass == "pipeline" {
+            pipeline.run(&g, &cfg).map_err(|e| e.to_string())?
+        } else {
+            let p = pipeline
+                .passes
+                .iter()
+                .find(|p| p.name() == pass)
+                .ok_or_else(|| format!("no pass named '{pass}'"))?;
+            let (out, r) = p.run(&g, &cfg).map_err(|e| e.to_string())?;
+            let mut report = graphc::passes::pipeline::PipelineReport::default();
+            report.passes.push((p.name(), r));
+            (out, report)
+        };
         let s: Vec<String> = r
             .passes
             .iter()
@@ -199,6 +211,9 @@ fn run_fixture(path: &Path) -> Result<String, String> {
 /// The deterministic part of a report: which rules fired (not how often: that depends on
 /// the order egg visits matches), stop reason, iterations.
 fn summary(r: &Report) -> String {
+    if r.stop_reason == graphc::passes::pipeline::GRAPH_PASS {
+        return r.stop_reason.clone();
+    }
     let fired: Vec<&str> = r.rules_fired.keys().map(String::as_str).collect();
     format!("{}, fired: [{}]", r.summary(), fired.join(", "))
 }

@@ -90,6 +90,17 @@ pub fn op_cost(op: &Op, inputs: &[Option<&TypeInfo>], outputs: &[TypeInfo]) -> f
         | Op::ReduceProd { .. }
         | Op::Softmax { .. }
         | Op::LogSoftmax { .. } => in_elems.max(out_elems),
+        // Two matrix products over [batch, heads, seq, kv_seq] scores, plus the softmax.
+        Op::Attention { .. } => {
+            let q = first.map(dims).unwrap_or_default();
+            let kv_seq = second
+                .map(dims)
+                .and_then(|k| k.get(k.len().wrapping_sub(2)).copied())
+                .unwrap_or(1.0);
+            let d = q.last().copied().unwrap_or(1.0);
+            let scores = q.iter().product::<f64>() / d.max(1.0) * kv_seq;
+            2.0 * scores * d + 2.0 * scores * (out_elems / (scores / kv_seq).max(1.0)) + scores
+        }
         // Division is several times slower than multiplication on every CPU.
         Op::Div {} => 4.0 * out_elems,
         // Inference BatchNorm as written: subtract, divide, scale, shift per element (a

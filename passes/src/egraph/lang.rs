@@ -83,7 +83,11 @@ impl KeyedOp {
 fn has_heavy_attrs(op: &Op) -> bool {
     matches!(
         op,
-        Op::ConstantOfShape { .. } | Op::If { .. } | Op::Loop { .. } | Op::Scan { .. }
+        Op::ConstantOfShape { .. }
+            | Op::If { .. }
+            | Op::Loop { .. }
+            | Op::Scan { .. }
+            | Op::FusedElementwise { .. }
     )
 }
 

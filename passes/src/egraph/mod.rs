@@ -34,6 +34,9 @@ pub enum OptimizeError {
     /// The extracted graph does not infer.
     #[error("extracted graph: {0}")]
     Infer(#[from] crate::infer::InferError),
+    /// A graph pass failed.
+    #[error("{0}")]
+    Graph(String),
     /// The extracted graph does not verify.
     #[error("extracted graph: {0}")]
     Verify(#[from] crate::ir::verify::VerifyError),

@@ -493,6 +493,11 @@ fn rule(op: &Op, ins: &[Option<Fact<'_>>], n: usize) -> Res<Vec<TypeInfo>> {
             axis,
         } => one(nn::dft(ins, *axis, *onesided, *inverse)),
         Op::FusedConv { .. } | Op::FusedMatMul { .. } => one(fused(op, ins)),
+        Op::FusedElementwise { body } => {
+            let seeds: Vec<Option<TypeInfo>> =
+                ins.iter().map(|f| f.map(|f| f.ty.clone())).collect();
+            control::infer_body(body, &seeds, "fused body")
+        }
     }
 }
 

@@ -321,6 +321,10 @@ define_ops! {
     /// `act(matmul(a, b) + bias + r)`: a matrix product with its epilogue; inputs
     /// `(a, b, bias?, r?)`.
     FusedMatMul = "fused_mat_mul" / "graphc.FusedMatMul" { activation: String = "none", alpha: f32 = 0.0, beta: f32 = 0.0 }
+    /// A chain of elementwise ops computed in one pass over the output: `body` is the
+    /// expression, a graph whose inputs receive the node's inputs and whose one output is the
+    /// result.
+    FusedElementwise = "fused_elementwise" / "graphc.FusedElementwise" { body: Box<Graph> }
 
     // ---- signal ----
     HannWindow = "hann_window" / "HannWindow" { output_datatype: i64 = 1, periodic: i64 = 1 }

@@ -158,6 +158,7 @@ pub fn in_place_op(op: &Op) -> bool {
             | Op::BitwiseXor { .. }
             | Op::PRelu { .. }
             | Op::Where { .. }
+            | Op::FusedElementwise { .. }
     )
 }
 

@@ -1,7 +1,8 @@
 //! Fusion: Conv and MatMul/Gemm absorb their epilogue (bias, a residual Add, an activation)
 //! into graphc's `fused_conv` / `fused_mat_mul` (see `ir::fused`), and multi-op patterns are
 //! recognized as the single ops they compute (SiLU, GELU in its Erf form, HardSwish in its
-//! Clip form, LayerNorm).
+//! Clip form, LayerNorm, and scaled dot-product attention with an optional additive mask as
+//! ONNX Attention).
 //!
 //! Whether a fusion pays is the extractor's call: when a Conv's output has a second consumer,
 //! the fused node and the plain Conv would both be needed, and the DAG-aware cost keeps the
@@ -38,6 +39,11 @@ pub fn rules() -> Vec<Rewrite> {
             "(add (mul (div (sub ?x (reduce_mean ?x ?a1)) (sqrt (add (reduce_mean (pow (sub ?x (reduce_mean ?x ?a1)) ?two) ?a2) ?eps))) ?gamma) ?beta)"
             => { LayerNorm { x: var("?x"), a1: var("?a1"), a2: var("?a2"), eps: var("?eps"), gamma: var("?gamma"), beta: var("?beta") } }
             if is_splat_of("?two", 2.0) if same_type_as_root("?x")),
+        rw!("attention-masked"; "(mat_mul (softmax (add (mul (mat_mul ?q ?kt) ?s) ?m)) ?v)"
+            => { AttentionOp { q: var("?q"), kt: var("?kt"), v: var("?v"), s: var("?s"), m: Some(var("?m")) } }),
+        rw!("attention";        "(mat_mul (softmax (mul (mat_mul ?q ?kt) ?s)) ?v)"
+            => { AttentionOp { q: var("?q"), kt: var("?kt"), v: var("?v"), s: var("?s"), m: None } }),
+        rw!("transpose-transpose"; "(transpose ?t)" => { super::algebra::ComposeTranspose { t: var("?t") } }),
         // Gemm as a matrix product with a bias.
         rw!("gemm-to-fused-2"; "(gemm ?a ?b)" => { GemmToFused { a: var("?a"), b: var("?b"), c: None } }),
         rw!("gemm-to-fused-3"; "(gemm ?a ?b ?c)" => { GemmToFused { a: var("?a"), b: var("?b"), c: Some(var("?c")) } }),
@@ -379,6 +385,115 @@ impl Applier<ENode, GraphAnalysis> for LayerNorm {
             stash_type: 1,
         };
         let kids = vec![x, eg.find(subst[self.gamma]), eg.find(subst[self.beta])];
+        let new = add_op(eg, op, kids);
+        union_all(eg, root, vec![new])
+    }
+}
+
+/// `matmul(softmax(matmul(q, kt) * s + m, axis=-1), v)` on 4-D `[batch, heads, seq, dim]`
+/// tensors: `attention(q, transpose(kt), v, m) {scale: s}`. The chain is re-found node by
+/// node with the attributes it needs (Softmax over the last axis, not `coerce_2d`), since
+/// patterns match ops by name only.
+#[derive(Debug)]
+pub struct AttentionOp {
+    /// Queries.
+    pub q: Var,
+    /// Keys, transposed.
+    pub kt: Var,
+    /// Values.
+    pub v: Var,
+    /// The scale.
+    pub s: Var,
+    /// The additive mask.
+    pub m: Option<Var>,
+}
+
+impl Applier<ENode, GraphAnalysis> for AttentionOp {
+    fn apply_one(
+        &self,
+        eg: &mut EG,
+        root: Id,
+        subst: &Subst,
+        _: Option<&PatternAst<ENode>>,
+        _: Symbol,
+    ) -> Vec<Id> {
+        use crate::egraph::{Head, KeyedOp};
+        let (q, kt, v, s) = (subst[self.q], subst[self.kt], subst[self.v], subst[self.s]);
+        let rank4 = |id: Id| {
+            eg[id]
+                .data
+                .ty()
+                .and_then(|t| t.shape.rank())
+                .is_some_and(|r| r == 4)
+        };
+        let float = eg[q].data.ty().is_some_and(|t| super::is_float(t.dtype));
+        if !float || !rank4(q) || !rank4(kt) || !rank4(v) || !rank4(root) {
+            return vec![];
+        }
+        let scale = match constant(eg, s) {
+            Some(t) if t.len() == 1 => t.to_f64_vec()[0] as f32,
+            _ => return vec![],
+        };
+        if let Some(m) = self.m {
+            let fits = eg[subst[m]].data.ty().is_some_and(|t| {
+                super::is_float(t.dtype) && t.shape.rank().is_some_and(|r| r <= 4)
+            });
+            if !fits {
+                return vec![];
+            }
+        }
+        let node = |op: Op, children: Vec<Id>| ENode {
+            head: Head::Op(KeyedOp::new(op, 1)),
+            children,
+        };
+        // Re-find the chain: matmul(q, kt) -> mul(., s) -> add(., m) -> softmax(axis -1) -> root.
+        let Some(qk) = eg.lookup(node(Op::MatMul {}, vec![q, kt])) else {
+            return vec![];
+        };
+        let Some(mut x) = eg.lookup(node(Op::Mul {}, vec![qk, s])) else {
+            return vec![];
+        };
+        if let Some(m) = self.m {
+            let Some(a) = eg.lookup(node(Op::Add {}, vec![x, subst[m]])) else {
+                return vec![];
+            };
+            x = a;
+        }
+        let softmax = [-1, 3].into_iter().find_map(|axis| {
+            eg.lookup(node(
+                Op::Softmax {
+                    axis,
+                    coerce_2d: false,
+                },
+                vec![x],
+            ))
+        });
+        let Some(p) = softmax else { return vec![] };
+        if eg
+            .lookup(node(Op::MatMul {}, vec![p, v]))
+            .map(|r| eg.find(r))
+            != Some(eg.find(root))
+        {
+            return vec![];
+        }
+        let k = add_op(
+            eg,
+            Op::Transpose {
+                perm: Some(vec![0, 1, 3, 2]),
+            },
+            vec![kt],
+        );
+        let mut kids = vec![q, k, v];
+        kids.extend(self.m.map(|m| subst[m]));
+        let op = Op::Attention {
+            is_causal: 0,
+            kv_num_heads: None,
+            q_num_heads: None,
+            qk_matmul_output_mode: 0,
+            scale: Some(scale),
+            softcap: 0.0,
+            softmax_precision: None,
+        };
         let new = add_op(eg, op, kids);
         union_all(eg, root, vec![new])
     }
