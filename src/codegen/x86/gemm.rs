@@ -135,6 +135,10 @@ impl GemmSpec {
     pub fn kc(&self) -> usize {
         let slab_row = panels(self.n) * NR * 4;
         let kc_max = (B_SLAB_BYTES / slab_row).clamp(64, KC_MAX);
+        let kc_max = std::env::var("TUNE_KC")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(kc_max);
         if self.k <= kc_max {
             return self.k;
         }
