@@ -256,3 +256,38 @@ fn peak_loop_runs() {
     let gflops = super::peak::PeakLoop::new().unwrap().measure(100_000, 1);
     assert!(gflops > 1.0, "{gflops}");
 }
+
+#[test]
+fn bytes_go_into_a_pic_object_module() {
+    use cranelift_codegen::ir::{types, AbiParam};
+    use cranelift_codegen::settings::{self, Configurable};
+    use cranelift_module::{default_libcall_names, Linkage, Module};
+    use cranelift_object::{ObjectBuilder, ObjectModule};
+
+    let mut flags = settings::builder();
+    flags.set("is_pic", "true").unwrap();
+    let isa = cranelift_codegen::isa::lookup_by_name("x86_64-unknown-linux-gnu")
+        .unwrap()
+        .finish(settings::Flags::new(flags))
+        .unwrap();
+    let builder = ObjectBuilder::new(isa, "gemm", default_libcall_names()).unwrap();
+    let mut module = ObjectModule::new(builder);
+    let mut sig = module.make_signature();
+    sig.params.extend((0..6).map(|_| AbiParam::new(types::I64)));
+    let spec = GemmSpec {
+        bias: true,
+        act: Epilogue::Relu,
+        ..GemmSpec::new(50, 70, 600)
+    };
+    let bytes = emit_gemm(&spec).unwrap();
+    let id = module
+        .declare_function("gemm_50x70x600", Linkage::Export, &sig)
+        .unwrap();
+    module.define_function_bytes(id, 64, &bytes, &[]).unwrap();
+    let object = module.finish().emit().unwrap();
+    assert!(object.len() > bytes.len());
+    assert!(
+        object.windows(bytes.len()).any(|w| w == bytes),
+        "code bytes stored unchanged"
+    );
+}
