@@ -131,14 +131,10 @@ impl GemmSpec {
     }
 
     /// The K block length: `k` itself when small, otherwise `k` split into equal blocks
-    /// (multiples of 4) no longer than [`KC_MAX`] whose packed-B slab fits [`B_SLAB_BYTES`].
+    /// (multiples of 4) no longer than 512 whose packed-B slab (kc × padded n) fits 1 MiB.
     pub fn kc(&self) -> usize {
         let slab_row = panels(self.n) * NR * 4;
         let kc_max = (B_SLAB_BYTES / slab_row).clamp(64, KC_MAX);
-        let kc_max = std::env::var("TUNE_KC")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(kc_max);
         if self.k <= kc_max {
             return self.k;
         }
@@ -161,7 +157,8 @@ pub fn packed_b_len(k: usize, n: usize) -> usize {
 /// each `k` rows of 16 consecutive columns (panel `j`, row `p`, column `c` at
 /// `j*k*16 + p*16 + c`); the last panel is zero-padded.
 pub fn pack_b(b: &[f32], k: usize, n: usize, trans_b: bool) -> Result<Vec<f32>, String> {
-    if b.len() < k * n {
+    let len = k.checked_mul(n).zip(panels(n).checked_mul(k * NR));
+    if len.is_none_or(|(len, _)| b.len() < len) {
         return Err(format!("pack_b: {} elements for a {k}x{n} matrix", b.len()));
     }
     let mut out = vec![0.0f32; packed_b_len(k, n)];
@@ -427,8 +424,8 @@ impl Emitter<'_> {
         self.a.shl(SCRATCH, 6)?;
         self.a.add(B_PTR, SCRATCH)?;
         self.a.add(B_PTR, B_BASE)?;
-        for acc in 0..rows * nv {
-            self.a.vxorps(YMM[acc], YMM[acc], YMM[acc])?;
+        for &acc in &YMM[..rows * nv] {
+            self.a.vxorps(acc, acc, acc)?;
         }
 
         let mut unrolled = self.a.create_label();
@@ -572,17 +569,17 @@ impl Emitter<'_> {
                 Epilogue::None => {}
                 Epilogue::Relu => {
                     self.a.vxorps(lo, lo, lo)?;
-                    for acc in 0..rows * nv {
+                    for &acc in &YMM[..rows * nv] {
                         // vmaxps returns its second source when either is NaN: keep NaN.
-                        self.a.vmaxps(YMM[acc], lo, YMM[acc])?;
+                        self.a.vmaxps(acc, lo, acc)?;
                     }
                 }
                 Epilogue::Clip { lo: l, hi: h } => {
                     self.broadcast_const(lo, xmm13, l)?;
                     self.broadcast_const(hi, xmm12, h)?;
-                    for acc in 0..rows * nv {
-                        self.a.vmaxps(YMM[acc], lo, YMM[acc])?;
-                        self.a.vminps(YMM[acc], hi, YMM[acc])?;
+                    for &acc in &YMM[..rows * nv] {
+                        self.a.vmaxps(acc, lo, acc)?;
+                        self.a.vminps(acc, hi, acc)?;
                     }
                 }
             }
