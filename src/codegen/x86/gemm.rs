@@ -10,7 +10,7 @@
 //!
 //! It computes rows `[m_begin, min(m_end, m))` of `C = act(C_prev? + A·B + bias?)`. `A` is read
 //! in place (row-major with leading dimension `lda`, or its transpose); `B` is packed ahead of
-//! time by [`pack_b`] into panels of [`NR`] columns. The code has no calls, no absolute
+//! time by [`pack_b`] into K blocks of panels of [`NR`] columns. The code has no calls, no absolute
 //! addresses and no relocations, so the same bytes serve the JIT and a shared object.
 //!
 //! Structure (LIBXSMM/BLIS style, specialized at emit time):
@@ -130,17 +130,22 @@ impl GemmSpec {
         Ok(())
     }
 
-    /// The K block length: `k` itself when small, otherwise `k` split into equal blocks
-    /// (multiples of 4) no longer than 512 whose packed-B slab (kc × padded n) fits 1 MiB.
+    /// The K block length, [`k_block`] of this shape.
     pub fn kc(&self) -> usize {
-        let slab_row = panels(self.n) * NR * 4;
-        let kc_max = (B_SLAB_BYTES / slab_row).clamp(64, KC_MAX);
-        if self.k <= kc_max {
-            return self.k;
-        }
-        let blocks = self.k.div_ceil(kc_max);
-        self.k.div_ceil(blocks).next_multiple_of(4)
+        k_block(self.k, self.n)
     }
+}
+
+/// The K block length for a `k×n` B: `k` itself when small, otherwise `k` split into equal
+/// blocks (multiples of 4) no longer than 512 whose packed slab (kc × padded n) fits 1 MiB.
+pub fn k_block(k: usize, n: usize) -> usize {
+    let slab_row = panels(n).max(1) * NR * 4;
+    let kc_max = (B_SLAB_BYTES / slab_row).clamp(64, KC_MAX);
+    if k <= kc_max {
+        return k.max(1);
+    }
+    let blocks = k.div_ceil(kc_max);
+    k.div_ceil(blocks).next_multiple_of(4)
 }
 
 /// The number of [`NR`]-column panels for `n` columns.
@@ -148,32 +153,35 @@ pub fn panels(n: usize) -> usize {
     n.div_ceil(NR)
 }
 
-/// The length in floats of `B` packed by [`pack_b`].
+/// The length in floats of `B` packed by [`pack_b`] (`usize::MAX` if it would overflow).
 pub fn packed_b_len(k: usize, n: usize) -> usize {
-    panels(n) * k * NR
+    let kc = k_block(k, n);
+    (k.div_ceil(kc) * kc)
+        .checked_mul(panels(n) * NR)
+        .unwrap_or(usize::MAX)
 }
 
-/// Packs `B` (`k×n` row-major, or `n×k` row-major when `trans_b`) into `ceil(n/16)` panels,
-/// each `k` rows of 16 consecutive columns (panel `j`, row `p`, column `c` at
-/// `j*k*16 + p*16 + c`); the last panel is zero-padded.
+/// Packs `B` (`k×n` row-major, or `n×k` row-major when `trans_b`) for the kernels: K is cut
+/// into blocks of `kc = k_block(k, n)` rows (the last one zero-padded to `kc`); each block
+/// holds `ceil(n/16)` panels of `kc` rows × 16 consecutive columns (the last panel
+/// zero-padded). Element `(p, c)` goes to `((p/kc * panels + c/16) * kc + p%kc) * 16 + c%16`,
+/// so one K block of all panels (what a row block sweeps) is contiguous.
 pub fn pack_b(b: &[f32], k: usize, n: usize, trans_b: bool) -> Result<Vec<f32>, String> {
-    let len = k.checked_mul(n).zip(panels(n).checked_mul(k * NR));
-    if len.is_none_or(|(len, _)| b.len() < len) {
+    let len = packed_b_len(k, n);
+    if len == usize::MAX || k.checked_mul(n).is_none_or(|kn| b.len() < kn) {
         return Err(format!("pack_b: {} elements for a {k}x{n} matrix", b.len()));
     }
-    let mut out = vec![0.0f32; packed_b_len(k, n)];
-    for (j, panel) in out.chunks_exact_mut(k * NR).enumerate() {
-        for (p, row) in panel.chunks_exact_mut(NR).enumerate() {
-            for (c, x) in row.iter_mut().enumerate() {
-                let col = j * NR + c;
-                if col < n {
-                    *x = if trans_b {
-                        b[col * k + p]
-                    } else {
-                        b[p * n + col]
-                    };
-                }
-            }
+    let (kc, np) = (k_block(k, n), panels(n));
+    let mut out = vec![0.0f32; len];
+    for p in 0..k {
+        let row = (p / kc * np * kc + p % kc) * NR;
+        for col in 0..n {
+            let x = if trans_b {
+                b[col * k + p]
+            } else {
+                b[p * n + col]
+            };
+            out[row + (col / NR) * kc * NR + col % NR] = x;
         }
     }
     Ok(out)
@@ -377,7 +385,7 @@ impl Emitter<'_> {
                     let col = (first + q) * NR + h * 8;
                     if col < n {
                         v.push(Vector {
-                            b_disp: (q * self.spec.k * NR * 4 + h * 32) as i32,
+                            b_disp: (q * self.spec.kc() * NR * 4 + h * 32) as i32,
                             c_disp: (q * NR * 4 + h * 32) as i32,
                             lanes: (n - col).min(8),
                         });
@@ -409,8 +417,9 @@ impl Emitter<'_> {
     /// One `rows × vectors` tile at (ROW, COL) over the current K block.
     fn tile(&mut self, rows: usize, vecs: &[Vector]) -> R {
         let nv = vecs.len();
-        let (k, a_row, a_k) = (self.spec.k as i32, self.a_row, self.a_k);
-        // A_PTR = a + ROW*a_row + K0*a_k; B_PTR = b + (COL/64)*k*64 + K0*64 = b + COL*k + K0*64.
+        let (kc, a_row, a_k) = (self.spec.kc() as i32, self.a_row, self.a_k);
+        // A_PTR = a + ROW*a_row + K0*a_k; B_PTR = b + (K0/kc)*panels*kc*64 + (COL/64)*kc*64
+        // = b + K0*panels*64 + COL*kc (see pack_b).
         if self.spec.trans_a {
             self.a.lea(A_PTR, ROW * 4)?;
         } else {
@@ -419,9 +428,9 @@ impl Emitter<'_> {
         self.a.imul_3(SCRATCH, K0, a_k)?;
         self.a.add(A_PTR, SCRATCH)?;
         self.a.add(A_PTR, A_BASE)?;
-        self.a.imul_3(B_PTR, COL, k)?;
-        self.a.mov(SCRATCH, K0)?;
-        self.a.shl(SCRATCH, 6)?;
+        self.a.imul_3(B_PTR, COL, kc)?;
+        self.a
+            .imul_3(SCRATCH, K0, (panels(self.spec.n) * NR * 4) as i32)?;
         self.a.add(B_PTR, SCRATCH)?;
         self.a.add(B_PTR, B_BASE)?;
         for &acc in &YMM[..rows * nv] {
