@@ -10,12 +10,12 @@
 //!
 //! It computes rows `[m_begin, min(m_end, m))` of `C = act(C_prev? + A·B + bias?)`. `A` is read
 //! in place (row-major with leading dimension `lda`, or its transpose); `B` is packed ahead of
-//! time by [`pack_b`] into K blocks of panels of [`NR`] columns. The code has no calls, no absolute
-//! addresses and no relocations, so the same bytes serve the JIT and a shared object.
+//! time by [`pack_b`] into K blocks of panels of [`NR`] columns. The code has no calls, no
+//! absolute addresses and no relocations, so the same bytes serve the JIT and a shared object.
 //!
 //! Structure (LIBXSMM/BLIS style, specialized at emit time):
 //! - the K dimension is cut into blocks of at most `kc` (so that a 6×kc sliver of A stays in L1
-//!   and a kc×N slab of packed B in L2); C is re-loaded between blocks;
+//!   and the contiguous kc×N slab of packed B in L2); C is re-loaded between blocks;
 //! - for each K block, rows go in blocks of [`MR`] = 6, and for each row block the column panels
 //!   go left to right; the 6×16 micro-tile keeps 12 ymm accumulators, loads two B vectors and
 //!   broadcasts one A element per row per k step (`vfmadd231ps`), K unrolled by 4;
