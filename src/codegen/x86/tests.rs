@@ -291,3 +291,56 @@ fn bytes_go_into_a_pic_object_module() {
         "code bytes stored unchanged"
     );
 }
+
+#[test]
+fn threads_on_disjoint_row_ranges_match_one_call() {
+    if skip() {
+        return;
+    }
+    let spec = GemmSpec {
+        bias: true,
+        act: Epilogue::Relu,
+        ..GemmSpec::new(100, 40, 70)
+    };
+    let (m, n, k) = (spec.m, spec.n, spec.k);
+    let mut rng = Rng(7);
+    let (a, b, bias) = (rng.vec(m * k), rng.vec(k * n), rng.vec(n));
+    let packed = pack_b(&b, k, n, false).unwrap();
+    let kernel = JitGemm::new(&spec).unwrap();
+    let mut whole = vec![0.0f32; m * n];
+    kernel
+        .run(&a, &packed, &mut whole, Some(&bias), 0..m)
+        .unwrap();
+
+    // Split at multiples of MR, as a thread pool would; the kernel is reentrant.
+    let mut split = vec![0.0f32; m * n];
+    let f = kernel.func();
+    let ptrs = (
+        a.as_ptr() as usize,
+        packed.as_ptr() as usize,
+        split.as_mut_ptr() as usize,
+    );
+    let bias_ptr = bias.as_ptr() as usize;
+    std::thread::scope(|s| {
+        for (lo, hi) in [(0, 36), (36, 72), (72, 100)] {
+            s.spawn(move || {
+                let (a, b, c) = ptrs;
+                // SAFETY: the buffers outlive the scope and the row ranges are disjoint.
+                unsafe {
+                    f(
+                        a as *const f32,
+                        b as *const f32,
+                        c as *mut f32,
+                        bias_ptr as *const f32,
+                        lo,
+                        hi,
+                    )
+                }
+            });
+        }
+    });
+    assert!(whole
+        .iter()
+        .zip(&split)
+        .all(|(x, y)| x.to_bits() == y.to_bits()));
+}
