@@ -1,13 +1,14 @@
-//! GEMM micro-kernel throughput against the measured single-core 256-bit FMA peak.
+//! GEMM micro-kernel throughput against the measured single-core FMA peak.
 //!
 //! `cargo bench --bench gemm` prints (stderr) the peak and, per shape, the median GFLOP/s and
-//! its fraction of the peak; criterion keeps its usual statistics. `GEMM_BENCH_QUICK=1` skips
-//! criterion and prints only the medians.
+//! its fraction of the peak, for the AVX2 kernels against the 256-bit peak and (where the CPU
+//! has it) the AVX-512 kernels against the 512-bit peak; criterion keeps its usual statistics
+//! for the AVX2 kernels. `GEMM_BENCH_QUICK=1` skips criterion and prints only the medians.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use graphc::codegen::x86::gemm::{pack_b, GemmSpec};
-use graphc::codegen::x86::jit::{host_supports_avx2_fma, JitGemm};
-use graphc::codegen::x86::peak::{measure_peak_gflops, PeakLoop, FLOPS_PER_ITER};
+use graphc::codegen::x86::gemm::{pack_b, GemmSpec, Isa};
+use graphc::codegen::x86::jit::{host_supports, JitGemm};
+use graphc::codegen::x86::peak::{flops_per_iter, measure_peak_gflops, PeakLoop};
 use std::time::Instant;
 
 const SHAPES: [(&str, usize, usize, usize); 11] = [
@@ -58,8 +59,11 @@ struct Case {
 }
 
 impl Case {
-    fn new(m: usize, n: usize, k: usize) -> Case {
-        let spec = GemmSpec::new(m, n, k);
+    fn new(m: usize, n: usize, k: usize, isa: Isa) -> Case {
+        let spec = GemmSpec {
+            isa,
+            ..GemmSpec::new(m, n, k)
+        };
         let b: Vec<f32> = (0..k * n)
             .map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.01)
             .collect();
@@ -88,7 +92,7 @@ impl Case {
         let t = Instant::now();
         self.run();
         let reps = ((0.02 / t.elapsed().as_secs_f64().max(1e-7)) as usize).clamp(1, 100_000);
-        let peak_iters = 2_000_000_000 / FLOPS_PER_ITER;
+        let peak_iters = 2_000_000_000 / flops_per_iter(self.kernel.spec().isa);
         let (mut rates, mut ratios) = (Vec::new(), Vec::new());
         for _ in 0..samples {
             let p = peak.measure(peak_iters, 1);
@@ -110,33 +114,36 @@ impl Case {
 }
 
 fn bench(c: &mut Criterion) {
-    if !host_supports_avx2_fma() {
-        eprintln!("gemm bench: no AVX2/FMA on this CPU, nothing to measure");
-        return;
-    }
-    let peak = measure_peak_gflops().expect("peak");
-    eprintln!("fma-peak (1 core, 256-bit): {peak:.1} GFLOP/s (best of 5)");
-    let lp = PeakLoop::new().expect("peak loop");
     let quick = std::env::var_os("GEMM_BENCH_QUICK").is_some();
-    if !quick {
-        let mut g = c.benchmark_group("fma-peak");
-        g.throughput(Throughput::Elements(1_000_000 * FLOPS_PER_ITER));
-        g.bench_function("loop", |b| b.iter(|| lp.run(1_000_000)));
-        g.finish();
-    }
-    for (name, m, n, k) in SHAPES {
-        let mut case = Case::new(m, n, k);
-        let (median, best, ratio) = case.measure(&lp, 15);
-        eprintln!(
-            "{name:>22}: median {median:6.1} GFLOP/s (best {best:6.1}), {:5.1}% of peak \
-             (median of per-round ratios)",
-            100.0 * ratio
-        );
-        if !quick {
-            let mut g = c.benchmark_group("gemm");
-            g.throughput(Throughput::Elements(case.flops as u64));
-            g.bench_function(name, |b| b.iter(|| case.run()));
+    for (isa, bits) in [(Isa::Avx2, 256), (Isa::Avx512, 512)] {
+        if !host_supports(isa) {
+            eprintln!("gemm bench: this CPU lacks {isa:?}");
+            continue;
+        }
+        let peak = measure_peak_gflops(isa).expect("peak");
+        eprintln!("fma-peak (1 core, {bits}-bit): {peak:.1} GFLOP/s (best of 5)");
+        let lp = PeakLoop::new(isa).expect("peak loop");
+        let criterion = !quick && isa == Isa::Avx2;
+        if criterion {
+            let mut g = c.benchmark_group("fma-peak");
+            g.throughput(Throughput::Elements(1_000_000 * flops_per_iter(isa)));
+            g.bench_function("loop", |b| b.iter(|| lp.run(1_000_000)));
             g.finish();
+        }
+        for (name, m, n, k) in SHAPES {
+            let mut case = Case::new(m, n, k, isa);
+            let (median, best, ratio) = case.measure(&lp, 15);
+            eprintln!(
+                "{isa:?} {name:>22}: median {median:6.1} GFLOP/s (best {best:6.1}), {:5.1}% of \
+                 the {bits}-bit peak (median of per-round ratios)",
+                100.0 * ratio
+            );
+            if criterion {
+                let mut g = c.benchmark_group("gemm");
+                g.throughput(Throughput::Elements(case.flops as u64));
+                g.bench_function(name, |b| b.iter(|| case.run()));
+                g.finish();
+            }
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Shape-specialized single-precision GEMM kernels as x86-64 AVX2/FMA machine code.
+//! Shape-specialized single-precision GEMM kernels as x86-64 AVX2/FMA (or AVX-512F) machine
+//! code.
 //!
 //! [`emit_gemm`] turns a [`GemmSpec`] (every size known at compile time) into the bytes of one
 //! position-independent leaf function with the System V ABI:
@@ -17,13 +18,14 @@
 //! - the K dimension is cut into blocks of at most `kc` (so that a 6×kc sliver of A stays in L1
 //!   and the contiguous kc×N slab of packed B in L2); C is re-loaded between blocks;
 //! - for each K block, rows go in blocks of [`MR`] = 6, and for each row block the column panels
-//!   go left to right; the 6×16 micro-tile keeps 12 ymm accumulators, loads two B vectors and
-//!   broadcasts one A element per row per k step (`vfmadd231ps`), K unrolled by 4, and
-//!   prefetches packed B 4 KiB ahead;
+//!   go left to right; the AVX2 6×16 micro-tile keeps 12 ymm accumulators, loads two B vectors
+//!   and broadcasts one A element per row per k step (`vfmadd231ps`), K unrolled by 4, and
+//!   prefetches packed B 4 KiB ahead; the AVX-512 tile is 6×64 (24 zmm accumulators, 4 panels);
 //! - fewer rows (the M tail, or `m_begin..m_end` not a multiple of 6) use specialized 1- to
-//!   5-row tiles that cover several panels at once to keep 12 accumulators busy;
-//! - the N tail is a zero-padded panel whose stores (and C/bias loads) use `vmaskmovps` with a
-//!   mask built from an immediate (`mov r64, imm64; vmovq; vpmovsxbd`);
+//!   5-row tiles that cover several panels at once to keep the accumulators busy;
+//! - the N tail is a zero-padded panel whose stores (and C/bias loads) are masked: AVX2 uses
+//!   `vmaskmovps` with a mask built from an immediate (`mov r64, imm64; vmovq; vpmovsxbd`),
+//!   AVX-512 an opmask (`mov; kmovw k1`);
 //! - the epilogue (C accumulation, bias, activation) runs in registers before the one store.
 //!
 //! It deliberately does not choose when to use itself, thread, or handle other dtypes: the
@@ -33,7 +35,7 @@ use iced_x86::code_asm::*;
 
 /// Rows of the full micro-tile.
 pub const MR: usize = 6;
-/// Columns of one packed B panel (two ymm vectors).
+/// Columns of one packed B panel (two ymm or one zmm vector).
 pub const NR: usize = 16;
 
 /// Upper bound on the K block length (see [`GemmSpec::kc`]).
@@ -43,6 +45,40 @@ const B_SLAB_BYTES: usize = 1 << 20;
 /// How far ahead of the current B row the 4- to 6-row tiles prefetch (measured: 3-8% on
 /// shapes that stream B from memory, e.g. 49×512×4608, neutral elsewhere).
 const B_PREFETCH: i32 = 4096;
+
+/// The vector instruction set a kernel is emitted for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    /// AVX2 + FMA: 16 ymm registers of 8 lanes, masked tails by `vmaskmovps`.
+    Avx2,
+    /// AVX-512F: 32 zmm registers of 16 lanes, masked tails by opmask `k1`.
+    Avx512,
+}
+
+impl Isa {
+    /// f32 lanes per vector register.
+    pub fn lanes(self) -> usize {
+        match self {
+            Isa::Avx2 => 8,
+            Isa::Avx512 => 16,
+        }
+    }
+
+    fn regs(self) -> usize {
+        match self {
+            Isa::Avx2 => 16,
+            Isa::Avx512 => 32,
+        }
+    }
+
+    /// Accumulator registers a tile may use (leaving room for B, A and epilogue temporaries).
+    fn accumulators(self) -> usize {
+        match self {
+            Isa::Avx2 => 12,
+            Isa::Avx512 => 24,
+        }
+    }
+}
 
 /// The activation applied in registers after bias and before the store.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -82,6 +118,8 @@ pub struct GemmSpec {
     pub bias: bool,
     /// The activation.
     pub act: Epilogue,
+    /// The instruction set (the caller checks that the target CPU has it).
+    pub isa: Isa,
 }
 
 impl GemmSpec {
@@ -97,6 +135,7 @@ impl GemmSpec {
             accumulate: false,
             bias: false,
             act: Epilogue::None,
+            isa: Isa::Avx2,
         }
     }
 
@@ -195,6 +234,15 @@ const YMM: [AsmRegisterYmm; 16] = [
     ymm0, ymm1, ymm2, ymm3, ymm4, ymm5, ymm6, ymm7, ymm8, ymm9, ymm10, ymm11, ymm12, ymm13, ymm14,
     ymm15,
 ];
+const XMM: [AsmRegisterXmm; 16] = [
+    xmm0, xmm1, xmm2, xmm3, xmm4, xmm5, xmm6, xmm7, xmm8, xmm9, xmm10, xmm11, xmm12, xmm13, xmm14,
+    xmm15,
+];
+const ZMM: [AsmRegisterZmm; 32] = [
+    zmm0, zmm1, zmm2, zmm3, zmm4, zmm5, zmm6, zmm7, zmm8, zmm9, zmm10, zmm11, zmm12, zmm13, zmm14,
+    zmm15, zmm16, zmm17, zmm18, zmm19, zmm20, zmm21, zmm22, zmm23, zmm24, zmm25, zmm26, zmm27,
+    zmm28, zmm29, zmm30, zmm31,
+];
 
 // General-purpose register roles (System V arguments first).
 const A_BASE: AsmRegister64 = rdi;
@@ -222,15 +270,17 @@ const FLAG_LOAD_C: i32 = 1;
 const FLAG_LAST: i32 = 2;
 const SAVED: [AsmRegister64; 6] = [rbx, rbp, r12, r13, r14, r15];
 
-/// One ymm column vector of a tile: its offsets and how many lanes are valid.
+/// One column vector of a tile: its offsets and how many lanes are valid.
 #[derive(Clone, Copy)]
 struct Vector {
     /// Byte offset in packed B (from the group's first panel, row 0).
     b_disp: i32,
     /// Byte offset in a C row and in bias (from the group's first column).
     c_disp: i32,
-    /// Valid lanes (1..=8); fewer than 8 means masked loads and stores.
+    /// Valid lanes; fewer than the register's means masked loads and stores.
     lanes: usize,
+    /// Whether `lanes` is less than a full register.
+    masked: bool,
 }
 
 /// Whether an epilogue step is emitted never, always, or tested at run time.
@@ -244,6 +294,7 @@ enum When {
 struct Emitter<'s> {
     a: CodeAssembler,
     spec: &'s GemmSpec,
+    isa: Isa,
     /// Bytes between consecutive rows of A, and between consecutive k of A.
     a_row: i32,
     a_k: i32,
@@ -265,6 +316,7 @@ pub fn emit_gemm(spec: &GemmSpec) -> Result<Vec<u8>, String> {
     let mut e = Emitter {
         a: CodeAssembler::new(64).map_err(|e| e.to_string())?,
         spec,
+        isa: spec.isa,
         a_row: a_row as i32,
         a_k: a_k as i32,
         load_c: match (spec.accumulate, single_block) {
@@ -370,28 +422,31 @@ impl Emitter<'_> {
         self.a.ret()
     }
 
-    /// Panels per tile for `rows` rows: as many as keep at most 12 accumulators.
-    fn group_panels(rows: usize) -> usize {
-        (12 / (2 * rows)).max(1)
+    /// Panels per tile for `rows` rows: as many as fill the accumulators (at most 8 streams).
+    fn group_panels(&self, rows: usize) -> usize {
+        let per_panel = rows * NR / self.isa.lanes();
+        (self.isa.accumulators() / per_panel).clamp(1, 8)
     }
 
     /// All column panels for the `rows` rows starting at ROW, in one K block.
     fn sweep(&mut self, rows: usize) -> R {
         let n = self.spec.n;
         let np = panels(n);
-        let group = Self::group_panels(rows).min(np);
+        let group = self.group_panels(rows).min(np);
+        let lanes = self.isa.lanes();
         let full_panels = n / NR;
         let uniform = full_panels / group;
         let vectors = |count: usize, first: usize| -> Vec<Vector> {
             let mut v = Vec::new();
             for q in 0..count {
-                for h in 0..2 {
-                    let col = (first + q) * NR + h * 8;
+                for h in 0..NR / lanes {
+                    let col = (first + q) * NR + h * lanes;
                     if col < n {
                         v.push(Vector {
-                            b_disp: (q * self.spec.kc() * NR * 4 + h * 32) as i32,
-                            c_disp: (q * NR * 4 + h * 32) as i32,
-                            lanes: (n - col).min(8),
+                            b_disp: (q * self.spec.kc() * NR * 4 + h * lanes * 4) as i32,
+                            c_disp: (q * NR * 4 + h * lanes * 4) as i32,
+                            lanes: (n - col).min(lanes),
+                            masked: n - col < lanes,
                         });
                     }
                 }
@@ -437,8 +492,8 @@ impl Emitter<'_> {
             .imul_3(SCRATCH, K0, (panels(self.spec.n) * NR * 4) as i32)?;
         self.a.add(B_PTR, SCRATCH)?;
         self.a.add(B_PTR, B_BASE)?;
-        for &acc in &YMM[..rows * nv] {
-            self.a.vxorps(acc, acc, acc)?;
+        for acc in 0..rows * nv {
+            self.zero(acc)?;
         }
 
         let mut unrolled = self.a.create_label();
@@ -452,10 +507,12 @@ impl Emitter<'_> {
         for kk in 0..4 {
             self.k_step(rows, vecs, kk)?;
             if rows >= 4 {
-                // One line of this panel per k step, B_PREFETCH bytes ahead; past the end of a
+                // One line of each panel per k step, B_PREFETCH bytes ahead; past the end of a
                 // panel's K block this is the next panel's (see pack_b). Prefetches never fault.
-                self.a
-                    .prefetcht0(byte_ptr(B_PTR + (B_PREFETCH + kk * 64)))?;
+                for vec in vecs.iter().filter(|v| v.b_disp % 64 == 0) {
+                    let at = B_PTR + (vec.b_disp + B_PREFETCH + kk * 64);
+                    self.a.prefetcht0(byte_ptr(at))?;
+                }
             }
         }
         self.a.add(A_PTR, 4 * a_k)?;
@@ -480,34 +537,35 @@ impl Emitter<'_> {
     fn k_step(&mut self, rows: usize, vecs: &[Vector], kk: i32) -> R {
         let nv = vecs.len();
         let accs = rows * nv;
-        let a_at = |t: usize| dword_ptr(A_PTR + (t as i32 * self.a_row + kk * self.a_k));
-        let b_at = |v: &Vector| ymmword_ptr(B_PTR + (v.b_disp + kk * (NR * 4) as i32));
-        if accs + nv + 2 <= 16 {
+        let (a_row, a_k) = (self.a_row, self.a_k);
+        let a_at = |t: usize| A_PTR + (t as i32 * a_row + kk * a_k);
+        let b_at = |v: &Vector| B_PTR + (v.b_disp + kk * (NR * 4) as i32);
+        if accs + nv + 2 <= self.isa.regs() {
             // B in registers, A broadcast one row at a time.
             for (v, vec) in vecs.iter().enumerate() {
-                self.a.vmovups(YMM[accs + v], b_at(vec))?;
+                self.load(accs + v, b_at(vec))?;
             }
             for t in 0..rows {
-                let bc = YMM[accs + nv + t % 2];
-                self.a.vbroadcastss(bc, a_at(t))?;
+                let bc = accs + nv + t % 2;
+                self.broadcast(bc, a_at(t))?;
                 for v in 0..nv {
-                    self.a.vfmadd231ps(YMM[t * nv + v], YMM[accs + v], bc)?;
+                    self.fma(t * nv + v, accs + v, bc)?;
                 }
             }
         } else {
             // A rows broadcast into registers, B streamed one vector at a time.
             for t in 0..rows {
-                self.a.vbroadcastss(YMM[accs + t], a_at(t))?;
+                self.broadcast(accs + t, a_at(t))?;
             }
             for (v, vec) in vecs.iter().enumerate() {
                 if rows == 1 {
-                    self.a.vfmadd231ps(YMM[v], YMM[accs], b_at(vec))?;
+                    self.fma_mem(v, accs, b_at(vec))?;
                     continue;
                 }
-                let b = YMM[accs + rows];
-                self.a.vmovups(b, b_at(vec))?;
+                let b = accs + rows;
+                self.load(b, b_at(vec))?;
                 for t in 0..rows {
-                    self.a.vfmadd231ps(YMM[t * nv + v], YMM[accs + t], b)?;
+                    self.fma(t * nv + v, accs + t, b)?;
                 }
             }
         }
@@ -538,31 +596,29 @@ impl Emitter<'_> {
     /// C accumulation, bias and activation in registers, then the (masked) stores.
     fn epilogue(&mut self, rows: usize, vecs: &[Vector]) -> R {
         let nv = vecs.len();
-        let (mask, tmp, lo, hi) = (YMM[15], YMM[14], YMM[13], YMM[12]);
+        let top = self.isa.regs();
+        // Above every accumulator; `top - 1` is the AVX2 mask register.
+        let (tmp, lo, hi) = (top - 2, top - 3, top - 4);
         let ldc = (self.spec.ldc * 4) as i32;
         // C_PTR = c + ROW*ldc*4 + COL.
         self.a.imul_3(C_PTR, ROW, ldc)?;
         self.a.add(C_PTR, C_BASE)?;
         self.a.add(C_PTR, COL)?;
-        if let Some(partial) = vecs.iter().find(|v| v.lanes < 8) {
-            // Lane l is on when l < lanes: bytes 0xFF sign-extended to dwords.
-            let bits = (1u64 << (8 * partial.lanes)) - 1;
-            self.a.mov(SCRATCH, bits)?;
-            self.a.vmovq(xmm15, SCRATCH)?;
-            self.a.vpmovsxbd(mask, xmm15)?;
+        if let Some(partial) = vecs.iter().find(|v| v.masked) {
+            self.set_mask(partial.lanes)?;
         }
-        let c_at = |t: usize, v: &Vector| ymmword_ptr(C_PTR + (t as i32 * ldc + v.c_disp));
+        let c_at = |t: usize, v: &Vector| C_PTR + (t as i32 * ldc + v.c_disp);
 
         if self.load_c != When::Never {
             let skip = self.guard(self.load_c)?;
             for (v, vec) in vecs.iter().enumerate() {
                 for t in 0..rows {
-                    let acc = YMM[t * nv + v];
-                    if vec.lanes < 8 {
-                        self.a.vmaskmovps(tmp, mask, c_at(t, vec))?;
-                        self.a.vaddps(acc, acc, tmp)?;
+                    let acc = t * nv + v;
+                    if vec.masked {
+                        self.load_masked(tmp, c_at(t, vec))?;
+                        self.add(acc, tmp)?;
                     } else {
-                        self.a.vaddps(acc, acc, c_at(t, vec))?;
+                        self.add_mem(acc, c_at(t, vec))?;
                     }
                 }
             }
@@ -572,33 +628,31 @@ impl Emitter<'_> {
             let skip = self.guard(self.last)?;
             if self.spec.bias {
                 for (v, vec) in vecs.iter().enumerate() {
-                    let at = ymmword_ptr(BIAS + COL + vec.c_disp);
-                    if vec.lanes < 8 {
-                        self.a.vmaskmovps(tmp, mask, at)?;
+                    let at = BIAS + COL + vec.c_disp;
+                    if vec.masked {
+                        self.load_masked(tmp, at)?;
                     } else {
-                        self.a.vmovups(tmp, at)?;
+                        self.load(tmp, at)?;
                     }
                     for t in 0..rows {
-                        let acc = YMM[t * nv + v];
-                        self.a.vaddps(acc, acc, tmp)?;
+                        self.add(t * nv + v, tmp)?;
                     }
                 }
             }
             match self.spec.act {
                 Epilogue::None => {}
                 Epilogue::Relu => {
-                    self.a.vxorps(lo, lo, lo)?;
-                    for &acc in &YMM[..rows * nv] {
-                        // vmaxps returns its second source when either is NaN: keep NaN.
-                        self.a.vmaxps(acc, lo, acc)?;
+                    self.zero(lo)?;
+                    for acc in 0..rows * nv {
+                        self.max(acc, lo)?;
                     }
                 }
                 Epilogue::Clip { lo: l, hi: h } => {
-                    self.broadcast_const(lo, xmm13, l)?;
-                    self.broadcast_const(hi, xmm12, h)?;
-                    for &acc in &YMM[..rows * nv] {
-                        self.a.vmaxps(acc, lo, acc)?;
-                        self.a.vminps(acc, hi, acc)?;
+                    self.splat(lo, l)?;
+                    self.splat(hi, h)?;
+                    for acc in 0..rows * nv {
+                        self.max(acc, lo)?;
+                        self.min(acc, hi)?;
                     }
                 }
             }
@@ -606,21 +660,142 @@ impl Emitter<'_> {
         }
         for (v, vec) in vecs.iter().enumerate() {
             for t in 0..rows {
-                let acc = YMM[t * nv + v];
-                if vec.lanes < 8 {
-                    self.a.vmaskmovps(c_at(t, vec), mask, acc)?;
+                if vec.masked {
+                    self.store_masked(c_at(t, vec), t * nv + v)?;
                 } else {
-                    self.a.vmovups(c_at(t, vec), acc)?;
+                    self.store(c_at(t, vec), t * nv + v)?;
                 }
             }
         }
         Ok(())
     }
 
-    /// `reg = splat(x)` from an immediate, without touching memory (`xmm` is `reg`'s low half).
-    fn broadcast_const(&mut self, reg: AsmRegisterYmm, xmm: AsmRegisterXmm, x: f32) -> R {
+    // Vector instructions on register numbers, for either instruction set.
+
+    fn vmem(&self, at: AsmMemoryOperand) -> AsmMemoryOperand {
+        match self.isa {
+            Isa::Avx2 => ymmword_ptr(at),
+            Isa::Avx512 => zmmword_ptr(at),
+        }
+    }
+
+    fn zero(&mut self, r: usize) -> R {
+        match self.isa {
+            Isa::Avx2 => self.a.vxorps(YMM[r], YMM[r], YMM[r]),
+            Isa::Avx512 => self.a.vpxord(ZMM[r], ZMM[r], ZMM[r]),
+        }
+    }
+
+    fn load(&mut self, r: usize, at: AsmMemoryOperand) -> R {
+        let at = self.vmem(at);
+        match self.isa {
+            Isa::Avx2 => self.a.vmovups(YMM[r], at),
+            Isa::Avx512 => self.a.vmovups(ZMM[r], at),
+        }
+    }
+
+    fn store(&mut self, at: AsmMemoryOperand, r: usize) -> R {
+        let at = self.vmem(at);
+        match self.isa {
+            Isa::Avx2 => self.a.vmovups(at, YMM[r]),
+            Isa::Avx512 => self.a.vmovups(at, ZMM[r]),
+        }
+    }
+
+    fn broadcast(&mut self, r: usize, at: AsmMemoryOperand) -> R {
+        match self.isa {
+            Isa::Avx2 => self.a.vbroadcastss(YMM[r], dword_ptr(at)),
+            Isa::Avx512 => self.a.vbroadcastss(ZMM[r], dword_ptr(at)),
+        }
+    }
+
+    /// `acc += x * y`.
+    fn fma(&mut self, acc: usize, x: usize, y: usize) -> R {
+        match self.isa {
+            Isa::Avx2 => self.a.vfmadd231ps(YMM[acc], YMM[x], YMM[y]),
+            Isa::Avx512 => self.a.vfmadd231ps(ZMM[acc], ZMM[x], ZMM[y]),
+        }
+    }
+
+    /// `acc += x * [at]`.
+    fn fma_mem(&mut self, acc: usize, x: usize, at: AsmMemoryOperand) -> R {
+        let at = self.vmem(at);
+        match self.isa {
+            Isa::Avx2 => self.a.vfmadd231ps(YMM[acc], YMM[x], at),
+            Isa::Avx512 => self.a.vfmadd231ps(ZMM[acc], ZMM[x], at),
+        }
+    }
+
+    fn add(&mut self, acc: usize, x: usize) -> R {
+        match self.isa {
+            Isa::Avx2 => self.a.vaddps(YMM[acc], YMM[acc], YMM[x]),
+            Isa::Avx512 => self.a.vaddps(ZMM[acc], ZMM[acc], ZMM[x]),
+        }
+    }
+
+    fn add_mem(&mut self, acc: usize, at: AsmMemoryOperand) -> R {
+        let at = self.vmem(at);
+        match self.isa {
+            Isa::Avx2 => self.a.vaddps(YMM[acc], YMM[acc], at),
+            Isa::Avx512 => self.a.vaddps(ZMM[acc], ZMM[acc], at),
+        }
+    }
+
+    /// `acc = max(lo, acc)`: `vmaxps` returns its second source when either is NaN, so a NaN
+    /// in `acc` survives (likewise [`Self::min`]).
+    fn max(&mut self, acc: usize, lo: usize) -> R {
+        match self.isa {
+            Isa::Avx2 => self.a.vmaxps(YMM[acc], YMM[lo], YMM[acc]),
+            Isa::Avx512 => self.a.vmaxps(ZMM[acc], ZMM[lo], ZMM[acc]),
+        }
+    }
+
+    fn min(&mut self, acc: usize, hi: usize) -> R {
+        match self.isa {
+            Isa::Avx2 => self.a.vminps(YMM[acc], YMM[hi], YMM[acc]),
+            Isa::Avx512 => self.a.vminps(ZMM[acc], ZMM[hi], ZMM[acc]),
+        }
+    }
+
+    /// Enables lanes `0..lanes` for the masked moves: the top register (AVX2: bytes 0xFF
+    /// sign-extended to dwords) or `k1` (AVX-512).
+    fn set_mask(&mut self, lanes: usize) -> R {
+        match self.isa {
+            Isa::Avx2 => {
+                self.a.mov(SCRATCH, (1u64 << (8 * lanes)) - 1)?;
+                self.a.vmovq(xmm15, SCRATCH)?;
+                self.a.vpmovsxbd(ymm15, xmm15)
+            }
+            Isa::Avx512 => {
+                self.a.mov(ebx, (1u32 << lanes) - 1)?;
+                self.a.kmovw(k1, ebx)
+            }
+        }
+    }
+
+    fn load_masked(&mut self, r: usize, at: AsmMemoryOperand) -> R {
+        match self.isa {
+            Isa::Avx2 => self.a.vmaskmovps(YMM[r], ymm15, ymmword_ptr(at)),
+            Isa::Avx512 => self.a.vmovups(ZMM[r].k1().z(), zmmword_ptr(at)),
+        }
+    }
+
+    fn store_masked(&mut self, at: AsmMemoryOperand, r: usize) -> R {
+        match self.isa {
+            Isa::Avx2 => self.a.vmaskmovps(ymmword_ptr(at), ymm15, YMM[r]),
+            Isa::Avx512 => self.a.vmovups(zmmword_ptr(at).k1(), ZMM[r]),
+        }
+    }
+
+    /// `r = splat(x)` from an immediate, without touching memory.
+    fn splat(&mut self, r: usize, x: f32) -> R {
         self.a.mov(ebx, x.to_bits())?;
-        self.a.vmovd(xmm, ebx)?;
-        self.a.vbroadcastss(reg, xmm)
+        match self.isa {
+            Isa::Avx2 => {
+                self.a.vmovd(XMM[r], ebx)?;
+                self.a.vbroadcastss(YMM[r], XMM[r])
+            }
+            Isa::Avx512 => self.a.vpbroadcastd(ZMM[r], ebx),
+        }
     }
 }

@@ -5,7 +5,7 @@
 //! `.so`. This is a harness for tests, benchmarks and the peak measurement; the model compiler
 //! puts its kernels into its own module next to the Cranelift-generated code.
 
-use super::gemm::{emit_gemm, packed_b_len, GemmSpec};
+use super::gemm::{emit_gemm, packed_b_len, GemmSpec, Isa};
 use cranelift_codegen::ir::{types, AbiParam};
 use cranelift_codegen::isa::CallConv;
 use cranelift_codegen::settings::{self, Configurable};
@@ -21,6 +21,17 @@ pub fn host_supports_avx2_fma() -> bool {
     #[cfg(not(target_arch = "x86_64"))]
     {
         false
+    }
+}
+
+/// Whether this CPU runs code emitted for `isa`.
+pub fn host_supports(isa: Isa) -> bool {
+    match isa {
+        Isa::Avx2 => host_supports_avx2_fma(),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => host_supports_avx2_fma() && std::is_x86_feature_detected!("avx512f"),
+        #[cfg(not(target_arch = "x86_64"))]
+        Isa::Avx512 => false,
     }
 }
 
@@ -86,8 +97,11 @@ pub struct JitGemm {
 }
 
 impl JitGemm {
-    /// Emits and compiles the kernel for `spec`.
+    /// Emits and compiles the kernel for `spec`; errors when this CPU lacks `spec.isa`.
     pub fn new(spec: &GemmSpec) -> Result<Self, String> {
+        if !host_supports(spec.isa) {
+            return Err(format!("this CPU lacks {:?}", spec.isa));
+        }
         let bytes = emit_gemm(spec)?;
         let code = JitCode::new("gemm", &bytes, 6)?;
         Ok(JitGemm {

@@ -1,26 +1,33 @@
-//! Measures this machine's single-core 256-bit FMA peak with a tight emitted loop.
+//! Measures this machine's single-core FMA peak with a tight emitted loop.
 //!
-//! The loop runs 12 independent `vfmadd231ps ymm` chains (more than latency × throughput on
-//! current cores), two rounds per iteration, with no memory traffic. The GEMM kernels report
-//! their speed as a fraction of this number.
+//! The loop runs 12 independent `vfmadd231ps` chains (more than latency × throughput on
+//! current cores), two rounds per iteration, with no memory traffic, on ymm (AVX2, the
+//! reference for the 70% target) or zmm (AVX-512) registers. The GEMM kernels report their
+//! speed as a fraction of this number.
 
-use super::jit::JitCode;
+use super::gemm::Isa;
+use super::jit::{host_supports, JitCode};
 use iced_x86::code_asm::*;
 
-/// FLOPs one iteration of the peak loop performs: 24 FMAs × 8 lanes × 2.
-pub const FLOPS_PER_ITER: u64 = 24 * 8 * 2;
+/// FLOPs one iteration of the peak loop performs: 24 FMAs × lanes × 2.
+pub fn flops_per_iter(isa: Isa) -> u64 {
+    24 * isa.lanes() as u64 * 2
+}
 
-/// Emits `extern "C" fn(iters: u64)` running [`FLOPS_PER_ITER`] FLOPs per iteration.
-pub fn emit_peak_loop() -> Result<Vec<u8>, String> {
+/// Emits `extern "C" fn(iters: u64)` running [`flops_per_iter`] FLOPs per iteration.
+pub fn emit_peak_loop(isa: Isa) -> Result<Vec<u8>, String> {
     let inner = || -> Result<Vec<u8>, IcedError> {
         let mut a = CodeAssembler::new(64)?;
-        let acc = [
+        let ymm = [
             ymm0, ymm1, ymm2, ymm3, ymm4, ymm5, ymm6, ymm7, ymm8, ymm9, ymm10, ymm11,
+        ];
+        let zmm = [
+            zmm0, zmm1, zmm2, zmm3, zmm4, zmm5, zmm6, zmm7, zmm8, zmm9, zmm10, zmm11,
         ];
         let mut again = a.create_label();
         let mut done = a.create_label();
-        for r in acc {
-            a.vxorps(r, r, r)?;
+        for r in 0..12 {
+            a.vxorps(ymm[r], ymm[r], ymm[r])?;
         }
         a.vxorps(ymm12, ymm12, ymm12)?;
         a.vxorps(ymm13, ymm13, ymm13)?;
@@ -28,8 +35,11 @@ pub fn emit_peak_loop() -> Result<Vec<u8>, String> {
         a.jz(done)?;
         a.set_label(&mut again)?;
         for _ in 0..2 {
-            for r in acc {
-                a.vfmadd231ps(r, ymm12, ymm13)?;
+            for r in 0..12 {
+                match isa {
+                    Isa::Avx2 => a.vfmadd231ps(ymm[r], ymm12, ymm13)?,
+                    Isa::Avx512 => a.vfmadd231ps(zmm[r], zmm12, zmm13)?,
+                }
             }
         }
         a.dec(rdi)?;
@@ -45,14 +55,17 @@ pub fn emit_peak_loop() -> Result<Vec<u8>, String> {
 /// A compiled peak loop.
 pub struct PeakLoop {
     code: JitCode,
+    isa: Isa,
 }
 
 impl PeakLoop {
-    /// Emits and JIT-compiles the loop.
-    pub fn new() -> Result<Self, String> {
-        Ok(PeakLoop {
-            code: JitCode::new("fma_peak", &emit_peak_loop()?, 1)?,
-        })
+    /// Emits and JIT-compiles the loop; errors when this CPU lacks `isa`.
+    pub fn new(isa: Isa) -> Result<Self, String> {
+        if !host_supports(isa) {
+            return Err(format!("this CPU lacks {isa:?}"));
+        }
+        let code = JitCode::new("fma_peak", &emit_peak_loop(isa)?, 1)?;
+        Ok(PeakLoop { code, isa })
     }
 
     /// Runs `iters` iterations.
@@ -69,13 +82,14 @@ impl PeakLoop {
             .map(|_| {
                 let t = std::time::Instant::now();
                 self.run(iters);
-                (iters * FLOPS_PER_ITER) as f64 / t.elapsed().as_secs_f64() / 1e9
+                (iters * flops_per_iter(self.isa)) as f64 / t.elapsed().as_secs_f64() / 1e9
             })
             .fold(0.0, f64::max)
     }
 }
 
-/// The single-core 256-bit FMA peak in GFLOP/s (best of a few ~0.1 s runs).
-pub fn measure_peak_gflops() -> Result<f64, String> {
-    Ok(PeakLoop::new()?.measure(20_000_000, 5))
+/// The single-core FMA peak for `isa` in GFLOP/s (best of a few ~0.1 s runs).
+pub fn measure_peak_gflops(isa: Isa) -> Result<f64, String> {
+    let lp = PeakLoop::new(isa)?;
+    Ok(lp.measure(2_000_000_000 * 5 / flops_per_iter(isa), 5))
 }

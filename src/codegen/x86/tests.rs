@@ -3,8 +3,8 @@
 //! Tolerance: |got - want| <= 1e-5 * sqrt(k) * (sum_p |a_ip * b_pj| + |c_prev| + |bias| + 1),
 //! i.e. relative to the magnitude of the terms, scaled by sqrt(k) for f32 rounding growth.
 
-use super::gemm::{emit_gemm, pack_b, Epilogue, GemmSpec};
-use super::jit::{host_supports_avx2_fma, JitGemm};
+use super::gemm::{emit_gemm, pack_b, Epilogue, GemmSpec, Isa};
+use super::jit::{host_supports, JitGemm};
 
 /// A tiny xorshift generator of floats in [-1, 1).
 struct Rng(u64);
@@ -22,8 +22,33 @@ impl Rng {
     }
 }
 
-/// One case: the spec, whether B is given transposed, and the row range run.
+/// The instruction sets this CPU runs (none: the tests return early).
+fn isas() -> Vec<Isa> {
+    let all = [Isa::Avx2, Isa::Avx512];
+    let have: Vec<Isa> = all.into_iter().filter(|&i| host_supports(i)).collect();
+    if have.len() < all.len() {
+        eprintln!("testing only {have:?}: this CPU lacks the others");
+    }
+    have
+}
+
+/// One case on every instruction set: the spec, whether B is given transposed, and the row
+/// range run.
 fn check(spec: &GemmSpec, trans_b: bool, rows: std::ops::Range<usize>, seed: u64) {
+    for isa in isas() {
+        check_one(
+            &GemmSpec {
+                isa,
+                ..spec.clone()
+            },
+            trans_b,
+            rows.clone(),
+            seed,
+        );
+    }
+}
+
+fn check_one(spec: &GemmSpec, trans_b: bool, rows: std::ops::Range<usize>, seed: u64) {
     let GemmSpec {
         m, n, k, lda, ldc, ..
     } = *spec;
@@ -84,11 +109,7 @@ fn check(spec: &GemmSpec, trans_b: bool, rows: std::ops::Range<usize>, seed: u64
 }
 
 fn skip() -> bool {
-    if !host_supports_avx2_fma() {
-        eprintln!("skipping: no AVX2/FMA");
-        return true;
-    }
-    false
+    isas().is_empty()
 }
 
 const SIZES: [usize; 12] = [1, 2, 5, 6, 7, 13, 16, 17, 31, 33, 64, 100];
@@ -151,6 +172,7 @@ fn strides_transposes_and_epilogues() {
                     accumulate: flags & 2 != 0,
                     bias: flags & 4 != 0,
                     act,
+                    isa: Isa::Avx2,
                 };
                 check(&spec, flags & 8 != 0, 0..m, seed);
             }
@@ -181,10 +203,16 @@ fn row_ranges_leave_other_rows_alone() {
             spec.bias = true;
             check(&spec, false, b.min(m)..e.min(m).max(b.min(m)), seed);
             // The kernel itself clamps m_end to m; check the raw range too.
-            let kernel = JitGemm::new(&spec).unwrap();
-            let (a, packed, bias) = (vec![1.0; m * k], vec![1.0; 17 * k * 7], vec![0.0; n]);
-            let mut c = vec![0.0f32; m * n];
-            kernel.run(&a, &packed, &mut c, Some(&bias), b..e).unwrap();
+            for isa in isas() {
+                let kernel = JitGemm::new(&GemmSpec {
+                    isa,
+                    ..spec.clone()
+                })
+                .unwrap();
+                let (a, packed, bias) = (vec![1.0; m * k], vec![1.0; 17 * k * 7], vec![0.0; n]);
+                let mut c = vec![0.0f32; m * n];
+                kernel.run(&a, &packed, &mut c, Some(&bias), b..e).unwrap();
+            }
         }
     }
 }
@@ -253,8 +281,10 @@ fn peak_loop_runs() {
     if skip() {
         return;
     }
-    let gflops = super::peak::PeakLoop::new().unwrap().measure(100_000, 1);
-    assert!(gflops > 1.0, "{gflops}");
+    for isa in isas() {
+        let gflops = super::peak::PeakLoop::new(isa).unwrap().measure(100_000, 1);
+        assert!(gflops > 1.0, "{gflops}");
+    }
 }
 
 #[test]
@@ -279,17 +309,26 @@ fn bytes_go_into_a_pic_object_module() {
         act: Epilogue::Relu,
         ..GemmSpec::new(50, 70, 600)
     };
-    let bytes = emit_gemm(&spec).unwrap();
-    let id = module
-        .declare_function("gemm_50x70x600", Linkage::Export, &sig)
+    let mut all = Vec::new();
+    for (i, isa) in [Isa::Avx2, Isa::Avx512].into_iter().enumerate() {
+        let bytes = emit_gemm(&GemmSpec {
+            isa,
+            ..spec.clone()
+        })
         .unwrap();
-    module.define_function_bytes(id, 64, &bytes, &[]).unwrap();
+        let id = module
+            .declare_function(&format!("gemm_{i}"), Linkage::Export, &sig)
+            .unwrap();
+        module.define_function_bytes(id, 64, &bytes, &[]).unwrap();
+        all.push(bytes);
+    }
     let object = module.finish().emit().unwrap();
-    assert!(object.len() > bytes.len());
-    assert!(
-        object.windows(bytes.len()).any(|w| w == bytes),
-        "code bytes stored unchanged"
-    );
+    for bytes in all {
+        assert!(
+            object.windows(bytes.len()).any(|w| w == bytes),
+            "code bytes stored unchanged"
+        );
+    }
 }
 
 #[test]
@@ -300,6 +339,7 @@ fn threads_on_disjoint_row_ranges_match_one_call() {
     let spec = GemmSpec {
         bias: true,
         act: Epilogue::Relu,
+        isa: *isas().last().unwrap(),
         ..GemmSpec::new(100, 40, 70)
     };
     let (m, n, k) = (spec.m, spec.n, spec.k);
