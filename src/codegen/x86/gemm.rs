@@ -200,9 +200,7 @@ pub fn panels(n: usize) -> usize {
 /// The length in floats of `B` packed by [`pack_b`] (`usize::MAX` if it would overflow).
 pub fn packed_b_len(k: usize, n: usize) -> usize {
     let kc = k_block(k, n);
-    (k.div_ceil(kc) * kc)
-        .checked_mul(panels(n) * NR)
-        .unwrap_or(usize::MAX)
+    (k.div_ceil(kc) * kc).saturating_mul(panels(n) * NR)
 }
 
 /// Packs `B` (`k×n` row-major, or `n×k` row-major when `trans_b`) for the kernels: K is cut

@@ -26,8 +26,8 @@ pub fn emit_peak_loop(isa: Isa) -> Result<Vec<u8>, String> {
         ];
         let mut again = a.create_label();
         let mut done = a.create_label();
-        for r in 0..12 {
-            a.vxorps(ymm[r], ymm[r], ymm[r])?;
+        for r in ymm {
+            a.vxorps(r, r, r)?;
         }
         a.vxorps(ymm12, ymm12, ymm12)?;
         a.vxorps(ymm13, ymm13, ymm13)?;
@@ -35,10 +35,10 @@ pub fn emit_peak_loop(isa: Isa) -> Result<Vec<u8>, String> {
         a.jz(done)?;
         a.set_label(&mut again)?;
         for _ in 0..2 {
-            for r in 0..12 {
+            for (y, z) in ymm.into_iter().zip(zmm) {
                 match isa {
-                    Isa::Avx2 => a.vfmadd231ps(ymm[r], ymm12, ymm13)?,
-                    Isa::Avx512 => a.vfmadd231ps(zmm[r], zmm12, zmm13)?,
+                    Isa::Avx2 => a.vfmadd231ps(y, ymm12, ymm13)?,
+                    Isa::Avx512 => a.vfmadd231ps(z, zmm12, zmm13)?,
                 }
             }
         }
