@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod codegen;
 pub mod npy;
 pub mod onnx;
 
