@@ -57,7 +57,8 @@ pub struct OptimizeArgs {
     /// per op before and after, and the memory plan's arena size.
     #[arg(long)]
     pub report: bool,
-    /// The ONNX opset to write [default: the lowest from 18 up that has every op].
+    /// The ONNX opset to write [default: the model's own, at least 18, raised when a fusion
+    /// introduced a newer op].
     #[arg(long, value_name = "N")]
     pub opset: Option<i64>,
     /// Override an input's shape: NAME=D,D,... (numbers, symbolic names or ?).
@@ -123,6 +124,17 @@ pub fn arena_line(g: &Graph) -> String {
     }
 }
 
+/// The default-domain opset a model imports (the model was imported already, so it decodes).
+fn source_opset(path: &std::path::Path) -> Option<i64> {
+    let bytes = std::fs::read(path).ok()?;
+    let model = onnx_proto::decode_model(&bytes).ok()?;
+    model
+        .opset_import
+        .iter()
+        .find(|o| matches!(o.domain.as_deref().unwrap_or(""), "" | "ai.onnx"))
+        .and_then(|o| o.version)
+}
+
 /// Runs `graphc optimize`.
 pub fn run(args: OptimizeArgs) -> anyhow::Result<()> {
     if args.output.is_none() && !args.report {
@@ -149,9 +161,14 @@ pub fn run(args: OptimizeArgs) -> anyhow::Result<()> {
             graphc_passes::lower::to_standard(&opt, args.opset.unwrap_or(MIN_EXPORT_OPSET))
                 .map_err(anyhow::Error::msg)
                 .context("lowering fused ops to standard ONNX")?;
-        let opset = args
-            .opset
-            .unwrap_or_else(|| crate::onnx::export::min_opset(&lowered));
+        // The source model's opset has the forms its ops use; newer ops that fusion
+        // introduced (Attention) may need more.
+        let opset = match args.opset {
+            Some(o) => o,
+            None => source_opset(&args.model)
+                .unwrap_or(MIN_EXPORT_OPSET)
+                .max(crate::onnx::export::min_opset(&lowered)),
+        };
         let model = export_model(&lowered, opset)?;
         write_model(out, &model)?;
         eprintln!(
