@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod limits;
 pub mod npy;
 pub mod onnx;
 

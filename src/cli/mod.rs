@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 pub mod inspect;
+pub mod limits;
 pub mod run;
 
 /// graphc: an optimizing compiler for ONNX models on CPUs.
