@@ -145,6 +145,7 @@ pub fn import_model(model: &ModelProto, opts: &ImportOptions) -> Result<Graph, I
         overrides: &opts.input_shapes,
         limits: opts.limits,
         nodes: std::cell::Cell::new(0),
+        inlined: Default::default(),
     };
     let mut fresh = 0usize;
     let (mut g, captures) = ctx.import_graph(gp, &[], &[], 0, true, &mut fresh)?;
@@ -174,6 +175,8 @@ struct Ctx<'a> {
     limits: Limits,
     /// Nodes counted so far, subgraphs and inlined functions included.
     nodes: std::cell::Cell<usize>,
+    /// How many nodes each model-local function inlines to (memoized).
+    inlined: std::cell::RefCell<HashMap<(String, String), usize>>,
 }
 
 /// Describes a node for error messages: its name, or its first output when unnamed.
@@ -305,9 +308,12 @@ impl<'a> Ctx<'a> {
         fresh: &mut usize,
     ) -> Result<(Graph, Vec<String>), ImportError> {
         self.limits.check_depth(depth).map_err(ImportError::Model)?;
-        // Count the file's nodes before building anything (inlined functions are counted
-        // again as they expand).
-        self.count_nodes(gp.node.len())?;
+        // Count the nodes, inlined functions expanded, before building anything.
+        let mut count = 0usize;
+        for n in &gp.node {
+            count = count.saturating_add(self.inlined_len(n, depth)?);
+        }
+        self.count_nodes(count)?;
         let mut g = Graph::new(gp.name.clone().unwrap_or_default());
         let mut scope: HashMap<String, ValueRef> = HashMap::new();
         let mut consts: HashMap<ValueRef, Tensor> = HashMap::new();
@@ -724,6 +730,30 @@ impl<'a> Ctx<'a> {
         self.limits.check_nodes(total).map_err(ImportError::Model)
     }
 
+    /// How many nodes `n` becomes once model-local functions are inlined (1 for an
+    /// operator), computed without expanding anything (memoized per function).
+    fn inlined_len(&self, n: &NodeProto, depth: usize) -> Result<usize, ImportError> {
+        let key = (
+            n.domain.clone().unwrap_or_default(),
+            n.op_type.clone().unwrap_or_default(),
+        );
+        let Some(f) = self.functions.get(&key) else {
+            return Ok(1);
+        };
+        if let Some(&k) = self.inlined.borrow().get(&key) {
+            return Ok(k);
+        }
+        self.limits
+            .check_depth(depth + 1)
+            .map_err(|e| node_err(n, format!("calling a function: {e}")))?;
+        let mut total = 0usize;
+        for b in &f.node {
+            total = total.saturating_add(self.inlined_len(b, depth + 1)?);
+        }
+        self.inlined.borrow_mut().insert(key, total);
+        Ok(total)
+    }
+
     /// Replaces calls of model-local functions by their bodies (recursively).
     fn expand_functions(
         &self,
@@ -744,9 +774,6 @@ impl<'a> Ctx<'a> {
             self.limits
                 .check_depth(depth + 1)
                 .map_err(|e| node_err(n, format!("calling a function: {e}")))?;
-            // The body replaces the call: count it before copying it.
-            self.count_nodes(f.node.len())
-                .map_err(|e| node_err(n, format!("inlining the function: {e}")))?;
             *fresh += 1;
             let prefix = format!("{}__{}_{}__", key.1, describe(n), fresh);
             let mut rename: HashMap<String, String> = HashMap::new();

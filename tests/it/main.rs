@@ -3,6 +3,7 @@
 mod cli;
 mod conformance;
 mod export;
+mod hostile;
 mod memory;
 mod optimize;
 mod support;
