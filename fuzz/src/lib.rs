@@ -23,7 +23,7 @@ use graphc::passes::eval::util::with_element_limit;
 use graphc::passes::ir::{text as irtext, verify::verify, DType, Dim, Graph, Op, Shape, Tensor};
 
 /// Most elements of one tensor while fuzzing (import and evaluation).
-pub const FUZZ_ELEMENTS: usize = 1 << 18;
+pub const FUZZ_ELEMENTS: usize = 1 << 16;
 /// Most elements of all synthesized inputs together; larger graphs are not evaluated.
 pub const FUZZ_INPUT_ELEMENTS: usize = 10_000;
 
@@ -151,9 +151,10 @@ fn eval_checked(g: &Graph, inputs: &[Option<Tensor>]) -> Option<Vec<Tensor>> {
                     .all(|(d, &n)| d.known().is_none_or(|k| k == n));
             assert!(
                 ok,
-                "output '{}' evaluates to shape {:?} but is typed {ty}",
+                "output '{}' evaluates to shape {:?} but is typed {ty}\n{}",
                 o.name,
-                t.shape()
+                t.shape(),
+                irtext::print(g)
             );
         }
     }
@@ -183,10 +184,16 @@ pub fn strip_declared_shapes(g: &mut p::GraphProto) {
 }
 
 /// The model with [`strip_declared_shapes`] applied, imported under the fuzzing limits.
+/// With `GRAPHC_FUZZ_DUMP=PATH` set, the stripped model is also written to `PATH` (to turn
+/// a crash into a regression fixture).
 fn import_inferred(model: &p::ModelProto) -> Option<Graph> {
     let mut m = model.clone();
     if let Some(g) = m.graph.as_mut() {
         strip_declared_shapes(g);
+    }
+    if let Some(path) = std::env::var_os("GRAPHC_FUZZ_DUMP") {
+        use p::prost::Message;
+        std::fs::write(path, m.encode_to_vec()).expect("GRAPHC_FUZZ_DUMP is writable");
     }
     import_checked(&m)
 }

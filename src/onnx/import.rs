@@ -357,6 +357,9 @@ impl<'a> Ctx<'a> {
         // Formal inputs.
         for (i, vi) in gp.input.iter().enumerate() {
             let name = vi.name.clone().unwrap_or_default();
+            if name.is_empty() {
+                return Err(ImportError::Model(format!("graph input {i} has no name")));
+            }
             if scope.contains_key(&name) {
                 return Err(ImportError::Model(format!(
                     "graph input '{name}' is declared twice"
@@ -441,8 +444,11 @@ impl<'a> Ctx<'a> {
                 fresh,
             )?;
         }
-        for o in &gp.output {
+        for (i, o) in gp.output.iter().enumerate() {
             let name = o.name.clone().unwrap_or_default();
+            if name.is_empty() {
+                return Err(ImportError::Model(format!("graph output {i} has no name")));
+            }
             let v = *scope.get(&name).ok_or_else(|| {
                 ImportError::Model(format!("graph output '{name}' is not computed by any node"))
             })?;

@@ -891,26 +891,83 @@ fn output_failing_midway_keeps_the_old_file() {
     assert_eq!(leftovers(&out), ["output_0.npy"]);
 }
 
-/// Inputs the fuzzers found, each once a crash, now a clear error or a correct result
-/// (`tests/fixtures/hostile/<target>-<what>.*`).
+/// Inputs for every graph input without a default: unknown dims 2, values cycling through
+/// -2..2 (as the fuzz targets do), or `None` for an unranked input.
+fn small_inputs(g: &graphc::passes::ir::Graph) -> Option<Vec<Option<Tensor>>> {
+    use graphc::passes::ir::{Dim, Op};
+    g.inputs
+        .iter()
+        .map(|&id| {
+            let node = g.node(id);
+            if !matches!(node.op, Op::Input { default: None }) {
+                return Some(None);
+            }
+            let ty = &node.outputs[0].ty;
+            let dims: Vec<usize> = ty
+                .shape
+                .dims()?
+                .iter()
+                .map(|d| match d {
+                    Dim::Known(n) => *n,
+                    _ => 2,
+                })
+                .collect();
+            let n: usize = dims.iter().product();
+            let v: Vec<f64> = (0..n).map(|i| (i % 5) as f64 - 2.0).collect();
+            Some(Some(Tensor::from_vec(&dims, v).ok()?.cast(ty.dtype)))
+        })
+        .collect()
+}
+
+/// Inputs the fuzzers found, each once a crash, hang or wrong answer, now a clear error or
+/// a correct result (`tests/fixtures/hostile/<target>-<what>.<onnx|graph>`). Models that
+/// import are verified and evaluated on small inputs (under a 2^16 element limit, which
+/// also bounds loops): each output must have the type inference gave it.
 #[test]
 fn fuzz_regressions() {
+    use graphc::passes::eval::util::with_element_limit;
     let dir = crate::support::repo().join("tests/fixtures/hostile");
-    let Ok(rd) = std::fs::read_dir(&dir) else {
-        return;
-    };
-    for e in rd {
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
         let path = e.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let bytes = std::fs::read(&path).unwrap();
         let t0 = Instant::now();
         if name.ends_with(".onnx") {
-            if let Ok(m) = p::decode_model(&bytes) {
-                if let Ok(g) = import(&m) {
-                    graphc::passes::ir::verify::verify(&g).unwrap();
+            n += 1;
+            let Ok(m) = p::decode_model(&bytes) else {
+                continue;
+            };
+            let Ok(g) = import(&m) else {
+                continue;
+            };
+            graphc::passes::ir::verify::verify(&g).unwrap();
+            let Some(inputs) = small_inputs(&g) else {
+                continue;
+            };
+            let outs =
+                with_element_limit(1 << 16, || graphc::passes::eval::eval_graph(&g, &inputs));
+            let Ok(outs) = outs else {
+                continue;
+            };
+            for (t, o) in outs.iter().zip(&g.outputs) {
+                let ty = g.ty(o.value);
+                assert_eq!(t.dtype(), ty.dtype, "{name}: output '{}'", o.name);
+                if let Some(dims) = ty.shape.dims() {
+                    assert!(
+                        dims.len() == t.shape().len()
+                            && dims
+                                .iter()
+                                .zip(t.shape())
+                                .all(|(d, &k)| d.known().is_none_or(|d| d == k)),
+                        "{name}: output '{}' is {:?}, typed {ty}",
+                        o.name,
+                        t.shape()
+                    );
                 }
             }
         } else if name.ends_with(".graph") {
+            n += 1;
             if let Ok(text) = std::str::from_utf8(&bytes) {
                 if let Ok(g) = graphc::passes::ir::text::parse(text) {
                     let printed = graphc::passes::ir::text::print(&g);
@@ -925,4 +982,22 @@ fn fuzz_regressions() {
         }
         assert!(t0.elapsed() < Duration::from_secs(5), "{name} is slow");
     }
+    assert!(n > 0, "no fixtures in {}", dir.display());
+}
+
+/// The endless loop the `mutate` target found (no trip count, a condition that stays true,
+/// a scan output) stops at the element limit with a clear error.
+#[test]
+fn endless_loop_is_bounded() {
+    use graphc::passes::eval::util::with_element_limit;
+    let path = crate::support::repo().join("tests/fixtures/hostile/mutate-endless-loop.onnx");
+    let g = load_model(&path, vec![]).unwrap();
+    let inputs = small_inputs(&g).unwrap();
+    let e = timed("evaluating", Duration::from_secs(1), || {
+        with_element_limit(1 << 12, || graphc::passes::eval::eval_graph(&g, &inputs)).unwrap_err()
+    });
+    assert_eq!(
+        e.to_string(),
+        "node '<unnamed, output 'res_y'>' (Loop): the loop runs more than 4096 iterations, the element limit"
+    );
 }
