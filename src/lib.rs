@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod codegen;
+pub mod limits;
 pub mod npy;
 pub mod onnx;
 

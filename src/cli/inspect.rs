@@ -8,7 +8,6 @@ use graphc_passes::ir::Dim;
 use graphc_passes::pipeline::Pipeline;
 
 use super::optimize::RunnerArgs;
-use crate::onnx::load_model;
 
 /// Arguments of `graphc inspect`.
 #[derive(Args, Debug)]
@@ -28,11 +27,14 @@ pub struct InspectArgs {
     /// Saturation limits.
     #[command(flatten)]
     pub runner: RunnerArgs,
+    /// Resource limits.
+    #[command(flatten)]
+    pub limits: super::limits::LimitArgs,
 }
 
 /// Runs `graphc inspect`.
 pub fn run(args: InspectArgs) -> anyhow::Result<()> {
-    let g = load_model(&args.model, args.input_shapes)?;
+    let g = crate::onnx::load_model_with(&args.model, args.input_shapes, &args.limits.limits())?;
     if args.stop_after.is_none() && !args.after_all {
         return super::print_stdout(&print(&g));
     }

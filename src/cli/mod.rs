@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 pub mod inspect;
+pub mod limits;
 pub mod optimize;
 pub mod run;
 

@@ -11,7 +11,7 @@ use graphc_passes::egraph::RunnerConfig;
 use graphc_passes::ir::{Dim, Graph};
 use graphc_passes::pipeline::{Pipeline, PipelineReport};
 
-use crate::onnx::{export_model, load_model, write_model, MIN_EXPORT_OPSET};
+use crate::onnx::{export_model, write_model, MIN_EXPORT_OPSET};
 
 /// Limits of the equality-saturation runner (defaults from `GRAPHC_EGG_*` or built in).
 #[derive(Args, Debug, Clone, Default)]
@@ -67,6 +67,9 @@ pub struct OptimizeArgs {
     /// Saturation limits.
     #[command(flatten)]
     pub runner: RunnerArgs,
+    /// Resource limits.
+    #[command(flatten)]
+    pub limits: super::limits::LimitArgs,
 }
 
 /// Runs the default pipeline on `g`.
@@ -150,7 +153,11 @@ pub fn run(args: OptimizeArgs) -> anyhow::Result<()> {
             _ => bail!("{}: the output must be a .onnx file", out.display()),
         }
     }
-    let g = load_model(&args.model, args.input_shapes.clone())?;
+    let g = crate::onnx::load_model_with(
+        &args.model,
+        args.input_shapes.clone(),
+        &args.limits.limits(),
+    )?;
     let (opt, report) = optimize_graph(&g, &args.runner)?;
     if args.report {
         print!("{report}");

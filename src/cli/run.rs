@@ -7,8 +7,6 @@ use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use graphc_passes::ir::{Dim, Graph, Op, Shape, Tensor};
 
-use crate::onnx::load_model;
-
 /// Arguments of `graphc run`.
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -33,6 +31,9 @@ pub struct RunArgs {
     /// Saturation limits.
     #[command(flatten)]
     pub runner: super::optimize::RunnerArgs,
+    /// Resource limits.
+    #[command(flatten)]
+    pub limits: super::limits::LimitArgs,
 }
 
 /// Execution engines.
@@ -172,7 +173,8 @@ fn without_overridden_defaults(mut g: Graph, inputs: &[Option<Tensor>]) -> anyho
 
 /// Runs `graphc run`.
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
-    let g = load_model(&args.model, args.input_shapes.clone())?;
+    let limits = args.limits.limits();
+    let g = crate::onnx::load_model_with(&args.model, args.input_shapes.clone(), &limits)?;
     let inputs = bind_inputs(&g, &args.inputs)?;
     let g = if args.no_optimize {
         g
@@ -181,7 +183,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         super::optimize::optimize_graph(&g, &args.runner)?.0
     };
     let outputs = match args.engine {
-        Engine::Reference => graphc_passes::eval::eval_graph(&g, &inputs)?,
+        Engine::Reference => {
+            graphc_passes::eval::util::with_element_limit(limits.elements, || {
+                graphc_passes::eval::eval_graph(&g, &inputs)
+            })?
+        }
     };
     std::fs::create_dir_all(&args.output_dir)
         .with_context(|| format!("cannot create output folder {}", args.output_dir.display()))?;

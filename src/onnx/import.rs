@@ -23,11 +23,8 @@ use onnx_proto::{
 use super::normalize::{normalize, In};
 use super::tensor::{tensor_from_proto, DataDir};
 use super::{ImportError, MAX_OPSET, MIN_OPSET};
+use crate::limits::Limits;
 
-/// Largest model file graphc reads (2 GiB, the protobuf limit).
-pub const MAX_MODEL_BYTES: u64 = 2 << 30;
-/// Deepest nesting of subgraphs and function calls.
-pub const MAX_DEPTH: usize = 32;
 /// Largest constant, in elements, evaluated at import time for shape arithmetic.
 const FOLD_LIMIT: usize = 1024;
 
@@ -38,6 +35,8 @@ pub struct ImportOptions {
     pub input_shapes: Vec<(String, Vec<Dim>)>,
     /// Where external data lives.
     pub data_dir: DataDir,
+    /// Resource limits, checked before the work they bound.
+    pub limits: Limits,
 }
 
 impl Default for ImportOptions {
@@ -45,24 +44,32 @@ impl Default for ImportOptions {
         ImportOptions {
             input_shapes: vec![],
             data_dir: DataDir::None,
+            limits: Limits::default(),
         }
     }
 }
 
-/// Reads and imports an `.onnx` file; external data resolves relative to its folder.
+/// Reads and imports an `.onnx` file under the default [`Limits`]; external data resolves
+/// relative to its folder.
 pub fn load_model(
     path: &Path,
     input_shapes: Vec<(String, Vec<Dim>)>,
 ) -> Result<Graph, ImportError> {
+    load_model_with(path, input_shapes, &Limits::default())
+}
+
+/// Reads and imports an `.onnx` file under `limits` (the file size is checked before it is
+/// read); external data resolves relative to its folder.
+pub fn load_model_with(
+    path: &Path,
+    input_shapes: Vec<(String, Vec<Dim>)>,
+    limits: &Limits,
+) -> Result<Graph, ImportError> {
     let meta = std::fs::metadata(path)
         .map_err(|e| ImportError::Decode(format!("{}: {e}", path.display())))?;
-    if meta.len() > MAX_MODEL_BYTES {
-        return Err(ImportError::Decode(format!(
-            "{}: {} bytes is more than the {MAX_MODEL_BYTES}-byte limit",
-            path.display(),
-            meta.len()
-        )));
-    }
+    limits
+        .check_model_bytes(meta.len())
+        .map_err(|e| ImportError::Decode(format!("{}: {e}", path.display())))?;
     let bytes =
         std::fs::read(path).map_err(|e| ImportError::Decode(format!("{}: {e}", path.display())))?;
     if bytes.is_empty() {
@@ -88,6 +95,7 @@ pub fn load_model(
         &ImportOptions {
             input_shapes,
             data_dir,
+            limits: *limits,
         },
     )
 }
@@ -135,6 +143,9 @@ pub fn import_model(model: &ModelProto, opts: &ImportOptions) -> Result<Graph, I
         functions,
         dir: opts.data_dir.clone(),
         overrides: &opts.input_shapes,
+        limits: opts.limits,
+        nodes: std::cell::Cell::new(0),
+        inlined: Default::default(),
     };
     let mut fresh = 0usize;
     let (mut g, captures) = ctx.import_graph(gp, &[], &[], 0, true, &mut fresh)?;
@@ -161,6 +172,11 @@ struct Ctx<'a> {
     functions: HashMap<(String, String), &'a FunctionProto>,
     dir: DataDir,
     overrides: &'a [(String, Vec<Dim>)],
+    limits: Limits,
+    /// Nodes counted so far, subgraphs and inlined functions included.
+    nodes: std::cell::Cell<usize>,
+    /// How many nodes each model-local function inlines to (memoized).
+    inlined: std::cell::RefCell<HashMap<(String, String), usize>>,
 }
 
 /// Describes a node for error messages: its name, or its first output when unnamed.
@@ -291,11 +307,13 @@ impl<'a> Ctx<'a> {
         top: bool,
         fresh: &mut usize,
     ) -> Result<(Graph, Vec<String>), ImportError> {
-        if depth > MAX_DEPTH {
-            return Err(ImportError::Model(format!(
-                "subgraphs are nested more than {MAX_DEPTH} deep"
-            )));
+        self.limits.check_depth(depth).map_err(ImportError::Model)?;
+        // Count the nodes, inlined functions expanded, before building anything.
+        let mut count = 0usize;
+        for n in &gp.node {
+            count = count.saturating_add(self.inlined_len(n, depth)?);
         }
+        self.count_nodes(count)?;
         let mut g = Graph::new(gp.name.clone().unwrap_or_default());
         let mut scope: HashMap<String, ValueRef> = HashMap::new();
         let mut consts: HashMap<ValueRef, Tensor> = HashMap::new();
@@ -305,6 +323,9 @@ impl<'a> Ctx<'a> {
             if let Some(t) = &vi.r#type {
                 match type_from_proto(t) {
                     Ok(Some(ty)) => {
+                        self.limits
+                            .check_type(&ty)
+                            .map_err(|e| ImportError::Model(format!("value '{name}': {e}")))?;
                         declared.insert(name, ty);
                     }
                     Ok(None) => {}
@@ -321,6 +342,9 @@ impl<'a> Ctx<'a> {
         let mut init_order = Vec::new();
         for t in &gp.initializer {
             let name = t.name.clone().unwrap_or_default();
+            self.limits
+                .check_proto_dims(&t.dims)
+                .map_err(|e| ImportError::Model(format!("initializer '{name}': {e}")))?;
             let v = tensor_from_proto(t, &self.dir)
                 .map_err(|e| ImportError::Model(format!("initializer '{name}': {e}")))?;
             if inits.insert(name.clone(), v).is_some() {
@@ -333,6 +357,9 @@ impl<'a> Ctx<'a> {
         // Formal inputs.
         for (i, vi) in gp.input.iter().enumerate() {
             let name = vi.name.clone().unwrap_or_default();
+            if name.is_empty() {
+                return Err(ImportError::Model(format!("graph input {i} has no name")));
+            }
             if scope.contains_key(&name) {
                 return Err(ImportError::Model(format!(
                     "graph input '{name}' is declared twice"
@@ -358,6 +385,9 @@ impl<'a> Ctx<'a> {
                     ty.shape = Shape::Ranked(dims.clone());
                 }
             }
+            self.limits
+                .check_type(&ty)
+                .map_err(|e| ImportError::Model(format!("input '{name}': {e}")))?;
             if let Some(d) = &default {
                 if d.dtype() != ty.dtype {
                     return Err(ImportError::Model(format!(
@@ -414,8 +444,11 @@ impl<'a> Ctx<'a> {
                 fresh,
             )?;
         }
-        for o in &gp.output {
+        for (i, o) in gp.output.iter().enumerate() {
             let name = o.name.clone().unwrap_or_default();
+            if name.is_empty() {
+                return Err(ImportError::Model(format!("graph output {i} has no name")));
+            }
             let v = *scope.get(&name).ok_or_else(|| {
                 ImportError::Model(format!("graph output '{name}' is not computed by any node"))
             })?;
@@ -494,7 +527,7 @@ impl<'a> Ctx<'a> {
                 attrs.insert(name, Attr::Graph(Box::new(sg)));
                 continue;
             }
-            let v = attr_from_proto(a, &self.dir)
+            let v = attr_from_proto(a, &self.dir, &self.limits)
                 .map_err(|e| node_err(n, format!("attribute '{name}': {e}")))?;
             attrs.insert(name, v);
         }
@@ -588,6 +621,9 @@ impl<'a> Ctx<'a> {
                     shape: Shape::Unranked,
                 },
             };
+            self.limits
+                .check_type(&ty)
+                .map_err(|e| node_err(n, format!("output '{name}': {e}")))?;
             outputs.push(ValueInfo {
                 name: name.clone(),
                 ty,
@@ -693,6 +729,37 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Adds `k` nodes to the model's count, failing past the node limit.
+    fn count_nodes(&self, k: usize) -> Result<(), ImportError> {
+        let total = self.nodes.get().saturating_add(k);
+        self.nodes.set(total);
+        self.limits.check_nodes(total).map_err(ImportError::Model)
+    }
+
+    /// How many nodes `n` becomes once model-local functions are inlined (1 for an
+    /// operator), computed without expanding anything (memoized per function).
+    fn inlined_len(&self, n: &NodeProto, depth: usize) -> Result<usize, ImportError> {
+        let key = (
+            n.domain.clone().unwrap_or_default(),
+            n.op_type.clone().unwrap_or_default(),
+        );
+        let Some(f) = self.functions.get(&key) else {
+            return Ok(1);
+        };
+        if let Some(&k) = self.inlined.borrow().get(&key) {
+            return Ok(k);
+        }
+        self.limits
+            .check_depth(depth + 1)
+            .map_err(|e| node_err(n, format!("calling a function: {e}")))?;
+        let mut total = 0usize;
+        for b in &f.node {
+            total = total.saturating_add(self.inlined_len(b, depth + 1)?);
+        }
+        self.inlined.borrow_mut().insert(key, total);
+        Ok(total)
+    }
+
     /// Replaces calls of model-local functions by their bodies (recursively).
     fn expand_functions(
         &self,
@@ -710,12 +777,9 @@ impl<'a> Ctx<'a> {
                 out.push(n.clone());
                 continue;
             };
-            if depth > MAX_DEPTH {
-                return Err(node_err(
-                    n,
-                    format!("functions call each other more than {MAX_DEPTH} deep"),
-                ));
-            }
+            self.limits
+                .check_depth(depth + 1)
+                .map_err(|e| node_err(n, format!("calling a function: {e}")))?;
             *fresh += 1;
             let prefix = format!("{}__{}_{}__", key.1, describe(n), fresh);
             let mut rename: HashMap<String, String> = HashMap::new();
@@ -870,7 +934,7 @@ fn topo_order(
 }
 
 /// Converts a non-graph attribute.
-fn attr_from_proto(a: &AttributeProto, dir: &DataDir) -> Result<Attr, String> {
+fn attr_from_proto(a: &AttributeProto, dir: &DataDir, limits: &Limits) -> Result<Attr, String> {
     let ty = a
         .r#type
         .and_then(|t| AttributeType::try_from(t).ok())
@@ -912,10 +976,11 @@ fn attr_from_proto(a: &AttributeProto, dir: &DataDir) -> Result<Attr, String> {
                 .map(|s| utf8(s))
                 .collect::<Result<_, _>>()?,
         ),
-        AttributeType::Tensor => Attr::Tensor(tensor_from_proto(
-            a.t.as_ref().ok_or("tensor attribute has no tensor")?,
-            dir,
-        )?),
+        AttributeType::Tensor => {
+            let t = a.t.as_ref().ok_or("tensor attribute has no tensor")?;
+            limits.check_proto_dims(&t.dims)?;
+            Attr::Tensor(tensor_from_proto(t, dir)?)
+        }
         other => {
             return Err(format!(
                 "attributes of type {} are not supported",

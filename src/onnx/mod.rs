@@ -14,7 +14,7 @@ pub mod normalize;
 pub mod tensor;
 
 pub use export::{export_model, write_model, ExportError, MIN_EXPORT_OPSET};
-pub use import::{import_model, load_model, ImportOptions};
+pub use import::{import_model, load_model, load_model_with, ImportOptions};
 pub use tensor::{read_pb, tensor_from_proto, tensor_to_proto, DataDir};
 
 /// Oldest default-domain opset graphc reads.

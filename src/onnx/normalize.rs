@@ -72,7 +72,7 @@ pub fn normalize(
                 }
             }
             if opset < 7 {
-                attrs.take("broadcast");
+                attrs.take_as::<i64>("broadcast")?;
             }
         }
         "ReduceSum" | "ReduceMean" | "ReduceMax" | "ReduceMin" | "ReduceProd" | "ReduceL1"
@@ -127,8 +127,8 @@ pub fn normalize(
                     In::Const(Tensor::from_vec(&[n], scales).expect("1-D")),
                 );
             }
-            attrs.take("height_scale");
-            attrs.take("width_scale");
+            attrs.take_as::<f32>("height_scale")?;
+            attrs.take_as::<f32>("width_scale")?;
         }
         "Resize" if opset < 11 => {
             // (X, scales) -> (X, roi, scales).
@@ -151,7 +151,8 @@ pub fn normalize(
             attrs.insert("coerce_2d", Attr::Int(1));
         }
         "Dropout" if opset < 12 => {
-            attrs.take("ratio");
+            // Ignored in inference, but still type-checked.
+            attrs.take_as::<f32>("ratio")?;
         }
         "BatchNormalization" => {
             if opset < 9 {
@@ -165,7 +166,7 @@ pub fn normalize(
         | "Xor"
             if opset < 7 =>
         {
-            attrs.take("broadcast");
+            attrs.take_as::<i64>("broadcast")?;
             if attrs.contains("axis") {
                 return Err("legacy axis broadcasting is not supported".into());
             }
@@ -184,7 +185,8 @@ pub fn normalize(
             }
         }
         "Cast" if opset < 6 => {
-            if let Some(Attr::Str(s)) = attrs.take("to") {
+            let to = attrs.take("to");
+            if let Some(Attr::Str(s)) = &to {
                 let code = match s.as_str() {
                     "FLOAT" => 1,
                     "UINT8" => 2,
@@ -202,6 +204,9 @@ pub fn normalize(
                     _ => return Err(format!("unknown Cast type '{s}'")),
                 };
                 attrs.insert("to", Attr::Int(code));
+            } else if let Some(a) = to {
+                // Not the string form: `Op::build` checks it.
+                attrs.insert("to", a);
             }
         }
         _ => {}

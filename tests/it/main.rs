@@ -4,6 +4,7 @@ mod cli;
 mod conformance;
 mod export;
 mod filetests;
+mod hostile;
 mod memory;
 mod optimize;
 mod support;

@@ -79,15 +79,41 @@ pub fn broadcast_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>, String> {
     Ok(out)
 }
 
-/// Number of elements of a shape, refusing overflow and anything above [`MAX_ELEMENTS`].
+thread_local! {
+    static ELEMENT_LIMIT: std::cell::Cell<usize> = const { std::cell::Cell::new(MAX_ELEMENTS) };
+}
+
+/// The element limit [`checked_size`] enforces on this thread: [`MAX_ELEMENTS`] unless
+/// lowered by [`with_element_limit`].
+pub fn element_limit() -> usize {
+    ELEMENT_LIMIT.with(|l| l.get())
+}
+
+/// Runs `f` with the per-tensor element limit lowered to `limit` on this thread (a limit
+/// above [`MAX_ELEMENTS`] is [`MAX_ELEMENTS`]), restoring the previous limit afterwards.
+pub fn with_element_limit<R>(limit: usize, f: impl FnOnce() -> R) -> R {
+    struct Restore(usize);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            ELEMENT_LIMIT.with(|l| l.set(self.0));
+        }
+    }
+    let _restore = Restore(element_limit());
+    ELEMENT_LIMIT.with(|l| l.set(limit.min(MAX_ELEMENTS)));
+    f()
+}
+
+/// Number of elements of a shape, refusing overflow and anything above the element limit
+/// ([`MAX_ELEMENTS`], or lower under [`with_element_limit`]).
 pub fn checked_size(shape: &[usize]) -> Result<usize, String> {
+    let limit = element_limit();
     let n = shape
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .ok_or_else(|| format!("shape {shape:?} overflows"))?;
-    if n > MAX_ELEMENTS {
+    if n > limit {
         return Err(format!(
-            "shape {shape:?} has {n} elements, more than the limit of {MAX_ELEMENTS}"
+            "shape {shape:?} has {n} elements, more than the limit of {limit}"
         ));
     }
     // ndarray also bounds the product of the non-zero dims, even when there are no elements.

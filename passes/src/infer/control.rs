@@ -10,6 +10,18 @@ type Ins<'a, 'b> = &'b [Option<Fact<'a>>];
 /// Infers a copy of `body` with its inputs refined by `seeds` (in signature order), and
 /// returns the types of its outputs.
 pub fn infer_body(body: &Graph, seeds: &[Option<TypeInfo>], what: &str) -> Res<Vec<TypeInfo>> {
+    infer_body_forced(body, seeds, what, &[]).map(|(out, _)| out)
+}
+
+/// [`infer_body`], where the inputs flagged in `forced` take their seed's type outright
+/// instead of refining the declared one with it. Also returns, per input, whether its
+/// declared type disagreed with its seed.
+fn infer_body_forced(
+    body: &Graph,
+    seeds: &[Option<TypeInfo>],
+    what: &str,
+    forced: &[bool],
+) -> Res<(Vec<TypeInfo>, Vec<bool>)> {
     let mut g = body.clone();
     if seeds.len() != g.inputs.len() {
         return Err(format!(
@@ -18,17 +30,38 @@ pub fn infer_body(body: &Graph, seeds: &[Option<TypeInfo>], what: &str) -> Res<V
             seeds.len()
         ));
     }
-    for (&id, seed) in g.inputs.clone().iter().zip(seeds) {
+    let mut conflicts = vec![false; seeds.len()];
+    for (i, (&id, seed)) in g.inputs.clone().iter().zip(seeds).enumerate() {
         let Some(seed) = seed else { continue };
         let declared = &mut g.node_mut(id).outputs[0].ty;
         // A declared type that disagrees with what flows in (a loop-carried value that
         // changes shape) is generalized rather than rejected.
-        let shape = unify_shape(&declared.shape, &seed.shape)
-            .unwrap_or_else(|| join_shape(&declared.shape, &seed.shape));
+        let shape = match unify_shape(&declared.shape, &seed.shape) {
+            _ if forced.get(i).copied().unwrap_or(false) => seed.shape.clone(),
+            Some(s) => s,
+            None => {
+                conflicts[i] = true;
+                join_shape(&declared.shape, &seed.shape)
+            }
+        };
         *declared = ty(seed.dtype, shape);
     }
+    if conflicts.iter().chain(forced).any(|&c| c) {
+        // The shapes recorded inside the body were inferred from the declared input types,
+        // which do not hold: infer them afresh rather than keep them as declarations.
+        for id in g.node_ids().to_vec() {
+            if !matches!(g.node(id).op, crate::ir::Op::Input { .. }) {
+                for o in &mut g.node_mut(id).outputs {
+                    o.ty.shape = Shape::Unranked;
+                }
+            }
+        }
+    }
     infer_graph(&mut g).map_err(|e| format!("in the {what}: {e}"))?;
-    Ok(g.outputs.iter().map(|o| g.ty(o.value).clone()).collect())
+    Ok((
+        g.outputs.iter().map(|o| g.ty(o.value).clone()).collect(),
+        conflicts,
+    ))
 }
 
 /// A type that may be either of two.
@@ -88,6 +121,9 @@ fn iterate(
     what: &str,
 ) -> Res<(Vec<TypeInfo>, Vec<TypeInfo>)> {
     let mut state = carried;
+    // Inputs whose declared type proved wrong: from then on the state's type is used as is
+    // (refining the joined state with the wrong declaration would undo the join).
+    let mut forced: Vec<bool> = Vec::new();
     for round in 0..3 {
         let seeds: Vec<Option<TypeInfo>> = lead
             .iter()
@@ -95,7 +131,11 @@ fn iterate(
             .chain(state.iter().cloned().map(Some))
             .chain(rest.iter().cloned())
             .collect();
-        let out = infer_body(body, &seeds, what)?;
+        let (out, conflicts) = infer_body_forced(body, &seeds, what, &forced)?;
+        forced.resize(conflicts.len(), false);
+        for (f, c) in forced.iter_mut().zip(conflicts) {
+            *f |= c;
+        }
         if out.len() < out_skip + state.len() {
             return Err(format!(
                 "the {what} has {} outputs, fewer than its {} state values",

@@ -689,7 +689,11 @@ pub fn col2im(ins: Ins<'_, '_>) -> Res<TypeInfo> {
     }
     let c = match (d[1].known(), blk.ints()) {
         (Some(cb), Some(b)) => {
-            let p: i64 = b.iter().product();
+            // Checked: block sizes are user input.
+            let p = b
+                .iter()
+                .try_fold(1i64, |a, &x| a.checked_mul(x))
+                .unwrap_or(0);
             if p <= 0 || cb as i64 % p != 0 {
                 return Err(format!(
                     "dim 1 of {} is not a multiple of the block size {b:?}",

@@ -132,8 +132,17 @@ fn eval_loop(
             )
         })?;
     let mut scans: Vec<Vec<Tensor>> = vec![Vec::new(); n_scan];
+    // Hostile loops (no trip count, a condition that stays true) are bounded: at most the
+    // element limit in iterations, and in scan-output elements gathered.
+    let limit = crate::eval::util::element_limit();
+    let mut gathered = 0usize;
     let mut i: i64 = 0;
     while max_trip.is_none_or(|m| i < m) && cond {
+        if i as u64 >= limit as u64 {
+            return Err(format!(
+                "the loop runs more than {limit} iterations, the element limit"
+            ));
+        }
         let mut args = Vec::with_capacity(2 + n_carried + captures.len());
         args.push(Some(Tensor::scalar(i)));
         args.push(Some(Tensor::scalar(cond)));
@@ -146,6 +155,13 @@ fn eval_loop(
         }
         carried = outs.by_ref().take(n_carried).collect();
         for (s, t) in scans.iter_mut().zip(outs) {
+            gathered = gathered.saturating_add(t.len().max(1));
+            if gathered > limit {
+                return Err(format!(
+                    "the scan outputs exceed the element limit of {limit} after {} iterations",
+                    i + 1
+                ));
+            }
             s.push(t);
         }
         i += 1;
