@@ -6,7 +6,8 @@
 //! - [`text`]: UTF-8 -> IR text parser -> print -> parse must give an equal graph, and
 //!   printing it again the same text.
 //! - [`mutate`]: a seed model (embedded from `seeds/mutate/`) mutated by the fuzz bytes
-//!   (attributes, attribute types, dims, dtypes, edges, op types), then import -> optimize,
+//!   (attributes, attribute types, dims, dtypes, edges, op types), then import -> the default
+//!   optimization pipeline,
 //!   and the optimized graph must compute what the unoptimized one computes.
 //!
 //! Every target runs under small limits ([`limits`]) so that one input costs little
@@ -17,7 +18,8 @@ use arbitrary::Unstructured;
 use graphc::limits::Limits;
 use graphc::onnx::{import_model, ImportOptions};
 use graphc::onnx_proto::{self as p, attribute_proto::AttributeType};
-use graphc::passes::egraph::{optimize, OptimizeError, RunnerConfig};
+use graphc::passes::egraph::{OptimizeError, RunnerConfig};
+use graphc::passes::pipeline::{PassError, Pipeline, PipelineError};
 use graphc::passes::eval::eval_graph;
 use graphc::passes::eval::util::with_element_limit;
 use graphc::passes::ir::{text as irtext, verify::verify, DType, Dim, Graph, Op, Shape, Tensor};
@@ -715,11 +717,14 @@ pub fn mutate(data: &[u8]) {
     let Some(g) = import_inferred(&model) else {
         return;
     };
-    let rules = graphc::passes::rules::default_rules();
-    let opt = match with_element_limit(FUZZ_ELEMENTS, || optimize(&g, &rules, &runner_config())) {
+    let pipeline = Pipeline::default();
+    let opt = match with_element_limit(FUZZ_ELEMENTS, || pipeline.run(&g, &runner_config())) {
         Ok((opt, _)) => opt,
         // The graph cannot be expressed in the e-graph: not a wrong answer.
-        Err(OptimizeError::Convert(_)) => return,
+        Err(PipelineError::Pass(PassError {
+            source: OptimizeError::Convert(_),
+            ..
+        })) => return,
         Err(e) => panic!(
             "optimizing a graph that imports: {e}\n{}",
             irtext::print(&g)
