@@ -942,6 +942,11 @@ fn fuzz_regressions() {
                 continue;
             };
             graphc::passes::ir::verify::verify(&g).unwrap();
+            // A model that imports also optimizes (the `mutate` target's property).
+            let cfg = graphc::passes::egraph::RunnerConfig::default();
+            if let Err(e) = graphc::passes::pipeline::Pipeline::default().run(&g, &cfg) {
+                panic!("{name}: optimizing a graph that imports: {e}");
+            }
             let Some(inputs) = small_inputs(&g) else {
                 continue;
             };
@@ -983,6 +988,18 @@ fn fuzz_regressions() {
         assert!(t0.elapsed() < Duration::from_secs(5), "{name} is slow");
     }
     assert!(n > 0, "no fixtures in {}", dir.display());
+}
+
+/// A Gemm whose operands differ in element type (found by `mutate`: it imported, then the
+/// optimizer's MatMul form of it failed to infer) is an import error naming the node.
+#[test]
+fn gemm_with_mixed_dtypes_is_an_import_error() {
+    let path = crate::support::repo().join("tests/fixtures/hostile/mutate-gemm-mixed-dtypes.onnx");
+    let e = load_model(&path, vec![]).unwrap_err().to_string();
+    assert!(
+        e.contains("(Gemm): Gemm operands f32[2,10], u64[10,3] must have one element type"),
+        "{e}"
+    );
 }
 
 /// The endless loop the `mutate` target found (no trip count, a condition that stays true,

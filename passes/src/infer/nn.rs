@@ -82,6 +82,17 @@ pub fn gemm(ins: Ins<'_, '_>, trans_a: i64, trans_b: i64) -> Res<TypeInfo> {
         }
     };
     let ((m, k1), (k2, n)) = (two(&a, trans_a)?, two(&b, trans_b)?);
+    let c_dtype = opt(ins, 2).map(|c| c.dtype());
+    if b.dtype() != a.dtype() || c_dtype.is_some_and(|d| d != a.dtype()) {
+        return Err(format!(
+            "Gemm operands {}, {}{} must have one element type",
+            a.ty,
+            b.ty,
+            opt(ins, 2)
+                .map(|c| format!(" and {}", c.ty))
+                .unwrap_or_default()
+        ));
+    }
     if unify(&k1, &k2).is_none() {
         return Err(format!(
             "Gemm operands {} and {} differ in the inner dim ({k1} vs {k2})",

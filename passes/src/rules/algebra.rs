@@ -108,7 +108,7 @@ impl Applier<ENode, GraphAnalysis> for ReshapeToRootShape {
         let c = super::add_const(eg, t);
         let x = eg.find(subst[self.x]);
         let r = super::add_op(eg, Op::Reshape { allowzero: 0 }, vec![x, c]);
-        if eg.union(root, r) {
+        if super::union_typed(eg, root, r) {
             vec![r]
         } else {
             vec![]
@@ -178,7 +178,7 @@ impl Applier<ENode, GraphAnalysis> for ComposeTranspose {
                         children: vec![*x],
                     })
                 };
-                if eg.union(root, new) {
+                if super::union_typed(eg, root, new) {
                     changed.push(new);
                 }
             }

@@ -98,7 +98,7 @@ impl Applier<ENode, GraphAnalysis> for ScaleShift {
             let (s, t) = (add_const(eg, tensor(s)), add_const(eg, tensor(t)));
             let m = add_op(eg, Op::Mul {}, vec![x, s]);
             let a = add_op(eg, Op::Add {}, vec![m, t]);
-            if eg.union(root, a) {
+            if super::union_typed(eg, root, a) {
                 changed.push(a);
             }
         }
@@ -323,6 +323,8 @@ impl Applier<ENode, GraphAnalysis> for FoldChannel {
             }
             new.push(add_op(eg, op, kids2));
         }
-        new.into_iter().filter(|&n| eg.union(root, n)).collect()
+        new.into_iter()
+            .filter(|&n| super::union_typed(eg, root, n))
+            .collect()
     }
 }

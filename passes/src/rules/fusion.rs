@@ -62,7 +62,9 @@ pub fn rules() -> Vec<Rewrite> {
 
 /// Unions `root` with each of `new` and returns the classes that changed.
 fn union_all(eg: &mut EG, root: Id, new: Vec<Id>) -> Vec<Id> {
-    new.into_iter().filter(|&n| eg.union(root, n)).collect()
+    new.into_iter()
+        .filter(|&n| super::union_typed(eg, root, n))
+        .collect()
 }
 
 /// `act(y)` where `y` is a Conv, MatMul or a fused op without activation: the fused op with

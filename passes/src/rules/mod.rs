@@ -42,6 +42,17 @@ pub(crate) fn add_const(eg: &mut EG, t: Tensor) -> Id {
     eg.add(ENode::leaf(Head::Op(KeyedOp::constant(t))))
 }
 
+/// Unions `new` into `root` when the analysis typed `new` exactly as `root` (a rewrite that
+/// builds an op whose inference fails, or that changes the type, is dropped, never merged);
+/// returns whether the e-graph changed.
+pub(crate) fn union_typed(eg: &mut EG, root: Id, new: Id) -> bool {
+    let same = match (&eg[new].data.types, &eg[root].data.types) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    };
+    same && eg.union(root, new)
+}
+
 /// The absent input `_`.
 pub(crate) fn absent(eg: &mut EG) -> Id {
     eg.add(ENode::leaf(Head::Absent))
