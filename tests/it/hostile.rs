@@ -1002,6 +1002,19 @@ fn gemm_with_mixed_dtypes_is_an_import_error() {
     );
 }
 
+/// A LayerNormalization whose X is bf16 and Scale f32 (found by `mutate`: the Mean output
+/// was typed f32 but evaluated to bf16) is an import error naming the node.
+#[test]
+fn layer_norm_with_mixed_dtypes_is_an_import_error() {
+    let path =
+        crate::support::repo().join("tests/fixtures/hostile/mutate-layernorm-mixed-dtypes.onnx");
+    let e = load_model(&path, vec![]).unwrap_err().to_string();
+    assert!(
+        e.contains("(LayerNormalization): Scale f32[3,4] must have X's element type (bf16[3,4])"),
+        "{e}"
+    );
+}
+
 /// The endless loop the `mutate` target found (no trip count, a condition that stays true,
 /// a scan output) stops at the element limit with a clear error.
 #[test]

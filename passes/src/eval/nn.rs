@@ -201,8 +201,8 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>], n_outputs: usize) -> Result<Vec
         Op::LayerNormalization {
             axis,
             epsilon,
-            stash_type: _,
-        } => norm::layer_norm(inputs, *axis, *epsilon as f64, n_outputs),
+            stash_type,
+        } => norm::layer_norm(inputs, *axis, *epsilon as f64, *stash_type, n_outputs),
         Op::GroupNormalization {
             epsilon,
             num_groups,

@@ -538,6 +538,16 @@ pub fn batch_norm(ins: Ins<'_, '_>) -> Res<Vec<TypeInfo>> {
 /// Layer-style normalization: Y like X, then mean and inverse std dev reduced from `axis`.
 pub fn layer_norm(ins: Ins<'_, '_>, axis: i64, stash_type: i64) -> Res<Vec<TypeInfo>> {
     let x = req(ins, 0)?;
+    for (i, what) in [(1, "Scale"), (2, "B")] {
+        if let Some(p) = opt(ins, i) {
+            if p.dtype() != x.dtype() {
+                return Err(format!(
+                    "{what} {} must have X's element type ({})",
+                    p.ty, x.ty
+                ));
+            }
+        }
+    }
     let stash = DType::from_onnx(stash_type as i32).unwrap_or(DType::F32);
     let stat = match x.dims() {
         None => Shape::Unranked,

@@ -123,14 +123,20 @@ pub(super) fn instance_norm(inputs: &[Option<&Tensor>], eps: f64) -> Result<Vec<
     Ok(vec![from_f64(y * &scale + &bias, dt)])
 }
 
-/// LayerNormalization over the dims from `axis` on, with optional Mean and InvStdDev outputs.
+/// LayerNormalization over the dims from `axis` on, with optional Mean and InvStdDev outputs
+/// (of the `stash_type` element type, as the operator's type constraints say).
 pub(super) fn layer_norm(
     inputs: &[Option<&Tensor>],
     axis: i64,
     eps: f64,
+    stash_type: i64,
     n_outputs: usize,
 ) -> Result<Vec<Tensor>, String> {
     let dt = req(inputs, 0)?.dtype();
+    let stash = i32::try_from(stash_type)
+        .ok()
+        .and_then(crate::ir::DType::from_onnx)
+        .unwrap_or(crate::ir::DType::F32);
     let x = f64_input(inputs, 0, false)?;
     let a = norm_axis(axis, x.ndim())?;
     let axes: Vec<usize> = (a..x.ndim()).collect();
@@ -143,7 +149,7 @@ pub(super) fn layer_norm(
         fits(&y, &b, "B")?;
         y += &b;
     }
-    let mut outs = vec![from_f64(y, dt), from_f64(mean, dt), from_f64(inv, dt)];
+    let mut outs = vec![from_f64(y, dt), from_f64(mean, stash), from_f64(inv, stash)];
     outs.truncate(n_outputs.max(1));
     Ok(outs)
 }
