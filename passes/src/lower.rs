@@ -30,7 +30,10 @@ pub fn to_standard(g: &Graph, opset: i64) -> Result<Graph, String> {
 
 fn needs_lowering(op: &Op, opset: i64) -> bool {
     match op {
-        Op::FusedConv { .. } | Op::FusedMatMul { .. } | Op::FusedElementwise { .. } => true,
+        Op::FusedConv { .. }
+        | Op::FusedMatMul { .. }
+        | Op::FusedSoftmax { .. }
+        | Op::FusedElementwise { .. } => true,
         Op::Gelu { approximate } => opset < 20 && approximate == "none",
         Op::Swish { .. } => opset < 24,
         _ => false,
@@ -177,6 +180,18 @@ fn lower_node(g: &mut Graph, id: NodeId, opset: i64) -> Result<(), String> {
     let x = node.inputs.first().copied().flatten();
     let result = match &node.op {
         Op::FusedElementwise { body } => inline(&mut b, body, &node.inputs)?,
+        Op::FusedSoftmax { axis } => {
+            let sum = b.add(
+                Op::Add {},
+                node.inputs.iter().take(2).copied().collect(),
+                ty.clone(),
+            );
+            let op = Op::Softmax {
+                axis: *axis,
+                coerce_2d: false,
+            };
+            b.add(op, vec![Some(sum)], ty.clone())
+        }
         Op::Gelu { .. } => b.gelu(x.ok_or("Gelu has no input")?),
         Op::Swish { alpha } => {
             let x = x.ok_or("Swish has no input")?;
@@ -222,6 +237,29 @@ mod tests {
     use crate::eval::eval_graph;
     use crate::ir::text::parse;
     use crate::ir::Tensor;
+
+    /// `fused_softmax` lowers to Add then Softmax, computing the same values.
+    #[test]
+    fn fused_softmax_lowers_to_add_softmax() {
+        let text = r#"graph "g" (%x: f32[2,3], %m: f32[3]) {
+  %p: f32[2,3] = fused_softmax {axis: 0} (%x, %m)
+  return %p
+}
+"#;
+        let mut g = parse(text).unwrap();
+        crate::infer::infer_graph(&mut g).unwrap();
+        let xs = vec![
+            Some(Tensor::from_vec(&[2, 3], vec![-1.5f32, -0.2, 0.0, 0.3, 1.1, 2.5]).unwrap()),
+            Some(Tensor::from_vec(&[3], vec![0.5f32, -0.25, 1.0]).unwrap()),
+        ];
+        let want = eval_graph(&g, &xs).unwrap();
+        let low = to_standard(&g, 18).unwrap();
+        let ops: Vec<&str> = low.nodes().map(|(_, n)| n.op.name()).collect();
+        assert!(
+            ops.contains(&"add") && ops.contains(&"softmax") && !ops.contains(&"fused_softmax")
+        );
+        assert_eq!(eval_graph(&low, &xs).unwrap(), want);
+    }
 
     /// A fused elementwise body is inlined, and the Gelu inside it lowered at opset 18.
     #[test]

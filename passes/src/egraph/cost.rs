@@ -89,6 +89,7 @@ pub fn op_cost(op: &Op, inputs: &[Option<&TypeInfo>], outputs: &[TypeInfo]) -> f
         | Op::ReduceMin { .. }
         | Op::ReduceProd { .. }
         | Op::Softmax { .. }
+        | Op::FusedSoftmax { .. }
         | Op::LogSoftmax { .. } => in_elems.max(out_elems),
         // Two matrix products over [batch, heads, seq, kv_seq] scores, plus the softmax.
         Op::Attention { .. } => {

@@ -24,6 +24,22 @@ pub fn eval(op: &Op, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, String> 
     Ok(vec![activate(&u.activation, y)?])
 }
 
+/// `fused_softmax`: Add, then Softmax over `axis`.
+pub fn softmax(axis: i64, inputs: &[Option<&Tensor>]) -> Result<Vec<Tensor>, String> {
+    let x = inputs.first().copied().flatten().ok_or("missing input x")?;
+    let m = inputs
+        .get(1)
+        .copied()
+        .flatten()
+        .ok_or("missing input mask")?;
+    let s = one(&Op::Add {}, &[Some(x), Some(m)])?;
+    let op = Op::Softmax {
+        axis,
+        coerce_2d: false,
+    };
+    Ok(vec![one(&op, &[Some(&s)])?])
+}
+
 /// Applies an activation through its standard ops.
 pub fn activate(act: &Activation, x: Tensor) -> Result<Tensor, String> {
     let steps = act.steps();

@@ -212,6 +212,7 @@ pub fn eval_op(
         | Op::BlackmanWindow { .. }
         | Op::Dft { .. } => misc::eval(op, inputs, n_outputs),
         Op::FusedConv { .. } | Op::FusedMatMul { .. } => fused::eval(op, inputs),
+        Op::FusedSoftmax { axis } => fused::softmax(*axis, inputs),
         Op::FusedElementwise { body } => {
             let args: Vec<Option<Tensor>> = inputs.iter().map(|t| t.cloned()).collect();
             eval_graph(body, &args).map_err(|e| format!("in the fused body: {e}"))

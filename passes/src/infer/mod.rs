@@ -493,6 +493,18 @@ fn rule(op: &Op, ins: &[Option<Fact<'_>>], n: usize) -> Res<Vec<TypeInfo>> {
             axis,
         } => one(nn::dft(ins, *axis, *onesided, *inverse)),
         Op::FusedConv { .. } | Op::FusedMatMul { .. } => one(fused(op, ins)),
+        Op::FusedSoftmax { axis } => {
+            let sum = rule(&Op::Add {}, ins, 1)?.remove(0);
+            let f = Fact {
+                ty: &sum,
+                value: None,
+            };
+            let softmax = Op::Softmax {
+                axis: *axis,
+                coerce_2d: false,
+            };
+            rule(&softmax, &[Some(f)], n)
+        }
         Op::FusedElementwise { body } => {
             let seeds: Vec<Option<TypeInfo>> =
                 ins.iter().map(|f| f.map(|f| f.ty.clone())).collect();

@@ -153,7 +153,13 @@ pub struct Unfused {
 impl Op {
     /// Whether this is one of graphc's fused ops.
     pub fn is_fused(&self) -> bool {
-        matches!(self, Op::FusedConv { .. } | Op::FusedMatMul { .. })
+        matches!(
+            self,
+            Op::FusedConv { .. }
+                | Op::FusedMatMul { .. }
+                | Op::FusedSoftmax { .. }
+                | Op::FusedElementwise { .. }
+        )
     }
 
     /// A fused op's standard form; `None` for other ops. An unknown activation name is an

@@ -321,6 +321,9 @@ define_ops! {
     /// `act(matmul(a, b) + bias + r)`: a matrix product with its epilogue; inputs
     /// `(a, b, bias?, r?)`.
     FusedMatMul = "fused_mat_mul" / "graphc.FusedMatMul" { activation: String = "none", alpha: f32 = 0.0, beta: f32 = 0.0 }
+    /// `softmax(x + mask, axis)`: a Softmax with an additive mask in one pass; inputs
+    /// `(x, mask)`, the mask broadcasting to `x`.
+    FusedSoftmax = "fused_softmax" / "graphc.FusedSoftmax" { axis: i64 = -1 }
     /// A chain of elementwise ops computed in one pass over the output: `body` is the
     /// expression, a graph whose inputs receive the node's inputs and whose one output is the
     /// result.

@@ -1,8 +1,8 @@
 //! Fusion: Conv and MatMul/Gemm absorb their epilogue (bias, a residual Add, an activation)
 //! into graphc's `fused_conv` / `fused_mat_mul` (see `ir::fused`), and multi-op patterns are
 //! recognized as the single ops they compute (SiLU, GELU in its Erf form, HardSwish in its
-//! Clip form, LayerNorm, and scaled dot-product attention with an optional additive mask as
-//! ONNX Attention).
+//! Clip form, LayerNorm, scaled dot-product attention with an optional additive mask as
+//! ONNX Attention, and a Softmax of `x + mask` as `fused_softmax`).
 //!
 //! Whether a fusion pays is the extractor's call: when a Conv's output has a second consumer,
 //! the fused node and the plain Conv would both be needed, and the DAG-aware cost keeps the
@@ -43,6 +43,8 @@ pub fn rules() -> Vec<Rewrite> {
             => { AttentionOp { q: var("?q"), kt: var("?kt"), v: var("?v"), s: var("?s"), m: Some(var("?m")) } }),
         rw!("attention";        "(mat_mul (softmax (mul (mat_mul ?q ?kt) ?s)) ?v)"
             => { AttentionOp { q: var("?q"), kt: var("?kt"), v: var("?v"), s: var("?s"), m: None } }),
+        rw!("softmax-mask";      "(softmax (add ?x ?m))" => { MaskedSoftmax { x: var("?x"), m: var("?m") } }),
+        rw!("softmax-mask-left"; "(softmax (add ?m ?x))" => { MaskedSoftmax { x: var("?x"), m: var("?m") } }),
         rw!("transpose-transpose"; "(transpose ?t)" => { super::algebra::ComposeTranspose { t: var("?t") } }),
         // Gemm as a matrix product with a bias.
         rw!("gemm-to-fused-2"; "(gemm ?a ?b)" => { GemmToFused { a: var("?a"), b: var("?b"), c: None } }),
@@ -498,5 +500,67 @@ impl Applier<ENode, GraphAnalysis> for AttentionOp {
         };
         let new = add_op(eg, op, kids);
         union_all(eg, root, vec![new])
+    }
+}
+
+/// `softmax(x + m, axis)` (not `coerce_2d`) where the mask broadcasts into `x` without
+/// growing it: `fused_softmax(x, m) {axis}`.
+#[derive(Debug)]
+pub struct MaskedSoftmax {
+    /// The scores.
+    pub x: Var,
+    /// The additive mask.
+    pub m: Var,
+}
+
+impl Applier<ENode, GraphAnalysis> for MaskedSoftmax {
+    fn apply_one(
+        &self,
+        eg: &mut EG,
+        root: Id,
+        subst: &Subst,
+        _: Option<&PatternAst<ENode>>,
+        _: Symbol,
+    ) -> Vec<Id> {
+        let (x, m) = (eg.find(subst[self.x]), eg.find(subst[self.m]));
+        let same = match (eg[x].data.ty(), eg[root].data.ty()) {
+            (Some(a), Some(b)) => {
+                a == b
+                    && super::is_float(a.dtype)
+                    && a.shape
+                        .dims()
+                        .is_some_and(|d| d.iter().all(|d| !matches!(d, Dim::Unknown)))
+            }
+            _ => false,
+        };
+        if !same {
+            return vec![];
+        }
+        // The Softmax nodes of the class that read this very sum.
+        let add = |a: Id, b: Id| ENode {
+            head: crate::egraph::Head::Op(crate::egraph::KeyedOp::new(Op::Add {}, 1)),
+            children: vec![a, b],
+        };
+        let sums: Vec<Id> = [eg.lookup(add(x, m)), eg.lookup(add(m, x))]
+            .into_iter()
+            .flatten()
+            .map(|s| eg.find(s))
+            .collect();
+        let axes: Vec<i64> = eg[root]
+            .iter()
+            .filter(|n| n.children.len() == 1 && sums.contains(&eg.find(n.children[0])))
+            .filter_map(|n| match n.op() {
+                Some(Op::Softmax {
+                    axis,
+                    coerce_2d: false,
+                }) => Some(*axis),
+                _ => None,
+            })
+            .collect();
+        let new: Vec<Id> = axes
+            .into_iter()
+            .map(|axis| add_op(eg, Op::FusedSoftmax { axis }, vec![x, m]))
+            .collect();
+        union_all(eg, root, new)
     }
 }
