@@ -105,28 +105,7 @@ mod bad_models {
     use p::prost::Message;
 
     use super::{run_err, tempdir};
-
-    fn vi(name: &str, elem: i32, dims: &[i64]) -> p::ValueInfoProto {
-        p::ValueInfoProto {
-            name: Some(name.into()),
-            r#type: Some(p::TypeProto {
-                value: Some(p::type_proto::Value::TensorType(p::type_proto::Tensor {
-                    elem_type: Some(elem),
-                    shape: Some(p::TensorShapeProto {
-                        dim: dims
-                            .iter()
-                            .map(|&d| p::tensor_shape_proto::Dimension {
-                                value: Some(p::tensor_shape_proto::dimension::Value::DimValue(d)),
-                                ..Default::default()
-                            })
-                            .collect(),
-                    }),
-                })),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }
-    }
+    use crate::support::value_info as vi;
 
     fn node(op: &str, domain: &str, inputs: &[&str], outputs: &[&str]) -> p::NodeProto {
         p::NodeProto {

@@ -16,7 +16,7 @@ use graphc::onnx_proto as p;
 use graphc::passes::ir::Tensor;
 use p::prost::Message;
 
-use crate::support::{graphc, Outcome};
+use crate::support::{graphc, value_info as vi, Outcome};
 
 /// A fresh, empty folder for one test.
 fn tempdir(tag: &str) -> PathBuf {
@@ -24,28 +24,6 @@ fn tempdir(tag: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-fn vi(name: &str, elem: i32, dims: &[i64]) -> p::ValueInfoProto {
-    p::ValueInfoProto {
-        name: Some(name.into()),
-        r#type: Some(p::TypeProto {
-            value: Some(p::type_proto::Value::TensorType(p::type_proto::Tensor {
-                elem_type: Some(elem),
-                shape: Some(p::TensorShapeProto {
-                    dim: dims
-                        .iter()
-                        .map(|&d| p::tensor_shape_proto::Dimension {
-                            value: Some(p::tensor_shape_proto::dimension::Value::DimValue(d)),
-                            ..Default::default()
-                        })
-                        .collect(),
-                }),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
 }
 
 fn node(op: &str, name: &str, inputs: &[&str], outputs: &[&str]) -> p::NodeProto {

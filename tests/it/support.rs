@@ -193,3 +193,28 @@ pub fn light_models() -> Vec<PathBuf> {
     );
     models
 }
+
+/// A tensor `ValueInfoProto` with element type code `elem` and static `dims`, for tests that
+/// build models by hand.
+pub fn value_info(name: &str, elem: i32, dims: &[i64]) -> graphc::onnx_proto::ValueInfoProto {
+    use graphc::onnx_proto as p;
+    p::ValueInfoProto {
+        name: Some(name.into()),
+        r#type: Some(p::TypeProto {
+            value: Some(p::type_proto::Value::TensorType(p::type_proto::Tensor {
+                elem_type: Some(elem),
+                shape: Some(p::TensorShapeProto {
+                    dim: dims
+                        .iter()
+                        .map(|&d| p::tensor_shape_proto::Dimension {
+                            value: Some(p::tensor_shape_proto::dimension::Value::DimValue(d)),
+                            ..Default::default()
+                        })
+                        .collect(),
+                }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}

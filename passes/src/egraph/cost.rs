@@ -92,15 +92,18 @@ pub fn op_cost(op: &Op, inputs: &[Option<&TypeInfo>], outputs: &[TypeInfo]) -> f
         | Op::FusedSoftmax { .. }
         | Op::LogSoftmax { .. } => in_elems.max(out_elems),
         // Two matrix products over [batch, heads, seq, kv_seq] scores, plus the softmax.
+        // Q [.., S, D], K [.., L, D], output [.., S, Dv]: scores are rows(Q) x L.
         Op::Attention { .. } => {
             let q = first.map(dims).unwrap_or_default();
+            let d = q.last().copied().unwrap_or(1.0).max(1.0);
+            let rows = q.iter().product::<f64>() / d;
             let kv_seq = second
                 .map(dims)
-                .and_then(|k| k.get(k.len().wrapping_sub(2)).copied())
+                .and_then(|k| k.iter().rev().nth(1).copied())
                 .unwrap_or(1.0);
-            let d = q.last().copied().unwrap_or(1.0);
-            let scores = q.iter().product::<f64>() / d.max(1.0) * kv_seq;
-            2.0 * scores * d + 2.0 * scores * (out_elems / (scores / kv_seq).max(1.0)) + scores
+            let dv = out_elems / rows.max(1.0);
+            let scores = rows * kv_seq;
+            2.0 * scores * d + 2.0 * scores * dv + scores
         }
         // Division is several times slower than multiplication on every CPU.
         Op::Div {} => 4.0 * out_elems,

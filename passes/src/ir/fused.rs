@@ -235,6 +235,16 @@ impl Op {
         }
     }
 
+    /// A `fused_mat_mul` with activation `act`.
+    pub fn fused_mat_mul(act: &Activation) -> Op {
+        let (activation, alpha, beta) = act.attrs();
+        Op::FusedMatMul {
+            activation: activation.into(),
+            alpha,
+            beta,
+        }
+    }
+
     /// The same fused op with its activation replaced.
     pub fn with_activation(&self, act: &Activation) -> Option<Op> {
         let (name, a, b) = act.attrs();

@@ -13,7 +13,7 @@
 use egg::{rewrite as rw, Applier, Id, PatternAst, Subst, Symbol, Var};
 
 use super::{absent_or_false, is_splat_of, same_type_as_root, shape_without_zero, var};
-use crate::egraph::{ENode, GraphAnalysis, Head, KeyedOp, Rewrite, EG};
+use crate::egraph::{ENode, GraphAnalysis, Rewrite, EG};
 use crate::ir::Op;
 
 /// The algebra rule set.
@@ -173,10 +173,7 @@ impl Applier<ENode, GraphAnalysis> for ComposeTranspose {
                     *x
                 } else {
                     let perm = Some(q.iter().map(|&a| a as i64).collect());
-                    eg.add(ENode {
-                        head: Head::Op(KeyedOp::new(Op::Transpose { perm }, 1)),
-                        children: vec![*x],
-                    })
+                    super::add_op(eg, Op::Transpose { perm }, vec![*x])
                 };
                 if super::union_typed(eg, root, new) {
                     changed.push(new);

@@ -119,12 +119,7 @@ impl Applier<ENode, GraphAnalysis> for FuseActivation {
             let Some(op) = n.op() else { continue };
             let fused = match op {
                 Op::Conv { .. } => Op::fused_conv(op, &act),
-                Op::MatMul {} => Op::FusedMatMul {
-                    activation: String::new(),
-                    alpha: 0.0,
-                    beta: 0.0,
-                }
-                .with_activation(&act),
+                Op::MatMul {} => Some(Op::fused_mat_mul(&act)),
                 Op::FusedConv { .. } | Op::FusedMatMul { .. }
                     if op.activation() == Some(Activation::None) =>
                 {
@@ -183,7 +178,8 @@ impl Applier<ENode, GraphAnalysis> for FuseAdd {
             let no_act = op.activation().is_none_or(|a| a == Activation::None);
             let mut kids = n.children.clone();
             let fused = match op {
-                Op::MatMul {} if kids.len() == 2 => {
+                // A product without bias: a constant is its bias, else the residual.
+                Op::MatMul {} | Op::FusedMatMul { .. } if no_act && kids.len() == 2 => {
                     if r_is_const {
                         kids.push(r);
                     } else if r_is_residual {
@@ -192,25 +188,10 @@ impl Applier<ENode, GraphAnalysis> for FuseAdd {
                     } else {
                         continue;
                     }
-                    Op::FusedMatMul {
-                        activation: "none".into(),
-                        alpha: 0.0,
-                        beta: 0.0,
-                    }
+                    Op::fused_mat_mul(&Activation::None)
                 }
                 Op::FusedMatMul { .. } if no_act && kids.len() == 3 && r_is_residual => {
                     kids.push(r);
-                    op.clone()
-                }
-                Op::FusedMatMul { .. } if no_act && kids.len() == 2 => {
-                    if r_is_const {
-                        kids.push(r);
-                    } else if r_is_residual {
-                        let a = absent(eg);
-                        kids.extend([a, r]);
-                    } else {
-                        continue;
-                    }
                     op.clone()
                 }
                 Op::Conv { .. } | Op::FusedConv { .. }
@@ -283,12 +264,7 @@ impl Applier<ENode, GraphAnalysis> for GemmToFused {
             };
             let mut kids = vec![a, b2];
             kids.extend(c);
-            let op = Op::FusedMatMul {
-                activation: "none".into(),
-                alpha: 0.0,
-                beta: 0.0,
-            };
-            new.push(add_op(eg, op, kids));
+            new.push(add_op(eg, Op::fused_mat_mul(&Activation::None), kids));
         }
         union_all(eg, root, new)
     }
@@ -349,16 +325,13 @@ impl Applier<ENode, GraphAnalysis> for LayerNorm {
             return vec![];
         }
         // Both means keep dims: the default-attribute reduce_mean(x, a1) exists.
-        let mean = ENode {
-            head: crate::egraph::Head::Op(crate::egraph::KeyedOp::new(
-                Op::ReduceMean {
-                    keepdims: 1,
-                    noop_with_empty_axes: 0,
-                },
-                1,
-            )),
-            children: vec![x, eg.find(subst[self.a1])],
-        };
+        let mean = super::op_node(
+            Op::ReduceMean {
+                keepdims: 1,
+                noop_with_empty_axes: 0,
+            },
+            vec![x, eg.find(subst[self.a1])],
+        );
         if eg.lookup(mean).is_none() {
             return vec![];
         }
@@ -421,7 +394,6 @@ impl Applier<ENode, GraphAnalysis> for AttentionOp {
         _: Option<&PatternAst<ENode>>,
         _: Symbol,
     ) -> Vec<Id> {
-        use crate::egraph::{Head, KeyedOp};
         let (q, kt, v, s) = (subst[self.q], subst[self.kt], subst[self.v], subst[self.s]);
         let rank4 = |id: Id| {
             eg[id]
@@ -446,10 +418,7 @@ impl Applier<ENode, GraphAnalysis> for AttentionOp {
                 return vec![];
             }
         }
-        let node = |op: Op, children: Vec<Id>| ENode {
-            head: Head::Op(KeyedOp::new(op, 1)),
-            children,
-        };
+        let node = super::op_node;
         // Re-find the chain: matmul(q, kt) -> mul(., s) -> add(., m) -> softmax(axis -1) -> root.
         let Some(qk) = eg.lookup(node(Op::MatMul {}, vec![q, kt])) else {
             return vec![];
@@ -537,10 +506,7 @@ impl Applier<ENode, GraphAnalysis> for MaskedSoftmax {
             return vec![];
         }
         // The Softmax nodes of the class that read this very sum.
-        let add = |a: Id, b: Id| ENode {
-            head: crate::egraph::Head::Op(crate::egraph::KeyedOp::new(Op::Add {}, 1)),
-            children: vec![a, b],
-        };
+        let add = |a: Id, b: Id| super::op_node(Op::Add {}, vec![a, b]);
         let sums: Vec<Id> = [eg.lookup(add(x, m)), eg.lookup(add(m, x))]
             .into_iter()
             .flatten()

@@ -29,12 +29,17 @@ pub fn default_rules() -> Vec<Rewrite> {
     r
 }
 
-/// Adds an op node with one output.
-pub(crate) fn add_op(eg: &mut EG, op: Op, children: Vec<Id>) -> Id {
-    eg.add(ENode {
+/// An e-node of a one-output op (to add, or to look up whether it exists).
+pub(crate) fn op_node(op: Op, children: Vec<Id>) -> ENode {
+    ENode {
         head: Head::Op(KeyedOp::new(op, 1)),
         children,
-    })
+    }
+}
+
+/// Adds an op node with one output.
+pub(crate) fn add_op(eg: &mut EG, op: Op, children: Vec<Id>) -> Id {
+    eg.add(op_node(op, children))
 }
 
 /// Adds a constant.
