@@ -1,5 +1,12 @@
 //! Back end: machine code for the compiled model.
 //!
-//! So far this holds only the x86-64 GEMM micro-kernels ([`x86`]), emitted as raw bytes at
-//! compile time and placed into a Cranelift module as function bytes.
+//! - [`kernel`]: the contract between the compiler and its kernels (uniform kernel ABI,
+//!   launches, operands, the module a kernel is emitted into);
+//! - [`kernels`]: the kernel families and the choice of one per node;
+//! - [`x86`]: AVX2/AVX-512 GEMM micro-kernels emitted as raw bytes at compile time and placed
+//!   into the Cranelift module as function bytes;
+//! - [`testing`]: one node's kernels run in isolation against the reference evaluator.
+pub mod kernel;
+pub mod kernels;
+pub mod testing;
 pub mod x86;

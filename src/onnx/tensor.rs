@@ -125,7 +125,9 @@ pub fn tensor_from_proto(t: &TensorProto, dir: &DataDir) -> Result<Tensor, Strin
     })
 }
 
-fn from_le_bytes(dtype: DType, shape: &[usize], raw: &[u8]) -> Tensor {
+/// A tensor from little-endian row-major bytes; `raw` must hold exactly the elements of
+/// `shape` and `dtype` must not be a string.
+pub fn from_le_bytes(dtype: DType, shape: &[usize], raw: &[u8]) -> Tensor {
     fn conv<T: Elem, const N: usize>(shape: &[usize], raw: &[u8], f: fn([u8; N]) -> T) -> Tensor {
         let v: Vec<T> = raw
             .chunks_exact(N)
@@ -233,6 +235,20 @@ pub fn tensor_to_proto(t: &Tensor, name: &str) -> TensorProto {
         data_type: Some(t.dtype() as i32),
         ..Default::default()
     };
+    match le_bytes(t) {
+        Some(raw) => p.raw_data = Some(raw),
+        None => {
+            if let Tensor::Str(a) = t {
+                p.string_data = a.iter().map(|s| s.as_bytes().to_vec()).collect();
+            }
+        }
+    }
+    p
+}
+
+/// The elements of `t` as little-endian bytes in row-major order (bool as one byte 0/1);
+/// `None` for strings.
+pub fn le_bytes(t: &Tensor) -> Option<Vec<u8>> {
     fn bytes<T: Elem, const N: usize>(t: &Tensor, f: fn(&T) -> [u8; N]) -> Vec<u8> {
         t.as_array::<T>()
             .expect("dtype matched")
@@ -240,7 +256,7 @@ pub fn tensor_to_proto(t: &Tensor, name: &str) -> TensorProto {
             .flat_map(f)
             .collect()
     }
-    let raw = match t {
+    Some(match t {
         Tensor::F32(_) => bytes::<f32, 4>(t, |x| x.to_le_bytes()),
         Tensor::F64(_) => bytes::<f64, 8>(t, |x| x.to_le_bytes()),
         Tensor::F16(_) => bytes::<f16, 2>(t, |x| x.to_bits().to_le_bytes()),
@@ -254,15 +270,9 @@ pub fn tensor_to_proto(t: &Tensor, name: &str) -> TensorProto {
         Tensor::U32(_) => bytes::<u32, 4>(t, |x| x.to_le_bytes()),
         Tensor::U64(_) => bytes::<u64, 8>(t, |x| x.to_le_bytes()),
         Tensor::Bool(_) => bytes::<bool, 1>(t, |x| [*x as u8]),
-        Tensor::Str(a) => {
-            p.string_data = a.iter().map(|s| s.as_bytes().to_vec()).collect();
-            return p;
-        }
-    };
-    p.raw_data = Some(raw);
-    p
+        Tensor::Str(_) => return None,
+    })
 }
-
 /// Reads a serialized `TensorProto` file (`.pb`).
 pub fn read_pb(path: &Path) -> Result<Tensor, String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;

@@ -15,6 +15,7 @@
 //! (`snapshots/filetest__NAME.snap`); the output is checked against the input with the
 //! reference evaluator on four seeded random inputs.
 
+use graphc::passes::eval::random_inputs as seeded;
 use std::path::Path;
 
 use graphc::passes::egraph::{optimize, Report, RunnerConfig};
@@ -26,35 +27,9 @@ use graphc::passes::rules;
 
 use crate::support::{compare, repo};
 
-/// Seeded pseudo-random values in [-2, 2) for the inputs without a default (an LCG, the
-/// same on every platform).
+/// Seeded pseudo-random values in [-2, 2) for the inputs without a default.
 pub fn random_inputs(g: &Graph, seed: u64) -> Vec<Option<Tensor>> {
-    let mut state = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    let mut next = move || {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((state >> 33) as f64 / (1u64 << 31) as f64) * 4.0 - 2.0
-    };
-    g.inputs
-        .iter()
-        .map(|&id| {
-            let node = g.node(id);
-            if matches!(node.op, Op::Input { default: Some(_) }) {
-                return None;
-            }
-            let ty = &node.outputs[0].ty;
-            let dims = ty
-                .shape
-                .as_known()
-                .expect("fixture inputs have static shapes");
-            let n: usize = dims.iter().product();
-            let data: Vec<f64> = (0..n).map(|_| next()).collect();
-            Some(Tensor::from_vec(&dims, data).unwrap().cast(ty.dtype))
-        })
-        .collect()
+    seeded(g, seed).expect("fixture inputs have static shapes")
 }
 
 struct Directives {

@@ -3,38 +3,13 @@
 
 use super::*;
 use crate::eval::eval_graph;
+use crate::eval::random_inputs as seeded;
 use crate::ir::text::{parse, print};
 use crate::ir::Tensor;
 
-/// Seeded pseudo-random values in [-2, 2) (an LCG: deterministic across platforms) for the
-/// inputs without a default.
+/// Seeded pseudo-random values in [-2, 2) for the inputs without a default.
 fn random_inputs(g: &Graph, seed: u64) -> Vec<Option<Tensor>> {
-    let mut state = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    let mut next = move || {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((state >> 33) as f64 / (1u64 << 31) as f64) * 4.0 - 2.0
-    };
-    g.inputs
-        .iter()
-        .map(|&id| {
-            let node = g.node(id);
-            if matches!(node.op, Op::Input { default: Some(_) }) {
-                return None;
-            }
-            let ty = &node.outputs[0].ty;
-            let dims = ty
-                .shape
-                .as_known()
-                .expect("fixture inputs have static shapes");
-            let n: usize = dims.iter().product();
-            let data: Vec<f64> = (0..n).map(|_| next()).collect();
-            Some(Tensor::from_vec(&dims, data).unwrap().cast(ty.dtype))
-        })
-        .collect()
+    seeded(g, seed).expect("fixture inputs have static shapes")
 }
 
 /// Asserts `before` and `after` compute the same outputs (within `rtol`) on seeded inputs.

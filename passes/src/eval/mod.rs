@@ -14,9 +14,13 @@ use std::collections::HashMap;
 
 use crate::ir::{Graph, NodeId, Op, Tensor, ValueRef};
 
+pub mod compare;
 mod elementwise;
 pub mod fused;
 mod misc;
+pub mod random;
+pub use compare::compare;
+pub use random::random_inputs;
 mod nn;
 mod shape;
 pub mod util;

@@ -1,0 +1,116 @@
+//! Kernels: ops that only move bytes unchanged (Reshape, Flatten, Squeeze, Unsqueeze,
+//! Identity): one parallel copy of the input buffer into the output buffer, any element type.
+
+use cranelift_codegen::ir::{types, InstBuilder, MemFlagsData};
+use cranelift_frontend::FunctionBuilder;
+use graphc_passes::ir::{DType, Graph, NodeId, Op};
+
+use crate::codegen::kernel::{KernelCx, KernelParams, Launch, Lowered, Operand};
+
+/// Bytes one work item copies.
+const CHUNK: u64 = 16 * 1024;
+
+/// See [`super`].
+pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowered>, String> {
+    let n = g.node(node);
+    if !matches!(
+        n.op,
+        Op::Reshape { .. }
+            | Op::Flatten { .. }
+            | Op::Squeeze {}
+            | Op::Unsqueeze {}
+            | Op::Identity {}
+    ) {
+        return Ok(None);
+    }
+    let Some(Some(src)) = n.inputs.first() else {
+        return Ok(None);
+    };
+    let ty = g.ty(*src);
+    let Some(dims) = ty.shape.as_known() else {
+        return Ok(None);
+    };
+    if ty.dtype == DType::String {
+        return Ok(None);
+    }
+    let size = ty.dtype.size();
+    let bytes = (dims.iter().product::<usize>() * size) as u64;
+    let func = emit_copy(cx, bytes)?;
+    Ok(Some(Lowered {
+        launches: vec![Launch {
+            func,
+            operands: vec![Operand::Input(0), Operand::Output(0)],
+            items: bytes.div_ceil(CHUNK),
+            grain: 16,
+            name: "copy".into(),
+        }],
+        scratch_bytes: 0,
+    }))
+}
+
+/// A kernel copying `bytes` bytes from `bufs[0]` to `bufs[1]`; item `i` copies
+/// `[i*CHUNK, min((i+1)*CHUNK, bytes))`.
+pub fn emit_copy(cx: &mut KernelCx, bytes: u64) -> Result<cranelift_module::FuncId, String> {
+    cx.define_kernel("copy", |b, p| {
+        build_copy(b, p, bytes);
+        Ok(())
+    })
+}
+
+fn build_copy(b: &mut FunctionBuilder, p: KernelParams, bytes: u64) {
+    let flags = MemFlagsData::trusted();
+    let src = b.ins().load(types::I64, flags, p.bufs, 0);
+    let dst = b.ins().load(types::I64, flags, p.bufs, 8);
+    let lo = b.ins().imul_imm_s(p.begin, CHUNK as i64);
+    let hi = b.ins().imul_imm_s(p.end, CHUNK as i64);
+    let total = b.ins().iconst(types::I64, bytes as i64);
+    let hi = b.ins().umin(hi, total);
+
+    // Vector loop while 16 bytes remain, then a byte loop.
+    let vhead = b.create_block();
+    let vbody = b.create_block();
+    let shead = b.create_block();
+    let sbody = b.create_block();
+    let exit = b.create_block();
+    for blk in [vhead, shead] {
+        b.append_block_param(blk, types::I64);
+    }
+    b.ins().jump(vhead, &[lo.into()]);
+
+    b.switch_to_block(vhead);
+    let i = b.block_params(vhead)[0];
+    let next = b.ins().iadd_imm_s(i, 16);
+    let fits = b.ins().icmp(
+        cranelift_codegen::ir::condcodes::IntCC::UnsignedLessThanOrEqual,
+        next,
+        hi,
+    );
+    b.ins().brif(fits, vbody, &[], shead, &[i.into()]);
+
+    b.switch_to_block(vbody);
+    let s = b.ins().iadd(src, i);
+    let d = b.ins().iadd(dst, i);
+    let v = b.ins().load(types::I8X16, flags, s, 0);
+    b.ins().store(flags, v, d, 0);
+    b.ins().jump(vhead, &[next.into()]);
+
+    b.switch_to_block(shead);
+    let j = b.block_params(shead)[0];
+    let more = b.ins().icmp(
+        cranelift_codegen::ir::condcodes::IntCC::UnsignedLessThan,
+        j,
+        hi,
+    );
+    b.ins().brif(more, sbody, &[], exit, &[]);
+
+    b.switch_to_block(sbody);
+    let s = b.ins().iadd(src, j);
+    let d = b.ins().iadd(dst, j);
+    let v = b.ins().load(types::I8, flags, s, 0);
+    b.ins().store(flags, v, d, 0);
+    let j1 = b.ins().iadd_imm_s(j, 1);
+    b.ins().jump(shead, &[j1.into()]);
+
+    b.switch_to_block(exit);
+    b.ins().return_(&[]);
+}

@@ -1,0 +1,273 @@
+//! Running one node's kernels in isolation, for tests: compiled into its own JIT module, the
+//! launches run one after the other on this thread, each over its item range cut into uneven
+//! pieces run last-first (so a kernel that depends on range order or writes outside its range
+//! shows). Outputs and scratch start filled with a poison byte pattern, so an element a kernel
+//! forgets to write fails the comparison.
+
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::default_libcall_names;
+use graphc_passes::eval::{compare, eval_graph, random_inputs};
+use graphc_passes::ir::text::parse;
+use graphc_passes::ir::{DType, Graph, NodeId, Op, Tensor};
+
+use super::kernel::{KernelCx, Lowered, Operand, Target};
+use super::kernels;
+use crate::onnx::tensor::{from_le_bytes, le_bytes};
+
+/// The poison byte outputs and scratch start with (0x7f7f7f7f is 3.4e38 as f32).
+const POISON: u8 = 0x7f;
+
+/// A 64-byte aligned byte buffer.
+struct Buf {
+    words: Vec<u128>,
+    len: usize,
+}
+
+impl Buf {
+    fn new(len: usize, fill: u8) -> Buf {
+        let mut words = vec![0u128; len.div_ceil(16) + 4];
+        let off = Self::offset(&words);
+        let bytes = Self::bytes_of(&mut words);
+        bytes[off..].fill(fill);
+        Buf { words, len }
+    }
+
+    fn from(data: &[u8]) -> Buf {
+        let mut b = Buf::new(data.len(), 0);
+        b.bytes_mut().copy_from_slice(data);
+        b
+    }
+
+    fn offset(words: &[u128]) -> usize {
+        (64 - (words.as_ptr() as usize % 64)) % 64
+    }
+
+    fn bytes_of(words: &mut [u128]) -> &mut [u8] {
+        // SAFETY: u128 has no invalid bit patterns and u8 has alignment 1.
+        unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast(), words.len() * 16) }
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        let off = Self::offset(&self.words);
+        let len = self.len;
+        &mut Self::bytes_of(&mut self.words)[off..off + len]
+    }
+
+    fn ptr(&mut self) -> *mut u8 {
+        self.bytes_mut().as_mut_ptr()
+    }
+}
+
+/// The one node of `g` that is neither an input nor a constant.
+pub fn single_compute_node(g: &Graph) -> Result<NodeId, String> {
+    let nodes: Vec<NodeId> = g
+        .node_ids()
+        .iter()
+        .copied()
+        .filter(|&id| !matches!(g.node(id).op, Op::Input { .. } | Op::Constant { .. }))
+        .collect();
+    match nodes.as_slice() {
+        [one] => Ok(*one),
+        _ => Err(format!(
+            "the test graph must have exactly one compute node, it has {}",
+            nodes.len()
+        )),
+    }
+}
+
+/// Compiles `node` of `g` and runs it on `inputs` (one per graph input, `None` for an input
+/// with a default). Every input of the node must be a graph input or a constant. `Ok(None)`
+/// when no kernel family compiles the node.
+pub fn run_node(
+    g: &Graph,
+    node: NodeId,
+    inputs: &[Option<Tensor>],
+    target: Target,
+) -> Result<Option<Vec<Tensor>>, String> {
+    let n = g.node(node);
+    // The node's input tensors.
+    let mut args: Vec<Option<Tensor>> = Vec::new();
+    for v in &n.inputs {
+        let Some(v) = v else {
+            args.push(None);
+            continue;
+        };
+        let producer = g.node(v.node);
+        let t = match &producer.op {
+            Op::Constant { value } => value.clone(),
+            Op::Input { default } => {
+                let pos = g.inputs.iter().position(|&i| i == v.node).unwrap();
+                match inputs.get(pos).cloned().flatten() {
+                    Some(t) => t,
+                    None => default.clone().ok_or("an input without a value")?,
+                }
+            }
+            _ => return Err("node inputs must be graph inputs or constants".into()),
+        };
+        args.push(Some(t));
+    }
+
+    let mut flags = settings::builder();
+    flags.set("is_pic", "false").map_err(|e| e.to_string())?;
+    flags.set("opt_level", "speed").map_err(|e| e.to_string())?;
+    let isa = cranelift_native::builder()?
+        .finish(settings::Flags::new(flags))
+        .map_err(|e| e.to_string())?;
+    let mut module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
+    let lowered: Lowered = {
+        let mut cx = KernelCx::new(&mut module, target, "test_");
+        match kernels::lower(&mut cx, g, node)? {
+            Some(l) => l,
+            None => return Ok(None),
+        }
+    };
+    module.finalize_definitions().map_err(|e| e.to_string())?;
+
+    let mut in_bufs: Vec<Option<Buf>> = args
+        .iter()
+        .map(|t| {
+            t.as_ref()
+                .map(|t| Buf::from(&le_bytes(t).expect("no string tensors in kernel tests")))
+        })
+        .collect();
+    let out_types: Vec<(DType, Vec<usize>)> = n
+        .outputs
+        .iter()
+        .map(|o| {
+            let dims =
+                o.ty.shape
+                    .as_known()
+                    .ok_or("outputs must have static shapes")?;
+            Ok((o.ty.dtype, dims))
+        })
+        .collect::<Result<_, String>>()?;
+    let mut out_bufs: Vec<Buf> = out_types
+        .iter()
+        .map(|(dt, dims)| Buf::new(dims.iter().product::<usize>() * dt.size(), POISON))
+        .collect();
+    let mut scratch = Buf::new(lowered.scratch_bytes, POISON);
+
+    for launch in &lowered.launches {
+        let mut ptrs: Vec<*mut u8> = Vec::new();
+        for op in &launch.operands {
+            ptrs.push(match *op {
+                Operand::Input(i) => in_bufs
+                    .get_mut(i)
+                    .and_then(|b| b.as_mut())
+                    .ok_or_else(|| format!("launch {}: input {i} is absent", launch.name))?
+                    .ptr(),
+                Operand::Output(i) => out_bufs
+                    .get_mut(i)
+                    .ok_or_else(|| format!("launch {}: no output {i}", launch.name))?
+                    .ptr(),
+                Operand::Const(id) => module.get_finalized_data(id).0 as *mut u8,
+                Operand::Scratch(off) => {
+                    if off > lowered.scratch_bytes {
+                        return Err(format!(
+                            "launch {}: scratch offset {off} out of range",
+                            launch.name
+                        ));
+                    }
+                    // SAFETY: within the scratch buffer (checked above).
+                    unsafe { scratch.ptr().add(off) }
+                }
+            });
+        }
+        let code = module.get_finalized_function(launch.func);
+        // SAFETY: kernels are compiled with the uniform kernel signature.
+        let f: unsafe extern "C" fn(*const *mut u8, u64, u64) =
+            unsafe { std::mem::transmute(code) };
+        for (lo, hi) in uneven_ranges(launch.items, launch.grain.max(1))
+            .into_iter()
+            .rev()
+        {
+            // SAFETY: every operand points at a live buffer of the size the graph says.
+            unsafe { f(ptrs.as_ptr(), lo, hi) };
+        }
+    }
+
+    let outs = out_types
+        .iter()
+        .zip(out_bufs.iter_mut())
+        .map(|((dt, dims), b)| from_le_bytes(*dt, dims, b.bytes_mut()))
+        .collect();
+    // SAFETY: no pointer into the module's memory outlives this function.
+    unsafe { module.free_memory() };
+    Ok(Some(outs))
+}
+
+/// `0..items` cut into pieces of 1, 2, 3, ... grains (the last one shorter).
+fn uneven_ranges(items: u64, grain: u64) -> Vec<(u64, u64)> {
+    let mut v = Vec::new();
+    let (mut lo, mut k) = (0, 1);
+    while lo < items {
+        let hi = (lo + k * grain).min(items);
+        v.push((lo, hi));
+        lo = hi;
+        k += 1;
+    }
+    v
+}
+
+/// Parses `text` (the IR text format; one compute node), runs it on seeded random inputs with
+/// the reference evaluator and with its kernels, and compares every output within
+/// `atol + rtol * |expected|` (exactly for non-float outputs). Errors when no kernel compiles
+/// the node, so a test cannot pass by falling back.
+pub fn check_text(text: &str, seed: u64, rtol: f64, atol: f64) -> Result<(), String> {
+    let g = parse(text).map_err(|e| e.to_string())?;
+    check_graph(&g, seed, rtol, atol, Target::host())
+}
+
+/// [`check_text`] on a graph, for a given target.
+pub fn check_graph(
+    g: &Graph,
+    seed: u64,
+    rtol: f64,
+    atol: f64,
+    target: Target,
+) -> Result<(), String> {
+    let node = single_compute_node(g)?;
+    let inputs = random_inputs(g, seed)?;
+    let want = eval_graph(g, &inputs).map_err(|e| e.to_string())?;
+    let got = run_node(g, node, &inputs, target)?
+        .ok_or_else(|| format!("no kernel for {}", g.node(node).op.name()))?;
+    // Graph outputs are the node's outputs in the fixtures this is used with.
+    for (i, out) in g.outputs.iter().enumerate() {
+        let port = out.value.port as usize;
+        if out.value.node != node {
+            return Err("graph outputs must be outputs of the compute node".into());
+        }
+        compare(&got[port], &want[i], rtol, atol).map_err(|e| format!("output {i}: {e}"))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_kernels_move_every_byte() {
+        for (dt, shape) in [
+            ("f32", "[3,5,7]"),
+            ("i64", "[2,1]"),
+            ("u8", "[33000]"),
+            ("f32", "[0,4]"),
+        ] {
+            let text = format!(
+                "graph \"g\" (%x: {dt}{shape}) {{\n  %y: {dt}{shape} = identity (%x)\n  return %y\n}}\n"
+            );
+            check_text(&text, 1, 0.0, 0.0).unwrap_or_else(|e| panic!("{dt}{shape}: {e}"));
+        }
+        let text = "graph \"g\" (%x: f32[2,3,4]) {\n  %y: f32[2,12] = flatten {axis: 1} (%x)\n  return %y\n}\n";
+        check_text(text, 2, 0.0, 0.0).unwrap();
+    }
+
+    #[test]
+    fn uneven_ranges_cover_everything_once() {
+        assert_eq!(uneven_ranges(10, 2), vec![(0, 2), (2, 6), (6, 10)]);
+        assert_eq!(uneven_ranges(0, 3), vec![]);
+        assert_eq!(uneven_ranges(7, 1), vec![(0, 1), (1, 3), (3, 6), (6, 7)]);
+    }
+}
