@@ -20,7 +20,9 @@
 //! module and into the object module of a `.so`, so they must not embed absolute addresses:
 //! constants are operands, not symbols.
 
-use cranelift_codegen::ir::{types, AbiParam, Function, Signature, Type, UserFuncName, Value};
+use cranelift_codegen::ir::{
+    types, AbiParam, FuncRef, Function, Signature, Type, UserFuncName, Value,
+};
 use cranelift_codegen::isa::CallConv;
 use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
@@ -164,8 +166,20 @@ impl<'m> KernelCx<'m> {
         hint: &str,
         build: impl FnOnce(&mut FunctionBuilder, KernelParams) -> Result<(), String>,
     ) -> Result<FuncId, String> {
+        self.define_kernel_calling(hint, &[], |b, params, _| build(b, params))
+    }
+
+    /// [`define_kernel`](Self::define_kernel) for a kernel that calls other functions of the
+    /// module (e.g. an emitted GEMM made by [`define_bytes_function`](Self::define_bytes_function)):
+    /// `build` gets one `FuncRef` per entry of `callees`, for `call`.
+    pub fn define_kernel_calling(
+        &mut self,
+        hint: &str,
+        callees: &[FuncId],
+        build: impl FnOnce(&mut FunctionBuilder, KernelParams, &[FuncRef]) -> Result<(), String>,
+    ) -> Result<FuncId, String> {
         let sig = self.kernel_signature();
-        self.define_function(hint, sig, |b, params| {
+        self.define_function(hint, sig, callees, |b, params, refs| {
             build(
                 b,
                 KernelParams {
@@ -173,17 +187,20 @@ impl<'m> KernelCx<'m> {
                     begin: params[1],
                     end: params[2],
                 },
+                refs,
             )
         })
     }
 
     /// Declares and defines a local function of any signature (helpers a kernel calls).
-    /// `build` gets a builder in the sealed entry block and the block's parameters.
+    /// `build` gets a builder in the sealed entry block, the block's parameters, and one
+    /// `FuncRef` per entry of `callees`.
     pub fn define_function(
         &mut self,
         hint: &str,
         sig: Signature,
-        build: impl FnOnce(&mut FunctionBuilder, &[Value]) -> Result<(), String>,
+        callees: &[FuncId],
+        build: impl FnOnce(&mut FunctionBuilder, &[Value], &[FuncRef]) -> Result<(), String>,
     ) -> Result<FuncId, String> {
         let name = self.unique(hint);
         let frontend = self.module.target_config();
@@ -192,6 +209,10 @@ impl<'m> KernelCx<'m> {
             .declare_function(&name, Linkage::Local, &sig)
             .map_err(|e| format!("declaring {name}: {e}"))?;
         let mut func = Function::with_name_signature(UserFuncName::user(0, id.as_u32()), sig);
+        let refs: Vec<FuncRef> = callees
+            .iter()
+            .map(|&c| self.module.declare_func_in_func(c, &mut func))
+            .collect();
         {
             let mut b = FunctionBuilder::new(&mut func, &mut self.fctx);
             let entry = b.create_block();
@@ -199,7 +220,7 @@ impl<'m> KernelCx<'m> {
             b.switch_to_block(entry);
             b.seal_block(entry);
             let params = b.block_params(entry).to_vec();
-            build(&mut b, &params)?;
+            build(&mut b, &params, &refs)?;
             b.seal_all_blocks();
             b.finalize(frontend);
         }
