@@ -23,8 +23,11 @@ pub struct RunArgs {
     #[arg(long, short = 'o', default_value = ".")]
     pub output_dir: PathBuf,
     /// How to execute the model.
-    #[arg(long, value_enum, default_value_t = Engine::Reference)]
+    #[arg(long, value_enum, default_value_t = Engine::Jit)]
     pub engine: Engine,
+    /// Threads the compiled model runs on (default: one per CPU).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
     /// Run the model as imported, without the optimization passes.
     #[arg(long)]
     pub no_optimize: bool,
@@ -39,6 +42,9 @@ pub struct RunArgs {
 /// Execution engines.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Engine {
+    /// Compiled to machine code in memory; nodes without a kernel run with the reference
+    /// evaluator (with a warning naming their ops).
+    Jit,
     /// The reference evaluator (exact ONNX semantics; the oracle).
     Reference,
 }
@@ -171,11 +177,116 @@ fn without_overridden_defaults(mut g: Graph, inputs: &[Option<Tensor>]) -> anyho
     Ok(g)
 }
 
+/// Gives every graph input the shape of the tensor bound to it (or of its default) and
+/// infers all shapes again, so that a compiled model has static shapes wherever the data
+/// allows.
+pub fn specialize(mut g: Graph, inputs: &[Option<Tensor>]) -> anyhow::Result<Graph> {
+    for (k, id) in g.inputs.clone().into_iter().enumerate() {
+        let node = g.node_mut(id);
+        let shape = match (inputs.get(k).and_then(Option::as_ref), &node.op) {
+            (Some(t), _) => t.shape().to_vec(),
+            (None, Op::Input { default: Some(d) }) => d.shape().to_vec(),
+            _ => continue,
+        };
+        node.outputs[0].ty.shape = Shape::known(&shape);
+    }
+    graphc_passes::infer::infer_graph(&mut g)?;
+    Ok(g)
+}
+
+/// The first value whose shape is not static, if any.
+pub fn first_dynamic_value(g: &Graph) -> Option<String> {
+    g.nodes().find_map(|(_, n)| {
+        n.outputs
+            .iter()
+            .find(|o| o.ty.shape.as_known().is_none())
+            .map(|o| format!("'{}' ({})", o.name, o.ty))
+    })
+}
+
+/// Inputs in signature order for a compiled model: the bound tensors, defaults elsewhere.
+pub fn complete_inputs(g: &Graph, inputs: &[Option<Tensor>]) -> anyhow::Result<Vec<Tensor>> {
+    g.inputs
+        .iter()
+        .enumerate()
+        .map(
+            |(k, &id)| match (inputs.get(k).cloned().flatten(), &g.node(id).op) {
+                (Some(t), _) => Ok(t),
+                (None, Op::Input { default: Some(d) }) => Ok(d.clone()),
+                _ => bail!("input '{}' is missing", g.node(id).outputs[0].name),
+            },
+        )
+        .collect()
+}
+
+/// One warning line naming the ops that run with the reference evaluator, if any.
+pub fn fallback_warning(g: &Graph, p: &crate::codegen::program::Program) -> Option<String> {
+    let ops = crate::codegen::program::fallback_ops(g, p);
+    if ops.is_empty() {
+        return None;
+    }
+    let list: Vec<String> = ops
+        .iter()
+        .map(|(op, n)| {
+            if *n == 1 {
+                op.clone()
+            } else {
+                format!("{op} x{n}")
+            }
+        })
+        .collect();
+    Some(format!(
+        "graphc: warning: {} node(s) have no kernel yet and run with the reference evaluator: {}",
+        p.fallbacks.len(),
+        list.join(", ")
+    ))
+}
+
+fn run_jit(
+    g: &Graph,
+    inputs: &[Option<Tensor>],
+    threads: Option<usize>,
+    limits: &crate::limits::Limits,
+) -> anyhow::Result<Vec<Tensor>> {
+    let reference = |why: String| -> anyhow::Result<Vec<Tensor>> {
+        eprintln!("graphc: warning: {why}; the whole model runs with the reference evaluator");
+        Ok(graphc_passes::eval::util::with_element_limit(
+            limits.elements,
+            || graphc_passes::eval::eval_graph(g, inputs),
+        )?)
+    };
+    if let Some(v) = first_dynamic_value(g) {
+        return reference(format!("value {v} has a data-dependent shape"));
+    }
+    let opts = crate::codegen::jit::JitOptions {
+        threads: threads.unwrap_or(0),
+        ..Default::default()
+    };
+    let mut model = match crate::codegen::jit::JitModel::compile(g, &opts) {
+        Ok(m) => m,
+        Err(crate::codegen::program::CompileError::Unsupported(why)) => return reference(why),
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(w) = fallback_warning(g, &model.program) {
+        eprintln!("{w}");
+    }
+    let inputs = complete_inputs(g, inputs)?;
+    model.run(&inputs).map_err(anyhow::Error::msg)
+}
+
 /// Runs `graphc run`.
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let limits = args.limits.limits();
     let g = crate::onnx::load_model_with(&args.model, args.input_shapes.clone(), &limits)?;
     let inputs = bind_inputs(&g, &args.inputs)?;
+    if args.threads == Some(0) {
+        bail!("--threads must be at least 1");
+    }
+    let g = if args.engine == Engine::Jit {
+        specialize(g, &inputs)?
+    } else {
+        g
+    };
     let g = if args.no_optimize {
         g
     } else {
@@ -188,6 +299,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 graphc_passes::eval::eval_graph(&g, &inputs)
             })?
         }
+        Engine::Jit => run_jit(&g, &inputs, args.threads, &limits)?,
     };
     std::fs::create_dir_all(&args.output_dir)
         .with_context(|| format!("cannot create output folder {}", args.output_dir.display()))?;

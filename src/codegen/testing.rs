@@ -11,53 +11,13 @@ use graphc_passes::eval::{compare, eval_graph, random_inputs};
 use graphc_passes::ir::text::parse;
 use graphc_passes::ir::{DType, Graph, NodeId, Op, Tensor};
 
+use super::buffer::AlignedBuf as Buf;
 use super::kernel::{KernelCx, Lowered, Operand, Target};
 use super::kernels;
 use crate::onnx::tensor::{from_le_bytes, le_bytes};
 
 /// The poison byte outputs and scratch start with (0x7f7f7f7f is 3.4e38 as f32).
 const POISON: u8 = 0x7f;
-
-/// A 64-byte aligned byte buffer.
-struct Buf {
-    words: Vec<u128>,
-    len: usize,
-}
-
-impl Buf {
-    fn new(len: usize, fill: u8) -> Buf {
-        let mut words = vec![0u128; len.div_ceil(16) + 4];
-        let off = Self::offset(&words);
-        let bytes = Self::bytes_of(&mut words);
-        bytes[off..].fill(fill);
-        Buf { words, len }
-    }
-
-    fn from(data: &[u8]) -> Buf {
-        let mut b = Buf::new(data.len(), 0);
-        b.bytes_mut().copy_from_slice(data);
-        b
-    }
-
-    fn offset(words: &[u128]) -> usize {
-        (64 - (words.as_ptr() as usize % 64)) % 64
-    }
-
-    fn bytes_of(words: &mut [u128]) -> &mut [u8] {
-        // SAFETY: u128 has no invalid bit patterns and u8 has alignment 1.
-        unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast(), words.len() * 16) }
-    }
-
-    fn bytes_mut(&mut self) -> &mut [u8] {
-        let off = Self::offset(&self.words);
-        let len = self.len;
-        &mut Self::bytes_of(&mut self.words)[off..off + len]
-    }
-
-    fn ptr(&mut self) -> *mut u8 {
-        self.bytes_mut().as_mut_ptr()
-    }
-}
 
 /// The one node of `g` that is neither an input nor a constant.
 pub fn single_compute_node(g: &Graph) -> Result<NodeId, String> {

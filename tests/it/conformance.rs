@@ -3,7 +3,7 @@
 //!
 //! Each column is an engine with or without the optimization pipeline: `reference` runs
 //! the model as imported (`--engine reference --no-optimize`), `reference-opt` runs it
-//! optimized. Every node test runs (none may panic or hang); those on the column's allowlist
+//! optimized, `jit` runs it optimized and compiled (`--engine jit`). Every node test runs (none may panic or hang); those on the column's allowlist
 //! (`tests/conformance/node-<column>.txt`) must pass, and the optimized column's allowlist
 //! must include every test of the unoptimized one. A test passing but not listed is
 //! reported so it can be added (`GRAPHC_UPDATE_ALLOWLIST=1` rewrites the list).
@@ -114,6 +114,11 @@ const REFERENCE: Column = Column {
 const REFERENCE_OPT: Column = Column {
     name: "reference-opt",
     args: &["--engine", "reference"],
+};
+
+const JIT: Column = Column {
+    name: "jit",
+    args: &["--engine", "jit"],
 };
 
 fn node_suite(column: &Column) {
@@ -257,6 +262,38 @@ fn optimized_allowlist_includes_unoptimized() {
         "{} tests pass unoptimized but not optimized: {missing:?}",
         missing.len()
     );
+}
+
+#[test]
+fn node_tests_jit() {
+    node_suite(&JIT);
+}
+
+/// Compilation loses no test: every test that passes optimized with the reference evaluator
+/// passes through the JIT too, except those listed with a reason in
+/// `tests/conformance/node-jit-exceptions.txt`.
+#[test]
+fn jit_allowlist_includes_optimized() {
+    let dir = repo().join("tests/conformance");
+    let opt = read_allowlist(&dir.join("node-reference-opt.txt"));
+    let jit = read_allowlist(&dir.join("node-jit.txt"));
+    let exceptions = read_allowlist(&dir.join("node-jit-exceptions.txt"));
+    let missing: Vec<&String> = opt
+        .difference(&jit)
+        .filter(|t| !exceptions.contains(*t))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} tests pass with the reference evaluator but not through the JIT: {missing:?}",
+        missing.len()
+    );
+    let stale: Vec<&String> = exceptions.intersection(&jit).collect();
+    assert!(stale.is_empty(), "exceptions that pass now: {stale:?}");
+}
+
+#[test]
+fn light_models_jit() {
+    light_models(&JIT);
 }
 
 #[test]

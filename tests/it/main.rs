@@ -5,6 +5,7 @@ mod conformance;
 mod export;
 mod filetests;
 mod hostile;
+mod jit;
 mod memory;
 mod optimize;
 mod support;

@@ -8,7 +8,7 @@ use graphc_passes::ir::{DType, Graph, NodeId, Op};
 use crate::codegen::kernel::{KernelCx, KernelParams, Launch, Lowered, Operand};
 
 /// Bytes one work item copies.
-const CHUNK: u64 = 16 * 1024;
+pub const CHUNK: u64 = 16 * 1024;
 
 /// See [`super`].
 pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowered>, String> {

@@ -1,0 +1,647 @@
+//! A whole model compiled into one Cranelift module: a kernel (or a reference-evaluator
+//! fallback) per node, and one entry function that runs the schedule over a single workspace
+//! laid out by the memory plan.
+//!
+//! The entry function has the System V signature
+//!
+//! ```text
+//! int32_t entry(void *pool, void *host, const void *const *inputs, void *const *outputs,
+//!               void *workspace)
+//! ```
+//!
+//! `inputs[i]` / `outputs[j]` are the graph inputs and outputs in signature order, as dense
+//! row-major little-endian buffers; `workspace` is [`Program::workspace_bytes`] bytes aligned
+//! to 64 (the arena, then the scratch space the largest node needs). For each launch the entry
+//! function fills an operand table on its stack and calls the runtime's `parallel_for(pool,
+//! kernel, table, items, grain)`; a fallback node calls the host's `fallback(host, index,
+//! table)` with its inputs then outputs in the table, and a nonzero result is returned at
+//! once. Graph outputs are written in place by the nodes that produce them; outputs that are
+//! graph inputs, constants or repeated are copied at the end.
+//!
+//! The same code is built into a JIT module (`graphc run`, `graphc bench`) and into an object
+//! module (`graphc optimize -o out.so`); only the runtime symbols' names differ.
+
+use std::collections::HashMap;
+
+use cranelift_codegen::ir::{
+    types, AbiParam, Function, InstBuilder, MemFlagsData, Signature, StackSlotData, StackSlotKind,
+    UserFuncName, Value,
+};
+use cranelift_codegen::isa::CallConv;
+use cranelift_codegen::Context;
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_module::{DataId, FuncId, Linkage, Module};
+use graphc_passes::ir::{DType, Graph, NodeId, Op, ValueRef};
+use graphc_passes::plan::memory::{plan, MemoryPlan, ALIGN};
+
+use super::kernel::{KernelCx, Launch, Lowered, Operand, Target};
+use super::kernels;
+use crate::onnx::tensor::le_bytes;
+
+/// How a model is compiled.
+#[derive(Clone, Debug)]
+pub struct CompileOptions {
+    /// CPU features the kernels may use.
+    pub target: Target,
+    /// Prefix of every symbol the module defines (e.g. `resnet_`).
+    pub prefix: String,
+    /// The runtime's symbol prefix (`graphc_rt_` in the JIT).
+    pub rt_prefix: String,
+    /// Whether nodes without a kernel may call the host's reference evaluator (JIT only).
+    pub allow_fallback: bool,
+}
+
+/// Why a model does not compile.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    /// Some nodes have no kernel and fallback is not allowed; (node, op) pairs.
+    #[error("no kernel for {}", describe_missing(.0))]
+    NoKernel(Vec<(String, String)>),
+    /// The graph is outside what the compiled engine handles (dynamic shapes, strings).
+    #[error("{0}")]
+    Unsupported(String),
+    /// A kernel or the entry function failed to compile (a compiler bug).
+    #[error("internal compiler error: {0}")]
+    Internal(String),
+}
+
+fn describe_missing(v: &[(String, String)]) -> String {
+    let mut ops: Vec<&str> = v.iter().map(|(_, op)| op.as_str()).collect();
+    ops.sort();
+    ops.dedup();
+    let first = &v[0];
+    format!(
+        "{} node(s) of op(s) {} (first: node '{}' ({}))",
+        v.len(),
+        ops.join(", "),
+        first.0,
+        first.1
+    )
+}
+
+/// Where a value lives while the entry function runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Loc {
+    Input(usize),
+    Output(usize),
+    Arena(usize),
+    Const(DataId),
+}
+
+/// What one step of the schedule does.
+#[derive(Clone, Debug)]
+pub enum StepKind {
+    /// Kernels.
+    Kernel(Lowered),
+    /// The host's reference evaluator; the index into [`Program::fallbacks`].
+    Fallback(usize),
+}
+
+/// One scheduled node.
+#[derive(Clone, Debug)]
+pub struct Step {
+    /// The node.
+    pub node: NodeId,
+    /// How it runs.
+    pub kind: StepKind,
+}
+
+/// The result of compiling a graph into a module.
+#[derive(Debug)]
+pub struct Program {
+    /// The entry function.
+    pub entry: FuncId,
+    /// The steps in schedule order.
+    pub steps: Vec<Step>,
+    /// Nodes run by the host's reference evaluator, by fallback index.
+    pub fallbacks: Vec<NodeId>,
+    /// The memory plan the arena follows.
+    pub plan: MemoryPlan,
+    /// Arena bytes (the start of the workspace).
+    pub arena_bytes: usize,
+    /// Scratch bytes after the arena.
+    pub scratch_bytes: usize,
+    /// Total workspace bytes the entry function needs.
+    pub workspace_bytes: usize,
+}
+
+impl Program {
+    /// Launches over all steps.
+    pub fn launch_count(&self) -> usize {
+        self.steps
+            .iter()
+            .map(|s| match &s.kind {
+                StepKind::Kernel(l) => l.launches.len(),
+                StepKind::Fallback(_) => 0,
+            })
+            .sum()
+    }
+}
+
+/// The ops of the fallback nodes, counted, sorted by name (for warnings).
+pub fn fallback_ops(g: &Graph, p: &Program) -> Vec<(String, usize)> {
+    let mut m: HashMap<String, usize> = HashMap::new();
+    for &n in &p.fallbacks {
+        *m.entry(g.node(n).op.onnx_name().to_string()).or_default() += 1;
+    }
+    let mut v: Vec<(String, usize)> = m.into_iter().collect();
+    v.sort();
+    v
+}
+
+fn byte_len(g: &Graph, v: ValueRef) -> Result<usize, CompileError> {
+    let ty = g.ty(v);
+    if ty.dtype == DType::String {
+        return Err(CompileError::Unsupported(format!(
+            "value '{}' holds strings, which compiled models do not support",
+            g.value(v).name
+        )));
+    }
+    let dims = ty.shape.as_known().ok_or_else(|| {
+        CompileError::Unsupported(format!(
+            "value '{}' has no static shape ({})",
+            g.value(v).name,
+            ty
+        ))
+    })?;
+    dims.iter()
+        .try_fold(ty.dtype.size(), |a, &d| a.checked_mul(d))
+        .ok_or_else(|| {
+            CompileError::Unsupported(format!("value '{}' is too large", g.value(v).name))
+        })
+}
+
+/// Compiles `g` (verified, every shape static) into `module`.
+pub fn compile(
+    module: &mut dyn Module,
+    g: &Graph,
+    opts: &CompileOptions,
+) -> Result<Program, CompileError> {
+    for (id, node) in g.nodes() {
+        let _ = id;
+        for o in 0..node.outputs.len() {
+            byte_len(
+                g,
+                ValueRef {
+                    node: id,
+                    port: o as u32,
+                },
+            )?;
+        }
+    }
+    let plan = plan(g).map_err(CompileError::Unsupported)?;
+
+    // Kernels, node by node.
+    let mut steps = Vec::new();
+    let mut fallbacks = Vec::new();
+    let mut missing = Vec::new();
+    let mut const_data: HashMap<ValueRef, DataId> = HashMap::new();
+    let mut scratch_bytes = 0usize;
+    {
+        let mut cx = KernelCx::new(module, opts.target, &opts.prefix);
+        for &id in &plan.schedule {
+            let node = g.node(id);
+            if matches!(node.op, Op::Input { .. } | Op::Constant { .. }) {
+                continue;
+            }
+            let lowered = kernels::lower(&mut cx, g, id).map_err(|e| {
+                CompileError::Internal(format!(
+                    "node '{}' ({}): {e}",
+                    node.display_name(),
+                    node.op.onnx_name()
+                ))
+            })?;
+            let kind = match lowered {
+                Some(l) => {
+                    scratch_bytes = scratch_bytes.max(l.scratch_bytes);
+                    StepKind::Kernel(l)
+                }
+                None => {
+                    if !opts.allow_fallback {
+                        missing.push((node.display_name(), node.op.onnx_name().to_string()));
+                    }
+                    fallbacks.push(id);
+                    StepKind::Fallback(fallbacks.len() - 1)
+                }
+            };
+            steps.push(Step { node: id, kind });
+        }
+        if !missing.is_empty() {
+            return Err(CompileError::NoKernel(missing));
+        }
+        // Constants read by a launch or a fallback become data objects.
+        for s in &steps {
+            let node = g.node(s.node);
+            let reads_inputs: Vec<usize> = match &s.kind {
+                StepKind::Fallback(_) => (0..node.inputs.len()).collect(),
+                StepKind::Kernel(l) => l
+                    .launches
+                    .iter()
+                    .flat_map(|l| l.operands.iter())
+                    .filter_map(|o| match o {
+                        Operand::Input(i) => Some(*i),
+                        _ => None,
+                    })
+                    .collect(),
+            };
+            for i in reads_inputs {
+                let Some(Some(v)) = node.inputs.get(i) else {
+                    continue;
+                };
+                if let Op::Constant { value } = &g.node(v.node).op {
+                    if let std::collections::hash_map::Entry::Vacant(e) = const_data.entry(*v) {
+                        let bytes = le_bytes(value).ok_or_else(|| {
+                            CompileError::Unsupported("string constants are not supported".into())
+                        })?;
+                        // A data object may not be empty.
+                        let bytes = if bytes.is_empty() {
+                            vec![0u8; 1]
+                        } else {
+                            bytes
+                        };
+                        let d = cx
+                            .add_const(&format!("const_{}", g.value(*v).name), bytes)
+                            .map_err(CompileError::Internal)?;
+                        e.insert(d);
+                    }
+                }
+            }
+        }
+    }
+
+    // Where every value lives.
+    let mut loc: HashMap<ValueRef, Loc> = HashMap::new();
+    for (k, &id) in g.inputs.iter().enumerate() {
+        loc.insert(ValueRef { node: id, port: 0 }, Loc::Input(k));
+    }
+    for (v, d) in &const_data {
+        loc.insert(*v, Loc::Const(*d));
+    }
+    for (v, &(off, _)) in &plan.offsets {
+        loc.insert(*v, Loc::Arena(off));
+    }
+    let mut final_copies: Vec<(ValueRef, usize, usize)> = Vec::new();
+    let mut redirected: HashMap<ValueRef, usize> = HashMap::new();
+    for (j, out) in g.outputs.iter().enumerate() {
+        let bytes = byte_len(g, out.value)?;
+        let producer = &g.node(out.value.node).op;
+        let computed = !matches!(producer, Op::Input { .. } | Op::Constant { .. });
+        if computed && !redirected.contains_key(&out.value) {
+            redirected.insert(out.value, j);
+            loc.insert(out.value, Loc::Output(j));
+        } else {
+            final_copies.push((out.value, j, bytes));
+        }
+    }
+    // Constants that are graph outputs need data objects too.
+    let mut copies = Vec::new();
+    for (v, j, bytes) in final_copies {
+        let src = match loc.get(&v) {
+            Some(l) => *l,
+            None => {
+                let Op::Constant { value } = &g.node(v.node).op else {
+                    return Err(CompileError::Internal(format!(
+                        "output '{}' has no location",
+                        g.outputs[j].name
+                    )));
+                };
+                let bytes = le_bytes(value).ok_or_else(|| {
+                    CompileError::Unsupported("string constants are not supported".into())
+                })?;
+                let bytes = if bytes.is_empty() {
+                    vec![0u8; 1]
+                } else {
+                    bytes
+                };
+                let mut cx = KernelCx::new(module, opts.target, &format!("{}o{j}_", opts.prefix));
+                let d = cx
+                    .add_const("const_out", bytes)
+                    .map_err(CompileError::Internal)?;
+                loc.insert(v, Loc::Const(d));
+                Loc::Const(d)
+            }
+        };
+        copies.push((src, j, bytes));
+    }
+    let copy_funcs: Vec<(FuncId, u64)> = {
+        let mut cx = KernelCx::new(module, opts.target, &format!("{}final_", opts.prefix));
+        copies
+            .iter()
+            .map(|&(_, _, bytes)| {
+                kernels::copy::emit_copy(&mut cx, bytes as u64)
+                    .map(|f| (f, (bytes as u64).div_ceil(kernels::copy::CHUNK)))
+                    .map_err(CompileError::Internal)
+            })
+            .collect::<Result<_, _>>()?
+    };
+
+    let arena_bytes = plan.arena_bytes;
+    let scratch_at = arena_bytes.div_ceil(ALIGN) * ALIGN;
+    let workspace_bytes = (scratch_at + scratch_bytes).max(ALIGN);
+
+    let entry = build_entry(
+        module,
+        g,
+        opts,
+        &steps,
+        &loc,
+        scratch_at,
+        &copies,
+        &copy_funcs,
+    )?;
+    Ok(Program {
+        entry,
+        steps,
+        fallbacks,
+        plan,
+        arena_bytes,
+        scratch_bytes,
+        workspace_bytes,
+    })
+}
+
+/// The signature of the entry function.
+pub fn entry_signature(ptr: types::Type) -> Signature {
+    let mut sig = Signature::new(CallConv::SystemV);
+    for _ in 0..5 {
+        sig.params.push(AbiParam::new(ptr));
+    }
+    sig.returns.push(AbiParam::new(types::I32));
+    sig
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_entry(
+    module: &mut dyn Module,
+    g: &Graph,
+    opts: &CompileOptions,
+    steps: &[Step],
+    loc: &HashMap<ValueRef, Loc>,
+    scratch_at: usize,
+    copies: &[(Loc, usize, usize)],
+    copy_funcs: &[(FuncId, u64)],
+) -> Result<FuncId, CompileError> {
+    let internal = |e: String| CompileError::Internal(e);
+    let ptr = module.target_config().pointer_type();
+    let sig = entry_signature(ptr);
+    let name = format!("{}entry", opts.prefix);
+    let entry = module
+        .declare_function(&name, Linkage::Export, &sig)
+        .map_err(|e| internal(e.to_string()))?;
+
+    // Imports: the runtime's parallel_for and, with fallback, the host's evaluator.
+    let mut pf_sig = Signature::new(CallConv::SystemV);
+    for t in [ptr, ptr, ptr, types::I64, types::I64] {
+        pf_sig.params.push(AbiParam::new(t));
+    }
+    let pf = module
+        .declare_function(
+            &format!("{}parallel_for", opts.rt_prefix),
+            Linkage::Import,
+            &pf_sig,
+        )
+        .map_err(|e| internal(e.to_string()))?;
+    let any_fallback = steps
+        .iter()
+        .any(|s| matches!(s.kind, StepKind::Fallback(_)));
+    let fb = if any_fallback {
+        let mut fb_sig = Signature::new(CallConv::SystemV);
+        for t in [ptr, types::I64, ptr] {
+            fb_sig.params.push(AbiParam::new(t));
+        }
+        fb_sig.returns.push(AbiParam::new(types::I32));
+        Some(
+            module
+                .declare_function(HOST_FALLBACK_SYMBOL, Linkage::Import, &fb_sig)
+                .map_err(|e| internal(e.to_string()))?,
+        )
+    } else {
+        None
+    };
+
+    let table_len = steps
+        .iter()
+        .map(|s| match &s.kind {
+            StepKind::Kernel(l) => l
+                .launches
+                .iter()
+                .map(|l| l.operands.len())
+                .max()
+                .unwrap_or(0),
+            StepKind::Fallback(_) => {
+                let n = g.node(s.node);
+                n.inputs.len() + n.outputs.len()
+            }
+        })
+        .max()
+        .unwrap_or(0)
+        .max(2);
+
+    let mut func = Function::with_name_signature(UserFuncName::user(0, entry.as_u32()), sig);
+    let pf_ref = module.declare_func_in_func(pf, &mut func);
+    let fb_ref = fb.map(|f| module.declare_func_in_func(f, &mut func));
+    // Kernel function references, declared once each.
+    let mut kernel_refs = HashMap::new();
+    for s in steps {
+        if let StepKind::Kernel(l) = &s.kind {
+            for launch in &l.launches {
+                kernel_refs
+                    .entry(launch.func)
+                    .or_insert_with(|| module.declare_func_in_func(launch.func, &mut func));
+            }
+        }
+    }
+    for (f, _) in copy_funcs {
+        kernel_refs
+            .entry(*f)
+            .or_insert_with(|| module.declare_func_in_func(*f, &mut func));
+    }
+    let mut data_gvs = HashMap::new();
+    for l in loc.values() {
+        if let Loc::Const(d) = l {
+            data_gvs
+                .entry(*d)
+                .or_insert_with(|| module.declare_data_in_func(*d, &mut func));
+        }
+    }
+    let mut kernel_consts = Vec::new();
+    for s in steps {
+        if let StepKind::Kernel(l) = &s.kind {
+            for o in l.launches.iter().flat_map(|l| &l.operands) {
+                if let Operand::Const(d) = o {
+                    kernel_consts.push(*d);
+                }
+            }
+        }
+    }
+    for d in kernel_consts {
+        data_gvs
+            .entry(d)
+            .or_insert_with(|| module.declare_data_in_func(d, &mut func));
+    }
+
+    let mut fctx = FunctionBuilderContext::new();
+    {
+        let mut b = FunctionBuilder::new(&mut func, &mut fctx);
+        let block = b.create_block();
+        b.append_block_params_for_function_params(block);
+        b.switch_to_block(block);
+        b.seal_block(block);
+        let params = b.block_params(block).to_vec();
+        let (pool, host, inputs, outputs, ws) =
+            (params[0], params[1], params[2], params[3], params[4]);
+        let slot = b.create_sized_stack_slot(StackSlotData::new(
+            StackSlotKind::ExplicitSlot,
+            (table_len * 8) as u32,
+            3,
+        ));
+        let table = b.ins().stack_addr(ptr, slot, 0);
+        let flags = MemFlagsData::trusted();
+
+        let addr_of = |b: &mut FunctionBuilder, l: Loc| -> Value {
+            match l {
+                Loc::Input(i) => b.ins().load(ptr, flags, inputs, (i * 8) as i32),
+                Loc::Output(j) => b.ins().load(ptr, flags, outputs, (j * 8) as i32),
+                Loc::Arena(off) => b.ins().iadd_imm_s(ws, off as i64),
+                Loc::Const(d) => b.ins().symbol_value(ptr, data_gvs[&d]),
+            }
+        };
+        let value_loc = |v: ValueRef| -> Result<Loc, CompileError> {
+            loc.get(&v).copied().ok_or_else(|| {
+                CompileError::Internal(format!("value '{}' has no location", g.value(v).name))
+            })
+        };
+
+        for s in steps {
+            let node = g.node(s.node);
+            match &s.kind {
+                StepKind::Kernel(l) => {
+                    for launch in &l.launches {
+                        if launch.items == 0 {
+                            continue;
+                        }
+                        fill_table(
+                            &mut b, table, launch, node, s.node, &value_loc, &addr_of, ws,
+                            scratch_at,
+                        )?;
+                        let kf = b.ins().func_addr(ptr, kernel_refs[&launch.func]);
+                        let items = b.ins().iconst(types::I64, launch.items as i64);
+                        let grain = b.ins().iconst(types::I64, launch.grain.max(1) as i64);
+                        b.ins().call(pf_ref, &[pool, kf, table, items, grain]);
+                    }
+                }
+                StepKind::Fallback(index) => {
+                    let mut k: usize = 0;
+                    for v in &node.inputs {
+                        let p = match v {
+                            Some(v) => {
+                                let l = value_loc(*v)?;
+                                addr_of(&mut b, l)
+                            }
+                            None => b.ins().iconst(ptr, 0),
+                        };
+                        b.ins().store(flags, p, table, (k * 8) as i32);
+                        k += 1;
+                    }
+                    for o in 0..node.outputs.len() {
+                        let l = value_loc(ValueRef {
+                            node: s.node,
+                            port: o as u32,
+                        })?;
+                        let p = addr_of(&mut b, l);
+                        b.ins().store(flags, p, table, (k * 8) as i32);
+                        k += 1;
+                    }
+                    let idx = b.ins().iconst(types::I64, *index as i64);
+                    let call = b.ins().call(
+                        fb_ref.expect("declared when there are fallbacks"),
+                        &[host, idx, table],
+                    );
+                    let rc = b.inst_results(call)[0];
+                    let fail = b.create_block();
+                    let next = b.create_block();
+                    b.ins().brif(rc, fail, &[], next, &[]);
+                    b.switch_to_block(fail);
+                    b.seal_block(fail);
+                    b.ins().return_(&[rc]);
+                    b.switch_to_block(next);
+                    b.seal_block(next);
+                }
+            }
+        }
+        for (&(src, j, _), &(f, items)) in copies.iter().zip(copy_funcs) {
+            if items == 0 {
+                continue;
+            }
+            let s = addr_of(&mut b, src);
+            let d = addr_of(&mut b, Loc::Output(j));
+            b.ins().store(flags, s, table, 0);
+            b.ins().store(flags, d, table, 8);
+            let kf = b.ins().func_addr(ptr, kernel_refs[&f]);
+            let items = b.ins().iconst(types::I64, items as i64);
+            let grain = b.ins().iconst(types::I64, 16);
+            b.ins().call(pf_ref, &[pool, kf, table, items, grain]);
+        }
+        let zero = b.ins().iconst(types::I32, 0);
+        b.ins().return_(&[zero]);
+        b.finalize(module.target_config());
+    }
+    let mut ctx = Context::for_function(func);
+    module
+        .define_function(entry, &mut ctx)
+        .map_err(|e| internal(format!("compiling the entry function: {e:?}")))?;
+    Ok(entry)
+}
+
+/// The host's fallback symbol (JIT only).
+pub const HOST_FALLBACK_SYMBOL: &str = "graphc_host_fallback";
+
+#[allow(clippy::too_many_arguments)]
+fn fill_table(
+    b: &mut FunctionBuilder,
+    table: Value,
+    launch: &Launch,
+    node: &graphc_passes::ir::Node,
+    id: NodeId,
+    value_loc: &dyn Fn(ValueRef) -> Result<Loc, CompileError>,
+    addr_of: &dyn Fn(&mut FunctionBuilder, Loc) -> Value,
+    ws: Value,
+    scratch_at: usize,
+) -> Result<(), CompileError> {
+    let flags = MemFlagsData::trusted();
+    for (k, op) in launch.operands.iter().enumerate() {
+        let p = match *op {
+            Operand::Input(i) => {
+                let v = node.inputs.get(i).copied().flatten().ok_or_else(|| {
+                    CompileError::Internal(format!(
+                        "launch {} reads input {i} of node '{}', which is absent",
+                        launch.name,
+                        node.display_name()
+                    ))
+                })?;
+                addr_of(b, value_loc(v)?)
+            }
+            Operand::Output(o) => {
+                if o >= node.outputs.len() {
+                    return Err(CompileError::Internal(format!(
+                        "launch {} writes output {o} of node '{}', which has {}",
+                        launch.name,
+                        node.display_name(),
+                        node.outputs.len()
+                    )));
+                }
+                addr_of(
+                    b,
+                    value_loc(ValueRef {
+                        node: id,
+                        port: o as u32,
+                    })?,
+                )
+            }
+            Operand::Const(d) => addr_of(b, Loc::Const(d)),
+            Operand::Scratch(off) => b.ins().iadd_imm_s(ws, (scratch_at + off) as i64),
+        };
+        b.ins().store(flags, p, table, (k * 8) as i32);
+    }
+    Ok(())
+}
