@@ -50,9 +50,13 @@ impl RunnerArgs {
 pub struct OptimizeArgs {
     /// The .onnx model.
     pub model: PathBuf,
-    /// Where to write the optimized model (.onnx, standard ONNX ops only).
-    #[arg(long, short = 'o', value_name = "OUT.onnx")]
+    /// Where to write the optimized model: OUT.onnx (standard ONNX ops only) or OUT.so (the
+    /// compiled model as a shared library, with its C header OUT.h next to it).
+    #[arg(long, short = 'o', value_name = "OUT.onnx|OUT.so")]
     pub output: Option<PathBuf>,
+    /// Prefix of every symbol of a .so (a C identifier) [default: the output's file name].
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
     /// Print what each pass did: rules fired, e-graph size, stop reason, time, node counts
     /// per op before and after, and the memory plan's arena size.
     #[arg(long)]
@@ -78,11 +82,10 @@ pub fn optimize_graph(g: &Graph, runner: &RunnerArgs) -> anyhow::Result<(Graph, 
     Ok(Pipeline::default().run(g, &cfg)?)
 }
 
-/// The memory plan's line for reports. The plan needs static shapes: symbolic and unknown
-/// input dims are set to 1 for it, and the line says so.
-pub fn arena_line(g: &Graph) -> String {
+/// Sets the symbolic and unknown dims of the graph inputs (those without a default) to 1,
+/// without inferring again; returns the names bound (`?` for unknown dims).
+pub fn bind_free_dims_to_one(g: &mut Graph) -> Vec<String> {
     use graphc_passes::ir::{Op, Shape};
-    let mut g = g.clone();
     let mut bound = Vec::new();
     for id in g.inputs.clone() {
         let node = g.node_mut(id);
@@ -109,6 +112,14 @@ pub fn arena_line(g: &Graph) -> String {
             }
         }
     }
+    bound
+}
+
+/// The memory plan's line for reports. The plan needs static shapes: symbolic and unknown
+/// input dims are set to 1 for it, and the line says so.
+pub fn arena_line(g: &Graph) -> String {
+    let mut g = g.clone();
+    let bound = bind_free_dims_to_one(&mut g);
     let plan = if bound.is_empty() {
         graphc_passes::plan::memory::plan(&g)
     } else {
@@ -146,12 +157,12 @@ pub fn run(args: OptimizeArgs) -> anyhow::Result<()> {
     if let Some(out) = &args.output {
         match out.extension().and_then(|e| e.to_str()) {
             Some("onnx") => {}
-            Some("so") => bail!(
-                "{}: writing a shared library needs the code generator, which graphc does not have yet; write .onnx",
-                out.display()
-            ),
-            _ => bail!("{}: the output must be a .onnx file", out.display()),
+            Some("so") => return write_library(&args, out),
+            _ => bail!("{}: the output must be a .onnx or .so file", out.display()),
         }
+    }
+    if args.name.is_some() {
+        bail!("--name only applies to a .so output");
     }
     let g = crate::onnx::load_model_with(
         &args.model,
@@ -184,5 +195,55 @@ pub fn run(args: OptimizeArgs) -> anyhow::Result<()> {
             model.graph.as_ref().map_or(0, |g| g.node.len())
         );
     }
+    Ok(())
+}
+
+/// `graphc optimize MODEL -o OUT.so`: symbolic input dims are set to 1 unless
+/// `--input-shape` gives them.
+fn write_library(args: &OptimizeArgs, out: &std::path::Path) -> anyhow::Result<()> {
+    use crate::codegen::aot::{default_name, write_shared_library, SoOptions};
+    let name = match &args.name {
+        Some(n) => n.clone(),
+        None => default_name(&out.file_stem().unwrap_or_default().to_string_lossy()),
+    };
+    let mut g = crate::onnx::load_model_with(
+        &args.model,
+        args.input_shapes.clone(),
+        &args.limits.limits(),
+    )?;
+    let bound = bind_free_dims_to_one(&mut g);
+    if !bound.is_empty() {
+        eprintln!(
+            "graphc: note: input dims {} set to 1 (choose them with --input-shape)",
+            bound.join(", ")
+        );
+        graphc_passes::infer::infer_graph(&mut g)?;
+    }
+    let (opt, report) = optimize_graph(&g, &args.runner)?;
+    if args.report {
+        print!("{report}");
+        println!("{}", arena_line(&opt));
+    }
+    if let Some(v) = super::run::first_dynamic_value(&opt) {
+        bail!(
+            "{}: cannot compile to a shared library: value {v} has a data-dependent shape",
+            args.model.display()
+        );
+    }
+    let rep = write_shared_library(
+        &opt,
+        out,
+        &SoOptions {
+            name,
+            target: crate::codegen::kernel::Target::host(),
+        },
+    )?;
+    eprintln!(
+        "wrote {} ({}, workspace {}) and {}",
+        rep.library.display(),
+        graphc_passes::plan::memory::human_bytes(rep.library_bytes as usize),
+        graphc_passes::plan::memory::human_bytes(rep.workspace_bytes),
+        rep.header.display()
+    );
     Ok(())
 }

@@ -9,6 +9,7 @@
 //! - [`x86`]: AVX2/AVX-512 GEMM micro-kernels emitted as raw bytes at compile time and placed
 //!   into the Cranelift module as function bytes;
 //! - [`testing`]: one node's kernels run in isolation against the reference evaluator.
+pub mod aot;
 pub mod buffer;
 pub mod jit;
 pub mod kernel;

@@ -386,7 +386,7 @@ fn build_entry(
     let sig = entry_signature(ptr);
     let name = format!("{}entry", opts.prefix);
     let entry = module
-        .declare_function(&name, Linkage::Export, &sig)
+        .declare_function(&name, Linkage::Hidden, &sig)
         .map_err(|e| internal(e.to_string()))?;
 
     // Imports: the runtime's parallel_for and, with fallback, the host's evaluator.
