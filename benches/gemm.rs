@@ -1,5 +1,8 @@
 //! GEMM micro-kernel throughput against the measured single-core FMA peak.
 //!
+//! Then whole conv nodes of ResNet-50 (batch 1) through the gemm kernel family, single
+//! threaded: GFLOP/s of the node and the share of its time spent in the pack/im2col launch.
+//!
 //! `cargo bench --bench gemm` prints (stderr) the peak and, per shape, the median GFLOP/s and
 //! its fraction of the peak, for the AVX2 kernels against the 256-bit peak and (where the CPU
 //! has it) the AVX-512 kernels against the 512-bit peak; criterion keeps its usual statistics
@@ -113,7 +116,192 @@ impl Case {
     }
 }
 
+/// A one-node graph compiled by the kernel families into its own JIT module, with buffers.
+struct NodeCase {
+    module: Option<cranelift_jit::JITModule>,
+    launches: Vec<(graphc::codegen::kernel::Launch, Vec<*mut u8>)>,
+    _bufs: Vec<Aligned>,
+    flops: f64,
+}
+
+impl NodeCase {
+    /// `x` and `w` are graph inputs (as weights would be constants: read in place either way).
+    fn conv(x: [usize; 4], w: [usize; 4], attrs: &str, out: [usize; 4]) -> NodeCase {
+        use cranelift_codegen::settings::{self, Configurable};
+        use graphc::codegen::kernel::{KernelCx, Operand, Target};
+        let d = |v: &[usize]| format!("{v:?}").replace(' ', "");
+        let text = format!(
+            "graph \"g\" (%x: f32{}, %w: f32{}) {{\n  %y: f32{} = conv {attrs} (%x, %w)\n  \
+             return %y\n}}\n",
+            d(&x),
+            d(&w),
+            d(&out)
+        );
+        let g = graphc_passes::ir::text::parse(&text).expect("parse");
+        let node = graphc::codegen::testing::single_compute_node(&g).expect("node");
+        let mut flags = settings::builder();
+        flags.set("is_pic", "false").unwrap();
+        flags.set("opt_level", "speed").unwrap();
+        let isa = cranelift_native::builder()
+            .unwrap()
+            .finish(settings::Flags::new(flags))
+            .unwrap();
+        let mut module = cranelift_jit::JITModule::new(cranelift_jit::JITBuilder::with_isa(
+            isa,
+            cranelift_module::default_libcall_names(),
+        ));
+        let lowered = {
+            let mut cx = KernelCx::new(&mut module, Target::host(), "bench_");
+            graphc::codegen::kernels::lower(&mut cx, &g, node)
+                .expect("lower")
+                .expect("a kernel")
+        };
+        module.finalize_definitions().unwrap();
+        let numel = |v: &[usize]| v.iter().product::<usize>();
+        let mut bufs = vec![
+            aligned((0..numel(&x)).map(|i| (i % 7) as f32 * 0.1).collect()),
+            aligned((0..numel(&w)).map(|i| (i % 5) as f32 * 0.01).collect()),
+            aligned(vec![0.0; numel(&out)]),
+            aligned(vec![0.0; lowered.scratch_bytes / 4 + 16]),
+        ];
+        let ptr = |b: &mut Aligned| b.buf[b.off..].as_mut_ptr() as *mut u8;
+        let mut launches = Vec::new();
+        for l in lowered.launches {
+            let ptrs = l
+                .operands
+                .iter()
+                .map(|op| match *op {
+                    Operand::Input(i) => ptr(&mut bufs[i]),
+                    Operand::Output(_) => ptr(&mut bufs[2]),
+                    Operand::Scratch(off) => ptr(&mut bufs[3]).wrapping_add(off),
+                    Operand::Const(id) => module.get_finalized_data(id).0 as *mut u8,
+                })
+                .collect();
+            launches.push((l, ptrs));
+        }
+        NodeCase {
+            module: Some(module),
+            launches,
+            _bufs: bufs,
+            flops: 2.0 * (numel(&out) * numel(&w[1..])) as f64,
+        }
+    }
+
+    /// Runs launch `i` over all its items on this thread.
+    fn run_launch(&self, i: usize) {
+        let (l, ptrs) = &self.launches[i];
+        let module = self.module.as_ref().expect("module");
+        let f: unsafe extern "C" fn(*const *mut u8, u64, u64) =
+            // SAFETY: kernels have the uniform kernel signature.
+            unsafe { std::mem::transmute(module.get_finalized_function(l.func)) };
+        // SAFETY: the operands point at live buffers of the sizes the graph says.
+        unsafe { f(ptrs.as_ptr(), 0, l.items) };
+    }
+
+    /// (GFLOP/s of the whole node, share of time in launches before the last), medians.
+    fn measure(&self) -> (f64, f64) {
+        let n = self.launches.len();
+        let t = Instant::now();
+        (0..n).for_each(|i| self.run_launch(i));
+        let reps = ((0.05 / t.elapsed().as_secs_f64().max(1e-7)) as usize).clamp(1, 10_000);
+        let (mut rates, mut shares) = (Vec::new(), Vec::new());
+        for _ in 0..9 {
+            let mut times = vec![0.0f64; n];
+            for _ in 0..reps {
+                for (i, time) in times.iter_mut().enumerate() {
+                    let t = Instant::now();
+                    self.run_launch(i);
+                    *time += t.elapsed().as_secs_f64();
+                }
+            }
+            let total: f64 = times.iter().sum();
+            rates.push(self.flops * reps as f64 / total / 1e9);
+            shares.push((total - times[n - 1]) / total);
+        }
+        rates.sort_by(f64::total_cmp);
+        shares.sort_by(f64::total_cmp);
+        (rates[4], shares[4])
+    }
+}
+
+impl Drop for NodeCase {
+    fn drop(&mut self) {
+        if let Some(m) = self.module.take() {
+            // SAFETY: no pointer into the module outlives the case.
+            unsafe { m.free_memory() };
+        }
+    }
+}
+
+/// ResNet-50 conv nodes at batch 1 (x, w, attributes, output).
+const CONVS: [(&str, [usize; 4], [usize; 4], &str, [usize; 4]); 7] = [
+    (
+        "conv1-7x7s2-3>64-224",
+        [1, 3, 224, 224],
+        [64, 3, 7, 7],
+        "{pads: [3, 3, 3, 3], strides: [2, 2]}",
+        [1, 64, 112, 112],
+    ),
+    (
+        "3x3-64>64-56",
+        [1, 64, 56, 56],
+        [64, 64, 3, 3],
+        "{pads: [1, 1, 1, 1]}",
+        [1, 64, 56, 56],
+    ),
+    (
+        "1x1-256>64-56",
+        [1, 256, 56, 56],
+        [64, 256, 1, 1],
+        "{}",
+        [1, 64, 56, 56],
+    ),
+    (
+        "1x1-64>256-56",
+        [1, 64, 56, 56],
+        [256, 64, 1, 1],
+        "{}",
+        [1, 256, 56, 56],
+    ),
+    (
+        "3x3s2-128>128-56",
+        [1, 128, 56, 56],
+        [128, 128, 3, 3],
+        "{pads: [1, 1, 1, 1], strides: [2, 2]}",
+        [1, 128, 28, 28],
+    ),
+    (
+        "3x3-256>256-14",
+        [1, 256, 14, 14],
+        [256, 256, 3, 3],
+        "{pads: [1, 1, 1, 1]}",
+        [1, 256, 14, 14],
+    ),
+    (
+        "3x3-512>512-7",
+        [1, 512, 7, 7],
+        [512, 512, 3, 3],
+        "{pads: [1, 1, 1, 1]}",
+        [1, 512, 7, 7],
+    ),
+];
+
+fn bench_convs() {
+    for (name, x, w, attrs, out) in CONVS {
+        let case = NodeCase::conv(x, w, attrs, out);
+        let (rate, share) = case.measure();
+        eprintln!(
+            "conv node {name:>20}: {rate:6.1} GFLOP/s (1 thread), {:4.1}% of the time in pack/im2col",
+            100.0 * share
+        );
+    }
+}
+
 fn bench(c: &mut Criterion) {
+    bench_convs();
+    if std::env::var_os("GEMM_BENCH_CONV_ONLY").is_some() {
+        return;
+    }
     let quick = std::env::var_os("GEMM_BENCH_QUICK").is_some();
     for (isa, bits) in [(Isa::Avx2, 256), (Isa::Avx512, 512)] {
         if !host_supports(isa) {

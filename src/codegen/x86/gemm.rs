@@ -6,10 +6,13 @@
 //!
 //! ```text
 //! extern "C" fn(a: *const f32, b_packed: *const f32, c: *mut f32, bias: *const f32,
-//!               m_begin: usize, m_end: usize)
+//!               m_begin: usize, m_end: usize, residual: *const f32)
 //! ```
 //!
-//! It computes rows `[m_begin, min(m_end, m))` of `C = act(C_prev? + A·B + bias?)`. `A` is read
+//! It computes rows `[m_begin, min(m_end, m))` of
+//! `C = act(C_prev? + A·B + bias[col]? + bias[row]? + residual?)`; the residual has C's
+//! layout (`ldc`), the row bias is indexed by the absolute row (conv bias per output channel).
+//! Unused pointers may be anything (null). `A` is read
 //! in place (row-major with leading dimension `lda`, or its transpose); `B` is packed ahead of
 //! time by [`pack_b`] into K blocks of panels of [`NR`] columns. The code has no calls, no
 //! absolute addresses and no relocations, so the same bytes serve the JIT and a shared object.
@@ -117,6 +120,10 @@ pub struct GemmSpec {
     pub accumulate: bool,
     /// Add a per-column bias of length `n`.
     pub bias: bool,
+    /// Add a per-row bias of length `m` (same pointer argument as `bias`; not both).
+    pub row_bias: bool,
+    /// Add `residual[i*ldc + j]` (the seventh argument) before the activation.
+    pub residual: bool,
     /// The activation.
     pub act: Epilogue,
     /// The instruction set (the caller checks that the target CPU has it).
@@ -135,6 +142,8 @@ impl GemmSpec {
             trans_a: false,
             accumulate: false,
             bias: false,
+            row_bias: false,
+            residual: false,
             act: Epilogue::None,
             isa: Isa::Avx2,
         }
@@ -165,6 +174,9 @@ impl GemmSpec {
             return Err(format!(
                 "gemm: sizes too large (m={m} n={n} k={k} lda={lda} ldc={ldc})"
             ));
+        }
+        if self.bias && self.row_bias {
+            return Err("gemm: a column bias and a row bias share one pointer".into());
         }
         if let Epilogue::Clip { lo, hi } = self.act {
             if lo.is_nan() || hi.is_nan() || lo > hi {
@@ -268,6 +280,9 @@ const SCRATCH: AsmRegister64 = rbx;
 const FLAG_LOAD_C: i32 = 1;
 const FLAG_LAST: i32 = 2;
 const SAVED: [AsmRegister64; 6] = [rbx, rbp, r12, r13, r14, r15];
+/// Where the seventh (stack) argument, `residual`, is after the prologue: above the saved
+/// first row (8), the pushed registers and the return address.
+const RESIDUAL_ARG: i32 = 8 + 8 * SAVED.len() as i32 + 8;
 
 /// One column vector of a tile: its offsets and how many lanes are valid.
 #[derive(Clone, Copy)]
@@ -323,7 +338,10 @@ pub fn emit_gemm(spec: &GemmSpec) -> Result<Vec<u8>, String> {
             (false, true) => When::Never,
             (false, false) => When::Flag(FLAG_LOAD_C),
         },
-        last: match (spec.bias || spec.act != Epilogue::None, single_block) {
+        last: match (
+            spec.bias || spec.row_bias || spec.residual || spec.act != Epilogue::None,
+            single_block,
+        ) {
             (false, _) => When::Never,
             (true, true) => When::Always,
             (true, false) => When::Flag(FLAG_LAST),
@@ -635,6 +653,31 @@ impl Emitter<'_> {
                     }
                     for t in 0..rows {
                         self.add(t * nv + v, tmp)?;
+                    }
+                }
+            }
+            if self.spec.row_bias {
+                for t in 0..rows {
+                    self.broadcast(tmp, BIAS + ROW * 4 + (t as i32 * 4))?;
+                    for v in 0..nv {
+                        self.add(t * nv + v, tmp)?;
+                    }
+                }
+            }
+            if self.spec.residual {
+                // A_PTR is free in the epilogue (each tile recomputes it): residual - c.
+                self.a.mov(A_PTR, qword_ptr(rsp + RESIDUAL_ARG))?;
+                self.a.sub(A_PTR, C_BASE)?;
+                for (v, vec) in vecs.iter().enumerate() {
+                    for t in 0..rows {
+                        let at = C_PTR + A_PTR + (t as i32 * ldc + vec.c_disp);
+                        let acc = t * nv + v;
+                        if vec.masked {
+                            self.load_masked(tmp, at)?;
+                            self.add(acc, tmp)?;
+                        } else {
+                            self.add_mem(acc, at)?;
+                        }
                     }
                 }
             }

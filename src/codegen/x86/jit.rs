@@ -88,7 +88,8 @@ impl Drop for JitCode {
 }
 
 /// The signature of an emitted GEMM kernel (see [`emit_gemm`]).
-pub type GemmFn = unsafe extern "C" fn(*const f32, *const f32, *mut f32, *const f32, usize, usize);
+pub type GemmFn =
+    unsafe extern "C" fn(*const f32, *const f32, *mut f32, *const f32, usize, usize, *const f32);
 
 /// A JIT-compiled GEMM kernel with a bounds-checked entry point.
 pub struct JitGemm {
@@ -103,7 +104,7 @@ impl JitGemm {
             return Err(format!("this CPU lacks {:?}", spec.isa));
         }
         let bytes = emit_gemm(spec)?;
-        let code = JitCode::new("gemm", &bytes, 6)?;
+        let code = JitCode::new("gemm", &bytes, 7)?;
         Ok(JitGemm {
             spec: spec.clone(),
             code,
@@ -121,13 +122,26 @@ impl JitGemm {
         unsafe { std::mem::transmute::<*const u8, GemmFn>(self.code.ptr()) }
     }
 
-    /// Runs rows `m_begin..m_end` after checking every slice against the spec.
+    /// Runs rows `m_begin..m_end` after checking every slice against the spec (no residual).
     pub fn run(
         &self,
         a: &[f32],
         b_packed: &[f32],
         c: &mut [f32],
         bias: Option<&[f32]>,
+        rows: std::ops::Range<usize>,
+    ) -> Result<(), String> {
+        self.run_with(a, b_packed, c, bias, None, rows)
+    }
+
+    /// [`run`](Self::run) with a residual operand (C's layout) when the spec has one.
+    pub fn run_with(
+        &self,
+        a: &[f32],
+        b_packed: &[f32],
+        c: &mut [f32],
+        bias: Option<&[f32]>,
+        residual: Option<&[f32]>,
         rows: std::ops::Range<usize>,
     ) -> Result<(), String> {
         let s = &self.spec;
@@ -140,10 +154,16 @@ impl JitGemm {
         if a.len() < a_len || c.len() < c_len || b_packed.len() < packed_b_len(s.k, s.n) {
             return Err("gemm: operand slice too short".into());
         }
-        let bias = match (s.bias, bias) {
-            (true, Some(b)) if b.len() >= s.n => b.as_ptr(),
+        let bias_len = if s.row_bias { s.m } else { s.n };
+        let bias = match (s.bias || s.row_bias, bias) {
+            (true, Some(b)) if b.len() >= bias_len => b.as_ptr(),
             (false, None) => std::ptr::null(),
             _ => return Err("gemm: bias does not match the spec".into()),
+        };
+        let residual = match (s.residual, residual) {
+            (true, Some(r)) if r.len() >= c_len => r.as_ptr(),
+            (false, None) => std::ptr::null(),
+            _ => return Err("gemm: residual does not match the spec".into()),
         };
         // SAFETY: the lengths cover every element the kernel touches for this spec, and the
         // kernel clamps the row range to `m`.
@@ -155,6 +175,7 @@ impl JitGemm {
                 bias,
                 rows.start,
                 rows.end,
+                residual,
             )
         };
         Ok(())

@@ -55,17 +55,19 @@ fn check_one(spec: &GemmSpec, trans_b: bool, rows: std::ops::Range<usize>, seed:
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ seed.wrapping_mul(0x2545_F491_4F6C_DD1D));
     let a = rng.vec(if spec.trans_a { k * lda } else { m * lda });
     let b = rng.vec(k * n);
-    let bias = rng.vec(n);
+    let bias = rng.vec(m.max(n));
     let c0 = rng.vec(m * ldc);
+    let res = rng.vec(m * ldc);
     let kernel = JitGemm::new(spec).unwrap_or_else(|e| panic!("{spec:?}: {e}"));
     let packed = pack_b(&b, k, n, trans_b).unwrap();
     let mut c = c0.clone();
     kernel
-        .run(
+        .run_with(
             &a,
             &packed,
             &mut c,
-            spec.bias.then_some(&bias[..]),
+            (spec.bias || spec.row_bias).then_some(&bias[..]),
+            spec.residual.then_some(&res[..]),
             rows.clone(),
         )
         .unwrap();
@@ -93,6 +95,14 @@ fn check_one(spec: &GemmSpec, trans_b: bool, rows: std::ops::Range<usize>, seed:
             if spec.bias {
                 want += bias[j] as f64;
                 mag += (bias[j] as f64).abs();
+            }
+            if spec.row_bias {
+                want += bias[i] as f64;
+                mag += (bias[i] as f64).abs();
+            }
+            if spec.residual {
+                want += res[i * ldc + j] as f64;
+                mag += (res[i * ldc + j] as f64).abs();
             }
             want = match spec.act {
                 Epilogue::None => want,
@@ -173,6 +183,7 @@ fn strides_transposes_and_epilogues() {
                     bias: flags & 4 != 0,
                     act,
                     isa: Isa::Avx2,
+                    ..GemmSpec::new(m, n, k)
                 };
                 check(&spec, flags & 8 != 0, 0..m, seed);
             }
@@ -213,6 +224,39 @@ fn row_ranges_leave_other_rows_alone() {
                 let mut c = vec![0.0f32; m * n];
                 kernel.run(&a, &packed, &mut c, Some(&bias), b..e).unwrap();
             }
+        }
+    }
+}
+
+#[test]
+fn row_bias_and_residual() {
+    if skip() {
+        return;
+    }
+    let mut seed = 900;
+    for &(m, n, k) in &[
+        (7, 17, 5),
+        (13, 31, 33),
+        (64, 49, 64),
+        (100, 2, 9),
+        (11, 40, 1500),
+    ] {
+        for flags in 0..8u32 {
+            seed += 1;
+            let spec = GemmSpec {
+                ldc: n + (flags as usize & 1) * 3,
+                row_bias: flags & 2 != 0,
+                residual: flags & 4 != 0,
+                accumulate: flags == 5,
+                act: if flags & 1 != 0 {
+                    Epilogue::Relu
+                } else {
+                    Epilogue::Clip { lo: -0.5, hi: 0.5 }
+                },
+                ..GemmSpec::new(m, n, k)
+            };
+            check(&spec, flags & 1 != 0, 0..m, seed);
+            check(&spec, false, 3.min(m)..m, seed);
         }
     }
 }
@@ -374,6 +418,7 @@ fn threads_on_disjoint_row_ranges_match_one_call() {
                         bias_ptr as *const f32,
                         lo,
                         hi,
+                        std::ptr::null(),
                     )
                 }
             });

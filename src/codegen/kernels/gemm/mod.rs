@@ -1,0 +1,727 @@
+//! Kernels: the compute-heavy ops as GEMM — MatMul, Gemm, FusedMatMul, Conv and FusedConv
+//! (f32 only; every other dtype is declined).
+//!
+//! Every node becomes one [`Plan`]: the same `C = act(A·B + bias + residual)` repeated over
+//! batches, where
+//! - A is read in place (a MatMul/Gemm input, or the conv weights `Co×(Cin/g·KH·KW)`, one
+//!   group's rows per batch);
+//! - B is in the packed-panel layout of [`pack_b`]: packed at compile time into a constant
+//!   when B is a constant (Gemm's `alpha` folded in), otherwise written at run time into
+//!   scratch by a gather-pack launch ([`launch::pack_kernel`], parallel over panels) that
+//!   also performs a conv's im2col (B = the input patches, `Cin/g·KH·KW × OH·OW`; for 1×1
+//!   stride-1 convs it is a plain repack);
+//! - the GEMM launch ([`launch::call_kernel`]) is parallel over (batch, block of 6 rows) and
+//!   calls the emitted AVX2/AVX-512 kernel ([`emit_gemm`]) — or, without AVX2/FMA
+//!   (`Target::baseline()`), the 128-bit Cranelift GEMM [`launch::baseline_gemm`] with the
+//!   same ABI and packed layout;
+//! - the epilogue is in the GEMM: column bias (MatMul/Gemm bias), row bias (conv bias, per
+//!   output channel), residual (same layout as the output), then None/Relu/Clip.
+//!
+//! Activations other than None/Relu/Clip are declined for now (the node falls back). The hook
+//! for `kernels::vmath::activation`: in [`epilogue`], map the other activations to
+//! `Epilogue::None` and append an in-place elementwise launch over the output after the GEMM
+//! launch (the output is complete by then: launches are separated by barriers).
+
+mod launch;
+#[cfg(test)]
+mod tests;
+
+use cranelift_module::FuncId;
+use graphc_passes::ir::fused::Activation;
+use graphc_passes::ir::{AutoPad, DType, Graph, NodeId, Op, Tensor, ValueRef};
+
+use crate::codegen::kernel::{KernelCx, Launch, Lowered, Operand};
+use crate::codegen::x86::gemm::{
+    emit_gemm, k_block, pack_b, packed_b_len, panels, Epilogue, GemmSpec, Isa, MR, NR,
+};
+use launch::{baseline_gemm, call_kernel, pack_kernel, Gather, BASE_ROWS};
+
+/// See [`super`]: `None` for nodes this family does not compile.
+pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowered>, String> {
+    let n = g.node(node);
+    let plan = match &n.op {
+        Op::MatMul {} => matmul(g, node, Activation::None, false),
+        Op::FusedMatMul { .. } => match n.op.activation() {
+            Some(act) => matmul(g, node, act, true),
+            None => None,
+        },
+        Op::Gemm {
+            alpha,
+            beta,
+            trans_a,
+            trans_b,
+        } => gemm(g, node, *alpha, *beta, *trans_a != 0, *trans_b != 0),
+        Op::Conv {
+            auto_pad,
+            dilations,
+            group,
+            kernel_shape,
+            pads,
+            strides,
+        } => conv(
+            g,
+            node,
+            &ConvAttrs {
+                auto_pad: *auto_pad,
+                dilations,
+                group: *group,
+                kernel_shape,
+                pads,
+                strides,
+            },
+            Activation::None,
+        ),
+        Op::FusedConv {
+            auto_pad,
+            dilations,
+            group,
+            kernel_shape,
+            pads,
+            strides,
+            ..
+        } => match n.op.activation() {
+            Some(act) => conv(
+                g,
+                node,
+                &ConvAttrs {
+                    auto_pad: *auto_pad,
+                    dilations,
+                    group: *group,
+                    kernel_shape,
+                    pads,
+                    strides,
+                },
+                act,
+            ),
+            None => None,
+        },
+        _ => return Ok(None),
+    };
+    match plan {
+        Some(p) => p.emit(cx).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Where packed B comes from.
+enum BSource {
+    /// Packed at compile time: the concatenated packed matrices.
+    Const(Vec<f32>),
+    /// Packed at run time from node input `input` into scratch (`mats` matrices,
+    /// `src_stride` bytes apart in the input).
+    Gather {
+        input: usize,
+        gather: Gather,
+        mats: usize,
+        src_stride: usize,
+    },
+}
+
+/// Bias or residual data: a node input read in place, or a constant made here.
+enum Data {
+    Input(usize),
+    Const(Vec<f32>),
+}
+
+/// One GEMM shape repeated over batches (see the module docs).
+struct Plan {
+    spec: GemmSpec,
+    /// The node input holding A.
+    a: usize,
+    b: BSource,
+    bias: Option<Data>,
+    residual: Option<Data>,
+    /// Per batch: byte offsets of A, packed B, C (and the residual), bias.
+    batches: Vec<[u64; 4]>,
+    name: &'static str,
+}
+
+impl Plan {
+    fn emit(self, cx: &mut KernelCx) -> Result<Lowered, String> {
+        let spec = self.spec;
+        let plen = packed_b_len(spec.k, spec.n);
+        let kc = k_block(spec.k, spec.n);
+        let mut launches = Vec::new();
+        let mut scratch_bytes = 0;
+        let b_operand = match self.b {
+            BSource::Const(packed) => Operand::Const(cx.add_const_f32("gemm_b", &packed)?),
+            BSource::Gather {
+                input,
+                gather,
+                mats,
+                src_stride,
+            } => {
+                let dst_stride = plen * 4;
+                scratch_bytes = mats * dst_stride;
+                let (func, ids) = pack_kernel(cx, &gather, kc, src_stride, dst_stride)?;
+                let np = panels(spec.n) as u64;
+                launches.push(Launch {
+                    func,
+                    operands: vec![
+                        Operand::Input(input),
+                        Operand::Scratch(0),
+                        Operand::Const(ids[0]),
+                        Operand::Const(ids[1]),
+                        Operand::Const(ids[2]),
+                    ],
+                    items: mats as u64 * np,
+                    grain: (np / 8).clamp(1, 16),
+                    name: format!("{}.pack", self.name),
+                });
+                Operand::Scratch(0)
+            }
+        };
+        let mut data = |d: Option<Data>, hint: &str| -> Result<Operand, String> {
+            Ok(match d {
+                None => Operand::Output(0),
+                Some(Data::Input(i)) => Operand::Input(i),
+                Some(Data::Const(v)) => Operand::Const(cx.add_const_f32(hint, &v)?),
+            })
+        };
+        let bias = data(self.bias, "gemm_bias")?;
+        let residual = data(self.residual, "gemm_residual")?;
+        let table: Vec<u8> = self
+            .batches
+            .iter()
+            .flat_map(|row| row.iter().flat_map(|x| x.to_le_bytes()))
+            .collect();
+        let table = cx.add_const("gemm_batches", table)?;
+        let (gemm, rows) = gemm_function(cx, &spec)?;
+        let blocks = spec.m.div_ceil(rows) as u64;
+        let func = call_kernel(cx, gemm, blocks, rows as u64)?;
+        launches.push(Launch {
+            func,
+            operands: vec![
+                Operand::Input(self.a),
+                b_operand,
+                Operand::Output(0),
+                bias,
+                residual,
+                Operand::Const(table),
+            ],
+            items: self.batches.len() as u64 * blocks,
+            grain: 1,
+            name: self.name.into(),
+        });
+        Ok(Lowered {
+            launches,
+            scratch_bytes,
+        })
+    }
+}
+
+/// The GEMM function for `spec` on this target and the rows of one work item.
+fn gemm_function(cx: &mut KernelCx, spec: &GemmSpec) -> Result<(FuncId, usize), String> {
+    if cx.target.avx2_fma {
+        let isa = if cx.target.avx512 {
+            Isa::Avx512
+        } else {
+            Isa::Avx2
+        };
+        let bytes = emit_gemm(&GemmSpec {
+            isa,
+            ..spec.clone()
+        })?;
+        Ok((cx.define_bytes_function("gemm", &bytes, 7)?, MR))
+    } else {
+        Ok((baseline_gemm(cx, spec)?, BASE_ROWS))
+    }
+}
+
+/// The GEMM epilogue for a fused activation; `None` for activations it lacks.
+fn epilogue(act: &Activation) -> Option<Epilogue> {
+    match *act {
+        Activation::None => Some(Epilogue::None),
+        Activation::Relu => Some(Epilogue::Relu),
+        Activation::Clip(lo, hi) if !lo.is_nan() && !hi.is_nan() && lo <= hi => {
+            Some(Epilogue::Clip { lo, hi })
+        }
+        // Hook for kernels::vmath::activation (see the module docs).
+        _ => None,
+    }
+}
+
+fn dims(g: &Graph, v: ValueRef) -> Option<Vec<usize>> {
+    let ty = g.ty(v);
+    if ty.dtype != DType::F32 {
+        return None;
+    }
+    ty.shape.as_known()
+}
+
+fn input(g: &Graph, node: NodeId, i: usize) -> Option<ValueRef> {
+    g.node(node).inputs.get(i).copied().flatten()
+}
+
+/// The f32 data of a constant value (logical order).
+fn const_f32(g: &Graph, v: ValueRef) -> Option<Vec<f32>> {
+    match &g.node(v.node).op {
+        Op::Constant { value } => match value {
+            Tensor::F32(a) => Some(a.iter().copied().collect()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The output's f32 dims.
+fn out_dims(g: &Graph, node: NodeId) -> Option<Vec<usize>> {
+    let o = g.node(node).outputs.first()?;
+    if o.ty.dtype != DType::F32 {
+        return None;
+    }
+    o.ty.shape.as_known()
+}
+
+/// Whether `d` right-aligned against `out` has exactly `out`'s elements in its layout
+/// (equal dims after dropping leading ones).
+fn same_layout(d: &[usize], out: &[usize]) -> bool {
+    let strip = |s: &[usize]| -> Vec<usize> {
+        let first = s.iter().position(|&x| x != 1).unwrap_or(s.len());
+        s[first..].to_vec()
+    };
+    d.len() <= out.len() && strip(d) == strip(out)
+}
+
+/// Whether `d` broadcasts against `[.., n]` as a vector along the last axis only.
+fn is_column_vector(d: &[usize], n: usize) -> bool {
+    match d.split_last() {
+        None => n == 1,
+        Some((&last, rest)) => last == n && rest.iter().all(|&x| x == 1),
+    }
+}
+
+/// Bias and residual of a product `[batch.., m, n]`: the data and whether the bias is per row.
+fn epilogue_operands(
+    g: &Graph,
+    node: NodeId,
+    bias: Option<usize>,
+    residual: Option<usize>,
+    out: &[usize],
+) -> Option<(Option<Data>, Option<Data>)> {
+    let n = *out.last()?;
+    let mut b = None;
+    let mut r = None;
+    for (slot, is_bias) in [(bias, true), (residual, false)] {
+        let Some(i) = slot else { continue };
+        let Some(v) = input(g, node, i) else { continue };
+        let d = dims(g, v)?;
+        if is_bias && is_column_vector(&d, n) && b.is_none() {
+            b = Some(Data::Input(i));
+        } else if same_layout(&d, out) && r.is_none() {
+            r = Some(Data::Input(i));
+        } else {
+            return None;
+        }
+    }
+    Some((b, r))
+}
+
+/// Row-major strides of `d` in elements (0 where the dim is 1: broadcast).
+fn broadcast_index(index: &[usize], d: &[usize]) -> usize {
+    // `d` is right-aligned against `index`.
+    let skip = index.len() - d.len();
+    let mut off = 0;
+    for (axis, &size) in d.iter().enumerate() {
+        let i = if size == 1 { 0 } else { index[skip + axis] };
+        off = off * size + i;
+    }
+    off
+}
+
+/// MatMul and FusedMatMul (bias input 2, residual input 3).
+fn matmul(g: &Graph, node: NodeId, act: Activation, fused: bool) -> Option<Plan> {
+    let act = epilogue(&act)?;
+    let (av, bv) = (input(g, node, 0)?, input(g, node, 1)?);
+    let (ad, bd) = (dims(g, av)?, dims(g, bv)?);
+    let out = out_dims(g, node)?;
+    if ad.is_empty() || bd.is_empty() {
+        return None;
+    }
+    // 1-D operands per ONNX: [k] is [1, k] on the left, [k, 1] on the right.
+    let a2 = if ad.len() == 1 {
+        vec![1, ad[0]]
+    } else {
+        ad.clone()
+    };
+    let b2 = if bd.len() == 1 {
+        vec![bd[0], 1]
+    } else {
+        bd.clone()
+    };
+    let (m, k) = (a2[a2.len() - 2], a2[a2.len() - 1]);
+    let (kb, n) = (b2[b2.len() - 2], b2[b2.len() - 1]);
+    if k != kb || m == 0 || n == 0 || k == 0 {
+        return None;
+    }
+    let (a_batch, b_batch) = (&a2[..a2.len() - 2], &b2[..b2.len() - 2]);
+    let rank = a_batch.len().max(b_batch.len());
+    let mut batch = vec![1usize; rank];
+    for (d, shape) in [a_batch, b_batch].iter().enumerate() {
+        let _ = d;
+        for (i, &x) in shape.iter().enumerate() {
+            let slot = &mut batch[rank - shape.len() + i];
+            if *slot == 1 {
+                *slot = x;
+            } else if x != 1 && x != *slot {
+                return None;
+            }
+        }
+    }
+    let nbatch: usize = batch.iter().product();
+    // The product in [batch.., m, n] form (the output may have dropped 1-D axes).
+    let mut full = batch.clone();
+    full.extend([m, n]);
+    if out.iter().product::<usize>() != full.iter().product::<usize>() {
+        return None;
+    }
+    let (bias, residual) = if fused {
+        epilogue_operands(g, node, Some(2), Some(3), &full)?
+    } else {
+        (None, None)
+    };
+    let b_mats: usize = b_batch.iter().product();
+    let a_mats: usize = a_batch.iter().product();
+    // B shared by all batches and A not broadcast: fold the batch into M.
+    let fold = b_mats == 1 && a_mats == nbatch;
+    let (gm, batches_n) = if fold { (m * nbatch, 1) } else { (m, nbatch) };
+    let plen = packed_b_len(k, n);
+    let b = match const_f32(g, bv) {
+        Some(data) => {
+            let mut packed = Vec::with_capacity(b_mats * plen);
+            for i in 0..b_mats {
+                packed.extend(pack_b(&data[i * k * n..(i + 1) * k * n], k, n, false).ok()?);
+            }
+            BSource::Const(packed)
+        }
+        None => BSource::Gather {
+            input: 1,
+            gather: matrix_gather(k, n, false),
+            mats: b_mats,
+            src_stride: k * n * 4,
+        },
+    };
+    let mut batches = Vec::with_capacity(batches_n);
+    let mut index = vec![0usize; rank];
+    for bi in 0..batches_n {
+        let ai = if fold {
+            0
+        } else {
+            broadcast_index(&index, a_batch)
+        };
+        let bj = if fold {
+            0
+        } else {
+            broadcast_index(&index, b_batch)
+        };
+        batches.push([
+            (ai * m * k * 4) as u64,
+            (bj * plen * 4) as u64,
+            (bi * m * n * 4) as u64,
+            0,
+        ]);
+        for axis in (0..rank).rev() {
+            index[axis] += 1;
+            if index[axis] < batch[axis] {
+                break;
+            }
+            index[axis] = 0;
+        }
+    }
+    let spec = GemmSpec {
+        bias: bias.is_some(),
+        residual: residual.is_some(),
+        act,
+        ..GemmSpec::new(gm, n, k)
+    };
+    spec.validate().ok()?;
+    Some(Plan {
+        spec,
+        a: 0,
+        b,
+        bias,
+        residual,
+        batches,
+        name: "matmul",
+    })
+}
+
+/// B (`k×n` row-major, or `n×k` when `trans`) as a gather of one window.
+fn matrix_gather(k: usize, n: usize, trans: bool) -> Gather {
+    let width = panels(n) * NR;
+    Gather {
+        k,
+        n,
+        row_src: (0..k)
+            .map(|p| if trans { p } else { p * n } as i32)
+            .collect(),
+        row_window: vec![0; k],
+        windows: 1,
+        lanes: (0..width)
+            .map(|c| match (c < n, trans) {
+                (false, _) => -1,
+                (true, false) => c as i32,
+                (true, true) => (c * k) as i32,
+            })
+            .collect(),
+    }
+}
+
+/// Gemm: `alpha·A'·B' + beta·C`.
+fn gemm(
+    g: &Graph,
+    node: NodeId,
+    alpha: f32,
+    beta: f32,
+    trans_a: bool,
+    trans_b: bool,
+) -> Option<Plan> {
+    let (av, bv) = (input(g, node, 0)?, input(g, node, 1)?);
+    let (ad, bd) = (dims(g, av)?, dims(g, bv)?);
+    let out = out_dims(g, node)?;
+    if ad.len() != 2 || bd.len() != 2 {
+        return None;
+    }
+    let (m, k) = if trans_a {
+        (ad[1], ad[0])
+    } else {
+        (ad[0], ad[1])
+    };
+    let (kb, n) = if trans_b {
+        (bd[1], bd[0])
+    } else {
+        (bd[0], bd[1])
+    };
+    if k != kb || m == 0 || n == 0 || k == 0 || out != [m, n] {
+        return None;
+    }
+    let b = match const_f32(g, bv) {
+        Some(mut data) => {
+            if alpha != 1.0 {
+                data.iter_mut().for_each(|x| *x *= alpha);
+            }
+            BSource::Const(pack_b(&data, k, n, trans_b).ok()?)
+        }
+        None if alpha == 1.0 => BSource::Gather {
+            input: 1,
+            gather: matrix_gather(k, n, trans_b),
+            mats: 1,
+            src_stride: 0,
+        },
+        None => return None,
+    };
+    let mut bias = None;
+    let mut row_bias = false;
+    let mut residual = None;
+    if let Some(cv) = input(g, node, 2).filter(|_| beta != 0.0) {
+        let cd = dims(g, cv)?;
+        let data = if beta == 1.0 {
+            None
+        } else {
+            let mut v = const_f32(g, cv)?;
+            v.iter_mut().for_each(|x| *x *= beta);
+            Some(v)
+        };
+        let source = |d: Option<Vec<f32>>| match d {
+            Some(v) => Data::Const(v),
+            None => Data::Input(2),
+        };
+        let numel: usize = cd.iter().product();
+        if is_column_vector(&cd, n) {
+            bias = Some(source(data));
+        } else if same_layout(&cd, &[m, n]) {
+            residual = Some(source(data));
+        } else if cd.len() == 2 && cd[0] == m && cd[1] == 1 {
+            bias = Some(source(data));
+            row_bias = true;
+        } else if numel == 1 {
+            // A scalar: expanded into a column bias (constants only).
+            let v = match data {
+                Some(v) => v,
+                None => const_f32(g, cv)?,
+            };
+            bias = Some(Data::Const(vec![v[0]; n]));
+        } else {
+            return None;
+        }
+    }
+    let spec = GemmSpec {
+        lda: if trans_a { m } else { k },
+        trans_a,
+        bias: bias.is_some() && !row_bias,
+        row_bias,
+        residual: residual.is_some(),
+        ..GemmSpec::new(m, n, k)
+    };
+    spec.validate().ok()?;
+    Some(Plan {
+        spec,
+        a: 0,
+        b,
+        bias,
+        residual,
+        batches: vec![[0; 4]],
+        name: "gemm",
+    })
+}
+
+/// Conv attributes.
+struct ConvAttrs<'a> {
+    auto_pad: AutoPad,
+    dilations: &'a [i64],
+    group: i64,
+    kernel_shape: &'a [i64],
+    pads: &'a [i64],
+    strides: &'a [i64],
+}
+
+/// A list attribute of `len` positive values, `default` when absent.
+fn list(v: &[i64], len: usize, default: usize, min: i64) -> Option<Vec<usize>> {
+    if v.is_empty() {
+        return Some(vec![default; len]);
+    }
+    if v.len() != len || v.iter().any(|&x| x < min) {
+        return None;
+    }
+    Some(v.iter().map(|&x| x as usize).collect())
+}
+
+/// Conv and FusedConv (NCHW, 1-D and 2-D): bias input 2 (per output channel), residual
+/// input 3.
+fn conv(g: &Graph, node: NodeId, at: &ConvAttrs, act: Activation) -> Option<Plan> {
+    let act = epilogue(&act)?;
+    let (xv, wv) = (input(g, node, 0)?, input(g, node, 1)?);
+    let (xd, wd) = (dims(g, xv)?, dims(g, wv)?);
+    let out = out_dims(g, node)?;
+    let sp = xd.len().checked_sub(2)?;
+    if !(1..=2).contains(&sp) || wd.len() != xd.len() || out.len() != xd.len() {
+        return None;
+    }
+    let ks = &wd[2..];
+    if !at.kernel_shape.is_empty() && list(at.kernel_shape, sp, 1, 1)? != ks {
+        return None;
+    }
+    let strides = list(at.strides, sp, 1, 1)?;
+    let dil = list(at.dilations, sp, 1, 1)?;
+    let pads = match at.auto_pad {
+        AutoPad::NotSet => list(at.pads, 2 * sp, 0, 0)?,
+        AutoPad::Valid => vec![0; 2 * sp],
+        _ => return None,
+    };
+    // Everything as 2-D: a 1-D conv is H = 1.
+    let two = |v: &[usize], one: usize| -> [usize; 2] {
+        if sp == 1 {
+            [one, v[0]]
+        } else {
+            [v[0], v[1]]
+        }
+    };
+    let (h, w) = (two(&xd[2..], 1)[0], two(&xd[2..], 1)[1]);
+    let [kh, kw] = two(ks, 1);
+    let [sh, sw] = two(&strides, 1);
+    let [dh, dw] = two(&dil, 1);
+    let (pt, pl) = if sp == 1 {
+        (0, pads[0])
+    } else {
+        (pads[0], pads[1])
+    };
+    let (pb, pr) = if sp == 1 {
+        (0, pads[1])
+    } else {
+        (pads[2], pads[3])
+    };
+    let (batch, cin, co) = (xd[0], xd[1], wd[0]);
+    let groups = usize::try_from(at.group).ok().filter(|&x| x > 0)?;
+    if cin % groups != 0 || co % groups != 0 || wd[1] * groups != cin {
+        return None;
+    }
+    let (cig, cog) = (cin / groups, co / groups);
+    let span = |size: usize, pad: usize, k: usize, d: usize, s: usize| -> Option<usize> {
+        let eff = d.checked_mul(k - 1)? + 1;
+        (size + pad).checked_sub(eff).map(|x| x / s + 1)
+    };
+    let oh = span(h, pt + pb, kh, dh, sh)?;
+    let ow = span(w, pl + pr, kw, dw, sw)?;
+    let want = if sp == 1 {
+        vec![batch, co, ow]
+    } else {
+        vec![batch, co, oh, ow]
+    };
+    if out != want || batch == 0 || cig == 0 || cog == 0 {
+        return None;
+    }
+    let (m, n, k) = (cog, oh * ow, cig * kh * kw);
+    // Bias per output channel (row), residual in the output's layout.
+    let mut bias = None;
+    if let Some(bv) = input(g, node, 2) {
+        if dims(g, bv)? != [co] {
+            return None;
+        }
+        bias = Some(Data::Input(2));
+    }
+    let mut residual = None;
+    if let Some(rv) = input(g, node, 3) {
+        if !same_layout(&dims(g, rv)?, &out) {
+            return None;
+        }
+        residual = Some(Data::Input(3));
+    }
+    let windows = kh * kw;
+    let width = panels(n) * NR;
+    let mut lanes = vec![-1i32; windows * width];
+    for r in 0..windows {
+        let (ki, kj) = (r / kw, r % kw);
+        for c in 0..n {
+            let (y, x) = (c / ow, c % ow);
+            let iy = (y * sh + ki * dh) as isize - pt as isize;
+            let ix = (x * sw + kj * dw) as isize - pl as isize;
+            if (0..h as isize).contains(&iy) && (0..w as isize).contains(&ix) {
+                lanes[r * width + c] = i32::try_from(iy as usize * w + ix as usize).ok()?;
+            }
+        }
+    }
+    let gather = Gather {
+        k,
+        n,
+        row_src: (0..k)
+            .map(|p| i32::try_from(p / windows * h * w).ok())
+            .collect::<Option<_>>()?,
+        row_window: (0..k).map(|p| p % windows).collect(),
+        windows,
+        lanes,
+    };
+    let plen = packed_b_len(k, n);
+    let mut batches = Vec::with_capacity(batch * groups);
+    for b in 0..batch {
+        for gi in 0..groups {
+            let mat = b * groups + gi;
+            batches.push([
+                (gi * cog * k * 4) as u64,
+                (mat * plen * 4) as u64,
+                ((b * co + gi * cog) * n * 4) as u64,
+                (gi * cog * 4) as u64,
+            ]);
+        }
+    }
+    let spec = GemmSpec {
+        row_bias: bias.is_some(),
+        residual: residual.is_some(),
+        act,
+        ..GemmSpec::new(m, n, k)
+    };
+    spec.validate().ok()?;
+    Some(Plan {
+        spec,
+        a: 1,
+        b: BSource::Gather {
+            input: 0,
+            gather,
+            mats: batch * groups,
+            src_stride: cig * h * w * 4,
+        },
+        bias,
+        residual,
+        batches,
+        name: "conv",
+    })
+}

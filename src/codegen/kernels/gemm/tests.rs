@@ -1,0 +1,379 @@
+//! The gemm family against the reference evaluator, on the host target (AVX2/AVX-512 when
+//! present) and on the baseline target (the 128-bit Cranelift GEMM).
+//!
+//! Tolerance: inputs are uniform in [-2, 2), so a product term is at most 4 in magnitude and 1
+//! on average; f32 accumulation of K terms errs by about `sqrt(K) * 2^-24 * sum|terms|` with
+//! `sum|terms| ~ K`. The bound used, `atol = 1e-6 * sqrt(K) * (K + 8)` plus `rtol = 1e-5`,
+//! is about 8x that estimate (different summation orders, FMA vs mul+add, the bias and
+//! residual terms), and still orders of magnitude below what an indexing bug produces.
+
+use graphc_passes::ir::text::parse;
+
+use crate::codegen::kernel::Target;
+use crate::codegen::testing::check_graph;
+
+fn atol(k: usize) -> f64 {
+    1e-6 * (k as f64).sqrt() * (k as f64 + 8.0)
+}
+
+/// Checks `text` on both targets.
+fn check(text: &str, k: usize, seed: u64) {
+    let g = parse(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    for target in [Target::host(), Target::baseline()] {
+        check_graph(&g, seed, 1e-5, atol(k), target)
+            .unwrap_or_else(|e| panic!("{target:?}: {e}\n{text}"));
+    }
+}
+
+/// A constant of `shape` with deterministic values in [-1, 1).
+fn constant(name: &str, shape: &[usize], seed: u64) -> String {
+    let n: usize = shape.iter().product();
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let vals: Vec<String> = (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            format!(
+                "{:.4}",
+                ((s >> 40) as f64 / (1u64 << 24) as f64) * 2.0 - 1.0
+            )
+        })
+        .collect();
+    let dims = fmt_dims(shape);
+    format!(
+        "  %{name}: f32{dims} = constant {{value: f32{dims} [{}]}}\n",
+        vals.join(", ")
+    )
+}
+
+fn fmt_dims(d: &[usize]) -> String {
+    let v: Vec<String> = d.iter().map(|x| x.to_string()).collect();
+    format!("[{}]", v.join(","))
+}
+
+/// A graph: `inputs` as (name, shape), `consts` lines, one node producing `%y` of `out`.
+fn graph(inputs: &[(&str, &[usize])], consts: &str, node: &str, out: &[usize]) -> String {
+    let ins: Vec<String> = inputs
+        .iter()
+        .map(|(n, d)| format!("%{n}: f32{}", fmt_dims(d)))
+        .collect();
+    format!(
+        "graph \"g\" ({}) {{\n{consts}  %y: f32{} = {node}\n  return %y\n}}\n",
+        ins.join(", "),
+        fmt_dims(out)
+    )
+}
+
+#[test]
+fn matmul_shapes_with_tails() {
+    let mut seed = 0;
+    for &(m, n, k) in &[
+        (1, 1, 1),
+        (5, 7, 3),
+        (7, 17, 1),
+        (13, 1, 9),
+        (6, 16, 4),
+        (19, 33, 37),
+        (2, 100, 70),
+        (64, 49, 200),
+    ] {
+        seed += 1;
+        // Runtime B (packed by a launch) and constant B (packed at compile time).
+        let text = graph(
+            &[("a", &[m, k]), ("b", &[k, n])],
+            "",
+            "mat_mul (%a, %b)",
+            &[m, n],
+        );
+        check(&text, k, seed);
+        let text = graph(
+            &[("a", &[m, k])],
+            &constant("b", &[k, n], seed),
+            "mat_mul (%a, %b)",
+            &[m, n],
+        );
+        check(&text, k, seed);
+    }
+}
+
+#[test]
+fn matmul_long_k_is_blocked() {
+    // k > the K block: several blocks, the epilogue once.
+    let (m, n, k) = (9, 20, 1500);
+    let text = graph(
+        &[("a", &[m, k]), ("b", &[k, n]), ("bias", &[n])],
+        "",
+        "fused_mat_mul {activation: \"relu\"} (%a, %b, %bias)",
+        &[m, n],
+    );
+    check(&text, k, 3);
+}
+
+#[test]
+fn matmul_batched_and_broadcast() {
+    let cases: &[(&[usize], &[usize], &[usize])] = &[
+        (&[2, 3, 5, 7], &[2, 3, 7, 4], &[2, 3, 5, 4]),
+        (&[3, 5, 7], &[7, 4], &[3, 5, 4]),
+        (&[5, 7], &[3, 7, 4], &[3, 5, 4]),
+        (&[2, 1, 5, 7], &[1, 3, 7, 9], &[2, 3, 5, 9]),
+        (&[7], &[7, 4], &[4]),
+        (&[5, 7], &[7], &[5]),
+        (&[7], &[7], &[]),
+        (&[2, 5, 7], &[7], &[2, 5]),
+        (&[7], &[3, 7, 4], &[3, 4]),
+    ];
+    for (i, &(a, b, out)) in cases.iter().enumerate() {
+        let text = graph(&[("a", a), ("b", b)], "", "mat_mul (%a, %b)", out);
+        check(&text, 7, i as u64);
+        let text = graph(
+            &[("a", a)],
+            &constant("b", b, i as u64),
+            "mat_mul (%a, %b)",
+            out,
+        );
+        check(&text, 7, 100 + i as u64);
+    }
+}
+
+#[test]
+fn fused_matmul_bias_residual_activation() {
+    let acts = [
+        "{activation: \"none\"}",
+        "{activation: \"relu\"}",
+        "{activation: \"clip\", alpha: -0.5, beta: 1.5}",
+    ];
+    let mut seed = 0;
+    for &(m, n, k) in &[(5, 7, 3), (13, 33, 17), (1, 20, 64)] {
+        for act in acts {
+            for (bias, res) in [(true, false), (false, true), (true, true)] {
+                seed += 1;
+                let ashape = [2, m, k];
+                let mut ins: Vec<(&str, &[usize])> = vec![("a", &ashape[..])];
+                let bshape = [n];
+                let rshape = [2, m, n];
+                let mut args = "%a, %b".to_string();
+                if bias {
+                    ins.push(("bias", &bshape));
+                    args += ", %bias";
+                } else if res {
+                    args += ", _";
+                }
+                if res {
+                    ins.push(("r", &rshape));
+                    args += ", %r";
+                }
+                let text = graph(
+                    &ins,
+                    &constant("b", &[k, n], seed),
+                    &format!("fused_mat_mul {act} ({args})"),
+                    &[2, m, n],
+                );
+                check(&text, k, seed);
+            }
+        }
+    }
+}
+
+#[test]
+fn gemm_attributes() {
+    let mut seed = 0;
+    for &(m, n, k) in &[(5, 7, 3), (13, 18, 33), (1, 1, 9)] {
+        for flags in 0..4 {
+            let (ta, tb) = (flags & 1 != 0, flags & 2 != 0);
+            let ad = if ta { [k, m] } else { [m, k] };
+            let bd = if tb { [n, k] } else { [k, n] };
+            for (c, alpha, beta) in [
+                (None, 1.0, 1.0),
+                (Some(vec![n]), 1.0, 1.0),
+                (Some(vec![1, n]), 0.5, 2.0),
+                (Some(vec![m, n]), 1.0, 1.0),
+                (Some(vec![m, 1]), 1.0, 1.0),
+                (Some(vec![1]), 2.0, -1.0),
+            ] {
+                seed += 1;
+                let attrs = format!(
+                    "{{trans_a: {}, trans_b: {}, alpha: {alpha:?}, beta: {beta:?}}}",
+                    ta as i32, tb as i32
+                );
+                let mut consts = constant("b", &bd, seed);
+                let mut ins: Vec<(&str, &[usize])> = vec![("a", &ad)];
+                let args = match &c {
+                    None => "%a, %b",
+                    Some(cd) => {
+                        if beta != 1.0 || cd.len() == 1 && cd[0] == 1 {
+                            consts += &constant("c", cd, seed + 7);
+                        } else {
+                            ins.push(("c", cd));
+                        }
+                        "%a, %b, %c"
+                    }
+                };
+                let text = graph(&ins, &consts, &format!("gemm {attrs} ({args})"), &[m, n]);
+                check(&text, k, seed);
+                if alpha == 1.0 {
+                    // Runtime B: packed (and transposed) by a launch.
+                    let mut ins = ins.clone();
+                    ins.push(("b", &bd));
+                    let consts = consts.split_once('\n').map(|x| x.1).unwrap_or("");
+                    let text = graph(&ins, consts, &format!("gemm {attrs} ({args})"), &[m, n]);
+                    check(&text, k, seed + 1000);
+                }
+            }
+        }
+    }
+}
+
+/// A conv case: input dims, weight dims, attributes, output dims.
+fn conv_case(x: &[usize], w: &[usize], attrs: &str, out: &[usize], extra: &str, seed: u64) {
+    let k: usize = w[1..].iter().product();
+    let co = w[0];
+    let mut ins: Vec<(&str, &[usize])> = vec![("x", x), ("w", w)];
+    let bshape = [co];
+    let mut args = "%x, %w".to_string();
+    let op = if extra.is_empty() {
+        format!("conv {attrs} ")
+    } else {
+        ins.push(("bias", &bshape));
+        args += ", %bias";
+        if extra.contains("res") {
+            ins.push(("r", out));
+            args += ", %r";
+        }
+        let act = if extra.contains("relu") {
+            "activation: \"relu\""
+        } else if extra.contains("clip") {
+            "activation: \"clip\", alpha: 0.0, beta: 6.0"
+        } else {
+            "activation: \"none\""
+        };
+        let inner = attrs.trim_start_matches('{').trim_end_matches('}');
+        if inner.is_empty() {
+            format!("fused_conv {{{act}}} ")
+        } else {
+            format!("fused_conv {{{inner}, {act}}} ")
+        }
+    };
+    let text = graph(&ins, "", &format!("{op}({args})"), out);
+    check(&text, k, seed);
+}
+
+#[test]
+fn conv_geometries() {
+    let cases: &[(&[usize], &[usize], &str, &[usize])] = &[
+        (&[1, 3, 5, 5], &[4, 3, 1, 1], "{}", &[1, 4, 5, 5]),
+        (
+            &[1, 5, 6, 7],
+            &[8, 5, 3, 3],
+            "{pads: [1, 1, 1, 1]}",
+            &[1, 8, 6, 7],
+        ),
+        (
+            &[2, 3, 9, 8],
+            &[7, 3, 3, 3],
+            "{pads: [1, 1, 1, 1], strides: [2, 2]}",
+            &[2, 7, 5, 4],
+        ),
+        (
+            &[1, 4, 9, 9],
+            &[6, 4, 3, 3],
+            "{pads: [2, 2, 2, 2], dilations: [2, 2]}",
+            &[1, 6, 9, 9],
+        ),
+        (&[1, 4, 6, 6], &[6, 2, 3, 3], "{group: 2}", &[1, 6, 4, 4]),
+        (
+            &[1, 6, 7, 5],
+            &[6, 1, 3, 3],
+            "{group: 6, pads: [1, 1, 1, 1]}",
+            &[1, 6, 7, 5],
+        ),
+        (
+            &[1, 3, 5, 6],
+            &[5, 3, 2, 3],
+            "{pads: [0, 2, 1, 0]}",
+            &[1, 5, 5, 6],
+        ),
+        (&[1, 3, 1, 9], &[4, 3, 1, 3], "{}", &[1, 4, 1, 7]),
+        (&[1, 3, 4, 4], &[2, 3, 4, 4], "{}", &[1, 2, 1, 1]),
+        (
+            &[1, 7, 3, 3],
+            &[5, 7, 3, 3],
+            "{pads: [1, 1, 1, 1]}",
+            &[1, 5, 3, 3],
+        ),
+        (
+            &[1, 13, 10, 10],
+            &[9, 13, 1, 1],
+            "{strides: [2, 2]}",
+            &[1, 9, 5, 5],
+        ),
+        (
+            &[2, 3, 11],
+            &[4, 3, 3],
+            "{pads: [1, 2], strides: [2]}",
+            &[2, 4, 6],
+        ),
+        (
+            &[1, 2, 4, 4],
+            &[3, 2, 3, 3],
+            "{auto_pad: \"VALID\"}",
+            &[1, 3, 2, 2],
+        ),
+    ];
+    for (i, &(x, w, attrs, out)) in cases.iter().enumerate() {
+        conv_case(x, w, attrs, out, "", i as u64);
+    }
+}
+
+#[test]
+fn fused_conv_bias_residual_activation() {
+    let mut seed = 50;
+    for extra in [
+        "bias",
+        "bias relu",
+        "bias res",
+        "bias res relu",
+        "bias clip",
+    ] {
+        for &(x, w, attrs, out) in &[
+            (
+                &[1usize, 5, 6, 7][..],
+                &[8usize, 5, 3, 3][..],
+                "{pads: [1, 1, 1, 1]}",
+                &[1usize, 8, 6, 7][..],
+            ),
+            (&[2, 4, 6, 6], &[6, 2, 1, 1], "{group: 2}", &[2, 6, 6, 6]),
+            (&[1, 16, 7, 7], &[20, 16, 1, 1], "{}", &[1, 20, 7, 7]),
+        ] {
+            seed += 1;
+            conv_case(x, w, attrs, out, extra, seed);
+        }
+    }
+}
+
+#[test]
+fn declines_what_it_does_not_handle() {
+    use crate::codegen::testing::run_node;
+    use graphc_passes::eval::random_inputs;
+    for text in [
+        graph(
+            &[("x", &[1, 2, 5, 5]), ("w", &[3, 2, 3, 3])],
+            "",
+            "conv {auto_pad: \"SAME_UPPER\"} (%x, %w)",
+            &[1, 3, 5, 5],
+        ),
+        graph(
+            &[("a", &[3, 4]), ("b", &[4, 5])],
+            "",
+            "fused_mat_mul {activation: \"sigmoid\"} (%a, %b)",
+            &[3, 5],
+        ),
+    ] {
+        let g = parse(&text).unwrap();
+        let node = crate::codegen::testing::single_compute_node(&g).unwrap();
+        let inputs = random_inputs(&g, 1).unwrap();
+        assert!(run_node(&g, node, &inputs, Target::host())
+            .unwrap()
+            .is_none());
+    }
+}
