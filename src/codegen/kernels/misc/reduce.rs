@@ -1,10 +1,10 @@
-//! Kernels: misc (not written yet; every node falls back).
+//! Kernels: reduce (not written yet).
 
 use graphc_passes::ir::{Graph, NodeId};
 
 use crate::codegen::kernel::{KernelCx, Lowered};
 
-/// See [`super`]: `None` for nodes this family does not compile.
+/// See [`super`].
 pub fn lower(_cx: &mut KernelCx, _g: &Graph, _node: NodeId) -> Result<Option<Lowered>, String> {
     Ok(None)
 }
