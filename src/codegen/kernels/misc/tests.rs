@@ -235,3 +235,139 @@ fn movement_on_the_baseline_target() {
     .unwrap();
     check_graph(&g, 3, 0.0, 0.0, Target::baseline()).unwrap();
 }
+
+fn close(text: &str, rtol: f64, atol: f64) {
+    check_text(text, 11, rtol, atol).unwrap_or_else(|e| panic!("{e}\n{text}"));
+}
+
+#[test]
+fn max_pool_geometries() {
+    for (shape, attrs, out) in [
+        // ResNet stem: 3x3 s2 p1.
+        (
+            "[1,3,17,19]",
+            "kernel_shape: [3,3], strides: [2,2], pads: [1,1,1,1]",
+            "[1,3,9,10]",
+        ),
+        ("[2,2,9,13]", "kernel_shape: [3,3]", "[2,2,7,11]"),
+        (
+            "[1,2,8,8]",
+            "kernel_shape: [2,2], strides: [2,2]",
+            "[1,2,4,4]",
+        ),
+        // ceil_mode overhang (SqueezeNet, GoogLeNet).
+        (
+            "[1,2,10,11]",
+            "kernel_shape: [3,3], strides: [2,2], ceil_mode: 1",
+            "[1,2,5,5]",
+        ),
+        (
+            "[1,1,6,23]",
+            "kernel_shape: [3,2], strides: [1,1], pads: [1,0,1,1]",
+            "[1,1,6,23]",
+        ),
+        (
+            "[1,2,7,9]",
+            "kernel_shape: [2,3], strides: [3,3], pads: [1,1,0,2], ceil_mode: 1",
+            "[1,2,3,4]",
+        ),
+        (
+            "[1,1,9,14]",
+            "kernel_shape: [3,3], dilations: [2,2], pads: [2,2,2,2]",
+            "[1,1,9,14]",
+        ),
+        (
+            "[1,1,3,1]",
+            "kernel_shape: [1,2], pads: [0,1,0,1], dilations: [1,2]",
+            "[1,1,3,1]",
+        ),
+        ("[1,3,1,1]", "kernel_shape: [1,1]", "[1,3,1,1]"),
+        (
+            "[1,2,12,12]",
+            "kernel_shape: [3,3], strides: [2,2], auto_pad: \"SAME_UPPER\"",
+            "[1,2,6,6]",
+        ),
+    ] {
+        exact(&graph(
+            &format!("%x: f32{shape}"),
+            &[],
+            &format!("%y: f32{out} = max_pool {{{attrs}}} (%x)"),
+            "%y",
+        ));
+    }
+}
+
+#[test]
+fn average_pool_counts() {
+    for (shape, attrs, out) in [
+        (
+            "[1,3,17,19]",
+            "kernel_shape: [3,3], strides: [2,2], pads: [1,1,1,1]",
+            "[1,3,9,10]",
+        ),
+        (
+            "[1,3,17,19]",
+            "kernel_shape: [3,3], strides: [2,2], pads: [1,1,1,1], count_include_pad: 1",
+            "[1,3,9,10]",
+        ),
+        (
+            "[2,2,9,13]",
+            "kernel_shape: [3,3], strides: [1,1], pads: [1,1,1,1]",
+            "[2,2,9,13]",
+        ),
+        (
+            "[1,2,10,11]",
+            "kernel_shape: [3,3], strides: [2,2], ceil_mode: 1, count_include_pad: 1",
+            "[1,2,5,5]",
+        ),
+        (
+            "[1,2,7,9]",
+            "kernel_shape: [2,3], strides: [3,3], pads: [1,1,0,2], ceil_mode: 1",
+            "[1,2,3,4]",
+        ),
+        ("[1,4,7,7]", "kernel_shape: [7,7]", "[1,4,1,1]"),
+        (
+            "[1,1,9,14]",
+            "kernel_shape: [2,2], strides: [2,2]",
+            "[1,1,4,7]",
+        ),
+    ] {
+        close(
+            &graph(
+                &format!("%x: f32{shape}"),
+                &[],
+                &format!("%y: f32{out} = average_pool {{{attrs}}} (%x)"),
+                "%y",
+            ),
+            1e-5,
+            1e-6,
+        );
+    }
+}
+
+#[test]
+fn global_pools() {
+    for (shape, out) in [
+        ("[2,3,7,7]", "[2,3,1,1]"),
+        ("[1,5,3,1]", "[1,5,1,1]"),
+        ("[1,2,13]", "[1,2,1]"),
+        ("[3,1,56,56]", "[3,1,1,1]"),
+    ] {
+        close(
+            &graph(
+                &format!("%x: f32{shape}"),
+                &[],
+                &format!("%y: f32{out} = global_average_pool (%x)"),
+                "%y",
+            ),
+            1e-5,
+            1e-6,
+        );
+        exact(&graph(
+            &format!("%x: f32{shape}"),
+            &[],
+            &format!("%y: f32{out} = global_max_pool (%x)"),
+            "%y",
+        ));
+    }
+}
