@@ -13,6 +13,7 @@ pub mod copy;
 pub mod elementwise;
 pub mod gemm;
 pub mod misc;
+pub mod vmath;
 
 type LowerFn = fn(&mut KernelCx, &Graph, NodeId) -> Result<Option<Lowered>, String>;
 
