@@ -211,13 +211,6 @@ pub fn vmax_keep(b: &mut FunctionBuilder, a: Value, x: Value) -> Value {
     b.ins().bitselect(c, a, x)
 }
 
-/// `a < b ? a : b` on f32x4 (the `minps a, b` idiom).
-pub fn vmin_keep(b: &mut FunctionBuilder, a: Value, x: Value) -> Value {
-    let c = b.ins().fcmp(FloatCC::LessThan, a, x);
-    let c = b.ins().bitcast(types::F32X4, MemFlagsData::new(), c);
-    b.ins().bitselect(c, a, x)
-}
-
 /// Horizontal reduction of an f32x4 with `f` (lanes 0+2, 1+3, then the two).
 pub fn hreduce(
     b: &mut FunctionBuilder,

@@ -371,3 +371,78 @@ fn global_pools() {
         ));
     }
 }
+
+#[test]
+fn softmax_rows() {
+    for (shape, attrs) in [
+        ("[2,3,5]", "axis: 2"),
+        ("[4,16]", "axis: -1"),
+        ("[3,1]", "axis: 1"),
+        ("[2,67]", ""),
+        ("[2,3,1]", "axis: 1"),
+        ("[2,3,4]", "axis: 1, coerce_2d: 1"),
+    ] {
+        for op in ["softmax", "log_softmax"] {
+            close(
+                &graph(
+                    &format!("%x: f32{shape}"),
+                    &[],
+                    &format!("%y: f32{shape} = {op} {{{attrs}}} (%x)"),
+                    "%y",
+                ),
+                1e-5,
+                1e-6,
+            );
+        }
+    }
+}
+
+#[test]
+fn fused_softmax_masks() {
+    for (x, m) in [
+        ("[2,3,5]", "[1,1,5]"),
+        ("[2,3,8]", "[2,1,8]"),
+        ("[2,4,7]", "[2,4,1]"),
+        ("[2,2,3,9]", "[9]"),
+        ("[3,12]", "[3,12]"),
+    ] {
+        close(
+            &graph(
+                &format!("%x: f32{x}, %m: f32{m}"),
+                &[],
+                &format!("%y: f32{x} = fused_softmax {{axis: -1}} (%x, %m)"),
+                "%y",
+            ),
+            1e-5,
+            1e-6,
+        );
+    }
+}
+
+#[test]
+fn layer_norm_scale_bias_shapes() {
+    for (x, axis, s, bias) in [
+        ("[2,3,8]", "-1", "[8]", Some("[8]")),
+        ("[4,13]", "1", "[13]", None),
+        ("[2,3,5]", "1", "[3,5]", Some("[1,3,5]")),
+        ("[3,6]", "-1", "[1]", Some("[6]")),
+        ("[2,1,7]", "2", "[7]", Some("[7]")),
+    ] {
+        let (ins, args) = match bias {
+            Some(b) => (format!("%x: f32{x}, %s: f32{s}, %b: f32{b}"), "%x, %s, %b"),
+            None => (format!("%x: f32{x}, %s: f32{s}"), "%x, %s"),
+        };
+        close(
+            &graph(
+                &ins,
+                &[],
+                &format!(
+                    "%y: f32{x} = layer_normalization {{axis: {axis}, epsilon: 1e-05}} ({args})"
+                ),
+                "%y",
+            ),
+            1e-4,
+            1e-5,
+        );
+    }
+}
