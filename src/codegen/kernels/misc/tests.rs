@@ -446,3 +446,152 @@ fn layer_norm_scale_bias_shapes() {
         );
     }
 }
+
+#[test]
+fn reductions_axes_keepdims() {
+    for (op, shape, axes, attrs, out) in [
+        ("reduce_mean", "[2,3,8]", Some("[-1]"), "", "[2,3,1]"),
+        ("reduce_sum", "[2,3,9]", Some("[1]"), "keepdims: 0", "[2,9]"),
+        ("reduce_max", "[4,5,6]", Some("[1,2]"), "", "[4,1,1]"),
+        (
+            "reduce_min",
+            "[4,1,6,3]",
+            Some("[0,1]"),
+            "keepdims: 0",
+            "[6,3]",
+        ),
+        ("reduce_mean", "[2,3,5,5]", Some("[2,3]"), "", "[2,3,1,1]"),
+        ("reduce_sum", "[3,7]", None, "keepdims: 0", "[]"),
+        ("reduce_max", "[3,7]", None, "", "[1,1]"),
+        (
+            "reduce_sum",
+            "[3,7]",
+            Some("[]"),
+            "noop_with_empty_axes: 1",
+            "[3,7]",
+        ),
+        ("reduce_mean", "[2,0,3]", Some("[1]"), "", "[2,1,3]"),
+        ("reduce_max", "[2,0,3]", Some("[1]"), "keepdims: 0", "[2,3]"),
+    ] {
+        let (consts, args) = match axes {
+            Some(a) => {
+                let n = if a == "[]" { 0 } else { a.split(',').count() };
+                let body = a.trim_matches(|c| c == '[' || c == ']');
+                (
+                    vec![format!(
+                        "%a: i64[{n}] = constant {{value: i64[{n}] [{body}]}}"
+                    )],
+                    "%x, %a",
+                )
+            }
+            None => (vec![], "%x"),
+        };
+        let consts: Vec<&str> = consts.iter().map(String::as_str).collect();
+        close(
+            &graph(
+                &format!("%x: f32{shape}"),
+                &consts,
+                &format!("%y: f32{out} = {op} {{{attrs}}} ({args})"),
+                "%y",
+            ),
+            1e-5,
+            1e-6,
+        );
+    }
+}
+
+#[test]
+fn arg_max_min_axes() {
+    for (op, shape, attrs, out) in [
+        ("arg_max", "[3,10]", "axis: 1", "[3,1]"),
+        ("arg_min", "[3,10]", "axis: 0, keepdims: 0", "[10]"),
+        (
+            "arg_max",
+            "[2,3,4]",
+            "axis: -2, select_last_index: 1",
+            "[2,1,4]",
+        ),
+        ("arg_min", "[5]", "axis: 0, keepdims: 0", "[]"),
+    ] {
+        exact(&graph(
+            &format!("%x: f32{shape}"),
+            &[],
+            &format!("%y: i64{out} = {op} {{{attrs}}} (%x)"),
+            "%y",
+        ));
+    }
+}
+
+/// Runs a one-node graph on given inputs and compares with the reference exactly.
+fn exact_on(text: &str, inputs: Vec<Option<Tensor>>) {
+    let g = graphc_passes::ir::text::parse(text).unwrap();
+    let node = crate::codegen::testing::single_compute_node(&g).unwrap();
+    let want = graphc_passes::eval::eval_graph(&g, &inputs).unwrap();
+    let got = run_node(&g, node, &inputs, Target::host())
+        .unwrap()
+        .unwrap();
+    for (w, o) in want.iter().zip(&g.outputs) {
+        graphc_passes::eval::compare(&got[o.value.port as usize], w, 0.0, 0.0)
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
+    }
+}
+
+#[test]
+fn nan_and_ties_follow_the_reference() {
+    let nan = f32::NAN;
+    let v = vec![1f32, nan, 3., 3., nan, -1., 2., 2., 0., 5., 5., nan];
+    let x = || Some(Tensor::from_vec(&[2, 6], v.clone()).unwrap());
+    for attrs in ["axis: 1", "axis: 1, select_last_index: 1", "axis: 0"] {
+        for op in ["arg_max", "arg_min"] {
+            let out = if attrs == "axis: 0" { "[1,6]" } else { "[2,1]" };
+            exact_on(
+                &graph(
+                    "%x: f32[2,6]",
+                    &[],
+                    &format!("%y: i64{out} = {op} {{{attrs}}} (%x)"),
+                    "%y",
+                ),
+                vec![x()],
+            );
+        }
+    }
+    for op in ["reduce_max", "reduce_min"] {
+        exact_on(
+            &graph(
+                "%x: f32[2,6]",
+                &["%a: i64[1] = constant {value: i64[1] [1]}"],
+                &format!("%y: f32[2,1] = {op} (%x, %a)"),
+                "%y",
+            ),
+            vec![x()],
+        );
+    }
+    let p: Vec<f32> = (0..40)
+        .map(|i| {
+            if i % 7 == 3 {
+                nan
+            } else {
+                i as f32 * 0.5 - 7.0
+            }
+        })
+        .collect();
+    let px = || Some(Tensor::from_vec(&[1, 2, 4, 5], p.clone()).unwrap());
+    exact_on(
+        &graph(
+            "%x: f32[1,2,4,5]",
+            &[],
+            "%y: f32[1,2,1,1] = global_max_pool (%x)",
+            "%y",
+        ),
+        vec![px()],
+    );
+    exact_on(
+        &graph(
+            "%x: f32[1,2,4,5]",
+            &[],
+            "%y: f32[1,2,4,5] = max_pool {kernel_shape: [3,3], pads: [1,1,1,1]} (%x)",
+            "%y",
+        ),
+        vec![px()],
+    );
+}
