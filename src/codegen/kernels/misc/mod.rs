@@ -1,0 +1,103 @@
+//! Kernels: the ops that are neither matrix products nor elementwise.
+//!
+//! - [`movement`]: Transpose, Concat, Split, Slice, Expand, Tile, Pad (constant mode) and
+//!   Gather, for every fixed-size element type, as strided row copies.
+//! - [`pool`]: MaxPool, AveragePool (2-D, f32, NCHW), GlobalAveragePool, GlobalMaxPool.
+//! - [`reduce`]: Reduce{Sum,Mean,Max,Min}, ArgMax/ArgMin (f32).
+//! - [`softmax`]: Softmax, LogSoftmax, FusedSoftmax, LayerNormalization (f32).
+//!
+//! Every emitter declines (`Ok(None)`) what it does not handle exactly like the reference
+//! evaluator: other element types, dynamic shapes, inputs that must be constants and are not,
+//! attributes outside the handled set.
+
+use graphc_passes::ir::{Graph, NodeId, Op, Tensor, ValueRef};
+
+use crate::codegen::kernel::{KernelCx, Lowered};
+
+mod ir;
+pub mod movement;
+pub mod pool;
+pub mod reduce;
+pub mod softmax;
+
+#[cfg(test)]
+mod tests;
+
+/// See [`super`]: `None` for nodes this family does not compile.
+pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowered>, String> {
+    let n = g.node(node);
+    match &n.op {
+        Op::Transpose { .. }
+        | Op::Concat { .. }
+        | Op::Split { .. }
+        | Op::Slice {}
+        | Op::Expand {}
+        | Op::Tile {}
+        | Op::Pad { .. }
+        | Op::Gather { .. } => movement::lower(cx, g, node),
+        Op::MaxPool { .. }
+        | Op::AveragePool { .. }
+        | Op::GlobalAveragePool {}
+        | Op::GlobalMaxPool {} => pool::lower(cx, g, node),
+        Op::ReduceSum { .. }
+        | Op::ReduceMean { .. }
+        | Op::ReduceMax { .. }
+        | Op::ReduceMin { .. }
+        | Op::ArgMax { .. }
+        | Op::ArgMin { .. } => reduce::lower(cx, g, node),
+        Op::Softmax { .. }
+        | Op::LogSoftmax { .. }
+        | Op::FusedSoftmax { .. }
+        | Op::LayerNormalization { .. } => softmax::lower(cx, g, node),
+        _ => Ok(None),
+    }
+}
+
+/// The value feeding input slot `i`, when present.
+fn input(g: &Graph, node: NodeId, i: usize) -> Option<ValueRef> {
+    g.node(node).inputs.get(i).copied().flatten()
+}
+
+/// The static shape of input slot `i`.
+fn in_shape(g: &Graph, node: NodeId, i: usize) -> Option<Vec<usize>> {
+    g.ty(input(g, node, i)?).shape.as_known()
+}
+
+/// The static shape of output `i`.
+fn out_shape(g: &Graph, node: NodeId, i: usize) -> Option<Vec<usize>> {
+    g.node(node).outputs.get(i)?.ty.shape.as_known()
+}
+
+/// The tensor of input slot `i` when it is a constant (not an overridable initializer).
+fn const_input(g: &Graph, node: NodeId, i: usize) -> Option<&Tensor> {
+    match &g.node(input(g, node, i)?.node).op {
+        Op::Constant { value } => Some(value),
+        _ => None,
+    }
+}
+
+/// Whether output `i` has consumers or is a graph output (an unused optional output is free).
+fn output_used(g: &Graph, node: NodeId, i: usize) -> bool {
+    g.consumers(node)
+        .iter()
+        .any(|&(_, _, port)| port as usize == i)
+        || g.outputs
+            .iter()
+            .any(|o| o.value.node == node && o.value.port as usize == i)
+}
+
+/// Row-major element strides of a shape.
+fn strides(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * shape[i + 1];
+    }
+    s
+}
+
+/// Normalizes a possibly negative axis into `0..rank`.
+fn norm_axis(axis: i64, rank: usize) -> Option<usize> {
+    let r = rank as i64;
+    let a = if axis < 0 { axis + r } else { axis };
+    (0..r).contains(&a).then_some(a as usize)
+}
