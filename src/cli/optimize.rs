@@ -206,19 +206,22 @@ fn write_library(args: &OptimizeArgs, out: &std::path::Path) -> anyhow::Result<(
         Some(n) => n.clone(),
         None => default_name(&out.file_stem().unwrap_or_default().to_string_lossy()),
     };
-    let mut g = crate::onnx::load_model_with(
+    let g = crate::onnx::load_model_with(
         &args.model,
         args.input_shapes.clone(),
         &args.limits.limits(),
     )?;
+    // Initializers are constants of the library, not inputs.
+    let mut none = vec![None; g.inputs.len()];
+    let mut g = super::run::freeze_defaults(g, &mut none);
     let bound = bind_free_dims_to_one(&mut g);
     if !bound.is_empty() {
         eprintln!(
             "graphc: note: input dims {} set to 1 (choose them with --input-shape)",
             bound.join(", ")
         );
-        graphc_passes::infer::infer_graph(&mut g)?;
     }
+    graphc_passes::infer::infer_graph(&mut g)?;
     let (opt, report) = optimize_graph(&g, &args.runner)?;
     if args.report {
         print!("{report}");

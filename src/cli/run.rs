@@ -177,6 +177,30 @@ fn without_overridden_defaults(mut g: Graph, inputs: &[Option<Tensor>]) -> anyho
     Ok(g)
 }
 
+/// Turns every graph input that has a default and no bound value into a constant (it cannot
+/// change for this run, or for a compiled library), dropping it from `inputs` too.
+pub fn freeze_defaults(mut g: Graph, inputs: &mut Vec<Option<Tensor>>) -> Graph {
+    let mut keep = Vec::new();
+    let mut kept_inputs = Vec::new();
+    for (k, id) in g.inputs.clone().into_iter().enumerate() {
+        let bound = inputs.get(k).cloned().flatten();
+        let default = match &g.node(id).op {
+            Op::Input { default: Some(d) } if bound.is_none() => Some(d.clone()),
+            _ => None,
+        };
+        match default {
+            Some(value) => g.node_mut(id).op = Op::Constant { value },
+            None => {
+                keep.push(id);
+                kept_inputs.push(bound);
+            }
+        }
+    }
+    g.inputs = keep;
+    *inputs = kept_inputs;
+    g
+}
+
 /// Gives every graph input the shape of the tensor bound to it (or of its default) and
 /// infers all shapes again, so that a compiled model has static shapes wherever the data
 /// allows.
@@ -278,11 +302,12 @@ fn run_jit(
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let limits = args.limits.limits();
     let g = crate::onnx::load_model_with(&args.model, args.input_shapes.clone(), &limits)?;
-    let inputs = bind_inputs(&g, &args.inputs)?;
+    let mut inputs = bind_inputs(&g, &args.inputs)?;
     if args.threads == Some(0) {
         bail!("--threads must be at least 1");
     }
     let g = if args.engine == Engine::Jit {
+        let g = freeze_defaults(g, &mut inputs);
         specialize(g, &inputs)?
     } else {
         g

@@ -18,7 +18,7 @@ use cranelift_object::{ObjectBuilder, ObjectModule};
 use graphc_passes::ir::{DType, Graph};
 
 use super::kernel::Target;
-use super::program::{compile, CompileError, CompileOptions};
+use super::program::{compile, prepare, CompileError, CompileOptions};
 
 /// The runtime's C source, compiled into every library.
 const RUNTIME_C: &str = include_str!("../../runtime/graphc_rt.c");
@@ -134,6 +134,7 @@ pub fn write_shared_library(g: &Graph, out: &Path, opts: &SoOptions) -> Result<S
         rt_prefix: format!("{name}_rt_"),
         allow_fallback: false,
     };
+    let g = &prepare(g);
     let program = compile(&mut module, g, &copts)?;
     let object = module
         .finish()

@@ -17,7 +17,9 @@ use graphc_passes::ir::{DType, Graph, NodeId, Tensor, ValueRef};
 
 use super::buffer::AlignedBuf;
 use super::kernel::Target;
-use super::program::{compile, CompileError, CompileOptions, Program, HOST_FALLBACK_SYMBOL};
+use super::program::{
+    compile, prepare, CompileError, CompileOptions, Program, HOST_FALLBACK_SYMBOL,
+};
 use crate::onnx::tensor::{from_le_bytes, le_bytes};
 
 type KernelFn = unsafe extern "C" fn(*const *mut u8, u64, u64);
@@ -195,6 +197,7 @@ impl JitModel {
     /// Compiles `g` (verified; every shape static).
     pub fn compile(g: &Graph, opts: &JitOptions) -> Result<JitModel, CompileError> {
         let t0 = Instant::now();
+        let g = &prepare(g);
         let internal = |e: String| CompileError::Internal(e);
         let mut flags = settings::builder();
         flags

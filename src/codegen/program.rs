@@ -171,7 +171,45 @@ fn byte_len(g: &Graph, v: ValueRef) -> Result<usize, CompileError> {
         })
 }
 
-/// Compiles `g` (verified, every shape static) into `module`.
+/// Most elements a splat constant is expanded to by [`prepare`] (the optimizer keeps large
+/// splats compact; a kernel needs their data, e.g. to pack weights).
+const MAX_SPLAT_ELEMENTS: usize = 1 << 28;
+
+/// The graph the back end compiles: `ConstantOfShape` nodes whose shape is a constant become
+/// `Constant`s holding the data (what the reference would compute), so that kernels can pack
+/// them like any weights. Node ids stay the same.
+pub fn prepare(g: &Graph) -> Graph {
+    let mut g = g.clone();
+    for id in g.node_ids().to_vec() {
+        let node = g.node(id);
+        if !matches!(node.op, Op::ConstantOfShape { .. }) {
+            continue;
+        }
+        let Some(Some(shape_v)) = node.inputs.first().copied() else {
+            continue;
+        };
+        let Op::Constant { value: shape } = &g.node(shape_v.node).op else {
+            continue;
+        };
+        let n = node.outputs[0].ty.shape.num_elements();
+        if n.is_none_or(|n| n > MAX_SPLAT_ELEMENTS) {
+            continue;
+        }
+        let Ok(mut out) = graphc_passes::eval::eval_op(&node.op, &[Some(shape)], 1) else {
+            continue;
+        };
+        let value = out.remove(0);
+        for slot in 0..g.node(id).inputs.len() {
+            g.set_input(id, slot, None);
+        }
+        let node = g.node_mut(id);
+        node.inputs.clear();
+        node.op = Op::Constant { value };
+    }
+    g
+}
+
+/// Compiles `g` (verified, every shape static; see [`prepare`]) into `module`.
 pub fn compile(
     module: &mut dyn Module,
     g: &Graph,

@@ -48,6 +48,12 @@ fn flags() -> MemFlagsData {
     MemFlagsData::trusted()
 }
 
+/// Flags for f32x4 accesses, which may be unaligned: without `aligned`, Cranelift never
+/// folds them into an SSE operand that requires alignment (the baseline target has no VEX).
+fn vflags() -> MemFlagsData {
+    MemFlagsData::new().with_notrap()
+}
+
 fn load_ptr(b: &mut FunctionBuilder, bufs: Value, i: usize) -> Value {
     b.ins().load(types::I64, flags(), bufs, (i * 8) as i32)
 }
@@ -232,8 +238,8 @@ pub(super) fn pack_kernel(
                     let c = b.ins().sextend(types::I64, code);
                     let c = b.ins().ishl_imm_s(c, 2);
                     let at = b.ins().iadd(sbase, c);
-                    let v = b.ins().load(types::F32X4, flags(), at, 0);
-                    b.ins().store(flags(), v, d, q * 16);
+                    let v = b.ins().load(types::F32X4, vflags(), at, 0);
+                    b.ins().store(vflags(), v, d, q * 16);
                     b.ins().jump(join, &[]);
                     b.switch_to_block(slow);
                     for lane in 0..4 {
@@ -372,8 +378,8 @@ fn base_tile(
         for_range(b, zero, lv, 1, false, |b, p| {
             let bo = b.ins().imul_imm_s(p, (NR * 4) as i64);
             let bpp = b.ins().iadd(b0, bo);
-            let x0 = b.ins().load(types::F32X4, flags(), bpp, 0);
-            let x1 = b.ins().load(types::F32X4, flags(), bpp, 16);
+            let x0 = b.ins().load(types::F32X4, vflags(), bpp, 0);
+            let x1 = b.ins().load(types::F32X4, vflags(), bpp, 16);
             let ao = b.ins().imul_imm_s(p, a_k);
             let ap = b.ins().iadd(a0, ao);
             for t in 0..rows {
@@ -422,11 +428,13 @@ fn base_tile(
             if lanes == 4 {
                 let mut x = acc;
                 if spec.accumulate {
-                    let y = b.ins().load(types::F32X4, flags(), c_at, disp);
+                    let y = b.ins().load(types::F32X4, vflags(), c_at, disp);
                     x = b.ins().fadd(x, y);
                 }
                 if spec.bias {
-                    let y = b.ins().load(types::F32X4, flags(), bias_col, v as i32 * 16);
+                    let y = b
+                        .ins()
+                        .load(types::F32X4, vflags(), bias_col, v as i32 * 16);
                     x = b.ins().fadd(x, y);
                 }
                 if let Some(rb) = row_bias {
@@ -434,7 +442,7 @@ fn base_tile(
                     x = b.ins().fadd(x, y);
                 }
                 if spec.residual {
-                    let y = b.ins().load(types::F32X4, flags(), r_at, disp);
+                    let y = b.ins().load(types::F32X4, vflags(), r_at, disp);
                     x = b.ins().fadd(x, y);
                 }
                 if let Some(lo) = lo {
@@ -447,7 +455,7 @@ fn base_tile(
                     let l = b.ins().splat(types::F32X4, l);
                     x = b.ins().fmin(x, l);
                 }
-                b.ins().store(flags(), x, c_at, disp);
+                b.ins().store(vflags(), x, c_at, disp);
             } else {
                 for lane in 0..lanes {
                     let d = disp + lane as i32 * 4;

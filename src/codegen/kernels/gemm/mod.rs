@@ -39,9 +39,15 @@ use launch::{baseline_gemm, call_kernel, pack_kernel, Gather, BASE_ROWS};
 /// See [`super`]: `None` for nodes this family does not compile.
 pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowered>, String> {
     let n = g.node(node);
+    // An activation the GEMM epilogue lacks runs as a second launch over the output, in place
+    // (the epilogue order is the same: act(A·B + bias + residual)).
+    let (act, post) = match n.op.activation() {
+        Some(a) if epilogue(&a).is_none() => (Some(Activation::None), Some(a)),
+        a => (a, None),
+    };
     let plan = match &n.op {
         Op::MatMul {} => matmul(g, node, Activation::None, false),
-        Op::FusedMatMul { .. } => match n.op.activation() {
+        Op::FusedMatMul { .. } => match act {
             Some(act) => matmul(g, node, act, true),
             None => None,
         },
@@ -79,7 +85,7 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
             pads,
             strides,
             ..
-        } => match n.op.activation() {
+        } => match act {
             Some(act) => conv(
                 g,
                 node,
@@ -97,10 +103,19 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
         },
         _ => return Ok(None),
     };
-    match plan {
-        Some(p) => p.emit(cx).map(Some),
-        None => Ok(None),
+    let Some(plan) = plan else {
+        return Ok(None);
+    };
+    let mut lowered = plan.emit(cx)?;
+    if let Some(act) = post {
+        let Some(len) = n.outputs[0].ty.shape.num_elements() else {
+            return Ok(None);
+        };
+        lowered
+            .launches
+            .push(super::elementwise::activation_in_place(cx, &act, len)?);
     }
+    Ok(Some(lowered))
 }
 
 /// Where packed B comes from.
