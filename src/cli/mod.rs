@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod bench;
 pub mod inspect;
 pub mod limits;
 pub mod optimize;
@@ -23,6 +24,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// Optimize a model: write it as standard ONNX (-o OUT.onnx) and/or report each pass.
     Optimize(optimize::OptimizeArgs),
+    /// Compile a model without and with the optimization passes and compare their latency.
+    Bench(bench::BenchArgs),
     /// Print a model's IR (the graphc text format) with the type of every value, as
     /// imported or after optimization passes.
     Inspect(inspect::InspectArgs),
@@ -34,6 +37,7 @@ pub fn main_with_args(cli: Cli) -> anyhow::Result<()> {
         Command::Run(a) => run::run(a),
         Command::Optimize(a) => optimize::run(a),
         Command::Inspect(a) => inspect::run(a),
+        Command::Bench(a) => bench::run(a),
     }
 }
 

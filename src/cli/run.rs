@@ -65,8 +65,18 @@ pub fn read_tensor(path: &Path) -> anyhow::Result<Tensor> {
     t.map_err(anyhow::Error::msg)
 }
 
-/// Binds `[NAME=]PATH` arguments to the graph's inputs and checks dtypes and shapes.
+/// Binds `[NAME=]PATH` arguments to the graph's inputs and checks dtypes and shapes; every
+/// input without a default must be given.
 pub fn bind_inputs(g: &Graph, args: &[String]) -> anyhow::Result<Vec<Option<Tensor>>> {
+    bind(g, args, true)
+}
+
+/// [`bind_inputs`] where inputs may be left unbound (`None`).
+pub fn bind_inputs_partial(g: &Graph, args: &[String]) -> anyhow::Result<Vec<Option<Tensor>>> {
+    bind(g, args, false)
+}
+
+fn bind(g: &Graph, args: &[String], require_all: bool) -> anyhow::Result<Vec<Option<Tensor>>> {
     let names: Vec<&str> = g
         .inputs
         .iter()
@@ -115,7 +125,7 @@ pub fn bind_inputs(g: &Graph, args: &[String]) -> anyhow::Result<Vec<Option<Tens
         let info = &g.node(id).outputs[0];
         match &bound[k] {
             None => {
-                if matches!(g.node(id).op, Op::Input { default: None }) {
+                if require_all && matches!(g.node(id).op, Op::Input { default: None }) {
                     bail!(
                         "input '{}' ({}) is missing: pass --input {}=PATH",
                         info.name,

@@ -133,6 +133,7 @@ pub fn write_shared_library(g: &Graph, out: &Path, opts: &SoOptions) -> Result<S
         prefix: format!("{name}_"),
         rt_prefix: format!("{name}_rt_"),
         allow_fallback: false,
+        profile: false,
     };
     let g = &prepare(g);
     let program = compile(&mut module, g, &copts)?;

@@ -18,7 +18,7 @@ use graphc_passes::ir::{DType, Graph, NodeId, Tensor, ValueRef};
 use super::buffer::AlignedBuf;
 use super::kernel::Target;
 use super::program::{
-    compile, prepare, CompileError, CompileOptions, Program, HOST_FALLBACK_SYMBOL,
+    compile, prepare, CompileError, CompileOptions, Program, HOST_FALLBACK_SYMBOL, HOST_TICK_SYMBOL,
 };
 use crate::onnx::tensor::{from_le_bytes, le_bytes};
 
@@ -76,11 +76,13 @@ impl Drop for Pool {
     }
 }
 
-/// The state fallback nodes run with.
+/// The state fallback nodes run with, and the profile.
 pub struct Host {
     graph: Graph,
     fallbacks: Vec<NodeId>,
     error: Option<String>,
+    last_tick: Option<Instant>,
+    step_seconds: Vec<f64>,
 }
 
 impl Host {
@@ -159,6 +161,18 @@ extern "C" fn host_fallback(host: *mut Host, index: u64, table: *const *mut u8) 
     }
 }
 
+extern "C" fn host_tick(host: *mut Host, step: i64) {
+    // SAFETY: the entry function passes the host pointer it was given by `JitModel::run`.
+    let host = unsafe { &mut *host };
+    let now = Instant::now();
+    if step >= 0 {
+        if let (Some(t), Some(acc)) = (host.last_tick, host.step_seconds.get_mut(step as usize)) {
+            *acc += (now - t).as_secs_f64();
+        }
+    }
+    host.last_tick = Some(now);
+}
+
 type EntryFn =
     unsafe extern "C" fn(*mut c_void, *mut Host, *const *const u8, *const *mut u8, *mut u8) -> i32;
 
@@ -182,6 +196,8 @@ pub struct JitOptions {
     pub threads: usize,
     /// CPU features to use.
     pub target: Target,
+    /// Time every step (see [`JitModel::profile`]).
+    pub profile: bool,
 }
 
 impl Default for JitOptions {
@@ -189,7 +205,26 @@ impl Default for JitOptions {
         JitOptions {
             threads: 0,
             target: Target::host(),
+            profile: false,
         }
+    }
+}
+
+/// Input and output buffers bound once, for repeated runs.
+pub struct Io {
+    inputs: Vec<AlignedBuf>,
+    outputs: Vec<AlignedBuf>,
+    out_types: Vec<(DType, Vec<usize>)>,
+}
+
+impl Io {
+    /// The outputs of the last run.
+    pub fn outputs(&mut self) -> Vec<Tensor> {
+        self.out_types
+            .iter()
+            .zip(self.outputs.iter_mut())
+            .map(|((dt, dims), b)| from_le_bytes(*dt, dims, b.bytes_mut()))
+            .collect()
     }
 }
 
@@ -216,12 +251,14 @@ impl JitModel {
             graphc_rt_parallel_for as *const u8,
         );
         builder.symbol(HOST_FALLBACK_SYMBOL, host_fallback as *const u8);
+        builder.symbol(HOST_TICK_SYMBOL, host_tick as *const u8);
         let mut module = JITModule::new(builder);
         let copts = CompileOptions {
             target: opts.target,
             prefix: "m_".into(),
             rt_prefix: "graphc_rt_".into(),
             allow_fallback: true,
+            profile: opts.profile,
         };
         let program = compile(&mut module, g, &copts)?;
         module
@@ -237,6 +274,8 @@ impl JitModel {
             graph: g.clone(),
             fallbacks: program.fallbacks.clone(),
             error: None,
+            last_tick: None,
+            step_seconds: vec![0.0; program.steps.len()],
         });
         Ok(JitModel {
             module: Some(module),
@@ -257,6 +296,14 @@ impl JitModel {
     /// Runs the model. `inputs` are in signature order and must have the compiled dtypes and
     /// shapes.
     pub fn run(&mut self, inputs: &[Tensor]) -> Result<Vec<Tensor>, String> {
+        let mut io = self.bind(inputs)?;
+        self.run_io(&mut io)?;
+        Ok(io.outputs())
+    }
+
+    /// Checks `inputs` against the compiled types and copies them into buffers, with output
+    /// buffers next to them.
+    pub fn bind(&self, inputs: &[Tensor]) -> Result<Io, String> {
         let g = &self.host.graph;
         if inputs.len() != g.inputs.len() {
             return Err(format!(
@@ -290,18 +337,33 @@ impl JitModel {
                 (ty.dtype, ty.shape.as_known().unwrap_or_default())
             })
             .collect();
-        let mut out_bufs: Vec<AlignedBuf> = out_types
+        let outputs = out_types
             .iter()
-            .map(|(dt, dims)| AlignedBuf::new(dims.iter().product::<usize>() * dt.size(), 0))
-            .collect();
-        let in_ptrs: Vec<*const u8> = in_bufs.iter_mut().map(|b| b.ptr() as *const u8).collect();
-        let out_ptrs: Vec<*mut u8> = out_bufs.iter_mut().map(|b| b.ptr()).collect();
-        self.run_raw(&in_ptrs, &out_ptrs)?;
-        Ok(out_types
-            .iter()
-            .zip(out_bufs.iter_mut())
-            .map(|((dt, dims), b)| from_le_bytes(*dt, dims, b.bytes_mut()))
-            .collect())
+            .map(|(dt, dims)| AlignedBuf::try_new(dims.iter().product::<usize>() * dt.size(), 0))
+            .collect::<Result<_, _>>()?;
+        Ok(Io {
+            inputs: in_bufs,
+            outputs,
+            out_types,
+        })
+    }
+
+    /// Runs the model on bound buffers.
+    pub fn run_io(&mut self, io: &mut Io) -> Result<(), String> {
+        let in_ptrs: Vec<*const u8> = io.inputs.iter_mut().map(|b| b.ptr() as *const u8).collect();
+        let out_ptrs: Vec<*mut u8> = io.outputs.iter_mut().map(|b| b.ptr()).collect();
+        self.run_raw(&in_ptrs, &out_ptrs)
+    }
+
+    /// Seconds spent in each step (in [`Program::steps`] order) over all runs so far; all
+    /// zero unless compiled with [`JitOptions::profile`].
+    pub fn profile(&self) -> &[f64] {
+        &self.host.step_seconds
+    }
+
+    /// The graph compiled (after [`prepare`]).
+    pub fn graph(&self) -> &Graph {
+        &self.host.graph
     }
 
     /// Runs the model on raw buffers (for benchmarks: no conversions). Each pointer must point

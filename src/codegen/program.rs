@@ -49,6 +49,8 @@ pub struct CompileOptions {
     pub rt_prefix: String,
     /// Whether nodes without a kernel may call the host's reference evaluator (JIT only).
     pub allow_fallback: bool,
+    /// Call the host's `tick(host, step)` after every step, for profiles (JIT only).
+    pub profile: bool,
 }
 
 /// Why a model does not compile.
@@ -457,6 +459,19 @@ fn build_entry(
         None
     };
 
+    let tick = if opts.profile {
+        let mut sig = Signature::new(CallConv::SystemV);
+        sig.params.push(AbiParam::new(ptr));
+        sig.params.push(AbiParam::new(types::I64));
+        Some(
+            module
+                .declare_function(HOST_TICK_SYMBOL, Linkage::Import, &sig)
+                .map_err(|e| internal(e.to_string()))?,
+        )
+    } else {
+        None
+    };
+
     let table_len = steps
         .iter()
         .map(|s| match &s.kind {
@@ -478,6 +493,7 @@ fn build_entry(
     let mut func = Function::with_name_signature(UserFuncName::user(0, entry.as_u32()), sig);
     let pf_ref = module.declare_func_in_func(pf, &mut func);
     let fb_ref = fb.map(|f| module.declare_func_in_func(f, &mut func));
+    let tick_ref = tick.map(|f| module.declare_func_in_func(f, &mut func));
     // Kernel function references, declared once each.
     let mut kernel_refs = HashMap::new();
     for s in steps {
@@ -550,7 +566,11 @@ fn build_entry(
             })
         };
 
-        for s in steps {
+        if let Some(t) = tick_ref {
+            let start = b.ins().iconst(types::I64, -1);
+            b.ins().call(t, &[host, start]);
+        }
+        for (index, s) in steps.iter().enumerate() {
             let node = g.node(s.node);
             match &s.kind {
                 StepKind::Kernel(l) => {
@@ -606,6 +626,10 @@ fn build_entry(
                     b.seal_block(next);
                 }
             }
+            if let Some(t) = tick_ref {
+                let i = b.ins().iconst(types::I64, index as i64);
+                b.ins().call(t, &[host, i]);
+            }
         }
         for (&(src, j, _), &(f, items)) in copies.iter().zip(copy_funcs) {
             if items == 0 {
@@ -633,6 +657,8 @@ fn build_entry(
 
 /// The host's fallback symbol (JIT only).
 pub const HOST_FALLBACK_SYMBOL: &str = "graphc_host_fallback";
+/// The host's profiling symbol (JIT only): `tick(host, step)`, `step` -1 at the start.
+pub const HOST_TICK_SYMBOL: &str = "graphc_host_tick";
 
 #[allow(clippy::too_many_arguments)]
 fn fill_table(
