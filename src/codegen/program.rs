@@ -31,7 +31,7 @@ use cranelift_codegen::isa::CallConv;
 use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_module::{DataId, FuncId, Linkage, Module};
-use graphc_passes::ir::{DType, Graph, NodeId, Op, ValueRef};
+use graphc_passes::ir::{DType, Graph, NodeId, Op, Tensor, ValueRef};
 use graphc_passes::plan::memory::{plan, MemoryPlan, ALIGN};
 
 use super::kernel::{KernelCx, Launch, Lowered, Operand, Target};
@@ -208,7 +208,167 @@ pub fn prepare(g: &Graph) -> Graph {
         node.inputs.clear();
         node.op = Op::Constant { value };
     }
+    let attention: Vec<NodeId> = g
+        .node_ids()
+        .iter()
+        .copied()
+        .filter(|&id| matches!(g.node(id).op, Op::Attention { .. }))
+        .collect();
+    if !attention.is_empty() {
+        let before = g.clone();
+        for id in attention {
+            decompose_attention(&mut g, id);
+        }
+        if g.toposort().is_err() {
+            // Cannot happen (the new nodes only read what the Attention node read); keep the
+            // Attention nodes rather than compile a broken order.
+            return before;
+        }
+        remove_dead_nodes(&mut g);
+    }
     g
+}
+
+/// Removes the nodes (other than graph inputs) whose values nothing reads.
+fn remove_dead_nodes(g: &mut Graph) {
+    let outputs: std::collections::HashSet<NodeId> =
+        g.outputs.iter().map(|o| o.value.node).collect();
+    for id in g.node_ids().to_vec().into_iter().rev() {
+        if !matches!(g.node(id).op, Op::Input { .. })
+            && !outputs.contains(&id)
+            && g.consumers(id).is_empty()
+        {
+            for slot in 0..g.node(id).inputs.len() {
+                g.set_input(id, slot, None);
+            }
+            g.remove_node(id);
+        }
+    }
+}
+
+/// Rewrites the 4-D Attention the optimizer's fusion makes (`[batch, heads, seq, dim]`, a
+/// scale, an optional additive float mask, nothing else) into the ops it stands for, each of
+/// which has a kernel: `MatMul(q, kᵀ)`, `Mul` by the scale, `Softmax` (`fused_softmax` with
+/// the mask), `MatMul(·, v)`. A `Transpose` of K by `[0, 1, 3, 2]` (how the fusion writes K)
+/// is read through. Other Attention forms are left alone (the reference evaluator runs them).
+fn decompose_attention(g: &mut Graph, id: NodeId) {
+    use graphc_passes::ir::{Node, Shape, TypeInfo, ValueInfo};
+    let node = g.node(id).clone();
+    let Op::Attention {
+        is_causal: 0,
+        kv_num_heads: None,
+        q_num_heads: None,
+        qk_matmul_output_mode: 0,
+        scale: Some(scale),
+        softcap,
+        softmax_precision: None,
+    } = node.op
+    else {
+        return;
+    };
+    if softcap != 0.0 || node.outputs.len() != 1 || !(3..=4).contains(&node.inputs.len()) {
+        return;
+    }
+    let (Some(q), Some(k), Some(v)) = (node.inputs[0], node.inputs[1], node.inputs[2]) else {
+        return;
+    };
+    let mask = node.inputs.get(3).copied().flatten();
+    let dims = |v: ValueRef| g.ty(v).shape.as_known().filter(|d| d.len() == 4);
+    let (Some(qd), Some(kd)) = (dims(q), dims(k)) else {
+        return;
+    };
+    if g.dtype(q) != DType::F32
+        || g.dtype(k) != DType::F32
+        || g.dtype(v) != DType::F32
+        || mask.is_some_and(|m| g.dtype(m) != DType::F32)
+    {
+        return;
+    }
+    let name = node.outputs[0].name.clone();
+    let f32_ty = |d: &[usize]| TypeInfo {
+        dtype: DType::F32,
+        shape: Shape::known(d),
+    };
+    let add = |g: &mut Graph, suffix: &str, op: Op, inputs: Vec<Option<ValueRef>>, ty: TypeInfo| {
+        let n = g.add_node(Node {
+            name: String::new(),
+            op,
+            inputs,
+            outputs: vec![ValueInfo {
+                name: format!("{name}.{suffix}"),
+                ty,
+            }],
+        });
+        ValueRef { node: n, port: 0 }
+    };
+    // Kᵀ: read through the fusion's Transpose when there is one.
+    let kt_dims = [kd[0], kd[1], kd[3], kd[2]];
+    let kt = match &g.node(k.node).op {
+        Op::Transpose { perm: Some(p) } if p == &[0, 1, 3, 2] => g.node(k.node).inputs[0],
+        _ => None,
+    };
+    let kt = match kt {
+        Some(kt) => kt,
+        None => add(
+            g,
+            "kt",
+            Op::Transpose {
+                perm: Some(vec![0, 1, 3, 2]),
+            },
+            vec![Some(k)],
+            f32_ty(&kt_dims),
+        ),
+    };
+    let s_dims = [qd[0].max(kd[0]), qd[1].max(kd[1]), qd[2], kd[2]];
+    let scores = add(
+        g,
+        "scores",
+        Op::MatMul {},
+        vec![Some(q), Some(kt)],
+        f32_ty(&s_dims),
+    );
+    let c = add(
+        g,
+        "scale",
+        Op::Constant {
+            value: Tensor::scalar(scale),
+        },
+        vec![],
+        f32_ty(&[]),
+    );
+    let scaled = add(
+        g,
+        "scaled",
+        Op::Mul {},
+        vec![Some(scores), Some(c)],
+        f32_ty(&s_dims),
+    );
+    let probs = match mask {
+        Some(m) => add(
+            g,
+            "probs",
+            Op::FusedSoftmax { axis: -1 },
+            vec![Some(scaled), Some(m)],
+            f32_ty(&s_dims),
+        ),
+        None => add(
+            g,
+            "probs",
+            Op::Softmax {
+                axis: -1,
+                coerce_2d: false,
+            },
+            vec![Some(scaled)],
+            f32_ty(&s_dims),
+        ),
+    };
+    for slot in (0..node.inputs.len()).rev() {
+        g.set_input(id, slot, None);
+    }
+    g.node_mut(id).inputs.clear();
+    g.node_mut(id).op = Op::MatMul {};
+    g.set_input(id, 0, Some(probs));
+    g.set_input(id, 1, Some(v));
 }
 
 /// Compiles `g` (verified, every shape static; see [`prepare`]) into `module`.

@@ -97,3 +97,54 @@ fn wrong_inputs_are_refused() {
     assert!(e.contains("must be f32[2]"), "{e}");
     assert!(m.run(&[]).unwrap_err().contains("takes 1 inputs"));
 }
+
+/// The compiled engine's result against the reference evaluator within a tolerance (graphs
+/// with float arithmetic).
+fn check_close(g: &Graph, threads: usize, rtol: f64, atol: f64) -> JitModel {
+    let inputs = random_inputs(g, 11).unwrap();
+    let want = eval_graph(g, &inputs).unwrap();
+    let mut m = JitModel::compile(
+        g,
+        &JitOptions {
+            threads,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let inputs: Vec<_> = inputs.into_iter().map(Option::unwrap).collect();
+    let got = m.run(&inputs).unwrap();
+    for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+        compare(a, b, rtol, atol).unwrap_or_else(|e| panic!("output {i}: {e}"));
+    }
+    m
+}
+
+#[test]
+fn attention_runs_as_kernels() {
+    // The Attention the fusion makes (K given as the Transpose of Kᵀ), with and without a
+    // mask: decomposed into MatMul, Mul, (fused) Softmax, MatMul, each compiled.
+    for mask in [true, false] {
+        let (sig, args) = if mask {
+            (", %m: f32[1,1,1,7]", ", %m")
+        } else {
+            ("", "")
+        };
+        let text = format!(
+            r#"graph "g" (%q: f32[1,3,5,8], %kt: f32[1,3,8,7], %v: f32[1,3,7,8]{sig}) {{
+  %k: f32[1,3,7,8] = transpose {{perm: [0, 1, 3, 2]}} (%kt)
+  %o: f32[1,3,5,8] = attention {{scale: 0.35}} (%q, %k, %v{args})
+  return %o
+}}
+"#
+        );
+        let g = parse(&text).unwrap();
+        let m = check_close(&g, 2, 1e-5, 1e-6);
+        assert!(
+            m.program.fallbacks.is_empty(),
+            "mask {mask}: {:?}",
+            m.program.fallbacks
+        );
+        // MatMul, Mul, Softmax, MatMul: the Transpose of K cancelled against Kᵀ.
+        assert_eq!(m.program.steps.len(), 4, "mask {mask}");
+    }
+}
