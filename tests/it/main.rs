@@ -8,5 +8,6 @@ mod hostile;
 mod jit;
 mod memory;
 mod optimize;
+mod so;
 mod support;
 mod text;

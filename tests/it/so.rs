@@ -1,0 +1,282 @@
+//! `graphc optimize -o OUT.so`: the library's dependencies, its C header and API (the C and
+//! Python examples of the repository, built and run here), two models in one program, and
+//! results equal to the JIT's.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use graphc::passes::eval::compare;
+use graphc::passes::ir::Tensor;
+
+use crate::support::repo;
+
+/// A scratch folder for one test.
+fn scratch(test: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("graphc-so-test-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `graphc optimize MODEL -o DIR/NAME.so [extra]`.
+fn build_library(model: &Path, dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
+    let so = dir.join(format!("{name}.so"));
+    run(Command::new(env!("CARGO_BIN_EXE_graphc"))
+        .arg("optimize")
+        .arg(model)
+        .arg("-o")
+        .arg(&so)
+        .args(extra));
+    so
+}
+
+fn tiny_cnn() -> PathBuf {
+    repo().join("examples/models/tiny_cnn.onnx")
+}
+
+/// `arange(n).reshape(shape) / n` in f32, what the C example feeds.
+fn ramp(shape: &[usize]) -> Tensor {
+    let n: usize = shape.iter().product();
+    Tensor::from_vec(
+        shape,
+        (0..n).map(|i| (i as f64 / n as f64) as f32).collect(),
+    )
+    .unwrap()
+}
+
+/// The model's output on `input` through the JIT (`graphc run`).
+fn jit_output(model: &Path, input: &Tensor, dir: &Path) -> Tensor {
+    let inp = dir.join("jit_input.npy");
+    graphc::npy::write_npy(&inp, input).unwrap();
+    let out = dir.join("jit");
+    run(Command::new(env!("CARGO_BIN_EXE_graphc"))
+        .arg("run")
+        .arg(model)
+        .arg("--input")
+        .arg(&inp)
+        .arg("--output-dir")
+        .arg(&out));
+    graphc::npy::read_npy(&out.join("output_0.npy")).unwrap()
+}
+
+#[test]
+fn library_depends_on_libc_only() {
+    let dir = scratch("ldd");
+    let so = build_library(&tiny_cnn(), &dir, "tiny_cnn", &[]);
+    let ldd = run(Command::new("ldd").arg(&so));
+    for line in ldd.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let lib = line.split_whitespace().next().unwrap();
+        let allowed = [
+            "linux-vdso.so",
+            "libc.so",
+            "libm.so",
+            "libpthread.so",
+            "ld-linux",
+        ]
+        .iter()
+        .any(|a| lib.contains(a));
+        assert!(allowed, "{} depends on {lib}:\n{ldd}", so.display());
+    }
+    // Only the prefixed API is exported.
+    let nm = run(Command::new("nm").args(["-D", "--defined-only"]).arg(&so));
+    for line in nm.lines() {
+        let sym = line.split_whitespace().last().unwrap_or("");
+        assert!(sym.starts_with("tiny_cnn_"), "unprefixed export {sym}");
+    }
+    assert!(dir.join("tiny_cnn.h").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn c_example_matches_the_jit() {
+    let dir = scratch("c");
+    let so = build_library(
+        &tiny_cnn(),
+        &dir,
+        "tiny_cnn",
+        &["--input-shape", "image=1,3,32,32"],
+    );
+    let exe = dir.join("run_model");
+    run(
+        Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+            .args(["-O2", "-std=c11", "-Wall", "-Werror"])
+            .arg("-I")
+            .arg(&dir)
+            .arg("-DMODEL=tiny_cnn")
+            .arg("-DMODEL_HEADER=\"tiny_cnn.h\"")
+            .arg(repo().join("examples/c/run_model.c"))
+            .arg(&so)
+            .arg(format!("-Wl,-rpath,{}", dir.display()))
+            .arg("-o")
+            .arg(&exe),
+    );
+    let out = run(Command::new(&exe).arg(&dir));
+    assert!(out.contains("run with NULL inputs: 1 "), "{out}");
+    assert!(out.contains("run with a misaligned workspace: 2 "), "{out}");
+    assert!(out.contains("set_threads(-1): 6 "), "{out}");
+    let bytes = std::fs::read(dir.join("output_0.bin")).unwrap();
+    let got: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    let want = jit_output(&tiny_cnn(), &ramp(&[1, 3, 32, 32]), &dir);
+    let got = Tensor::from_vec(want.shape(), got).unwrap();
+    // The same kernels run in both: identical results.
+    compare(&got, &want, 0.0, 0.0).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The Python that runs the example (numpy in the cached virtualenv made by
+/// scripts/fetch-python-env.sh, or `GRAPHC_PYTHON`).
+fn python() -> PathBuf {
+    let p = std::env::var_os("GRAPHC_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".cache/pyenv/bin/python"));
+    assert!(
+        p.exists(),
+        "no Python with numpy at {}: run scripts/fetch-python-env.sh (scripts/test.sh does)",
+        p.display()
+    );
+    p
+}
+
+#[test]
+fn python_example_matches_the_jit() {
+    let dir = scratch("py");
+    let so = build_library(&tiny_cnn(), &dir, "tiny_cnn", &[]);
+    let input = Tensor::from_vec(
+        &[1, 3, 32, 32],
+        (0..3072)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
+            .collect(),
+    )
+    .unwrap();
+    let inp = dir.join("x.npy");
+    graphc::npy::write_npy(&inp, &input).unwrap();
+    let out = dir.join("py");
+    let stdout = run(Command::new(python())
+        .arg(repo().join("examples/python/run_so.py"))
+        .arg(&so)
+        .arg(&inp)
+        .args(["--threads", "2", "--output-dir"])
+        .arg(&out));
+    assert!(stdout.contains("output 0 'probs'"), "{stdout}");
+    let got = graphc::npy::read_npy(&out.join("output_0.npy")).unwrap();
+    let want = jit_output(&tiny_cnn(), &input, &dir);
+    compare(&got, &want, 0.0, 0.0).unwrap();
+    // A wrong input shape is refused with one line, not a crash.
+    let bad = dir.join("bad.npy");
+    graphc::npy::write_npy(&bad, &ramp(&[1, 3, 8, 8])).unwrap();
+    let o = Command::new(python())
+        .arg(repo().join("examples/python/run_so.py"))
+        .arg(&so)
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("must be float32[1, 3, 32, 32]"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn two_models_link_into_one_program() {
+    let dir = scratch("two");
+    build_library(
+        &tiny_cnn(),
+        &dir,
+        "small",
+        &["--input-shape", "image=1,3,32,32"],
+    );
+    build_library(
+        &tiny_cnn(),
+        &dir,
+        "big",
+        &["--input-shape", "image=2,3,32,32"],
+    );
+    let src = dir.join("two.c");
+    std::fs::write(
+        &src,
+        r#"#include <stdio.h>
+#include <stdlib.h>
+#include "small.h"
+#include "big.h"
+int main(void) {
+    const small_tensor_info *a = small_input_info(0);
+    const big_tensor_info *b = big_input_info(0);
+    if (!a || !b || small_input_info(1) != NULL) return 2;
+    float *xa = calloc(1, a->bytes), *xb = calloc(1, b->bytes);
+    float *ya = calloc(1, small_output_info(0)->bytes), *yb = calloc(1, big_output_info(0)->bytes);
+    const void *ia[] = {xa}; void *oa[] = {ya};
+    const void *ib[] = {xb}; void *ob[] = {yb};
+    if (small_set_threads(1) || big_set_threads(2)) return 3;
+    int ra = small_run(ia, oa, NULL), rb = big_run(ib, ob, NULL);
+    printf("%d %d %lld %lld %d %d\n", ra, rb, (long long)a->shape[0], (long long)b->shape[0],
+           small_get_threads(), big_get_threads());
+    small_release();
+    big_release();
+    return ra || rb;
+}
+"#,
+    )
+    .unwrap();
+    let exe = dir.join("two");
+    run(
+        Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+            .args(["-O2", "-std=c11", "-Wall", "-Werror"])
+            .arg("-I")
+            .arg(&dir)
+            .arg(&src)
+            .arg(dir.join("small.so"))
+            .arg(dir.join("big.so"))
+            .arg(format!("-Wl,-rpath,{}", dir.display()))
+            .arg("-o")
+            .arg(&exe),
+    );
+    let out = run(&mut Command::new(&exe));
+    assert_eq!(out.trim(), "0 0 1 2 1 2");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_model_without_kernels_is_refused_naming_the_ops() {
+    let dir = scratch("refuse");
+    let model = dir.join("topk.onnx");
+    // TopK has no kernel: the library cannot be built, and the error names the op.
+    let g = graphc::passes::ir::text::parse(
+        r#"graph "g" (%x: f32[4,6]) {
+  %k: i64[1] = constant {value: i64[1] [2]}
+  %v: f32[4,2], %i: i64[4,2] = top_k {axis: -1} (%x, %k)
+  return %v
+}
+"#,
+    )
+    .unwrap();
+    let m = graphc::onnx::export_model(&g, 18).unwrap();
+    graphc::onnx::write_model(&model, &m).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_graphc"))
+        .arg("optimize")
+        .arg(&model)
+        .arg("-o")
+        .arg(dir.join("topk.so"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no kernel for") && err.contains("TopK"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
