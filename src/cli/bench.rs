@@ -26,6 +26,9 @@ pub struct BenchArgs {
     /// Threads the compiled models run on [default: one per CPU].
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// CPU features the compiled models may use.
+    #[arg(long, value_enum, default_value_t = super::TargetCpu::Native)]
+    pub target_cpu: super::TargetCpu,
     /// An input as [NAME=]PATH (.npy or .pb); inputs not given are seeded random values.
     #[arg(long = "input", short = 'i', value_name = "[NAME=]PATH")]
     pub inputs: Vec<String>,
@@ -92,6 +95,7 @@ fn measure(
     };
     let opts = JitOptions {
         threads: args.threads.unwrap_or(0),
+        target: args.target_cpu.target(),
         profile,
         ..Default::default()
     };

@@ -41,6 +41,27 @@ pub fn main_with_args(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Which CPU features compiled code may use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum TargetCpu {
+    /// Everything this machine has (AVX2/FMA, AVX-512 GEMM kernels when present).
+    #[default]
+    Native,
+    /// Only baseline x86-64 with SSE4.1 (128-bit Cranelift code everywhere): runs on any
+    /// x86-64 CPU of the last fifteen years.
+    Baseline,
+}
+
+impl TargetCpu {
+    /// The kernel target.
+    pub fn target(self) -> crate::codegen::kernel::Target {
+        match self {
+            TargetCpu::Native => crate::codegen::kernel::Target::host(),
+            TargetCpu::Baseline => crate::codegen::kernel::Target::baseline(),
+        }
+    }
+}
+
 /// Parses `NAME=D,D,...` (dims are numbers, symbols or `?`).
 pub fn parse_input_shape(s: &str) -> Result<(String, Vec<graphc_passes::ir::Dim>), String> {
     use graphc_passes::ir::Dim;

@@ -57,6 +57,10 @@ pub struct OptimizeArgs {
     /// Prefix of every symbol of a .so (a C identifier) [default: the output's file name].
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
+    /// CPU features a .so may use (`native`: this machine's; the library refuses to run on
+    /// a CPU without them. `baseline`: any x86-64 with SSE4.1).
+    #[arg(long, value_enum, default_value_t = super::TargetCpu::Native)]
+    pub target_cpu: super::TargetCpu,
     /// Print what each pass did: rules fired, e-graph size, stop reason, time, node counts
     /// per op before and after, and the memory plan's arena size.
     #[arg(long)]
@@ -238,7 +242,7 @@ fn write_library(args: &OptimizeArgs, out: &std::path::Path) -> anyhow::Result<(
         out,
         &SoOptions {
             name,
-            target: crate::codegen::kernel::Target::host(),
+            target: args.target_cpu.target(),
         },
     )?;
     eprintln!(

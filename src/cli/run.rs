@@ -28,6 +28,9 @@ pub struct RunArgs {
     /// Threads the compiled model runs on (default: one per CPU).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// CPU features the compiled model may use.
+    #[arg(long, value_enum, default_value_t = super::TargetCpu::Native)]
+    pub target_cpu: super::TargetCpu,
     /// Run the model as imported, without the optimization passes.
     #[arg(long)]
     pub no_optimize: bool,
@@ -280,6 +283,7 @@ fn run_jit(
     g: &Graph,
     inputs: &[Option<Tensor>],
     threads: Option<usize>,
+    target: crate::codegen::kernel::Target,
     limits: &crate::limits::Limits,
 ) -> anyhow::Result<Vec<Tensor>> {
     let reference = |why: String| -> anyhow::Result<Vec<Tensor>> {
@@ -294,6 +298,7 @@ fn run_jit(
     }
     let opts = crate::codegen::jit::JitOptions {
         threads: threads.unwrap_or(0),
+        target,
         ..Default::default()
     };
     let mut model = match crate::codegen::jit::JitModel::compile(g, &opts) {
@@ -334,7 +339,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 graphc_passes::eval::eval_graph(&g, &inputs)
             })?
         }
-        Engine::Jit => run_jit(&g, &inputs, args.threads, &limits)?,
+        Engine::Jit => run_jit(&g, &inputs, args.threads, args.target_cpu.target(), &limits)?,
     };
     std::fs::create_dir_all(&args.output_dir)
         .with_context(|| format!("cannot create output folder {}", args.output_dir.display()))?;
