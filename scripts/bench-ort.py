@@ -67,16 +67,19 @@ def main():
     sess = ort.InferenceSession(args.model, so, providers=["CPUExecutionProvider"])
     load_ms = (time.perf_counter() - t0) * 1e3
 
+    metas = sess.get_inputs()
     given = {}
     for spec in args.input:
         name, sep, path = spec.partition("=")
         if not sep:
             sys.exit(f"--input {spec}: expected NAME=file.npy")
-        given[name] = np.load(path)
-    metas = sess.get_inputs()
-    unknown = set(given) - {m.name for m in metas}
-    if unknown:
-        sys.exit(f"--input: the model has no input named {', '.join(sorted(unknown))}")
+        if name not in {m.name for m in metas}:
+            sys.exit(f"--input {spec}: the model has no input named {name!r} (inputs: "
+                     f"{', '.join(m.name for m in metas)})")
+        try:
+            given[name] = np.load(path)
+        except OSError as e:
+            sys.exit(f"--input {spec}: {e}")
     rng = np.random.default_rng(args.seed)
     feeds = {m.name: given[m.name] if m.name in given else random_input(m, rng) for m in metas}
 
