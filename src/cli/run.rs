@@ -50,6 +50,10 @@ pub enum Engine {
     Jit,
     /// The reference evaluator (exact ONNX semantics; the oracle).
     Reference,
+    /// Compiled to a shared library (as `graphc optimize -o out.so` writes it) in a temporary
+    /// folder, loaded and run through its C API: a test of the whole library path. Nodes
+    /// without a kernel are an error.
+    So,
 }
 
 /// Reads an input file by extension.
@@ -313,6 +317,108 @@ fn run_jit(
     model.run(&inputs).map_err(anyhow::Error::msg)
 }
 
+fn run_so(
+    g: &Graph,
+    inputs: &[Option<Tensor>],
+    threads: Option<usize>,
+    target: crate::codegen::kernel::Target,
+) -> anyhow::Result<Vec<Tensor>> {
+    use crate::codegen::aot::{write_shared_library, SoOptions};
+    use crate::onnx::tensor::{from_le_bytes, le_bytes};
+    if let Some(v) = first_dynamic_value(g) {
+        bail!("cannot compile to a shared library: value {v} has a data-dependent shape");
+    }
+    let dir = std::env::temp_dir().join(format!(
+        "graphc-run-so-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    ));
+    std::fs::create_dir_all(&dir)?;
+    struct Cleanup(std::path::PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _cleanup = Cleanup(dir.clone());
+    let so = dir.join("model.so");
+    let name = "graphc_model";
+    write_shared_library(
+        g,
+        &so,
+        &SoOptions {
+            name: name.into(),
+            target,
+        },
+    )?;
+    let inputs = complete_inputs(g, inputs)?;
+    let in_bytes: Vec<Vec<u8>> = inputs
+        .iter()
+        .map(|t| le_bytes(t).context("string inputs are not supported"))
+        .collect::<anyhow::Result<_>>()?;
+    let out_types: Vec<_> = g
+        .outputs
+        .iter()
+        .map(|o| {
+            let ty = g.ty(o.value);
+            (ty.dtype, ty.shape.as_known().unwrap_or_default())
+        })
+        .collect();
+    // Outputs as u64 words: aligned for every element type.
+    let mut out_bufs: Vec<Vec<u64>> = out_types
+        .iter()
+        .map(|(dt, dims)| {
+            vec![
+                0u64;
+                (dims.iter().product::<usize>() * dt.size())
+                    .div_ceil(8)
+                    .max(1)
+            ]
+        })
+        .collect();
+    // SAFETY: the library was just written by graphc with this API; the buffers have the
+    // sizes its metadata declares, and it is unloaded after the last call.
+    unsafe {
+        let lib = libloading::Library::new(&so)?;
+        type RunFn = unsafe extern "C" fn(*const *const u8, *const *mut u8, *mut u8) -> i32;
+        type SetThreadsFn = unsafe extern "C" fn(i32) -> i32;
+        type ErrFn = unsafe extern "C" fn(i32) -> *const std::ffi::c_char;
+        let run: libloading::Symbol<RunFn> = lib.get(format!("{name}_run\0").as_bytes())?;
+        let set_threads: libloading::Symbol<SetThreadsFn> =
+            lib.get(format!("{name}_set_threads\0").as_bytes())?;
+        let error: libloading::Symbol<ErrFn> =
+            lib.get(format!("{name}_error_string\0").as_bytes())?;
+        let release: libloading::Symbol<unsafe extern "C" fn()> =
+            lib.get(format!("{name}_release\0").as_bytes())?;
+        let rc = set_threads(threads.unwrap_or(0).min(256) as i32);
+        if rc != 0 {
+            bail!("--threads: the library refused it (code {rc})");
+        }
+        let ins: Vec<*const u8> = in_bytes.iter().map(|b| b.as_ptr()).collect();
+        let outs: Vec<*mut u8> = out_bufs.iter_mut().map(|b| b.as_mut_ptr().cast()).collect();
+        let rc = run(ins.as_ptr(), outs.as_ptr(), std::ptr::null_mut());
+        release();
+        if rc != 0 {
+            let msg = std::ffi::CStr::from_ptr(error(rc))
+                .to_string_lossy()
+                .into_owned();
+            bail!("the compiled library failed: {msg} (code {rc})");
+        }
+    }
+    Ok(out_types
+        .iter()
+        .zip(&out_bufs)
+        .map(|((dt, dims), b)| {
+            let n = dims.iter().product::<usize>() * dt.size();
+            // SAFETY: a u64 buffer viewed as its bytes.
+            let bytes = unsafe { std::slice::from_raw_parts(b.as_ptr().cast::<u8>(), n) };
+            from_le_bytes(*dt, dims, bytes)
+        })
+        .collect())
+}
+
 /// Runs `graphc run`.
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let limits = args.limits.limits();
@@ -321,7 +427,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     if args.threads == Some(0) {
         bail!("--threads must be at least 1");
     }
-    let g = if args.engine == Engine::Jit {
+    let g = if args.engine != Engine::Reference {
         let g = freeze_defaults(g, &mut inputs);
         specialize(g, &inputs)?
     } else {
@@ -339,6 +445,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 graphc_passes::eval::eval_graph(&g, &inputs)
             })?
         }
+        Engine::So => run_so(&g, &inputs, args.threads, args.target_cpu.target())?,
         Engine::Jit => run_jit(&g, &inputs, args.threads, args.target_cpu.target(), &limits)?,
     };
     std::fs::create_dir_all(&args.output_dir)

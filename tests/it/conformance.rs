@@ -121,6 +121,11 @@ const JIT: Column = Column {
     args: &["--engine", "jit"],
 };
 
+const SO: Column = Column {
+    name: "so",
+    args: &["--engine", "so"],
+};
+
 fn node_suite(column: &Column) {
     let engine = column.name;
     let data = onnx_data().join("node");
@@ -289,6 +294,30 @@ fn jit_allowlist_includes_optimized() {
     );
     let stale: Vec<&String> = exceptions.intersection(&jit).collect();
     assert!(stale.is_empty(), "exceptions that pass now: {stale:?}");
+}
+
+#[test]
+fn node_tests_so() {
+    node_suite(&SO);
+}
+
+/// A test that runs as a shared library runs through the JIT too (the library path has no
+/// fallback, so its list is the tests every node of which has a kernel).
+#[test]
+fn so_allowlist_within_jit() {
+    let dir = repo().join("tests/conformance");
+    let jit = read_allowlist(&dir.join("node-jit.txt"));
+    let so = read_allowlist(&dir.join("node-so.txt"));
+    let extra: Vec<&String> = so.difference(&jit).collect();
+    assert!(
+        extra.is_empty(),
+        "pass as .so but not through the JIT: {extra:?}"
+    );
+}
+
+#[test]
+fn light_models_so() {
+    light_models(&SO);
 }
 
 #[test]
