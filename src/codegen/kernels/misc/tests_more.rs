@@ -1,0 +1,155 @@
+//! Tests of the normalization, resize and fill/cast/where kernels against the reference.
+
+use crate::codegen::testing::check_text;
+
+/// A one-node graph: inputs `ins` (text), constants `consts` (text lines), the node line.
+fn graph(ins: &str, consts: &[&str], node: &str, out: &str) -> String {
+    let mut s = format!("graph \"g\" ({ins}) {{\n");
+    for c in consts {
+        s.push_str("  ");
+        s.push_str(c);
+        s.push('\n');
+    }
+    s.push_str(&format!("  {node}\n  return {out}\n}}\n"));
+    s
+}
+
+fn close(text: &str, rtol: f64, atol: f64) {
+    check_text(text, 13, rtol, atol).unwrap_or_else(|e| panic!("{e}\n{text}"));
+}
+
+fn exact(text: &str) {
+    close(text, 0.0, 0.0);
+}
+
+/// `n` comma-separated values cycling through `vals`.
+fn list(n: usize, vals: &[f32]) -> String {
+    (0..n)
+        .map(|i| format!("{}", vals[i % vals.len()]))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+// LRN: sums of at most `size` squares (all positive, f32 partial sums: a few ulp), the power
+// through correctly rounded square roots (beta 0.5, 0.75, 1) or vmath exp/log (about 2 ulp
+// each, the log's absolute error scaled by beta): 2e-6 relative covers both.
+#[test]
+fn lrn_windows_and_exponents() {
+    for (shape, size, alpha, beta, bias) in [
+        ("[1,7,3,5]", 5, 0.0001, 0.75, 1.0),
+        ("[2,5,4,4]", 5, 0.5, 0.75, 2.0),
+        ("[1,3,9]", 4, 0.3, 0.5, 1.0),
+        ("[2,6,2,3]", 3, 0.2, 1.0, 1.5),
+        ("[1,4,3,3]", 2, 0.4, 0.6, 1.0),
+        ("[1,1,5,1]", 7, 0.9, 0.33, 0.7),
+        ("[3,2]", 1, 1.0, 0.75, 1.0),
+        ("[1,16,13,13]", 5, 0.0001, 0.75, 2.0),
+        ("[1,3,1,1]", 2, 0.4, 0.0, 1.0),
+    ] {
+        close(
+            &graph(
+                &format!("%x: f32{shape}"),
+                &[],
+                &format!(
+                    "%y: f32{shape} = lrn {{size: {size}, alpha: {alpha}, beta: {beta}, bias: {bias}}} (%x)"
+                ),
+                "%y",
+            ),
+            2e-6,
+            1e-7,
+        );
+    }
+}
+
+// BatchNormalization: (x - mean) * k + B with |x - mean| <= 4 and |k| <= 4 (var >= 0.25): a
+// few roundings of magnitude 16 at most, so 4e-6 absolute plus 1e-6 relative.
+#[test]
+fn batch_norm_constant_and_runtime_params() {
+    for (shape, c) in [
+        ("[2,3,5,7]", 3),
+        ("[1,5,4]", 5),
+        ("[4,6]", 6),
+        ("[2,7,1,1]", 7),
+        ("[1,1,3,3,2]", 1),
+        ("[1,4,0,3]", 4),
+    ] {
+        let var = format!(
+            "%v: f32[{c}] = constant {{value: f32[{c}] [{}]}}",
+            list(c, &[0.5, 1.5, 0.25, 2.0])
+        );
+        let scale = format!(
+            "%s: f32[{c}] = constant {{value: f32[{c}] [{}]}}",
+            list(c, &[1.5, -0.5, 2.0])
+        );
+        // Constant scale and var: k folded at compile time; mean and B at run time.
+        close(
+            &graph(
+                &format!("%x: f32{shape}, %b: f32[{c}], %m: f32[{c}]"),
+                &[&scale, &var],
+                &format!(
+                    "%y: f32{shape} = batch_normalization {{epsilon: 0.001}} (%x, %s, %b, %m, %v)"
+                ),
+                "%y",
+            ),
+            1e-6,
+            4e-6,
+        );
+        // Everything at run time (var an input with a positive default).
+        close(
+            &graph(
+                &format!(
+                    "%x: f32{shape}, %s: f32[{c}], %b: f32[{c}], %m: f32[{c}], %v: f32[{c}] = f32[{c}] [{}]",
+                    list(c, &[0.75, 1.25, 0.3])
+                ),
+                &[],
+                &format!("%y: f32{shape} = batch_normalization (%x, %s, %b, %m, %v)"),
+                "%y",
+            ),
+            1e-6,
+            4e-6,
+        );
+    }
+}
+
+#[test]
+fn batch_norm_declines_training() {
+    let t = graph(
+        "%x: f32[2,3,4], %s: f32[3], %b: f32[3], %m: f32[3], %v: f32[3]",
+        &[],
+        "%y: f32[2,3,4] = batch_normalization {training_mode: 1} (%x, %s, %b, %m, %v)",
+        "%y",
+    );
+    assert!(check_text(&t, 1, 1.0, 1.0)
+        .unwrap_err()
+        .contains("no kernel"));
+}
+
+// InstanceNormalization: like LayerNormalization (f32 two-pass mean and variance over at most
+// a few hundred values, then |(x - mean) * inv| <= ~4, times |scale| <= 2).
+#[test]
+fn instance_norm_planes() {
+    for shape in [
+        "[2,3,5,7]",
+        "[1,4,9]",
+        "[3,2,1,1]",
+        "[1,2,16,16]",
+        "[2,1,3]",
+    ] {
+        let c: usize = shape[1..shape.len() - 1]
+            .split(',')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        close(
+            &graph(
+                &format!("%x: f32{shape}, %s: f32[{c}], %b: f32[{c}]"),
+                &[],
+                &format!("%y: f32{shape} = instance_normalization {{epsilon: 0.01}} (%x, %s, %b)"),
+                "%y",
+            ),
+            1e-5,
+            1e-5,
+        );
+    }
+}
