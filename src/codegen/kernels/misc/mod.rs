@@ -6,6 +6,7 @@
 //! - [`reduce`]: Reduce{Sum,Mean,Max,Min}, ArgMax/ArgMin (f32).
 //! - [`softmax`]: Softmax, LogSoftmax, FusedSoftmax, LayerNormalization (f32).
 //! - [`norm`]: LRN, BatchNormalization (inference), InstanceNormalization (f32, NCHW-like).
+//! - [`resize`]: Resize, nearest (any rank) and bilinear (NCHW, H and W), constant scales/sizes.
 //!
 //! Every emitter declines (`Ok(None)`) what it does not handle exactly like the reference
 //! evaluator: other element types, dynamic shapes, inputs that must be constants and are not,
@@ -20,6 +21,7 @@ pub mod movement;
 pub mod norm;
 pub mod pool;
 pub mod reduce;
+pub mod resize;
 pub mod softmax;
 
 #[cfg(test)]
@@ -56,6 +58,7 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
         Op::Lrn { .. } | Op::BatchNormalization { .. } | Op::InstanceNormalization { .. } => {
             norm::lower(cx, g, node)
         }
+        Op::Resize { .. } => resize::lower(cx, g, node),
         _ => Ok(None),
     }
 }

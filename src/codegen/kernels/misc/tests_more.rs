@@ -153,3 +153,131 @@ fn instance_norm_planes() {
         );
     }
 }
+
+/// A resize graph with constant scales (`s`) or sizes (`z`).
+fn resize(x: &str, y: &str, attrs: &str, scales: Option<&str>, sizes: Option<&str>) -> String {
+    let mut consts = Vec::new();
+    let args = match (scales, sizes) {
+        (Some(s), None) => {
+            let n = s.split(',').count();
+            consts.push(format!("%s: f32[{n}] = constant {{value: f32[{n}] [{s}]}}"));
+            "%x, _, %s"
+        }
+        (None, Some(z)) => {
+            let n = z.split(',').count();
+            consts.push(format!("%z: i64[{n}] = constant {{value: i64[{n}] [{z}]}}"));
+            "%x, _, _, %z"
+        }
+        _ => unreachable!(),
+    };
+    let consts: Vec<&str> = consts.iter().map(String::as_str).collect();
+    graph(
+        &format!("%x: {x}"),
+        &consts,
+        &format!("%y: {y} = resize {{{attrs}}} ({args})"),
+        "%y",
+    )
+}
+
+#[test]
+fn resize_nearest_modes() {
+    let coords = [
+        "half_pixel",
+        "half_pixel_symmetric",
+        "pytorch_half_pixel",
+        "align_corners",
+        "asymmetric",
+    ];
+    let nearest = ["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"];
+    for c in coords {
+        for m in nearest {
+            let attrs = format!(
+                "mode: \"nearest\", coordinate_transformation_mode: \"{c}\", nearest_mode: \"{m}\""
+            );
+            exact(&resize(
+                "f32[1,2,3,5]",
+                "f32[1,2,6,10]",
+                &attrs,
+                Some("1.0, 1.0, 2.0, 2.0"),
+                None,
+            ));
+            exact(&resize(
+                "f32[1,2,7,5]",
+                "f32[1,2,3,11]",
+                &attrs,
+                None,
+                Some("1, 2, 3, 11"),
+            ));
+            exact(&resize(
+                "f32[2,9]",
+                "f32[2,4]",
+                &attrs,
+                Some("1.0, 0.5"),
+                None,
+            ));
+        }
+    }
+    // Other element types, a 1-sized dim, only some axes, the last dim unchanged.
+    exact(&resize(
+        "u8[1,3,4,4]",
+        "u8[1,3,8,12]",
+        "mode: \"nearest\"",
+        Some("1.0, 1.0, 2.0, 3.0"),
+        None,
+    ));
+    exact(&resize(
+        "i32[1,1,1,3]",
+        "i32[1,1,4,3]",
+        "mode: \"nearest\", axes: [2]",
+        None,
+        Some("4"),
+    ));
+    exact(&resize(
+        "f32[2,3,5,7]",
+        "f32[2,6,10,7]",
+        "mode: \"nearest\"",
+        Some("1.0, 2.0, 2.0, 1.0"),
+        None,
+    ));
+    exact(&resize(
+        "f32[5]",
+        "f32[12]",
+        "mode: \"nearest\"",
+        Some("2.5"),
+        None,
+    ));
+}
+
+// Bilinear: two f32 blends of values below 2 in magnitude with f32-rounded weights (the
+// reference is f64, rounded once): a few ulp of 2.
+#[test]
+fn resize_linear_modes() {
+    for c in [
+        "half_pixel",
+        "half_pixel_symmetric",
+        "pytorch_half_pixel",
+        "align_corners",
+        "asymmetric",
+    ] {
+        let attrs = format!("mode: \"linear\", coordinate_transformation_mode: \"{c}\"");
+        for (x, y, scales, sizes) in [
+            ("[1,2,3,5]", "[1,2,6,10]", Some("1.0, 1.0, 2.0, 2.0"), None),
+            ("[2,3,8,9]", "[2,3,3,4]", None, Some("2, 3, 3, 4")),
+            ("[1,1,4,4]", "[1,1,4,7]", None, Some("1, 1, 4, 7")),
+            ("[1,2,1,1]", "[1,2,3,2]", None, Some("1, 2, 3, 2")),
+            ("[1,1,5,6]", "[1,1,1,1]", None, Some("1, 1, 1, 1")),
+        ] {
+            close(
+                &resize(
+                    &format!("f32{x}"),
+                    &format!("f32{y}"),
+                    &attrs,
+                    scales,
+                    sizes,
+                ),
+                1e-6,
+                1e-6,
+            );
+        }
+    }
+}
