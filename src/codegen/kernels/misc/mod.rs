@@ -6,6 +6,7 @@
 //! - [`reduce`]: Reduce{Sum,Mean,Max,Min}, ArgMax/ArgMin (f32).
 //! - [`softmax`]: Softmax, LogSoftmax, FusedSoftmax, LayerNormalization (f32).
 //! - [`norm`]: LRN, BatchNormalization (inference), InstanceNormalization (f32, NCHW-like).
+//! - `elem`: ConstantOfShape, Cast (f32/f64/integers/bool), Where (broadcasting).
 //! - [`resize`]: Resize, nearest (any rank) and bilinear (NCHW, H and W), constant scales/sizes.
 //!
 //! Every emitter declines (`Ok(None)`) what it does not handle exactly like the reference
@@ -16,6 +17,7 @@ use graphc_passes::ir::{Graph, NodeId, Op, Tensor, ValueRef};
 
 use crate::codegen::kernel::{KernelCx, Lowered};
 
+mod elem;
 mod ir;
 pub mod movement;
 pub mod norm;
@@ -59,6 +61,7 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
             norm::lower(cx, g, node)
         }
         Op::Resize { .. } => resize::lower(cx, g, node),
+        Op::ConstantOfShape { .. } | Op::Cast { .. } | Op::Where {} => elem::lower(cx, g, node),
         _ => Ok(None),
     }
 }

@@ -595,7 +595,12 @@ fn pad_plan(
 }
 
 /// A launch filling `total` bytes of output 0 with the element pattern `bits`.
-fn fill_launch(cx: &mut KernelCx, total: usize, es: usize, bits: u64) -> Result<Launch, String> {
+pub(super) fn fill_launch(
+    cx: &mut KernelCx,
+    total: usize,
+    es: usize,
+    bits: u64,
+) -> Result<Launch, String> {
     let func = cx.define_kernel("fill", |b, p| {
         let dst = buf(b, p, 0);
         // Whole chunks, then the last partial chunk in elements.

@@ -281,3 +281,154 @@ fn resize_linear_modes() {
         }
     }
 }
+
+/// Runs a one-node graph on given inputs and compares with the reference exactly.
+fn exact_on(text: &str, inputs: Vec<Option<graphc_passes::ir::Tensor>>) {
+    let g = graphc_passes::ir::text::parse(text).unwrap();
+    let node = crate::codegen::testing::single_compute_node(&g).unwrap();
+    let want = graphc_passes::eval::eval_graph(&g, &inputs).unwrap();
+    let got = crate::codegen::testing::run_node(
+        &g,
+        node,
+        &inputs,
+        crate::codegen::kernel::Target::host(),
+    )
+    .unwrap()
+    .unwrap_or_else(|| panic!("no kernel\n{text}"));
+    for (w, o) in want.iter().zip(&g.outputs) {
+        graphc_passes::eval::compare(&got[o.value.port as usize], w, 0.0, 0.0)
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
+    }
+}
+
+#[test]
+fn constant_of_shape_fills() {
+    for (shape, n, attr, out) in [
+        ("[2,3,5]", 3, "", "f32"),
+        ("[7]", 1, " {value: i64[1] [-3]}", "i64"),
+        ("[4,1,9]", 3, " {value: u8[1] [200]}", "u8"),
+        ("[3,0]", 2, " {value: f32[1] [2.5]}", "f32"),
+        ("[100,100]", 2, " {value: f32[1] [-1.25]}", "f32"),
+    ] {
+        let dims = &shape[1..shape.len() - 1];
+        exact(&graph(
+            "",
+            &[&format!(
+                "%s: i64[{n}] = constant {{value: i64[{n}] [{dims}]}}"
+            )],
+            &format!("%y: {out}{shape} = constant_of_shape{attr} (%s)"),
+            "%y",
+        ));
+    }
+}
+
+#[test]
+fn cast_between_numeric_types() {
+    let types = ["f32", "f64", "i64", "i32", "i8", "u8", "u16", "u64", "bool"];
+    for from in types {
+        for to in types {
+            if from == to {
+                continue;
+            }
+            exact(&graph(
+                &format!("%x: {from}[3,7]"),
+                &[],
+                &format!("%y: {to}[3,7] = cast {{to: {to}}} (%x)"),
+                "%y",
+            ));
+        }
+    }
+    // The awkward values: NaN, infinities, fractions, out-of-range, huge integers.
+    let vals: Vec<f32> = vec![
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        -0.7,
+        0.7,
+        -1.5,
+        255.9,
+        256.0,
+        -129.0,
+        3e9,
+        -3e9,
+        1e19,
+        2e19,
+        -1e19,
+        0.0,
+        -0.0,
+        65535.5,
+    ];
+    let n = vals.len();
+    for to in ["i64", "i32", "i8", "u8", "u16", "u64", "bool", "f64"] {
+        exact_on(
+            &graph(
+                &format!("%x: f32[{n}]"),
+                &[],
+                &format!("%y: {to}[{n}] = cast {{to: {to}}} (%x)"),
+                "%y",
+            ),
+            vec![Some(
+                graphc_passes::ir::Tensor::from_vec(&[n], vals.clone()).unwrap(),
+            )],
+        );
+    }
+    let ints: Vec<i64> = vec![
+        i64::MAX,
+        i64::MIN,
+        (1 << 53) + 1,
+        -(1 << 60) - 3,
+        0,
+        -1,
+        300,
+        1 << 31,
+    ];
+    let k = ints.len();
+    for to in ["f32", "f64", "i32", "u8", "u64", "bool"] {
+        exact_on(
+            &graph(
+                &format!("%x: i64[{k}]"),
+                &[],
+                &format!("%y: {to}[{k}] = cast {{to: {to}}} (%x)"),
+                "%y",
+            ),
+            vec![Some(
+                graphc_passes::ir::Tensor::from_vec(&[k], ints.clone()).unwrap(),
+            )],
+        );
+    }
+}
+
+#[test]
+fn where_broadcasts() {
+    for (c, a, b, y, dt) in [
+        ("[2,3,5]", "[2,3,5]", "[2,3,5]", "[2,3,5]", "f32"),
+        ("[1,5]", "[4,1]", "[4,5]", "[4,5]", "f32"),
+        ("[2,1,7]", "[3,1]", "[1]", "[2,3,7]", "i64"),
+        ("[2,1,7]", "[7]", "[1]", "[2,1,7]", "i64"),
+        ("[]", "[3,4]", "[3,4]", "[3,4]", "u8"),
+        ("[3,1,1]", "[1,2,1]", "[1,1,9]", "[3,2,9]", "i32"),
+        ("[2,0]", "[2,1]", "[1,0]", "[2,0]", "f32"),
+    ] {
+        let text = graph(
+            &format!("%c: bool{c}, %a: {dt}{a}, %b: {dt}{b}"),
+            &[],
+            &format!("%y: {dt}{y} = where (%c, %a, %b)"),
+            "%y",
+        );
+        let g = graphc_passes::ir::text::parse(&text).unwrap();
+        let mut ins = graphc_passes::eval::random_inputs(&g, 5).unwrap();
+        // A condition with both values (random inputs are almost never exactly zero).
+        let cs: Vec<usize> = if c == "[]" {
+            vec![]
+        } else {
+            c[1..c.len() - 1]
+                .split(',')
+                .map(|v| v.parse().unwrap())
+                .collect()
+        };
+        let cn: usize = cs.iter().product();
+        let cv: Vec<bool> = (0..cn).map(|i| (i * 7 + 3) % 5 < 2).collect();
+        ins[0] = Some(graphc_passes::ir::Tensor::from_vec(&cs, cv).unwrap());
+        exact_on(&text, ins);
+    }
+}
