@@ -5,6 +5,9 @@
 //! - [`pool`]: MaxPool, AveragePool (2-D, f32, NCHW), GlobalAveragePool, GlobalMaxPool.
 //! - [`reduce`]: Reduce{Sum,Mean,Max,Min}, ArgMax/ArgMin (f32).
 //! - [`softmax`]: Softmax, LogSoftmax, FusedSoftmax, LayerNormalization (f32).
+//! - [`norm`]: LRN, BatchNormalization (inference), InstanceNormalization (f32, NCHW-like).
+//! - `elem`: ConstantOfShape, Cast (f32/f64/integers/bool), Where (broadcasting).
+//! - [`resize`]: Resize, nearest (any rank) and bilinear (NCHW, H and W), constant scales/sizes.
 //!
 //! Every emitter declines (`Ok(None)`) what it does not handle exactly like the reference
 //! evaluator: other element types, dynamic shapes, inputs that must be constants and are not,
@@ -14,14 +17,19 @@ use graphc_passes::ir::{Graph, NodeId, Op, Tensor, ValueRef};
 
 use crate::codegen::kernel::{KernelCx, Lowered};
 
+mod elem;
 mod ir;
 pub mod movement;
+pub mod norm;
 pub mod pool;
 pub mod reduce;
+pub mod resize;
 pub mod softmax;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_more;
 
 /// See [`super`]: `None` for nodes this family does not compile.
 pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowered>, String> {
@@ -49,6 +57,11 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
         | Op::LogSoftmax { .. }
         | Op::FusedSoftmax { .. }
         | Op::LayerNormalization { .. } => softmax::lower(cx, g, node),
+        Op::Lrn { .. } | Op::BatchNormalization { .. } | Op::InstanceNormalization { .. } => {
+            norm::lower(cx, g, node)
+        }
+        Op::Resize { .. } => resize::lower(cx, g, node),
+        Op::ConstantOfShape { .. } | Op::Cast { .. } | Op::Where {} => elem::lower(cx, g, node),
         _ => Ok(None),
     }
 }

@@ -7,7 +7,7 @@
 //! into a multi-index once, then advances it like an odometer, so there is no division per row.
 
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::{types, InstBuilder, Value};
+use cranelift_codegen::ir::{types, ConstantData, Immediate, InstBuilder, MemFlagsData, Value};
 use cranelift_frontend::FunctionBuilder;
 use graphc_passes::ir::{DType, Graph, NodeId, Op, Tensor};
 
@@ -292,7 +292,10 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
             }
             let src = perm.iter().map(|&a| xst[a]).collect();
             let c = Strided::into_dense(es, &dims, src, 0);
-            push(cx, &c, Operand::Input(0), Operand::Output(0), "transpose")?;
+            match transpose_4x4(cx, &c)? {
+                Some(l) => launches.push(l),
+                None => push(cx, &c, Operand::Input(0), Operand::Output(0), "transpose")?,
+            }
         }
         Op::Concat { axis } => {
             let r = outs[0].len();
@@ -595,7 +598,12 @@ fn pad_plan(
 }
 
 /// A launch filling `total` bytes of output 0 with the element pattern `bits`.
-fn fill_launch(cx: &mut KernelCx, total: usize, es: usize, bits: u64) -> Result<Launch, String> {
+pub(super) fn fill_launch(
+    cx: &mut KernelCx,
+    total: usize,
+    es: usize,
+    bits: u64,
+) -> Result<Launch, String> {
     let func = cx.define_kernel("fill", |b, p| {
         let dst = buf(b, p, 0);
         // Whole chunks, then the last partial chunk in elements.
@@ -760,5 +768,136 @@ fn gather(
             name: "gather".into(),
         }],
         scratch_bytes: 0,
+    }))
+}
+
+/// A 4-byte-element transpose whose output's innermost dim `I` is strided in the input while
+/// another dim `J` is contiguous there (e.g. `[B, S, H, D]` with perm `[0, 2, 3, 1]`), as 4x4
+/// blocks: four f32x4 loads along `J`, an in-register transpose, four f32x4 stores along `I`.
+/// A work item is one block column: four consecutive `J` indices (fewer at the end) of one
+/// outer index, over the whole `I` row. `None` when the shape does not fit this pattern.
+fn transpose_4x4(cx: &mut KernelCx, copy: &Strided) -> Result<Option<Launch>, String> {
+    if copy.es != 4 {
+        return Ok(None);
+    }
+    let Some(c) = copy.normalized() else {
+        return Ok(None);
+    };
+    let m = c.dims.len();
+    if m < 2 || c.src[m - 1] == 4 || c.dst[m - 1] != 4 {
+        return Ok(None);
+    }
+    let Some(jd) = (0..m - 1).find(|&k| c.src[k] == 4) else {
+        return Ok(None);
+    };
+    let (ni, nj) = (c.dims[m - 1], c.dims[jd]);
+    if ni < 4 || nj < 4 {
+        return Ok(None);
+    }
+    let (si, dj) = (c.src[m - 1], c.dst[jd]);
+    // Immediate offsets within a block stay small.
+    if 4 * si.abs().max(dj.abs()) > i32::MAX as i64 {
+        return Ok(None);
+    }
+    let others: Vec<usize> = (0..m - 1).filter(|&k| k != jd).collect();
+    let njb = nj.div_ceil(4);
+    let rem = nj - 4 * (njb - 1);
+    let mut grid: Vec<usize> = others.iter().map(|&k| c.dims[k]).collect();
+    grid.push(njb);
+    let items: usize = grid.iter().product();
+    let gsrc: Vec<i64> = others.iter().map(|&k| c.src[k]).chain([16]).collect();
+    let gdst: Vec<i64> = others.iter().map(|&k| c.dst[k]).chain([4 * dj]).collect();
+    let (so, dof) = (c.src_off, c.dst_off);
+    let func = cx.define_kernel("transpose4x4", |b, p| {
+        let x = buf(b, p, 0);
+        let y = buf(b, p, 1);
+        let x = add_off(b, x, so);
+        let y = add_off(b, y, dof);
+        let mask = |b: &mut FunctionBuilder, lanes: [u8; 4]| -> Immediate {
+            // 32-bit lanes 0..3 of the first operand, 4..7 of the second.
+            let bytes: Vec<u8> = lanes
+                .iter()
+                .flat_map(|&l| (0..4).map(move |k| l * 4 + k))
+                .collect();
+            b.func.dfg.immediates.push(ConstantData::from(bytes))
+        };
+        let lo = mask(b, [0, 4, 1, 5]);
+        let hi = mask(b, [2, 6, 3, 7]);
+        let lo2 = mask(b, [0, 1, 4, 5]);
+        let hi2 = mask(b, [2, 3, 6, 7]);
+        let vf = MemFlagsData::new().with_notrap();
+        for_range(b, p.begin, p.end, |b, item| {
+            let idx = unflatten(b, item, &grid);
+            let (mut sp, mut dp) = (x, y);
+            for (k, &iv) in idx.iter().enumerate() {
+                sp = index(b, sp, iv, gsrc[k]);
+                dp = index(b, dp, iv, gdst[k]);
+            }
+            let jb = idx[idx.len() - 1];
+            // Scalar copy of the block's columns 0..cols for rows i in lo..hi.
+            let scalar = |b: &mut FunctionBuilder, cols: usize, lo: usize, hi: usize| {
+                for col in 0..cols {
+                    let s0 = add_off(b, sp, lo as i64 * si + col as i64 * 4);
+                    let d0 = add_off(b, dp, col as i64 * dj + lo as i64 * 4);
+                    for_n(b, hi - lo, 4, |b, t| {
+                        let s = index(b, s0, t, si);
+                        let d = index(b, d0, t, 4);
+                        let v = b.ins().load(types::I32, sflags(), s, 0);
+                        b.ins().store(sflags(), v, d, 0);
+                    });
+                }
+            };
+            let full = b.create_block();
+            let part = b.create_block();
+            let done = b.create_block();
+            if rem == 4 {
+                b.ins().jump(full, &[]);
+            } else {
+                let last = b.ins().icmp_imm_s(IntCC::Equal, jb, (njb - 1) as i64);
+                b.ins().brif(last, part, &[], full, &[]);
+            }
+            b.switch_to_block(full);
+            let nib = ni / 4;
+            for_n(b, nib, 1, |b, ib| {
+                let s0 = index(b, sp, ib, 4 * si);
+                let d0 = index(b, dp, ib, 16);
+                let v: Vec<Value> = (0..4)
+                    .map(|k| {
+                        let v = b.ins().load(types::I8X16, vf, s0, (k as i64 * si) as i32);
+                        v
+                    })
+                    .collect();
+                let t0 = b.ins().shuffle(v[0], v[1], lo);
+                let t1 = b.ins().shuffle(v[0], v[1], hi);
+                let t2 = b.ins().shuffle(v[2], v[3], lo);
+                let t3 = b.ins().shuffle(v[2], v[3], hi);
+                let w = [
+                    b.ins().shuffle(t0, t2, lo2),
+                    b.ins().shuffle(t0, t2, hi2),
+                    b.ins().shuffle(t1, t3, lo2),
+                    b.ins().shuffle(t1, t3, hi2),
+                ];
+                for (k, &wk) in w.iter().enumerate() {
+                    b.ins().store(vf, wk, d0, (k as i64 * dj) as i32);
+                }
+            });
+            scalar(b, 4, nib * 4, ni);
+            b.ins().jump(done, &[]);
+            b.switch_to_block(part);
+            if rem != 4 {
+                scalar(b, rem, 0, ni);
+            }
+            b.ins().jump(done, &[]);
+            b.switch_to_block(done);
+        });
+        b.ins().return_(&[]);
+        Ok(())
+    })?;
+    Ok(Some(Launch {
+        func,
+        operands: vec![Operand::Input(0), Operand::Output(0)],
+        items: items as u64,
+        grain: (CHUNK / (16 * ni)).max(1) as u64,
+        name: "transpose4x4".into(),
     }))
 }
