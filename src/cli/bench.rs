@@ -101,7 +101,7 @@ fn measure(
     };
     let mut model = JitModel::compile(&g, &opts)?;
     let compile_ms = t0.elapsed().as_secs_f64() * 1e3;
-    if let Some(w) = super::run::fallback_warning(&g, &model.program) {
+    if let Some(w) = super::run::fallback_warning(model.graph(), &model.program) {
         pb.suspend(|| eprintln!("{w} ({label})"));
     }
     let mut io = model.bind(inputs).map_err(anyhow::Error::msg)?;

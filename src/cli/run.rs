@@ -310,7 +310,7 @@ fn run_jit(
         Err(crate::codegen::program::CompileError::Unsupported(why)) => return reference(why),
         Err(e) => return Err(e.into()),
     };
-    if let Some(w) = fallback_warning(g, &model.program) {
+    if let Some(w) = fallback_warning(model.graph(), &model.program) {
         eprintln!("{w}");
     }
     let inputs = complete_inputs(g, inputs)?;

@@ -274,9 +274,14 @@ fn decompose_attention(g: &mut Graph, id: NodeId) {
     };
     let mask = node.inputs.get(3).copied().flatten();
     let dims = |v: ValueRef| g.ty(v).shape.as_known().filter(|d| d.len() == 4);
-    let (Some(qd), Some(kd)) = (dims(q), dims(k)) else {
+    let (Some(qd), Some(kd), Some(vd)) = (dims(q), dims(k), dims(v)) else {
         return;
     };
+    // Same batch and heads everywhere (grouped-query attention stays whole), K and V of one
+    // sequence length, Q and K of one head size.
+    if qd[..2] != kd[..2] || kd[..3] != vd[..3] || qd[3] != kd[3] {
+        return;
+    }
     if g.dtype(q) != DType::F32
         || g.dtype(k) != DType::F32
         || g.dtype(v) != DType::F32
@@ -319,7 +324,7 @@ fn decompose_attention(g: &mut Graph, id: NodeId) {
             f32_ty(&kt_dims),
         ),
     };
-    let s_dims = [qd[0].max(kd[0]), qd[1].max(kd[1]), qd[2], kd[2]];
+    let s_dims = [qd[0], qd[1], qd[2], kd[2]];
     let scores = add(
         g,
         "scores",
