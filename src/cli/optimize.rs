@@ -210,6 +210,9 @@ fn write_library(args: &OptimizeArgs, out: &std::path::Path) -> anyhow::Result<(
         Some(n) => n.clone(),
         None => default_name(&out.file_stem().unwrap_or_default().to_string_lossy()),
     };
+    if !crate::codegen::aot::is_c_identifier(&name) {
+        return Err(crate::codegen::aot::SoError::BadName(name).into());
+    }
     let g = crate::onnx::load_model_with(
         &args.model,
         args.input_shapes.clone(),

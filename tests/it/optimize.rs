@@ -249,14 +249,35 @@ mod cli {
         let e = fails(&["optimize".as_ref(), model.as_os_str()]);
         assert!(e.contains("nothing to do"), "{e}");
         let dir = tempdir("refuse");
+        let txt = dir.join("m.txt");
+        let e = fails(&[
+            "optimize".as_ref(),
+            model.as_os_str(),
+            "-o".as_ref(),
+            txt.as_os_str(),
+        ]);
+        assert!(e.contains("must be a .onnx or .so file"), "{e}");
+        assert!(!txt.exists());
         let so = dir.join("m.so");
         let e = fails(&[
             "optimize".as_ref(),
             model.as_os_str(),
             "-o".as_ref(),
             so.as_os_str(),
+            "--name".as_ref(),
+            "9lives".as_ref(),
         ]);
-        assert!(e.contains("code generator"), "{e}");
+        assert!(e.contains("not a C identifier"), "{e}");
         assert!(!so.exists());
+        let onnx = dir.join("m.onnx");
+        let e = fails(&[
+            "optimize".as_ref(),
+            model.as_os_str(),
+            "-o".as_ref(),
+            onnx.as_os_str(),
+            "--name".as_ref(),
+            "m".as_ref(),
+        ]);
+        assert!(e.contains("--name only applies to a .so"), "{e}");
     }
 }
