@@ -516,4 +516,59 @@ mod tests {
             }
         }
     }
+
+    /// Reorders and blocked ops (5 channels: padded to 8) lower to standard ops computing the
+    /// same values, and a reorder pair between two blocked ops is dropped.
+    #[test]
+    fn blocked_ops_lower_to_standard_ops() {
+        let text = r#"graph "g" (%x: f32[1,5,6,6], %w1: f32[5,5,3,3], %w2: f32[5,5,1,1], %b: f32[5]) {
+  %xb: f32[1,1,6,6,8] = reorder_to_blocked (%x)
+  %y1: f32[1,1,6,6,8] = blocked_conv {pads: [1, 1, 1, 1], activation: "relu"} (%xb, %w1, %b)
+  %p: f32[1,1,3,3,8] = blocked_max_pool {kernel_shape: [2, 2], strides: [2, 2]} (%y1)
+  %y2: f32[1,1,3,3,8] = blocked_conv (%p, %w2)
+  %a: f32[1,1,3,3,8] = blocked_average_pool {kernel_shape: [3, 3], pads: [1, 1, 1, 1]} (%y2)
+  %g: f32[1,1,1,1,8] = blocked_global_average_pool (%a)
+  %z: f32[1,5,1,1] = reorder_from_blocked {channels: 5} (%g)
+  return %z, %y1
+}
+"#;
+        let mut g = parse(text).unwrap();
+        crate::infer::infer_graph(&mut g).unwrap();
+        let inputs = crate::eval::random_inputs(&g, 7).unwrap();
+        let want = eval_graph(&g, &inputs).unwrap();
+        // The padding lanes of a blocked op's output are zero.
+        let y1 = want[1].to_f64_vec();
+        assert!(y1.iter().enumerate().all(|(i, v)| i % 8 < 5 || *v == 0.0));
+        let low = to_standard(&g, 18).unwrap();
+        crate::ir::verify::verify(&low).unwrap();
+        assert!(low.nodes().all(|(_, n)| !n.op.is_layout() && !n.op.is_fused()));
+        let got = eval_graph(&low, &inputs).unwrap();
+        for (w, o) in want.iter().zip(&got) {
+            assert_eq!(w.shape(), o.shape());
+            for (p, q) in w.to_f64_vec().iter().zip(o.to_f64_vec()) {
+                assert!((p - q).abs() <= 1e-5 * p.abs().max(1.0), "{p} vs {q}");
+            }
+        }
+        // Between the convolution and the pool, the lowered graph is NCHW: only the ends
+        // and the second output are reordered (one Transpose each).
+        let transposes = low.nodes().filter(|(_, n)| n.op.name() == "transpose").count();
+        assert!(transposes <= 8, "{}", crate::ir::text::print(&low));
+    }
+
+    /// `reorder_to_blocked` puts channel `k` at block `k / 8`, lane `k % 8`, zero-padded, and
+    /// `reorder_from_blocked` inverts it.
+    #[test]
+    fn reorders_round_trip() {
+        use crate::eval::blocked::{from_blocked, to_blocked};
+        let x = Tensor::from_vec(&[1, 3, 1, 2], (0..6).map(|i| i as f32).collect()).unwrap();
+        let b = to_blocked(&x, 2).unwrap();
+        assert_eq!(b.shape(), &[1, 2, 1, 2, 2]);
+        assert_eq!(
+            b.to_f64_vec(),
+            vec![0.0, 2.0, 1.0, 3.0, 4.0, 0.0, 5.0, 0.0]
+        );
+        assert_eq!(from_blocked(&b, 2, 3).unwrap(), x);
+        assert!(from_blocked(&b, 2, 5).is_err());
+        assert!(to_blocked(&x, 0).is_err());
+    }
 }

@@ -9,6 +9,9 @@
 //!   of a tensor and a per-channel constant (the constant reordered, its padding zero),
 //!   MaxPool/AveragePool/GlobalAveragePool (their blocked forms) and a channel Concat whose
 //!   parts fill whole blocks.
+//! - `layout-pull-*`: `op(reorder_from(y)) = reorder_from(op'(y))` for pools and unary ops
+//!   (exact for any padding: the op works per channel and the reorder drops the padding), so
+//!   a pool or activation after a region's last convolution may run blocked too.
 //! - `layout-cancel`: `reorder_to(reorder_from(y)) = y` when the blocks agree, the types
 //!   agree, and `y`'s padding lanes are zero: `y` has a producer that guarantees it (a
 //!   blocked op or a reorder to blocked), or there is no padding.
@@ -31,7 +34,8 @@ pub const BLOCK: i64 = 8;
 
 /// The layout rule set.
 #[rustfmt::skip]
-pub fn rules() -> Vec<Rewrite> { vec![
+pub fn rules() -> Vec<Rewrite> {
+    let mut r = vec![
     rw!("layout-conv-2";       "(conv ?x ?w)"             => { BlockConv { x: var("?x"), w: var("?w"), b: None, r: None } }),
     rw!("layout-conv-3";       "(conv ?x ?w ?b)"          => { BlockConv { x: var("?x"), w: var("?w"), b: Some(var("?b")), r: None } }),
     rw!("layout-fused-conv-2"; "(fused_conv ?x ?w)"       => { BlockConv { x: var("?x"), w: var("?w"), b: None, r: None } }),
@@ -39,7 +43,15 @@ pub fn rules() -> Vec<Rewrite> { vec![
     rw!("layout-fused-conv-4"; "(fused_conv ?x ?w ?b ?r)" => { BlockConv { x: var("?x"), w: var("?w"), b: Some(var("?b")), r: Some(var("?r")) } }),
     rw!("layout-push";         "(reorder_to_blocked ?z)"  => { Push { z: var("?z") } }),
     rw!("layout-cancel";       "(reorder_to_blocked (reorder_from_blocked ?y))" => { Cancel { y: var("?y") } }),
-]}
+    ];
+    // Outward: a per-channel op of a reorder back to NCHW runs on the blocked tensor.
+    for op in ["max_pool", "average_pool", "global_average_pool", "relu", "leaky_relu", "tanh", "hard_swish", "swish", "gelu"] {
+        let pattern: egg::Pattern<ENode> =
+            format!("({op} (reorder_from_blocked ?y))").parse().expect("constant pattern");
+        r.push(egg::Rewrite::new(format!("layout-pull-{op}"), pattern, Pull { y: var("?y") }).expect("valid rule"));
+    }
+    r
+}
 
 /// A 4-D f32 type with known dims.
 fn nchw_dims(t: Option<&TypeInfo>) -> Option<Vec<usize>> {
@@ -261,6 +273,63 @@ impl Applier<ENode, GraphAnalysis> for Push {
             .filter(|&n| union_typed(eg, root, n))
             .map(|_| root)
             .collect()
+    }
+}
+
+/// `op(reorder_from(y)) = reorder_from(op'(y))` for a pool or a unary op of the class: exact
+/// whatever `y`'s padding lanes hold, since the op works per channel and the reorder drops
+/// them.
+#[derive(Debug)]
+pub struct Pull {
+    /// The blocked class.
+    pub y: Var,
+}
+
+impl Applier<ENode, GraphAnalysis> for Pull {
+    fn apply_one(
+        &self,
+        eg: &mut EG,
+        root: Id,
+        subst: &Subst,
+        _: Option<&PatternAst<ENode>>,
+        _: Symbol,
+    ) -> Vec<Id> {
+        let y = eg.find(subst[self.y]);
+        if nchw_dims(eg[root].data.ty()).is_none() {
+            return vec![];
+        }
+        let mut todo = Vec::new();
+        for n in eg[root].iter() {
+            let (Some(op), [mid]) = (n.op(), n.children.as_slice()) else {
+                continue;
+            };
+            if !matches!(&n.head, Head::Op(k) if k.n_out == 1) {
+                continue;
+            }
+            for m in eg[*mid].iter() {
+                if let Some(Op::ReorderFromBlocked { block: BLOCK, channels }) = m.op() {
+                    if m.children.first().is_some_and(|c| eg.find(*c) == y) {
+                        todo.push((op.clone(), *channels));
+                    }
+                }
+            }
+        }
+        let mut changed = Vec::new();
+        for (op, channels) in todo {
+            let blocked = if keeps_zero(&op) {
+                op
+            } else if let Some(b) = Op::blocked(&op, BLOCK) {
+                b
+            } else {
+                continue;
+            };
+            let inner = add_op(eg, blocked, vec![y]);
+            let back = add_op(eg, Op::ReorderFromBlocked { block: BLOCK, channels }, vec![inner]);
+            if union_typed(eg, root, back) {
+                changed.push(root);
+            }
+        }
+        changed
     }
 }
 
