@@ -53,13 +53,16 @@ pub fn rules() -> Vec<Rewrite> {
     r
 }
 
-/// A 4-D f32 type with known dims.
-fn nchw_dims(t: Option<&TypeInfo>) -> Option<Vec<usize>> {
+/// The dims of a 4-D f32 type whose channel count is known (`None` for unknown or symbolic
+/// dims), and that channel count.
+fn nchw_dims(t: Option<&TypeInfo>) -> Option<(Vec<Option<usize>>, usize)> {
     let t = t?;
     if t.dtype != DType::F32 {
         return None;
     }
-    t.shape.as_known().filter(|d| d.len() == 4)
+    let d: Vec<Option<usize>> = t.shape.dims()?.iter().map(Dim::known).collect();
+    let c = (d.len() == 4).then(|| d[1]).flatten()?;
+    Some((d, c))
 }
 
 fn to_blocked(eg: &mut EG, x: Id) -> Id {
@@ -130,7 +133,7 @@ impl Applier<ENode, GraphAnalysis> for BlockConv {
             let y = add_op(eg, blocked, args);
             let from = Op::ReorderFromBlocked {
                 block: BLOCK,
-                channels: out[1] as i64,
+                channels: out.1 as i64,
             };
             let back = add_op(eg, from, vec![y]);
             if union_typed(eg, root, back) {
@@ -197,7 +200,7 @@ impl Applier<ENode, GraphAnalysis> for Push {
         _: Symbol,
     ) -> Vec<Id> {
         let z = eg.find(subst[self.z]);
-        let Some(zd) = nchw_dims(eg[z].data.ty()) else {
+        let Some((_, zc)) = nchw_dims(eg[z].data.ty()) else {
             return vec![];
         };
         let block_ok = eg[root]
@@ -239,7 +242,7 @@ impl Applier<ENode, GraphAnalysis> for Push {
                         if eg[k].data.ty() == zty.as_ref() && eg[k].data.tensor().is_none() {
                             args.push(to_blocked(eg, k));
                         } else if let Some(c) = constant(eg, k)
-                            .and_then(|t| blocked_channel_const(&t, zd[1]))
+                            .and_then(|t| blocked_channel_const(&t, zc))
                         {
                             args.push(add_const(eg, c));
                         } else {
@@ -258,7 +261,7 @@ impl Applier<ENode, GraphAnalysis> for Push {
                 }
                 Op::Concat { axis } if (*axis == 1 || *axis == -3) && !kids.is_empty() => {
                     let whole = kids.iter().all(|&k| {
-                        nchw_dims(eg[k].data.ty()).is_some_and(|d| d[1] % BLOCK as usize == 0)
+                        nchw_dims(eg[k].data.ty()).is_some_and(|(_, c)| c % BLOCK as usize == 0)
                     });
                     whole.then(|| {
                         let parts: Vec<Id> = kids.iter().map(|&k| to_blocked(eg, k)).collect();
