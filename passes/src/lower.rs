@@ -259,8 +259,7 @@ fn cancel_reorders(g: &mut Graph) {
     }
     let ids: Vec<NodeId> = g.node_ids().to_vec();
     for id in ids {
-        let unused = g.consumers(id).is_empty()
-            && !g.outputs.iter().any(|o| o.value.node == id);
+        let unused = g.consumers(id).is_empty() && !g.outputs.iter().any(|o| o.value.node == id);
         if unused && matches!(g.node(id).op, Op::ReorderToBlocked { .. }) {
             g.remove_node(id);
         }
@@ -322,7 +321,12 @@ fn lower_node(g: &mut Graph, id: NodeId, opset: i64) -> Result<(), String> {
         }
         op if op.unblock().is_some() => {
             let u = op.unblock().ok_or("not a blocked op")??;
-            let w = node.inputs.get(1).copied().flatten().map(|w| dims_of(b.g, w));
+            let w = node
+                .inputs
+                .get(1)
+                .copied()
+                .flatten()
+                .map(|w| dims_of(b.g, w));
             let mut args = Vec::with_capacity(node.inputs.len());
             for (k, v) in node.inputs.iter().enumerate() {
                 args.push(match v {
@@ -541,7 +545,9 @@ mod tests {
         assert!(y1.iter().enumerate().all(|(i, v)| i % 8 < 5 || *v == 0.0));
         let low = to_standard(&g, 18).unwrap();
         crate::ir::verify::verify(&low).unwrap();
-        assert!(low.nodes().all(|(_, n)| !n.op.is_layout() && !n.op.is_fused()));
+        assert!(low
+            .nodes()
+            .all(|(_, n)| !n.op.is_layout() && !n.op.is_fused()));
         let got = eval_graph(&low, &inputs).unwrap();
         for (w, o) in want.iter().zip(&got) {
             assert_eq!(w.shape(), o.shape());
@@ -551,7 +557,10 @@ mod tests {
         }
         // Between the convolution and the pool, the lowered graph is NCHW: only the ends
         // and the second output are reordered (one Transpose each).
-        let transposes = low.nodes().filter(|(_, n)| n.op.name() == "transpose").count();
+        let transposes = low
+            .nodes()
+            .filter(|(_, n)| n.op.name() == "transpose")
+            .count();
         assert!(transposes <= 8, "{}", crate::ir::text::print(&low));
     }
 
@@ -563,10 +572,7 @@ mod tests {
         let x = Tensor::from_vec(&[1, 3, 1, 2], (0..6).map(|i| i as f32).collect()).unwrap();
         let b = to_blocked(&x, 2).unwrap();
         assert_eq!(b.shape(), &[1, 2, 1, 2, 2]);
-        assert_eq!(
-            b.to_f64_vec(),
-            vec![0.0, 2.0, 1.0, 3.0, 4.0, 0.0, 5.0, 0.0]
-        );
+        assert_eq!(b.to_f64_vec(), vec![0.0, 2.0, 1.0, 3.0, 4.0, 0.0, 5.0, 0.0]);
         assert_eq!(from_blocked(&b, 2, 3).unwrap(), x);
         assert!(from_blocked(&b, 2, 5).is_err());
         assert!(to_blocked(&x, 0).is_err());

@@ -44,12 +44,14 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
         text.push_str(&print(&g));
     }
     let (last, _) =
-        args.runner.pipeline().run_with(&g, &cfg, args.stop_after.as_deref(), |pass, out| {
-            if args.after_all {
-                text.push_str(&format!("\n; after pass {pass}\n"));
-                text.push_str(&print(out));
-            }
-        })?;
+        args.runner
+            .pipeline()
+            .run_with(&g, &cfg, args.stop_after.as_deref(), |pass, out| {
+                if args.after_all {
+                    text.push_str(&format!("\n; after pass {pass}\n"));
+                    text.push_str(&print(out));
+                }
+            })?;
     if !args.after_all {
         text = print(&last);
     }

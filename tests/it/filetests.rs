@@ -123,7 +123,9 @@ fn run_fixture(path: &Path) -> Result<String, String> {
     let (out, summary) = if let Some(pass) = &d.pass {
         let pipeline = Pipeline::with_layout();
         let (out, r) = if pass == "pipeline" {
-            Pipeline::default().run(&g, &cfg).map_err(|e| e.to_string())?
+            Pipeline::default()
+                .run(&g, &cfg)
+                .map_err(|e| e.to_string())?
         } else if pass == "pipeline-layout" {
             pipeline.run(&g, &cfg).map_err(|e| e.to_string())?
         } else {

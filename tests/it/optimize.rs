@@ -149,7 +149,10 @@ fn light_models_layout_pass_saturates_and_matches() {
             count(&on, &|_| true),
             count(&on, &|o| matches!(o, Op::BlockedConv { .. })),
             count(&on, &|o| {
-                matches!(o, Op::ReorderToBlocked { .. } | Op::ReorderFromBlocked { .. })
+                matches!(
+                    o,
+                    Op::ReorderToBlocked { .. } | Op::ReorderFromBlocked { .. }
+                )
             }),
             count(&lowered, &|_| true),
         );
@@ -189,8 +192,11 @@ fn arange_inputs(g: &graphc::passes::ir::Graph) -> Vec<Option<Tensor>> {
                 .collect();
             let n: usize = dims.iter().product();
             Some(
-                Tensor::from_vec(&dims, (0..n).map(|i| (i as f64 / n as f64) as f32).collect())
-                    .unwrap(),
+                Tensor::from_vec(
+                    &dims,
+                    (0..n).map(|i| (i as f64 / n as f64) as f32).collect(),
+                )
+                .unwrap(),
             )
         })
         .collect()

@@ -329,7 +329,10 @@ fn reshape_target(out: &[Option<usize>]) -> Result<(Vec<i64>, i64), String> {
 /// `[N, C/c, c, spatial...]`, Transpose the lane axis last.
 pub fn to_blocked_steps(x: &[Option<usize>], block: usize) -> Result<Vec<ReorderStep>, String> {
     if x.len() < 3 {
-        return Err(format!("a reorder needs rank 3 or more, got rank {}", x.len()));
+        return Err(format!(
+            "a reorder needs rank 3 or more, got rank {}",
+            x.len()
+        ));
     }
     let c = x[1].ok_or("a reorder needs the channel count known")?;
     let blocks = c.div_ceil(block);

@@ -98,10 +98,8 @@ impl Applier<ENode, GraphAnalysis> for BlockConv {
         let mut kids = vec![x, w];
         kids.extend(b);
         kids.extend(r);
-        let (Some(_), Some(out)) = (
-            nchw_dims(eg[x].data.ty()),
-            nchw_dims(eg[root].data.ty()),
-        ) else {
+        let (Some(_), Some(out)) = (nchw_dims(eg[x].data.ty()), nchw_dims(eg[root].data.ty()))
+        else {
             return vec![];
         };
         if r.is_some_and(|r| eg[r].data.ty() != eg[root].data.ty()) {
@@ -170,13 +168,20 @@ fn blocked_channel_const(t: &Tensor, channels: usize) -> Option<Tensor> {
     }
     let mut full = vec![1usize; 4 - t.shape().len()];
     full.extend_from_slice(t.shape());
-    let per_channel = full.iter().enumerate().all(|(i, &d)| d == 1 || (i == 1 && d == channels));
+    let per_channel = full
+        .iter()
+        .enumerate()
+        .all(|(i, &d)| d == 1 || (i == 1 && d == channels));
     if !per_channel {
         return None;
     }
     let v = t.to_f64_vec();
     let data: Vec<f32> = (0..channels)
-        .map(|c| v.get(if v.len() == 1 { 0 } else { c }).copied().unwrap_or(0.0) as f32)
+        .map(|c| {
+            v.get(if v.len() == 1 { 0 } else { c })
+                .copied()
+                .unwrap_or(0.0) as f32
+        })
         .collect();
     let t = Tensor::from_vec(&[1, channels, 1, 1], data).ok()?;
     crate::eval::blocked::to_blocked(&t, BLOCK).ok()
@@ -241,8 +246,8 @@ impl Applier<ENode, GraphAnalysis> for Push {
                     for &k in &kids {
                         if eg[k].data.ty() == zty.as_ref() && eg[k].data.tensor().is_none() {
                             args.push(to_blocked(eg, k));
-                        } else if let Some(c) = constant(eg, k)
-                            .and_then(|t| blocked_channel_const(&t, zc))
+                        } else if let Some(c) =
+                            constant(eg, k).and_then(|t| blocked_channel_const(&t, zc))
                         {
                             args.push(add_const(eg, c));
                         } else {
@@ -310,7 +315,11 @@ impl Applier<ENode, GraphAnalysis> for Pull {
                 continue;
             }
             for m in eg[*mid].iter() {
-                if let Some(Op::ReorderFromBlocked { block: BLOCK, channels }) = m.op() {
+                if let Some(Op::ReorderFromBlocked {
+                    block: BLOCK,
+                    channels,
+                }) = m.op()
+                {
                     if m.children.first().is_some_and(|c| eg.find(*c) == y) {
                         todo.push((op.clone(), *channels));
                     }
@@ -327,7 +336,14 @@ impl Applier<ENode, GraphAnalysis> for Pull {
                 continue;
             };
             let inner = add_op(eg, blocked, vec![y]);
-            let back = add_op(eg, Op::ReorderFromBlocked { block: BLOCK, channels }, vec![inner]);
+            let back = add_op(
+                eg,
+                Op::ReorderFromBlocked {
+                    block: BLOCK,
+                    channels,
+                },
+                vec![inner],
+            );
             if union_typed(eg, root, back) {
                 changed.push(root);
             }
@@ -366,7 +382,11 @@ impl Applier<ENode, GraphAnalysis> for Cancel {
                 continue;
             };
             for m in eg[mid].iter() {
-                if let Some(Op::ReorderFromBlocked { block: b2, channels }) = m.op() {
+                if let Some(Op::ReorderFromBlocked {
+                    block: b2,
+                    channels,
+                }) = m.op()
+                {
                     if b2 == block && m.children.first().is_some_and(|c| eg.find(*c) == y) {
                         pair = Some((*block, *channels));
                     }
@@ -379,7 +399,9 @@ impl Applier<ENode, GraphAnalysis> for Cancel {
         let no_padding = block > 0 && channels % block == 0;
         let zero_padded = eg[y].iter().any(|n| match n.op() {
             Some(op @ Op::ReorderToBlocked { .. }) => *op == Op::ReorderToBlocked { block },
-            Some(op) => op.unblock().is_some_and(|u| u.is_ok_and(|u| u.block as i64 == block)),
+            Some(op) => op
+                .unblock()
+                .is_some_and(|u| u.is_ok_and(|u| u.block as i64 == block)),
             None => false,
         });
         if !(no_padding || zero_padded) {
