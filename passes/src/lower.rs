@@ -1,16 +1,32 @@
 //! Lowering to standard ONNX ops: graphc's fused ops become the standard ops they stand for
-//! (`ir::fused`), and ops newer than the target opset (Gelu before 20, Swish before 24)
+//! (`ir::fused`), blocked layout ops their NCHW op between reorders and reorders their
+//! Pad/Reshape/Transpose/Slice steps (`ir::blocked`; a reorder back to NCHW of a reorder to
+//! blocked is dropped first, so a chain of blocked ops exports as its NCHW ops), and ops newer than the target opset (Gelu before 20, Swish before 24)
 //! become their older equivalents. Used by ONNX export; the result computes exactly what the
 //! fused ops' reference evaluation computes.
 
+use crate::ir::blocked::{check_block, from_blocked_steps, to_blocked_steps, ReorderStep, StepArg};
 use crate::ir::fused::{scalar_like, Activation, Operand, Step};
 use crate::ir::{Graph, Node, NodeId, Op, TypeInfo, ValueInfo, ValueRef};
 
 /// Rewrites `g` (typed) so that it uses only standard ops available at `opset`.
 pub fn to_standard(g: &Graph, opset: i64) -> Result<Graph, String> {
     let mut out = g.clone();
-    // Round 1 lowers the graph's own nodes; round 2 what inlined fused bodies brought in.
-    for _ in 0..2 {
+    // Blocked ops first become reorders around their NCHW ops, and reorder pairs cancel.
+    let blocked: Vec<NodeId> = out
+        .node_ids()
+        .iter()
+        .copied()
+        .filter(|&id| out.node(id).op.unblock().is_some())
+        .collect();
+    for id in blocked {
+        lower_node(&mut out, id, opset)?;
+    }
+    cancel_reorders(&mut out);
+    out.toposort()?;
+    // Round 1 lowers the graph's own nodes; later rounds what lowering brought in (inlined
+    // fused bodies, the fused ops inside blocked ops, their activations).
+    for _ in 0..4 {
         let targets: Vec<NodeId> = out
             .node_ids()
             .iter()
@@ -34,6 +50,7 @@ fn needs_lowering(op: &Op, opset: i64) -> bool {
         | Op::FusedMatMul { .. }
         | Op::FusedSoftmax { .. }
         | Op::FusedElementwise { .. } => true,
+        op if op.is_layout() => true,
         Op::Gelu { approximate } => opset < 20 && approximate == "none",
         Op::Swish { .. } => opset < 24,
         _ => false,
@@ -88,6 +105,47 @@ impl Builder<'_> {
             done.push(self.add(s.op.clone(), args, ty));
         }
         done.last().copied().unwrap_or(x)
+    }
+
+    /// Adds a node typed by inference from its inputs' types (and constant values).
+    fn add_inferred(&mut self, op: Op, inputs: Vec<Option<ValueRef>>) -> Result<ValueRef, String> {
+        let facts: Vec<Option<crate::infer::Fact<'_>>> = inputs
+            .iter()
+            .map(|v| {
+                v.map(|v| crate::infer::Fact {
+                    ty: self.g.ty(v),
+                    value: match &self.g.node(v.node).op {
+                        Op::Constant { value } => Some(value),
+                        _ => None,
+                    },
+                })
+            })
+            .collect();
+        let ty = crate::infer::infer_op(&op, &facts, 1)?.remove(0);
+        Ok(self.add(op, inputs, ty))
+    }
+
+    /// A reorder's standard ops applied to `x`.
+    fn reorder(&mut self, steps: &[ReorderStep], x: ValueRef) -> Result<ValueRef, String> {
+        let mut cur = x;
+        for s in steps {
+            let mut args = Vec::with_capacity(s.args.len());
+            for a in &s.args {
+                args.push(Some(match a {
+                    StepArg::X => x,
+                    StepArg::Prev => cur,
+                    StepArg::Const(t) => {
+                        let ty = TypeInfo {
+                            dtype: t.dtype(),
+                            shape: crate::ir::Shape::known(t.shape()),
+                        };
+                        self.add(Op::Constant { value: t.clone() }, vec![], ty)
+                    }
+                }));
+            }
+            cur = self.add_inferred(s.op.clone(), args)?;
+        }
+        Ok(cur)
     }
 
     /// `0.5 * x * (1 + erf(x / sqrt(2)))`, the form Gelu had before opset 20.
@@ -163,6 +221,64 @@ fn inline(
         .ok_or_else(|| "a fused body's output is unknown".into())
 }
 
+fn dims_of(g: &Graph, v: ValueRef) -> Vec<Option<usize>> {
+    g.shape(v)
+        .dims()
+        .map(|d| d.iter().map(crate::ir::Dim::known).collect())
+        .unwrap_or_default()
+}
+
+/// Drops `reorder_from_blocked(reorder_to_blocked(x))` with the same block and `x`'s own
+/// channel count (the identity), then reorders to blocked that nothing reads any more.
+fn cancel_reorders(g: &mut Graph) {
+    let ids: Vec<NodeId> = g.node_ids().to_vec();
+    for id in ids {
+        let Op::ReorderFromBlocked { block, channels } = g.node(id).op else {
+            continue;
+        };
+        let Some(Some(v)) = g.node(id).inputs.first().copied() else {
+            continue;
+        };
+        let Op::ReorderToBlocked { block: b2 } = g.node(v.node).op else {
+            continue;
+        };
+        let Some(Some(x)) = g.node(v.node).inputs.first().copied() else {
+            continue;
+        };
+        let same_channels = g
+            .shape(x)
+            .dims()
+            .and_then(|d| d.get(1))
+            .and_then(crate::ir::Dim::known)
+            .is_some_and(|c| c as i64 == channels);
+        if block != b2 || !same_channels || g.ty(x) != g.ty(ValueRef { node: id, port: 0 }) {
+            continue;
+        }
+        replace_uses(g, id, x);
+        g.remove_node(id);
+    }
+    let ids: Vec<NodeId> = g.node_ids().to_vec();
+    for id in ids {
+        let unused = g.consumers(id).is_empty() && !g.outputs.iter().any(|o| o.value.node == id);
+        if unused && matches!(g.node(id).op, Op::ReorderToBlocked { .. }) {
+            g.remove_node(id);
+        }
+    }
+}
+
+/// Points every reader of `id`'s (one) output, graph outputs included, at `to`.
+fn replace_uses(g: &mut Graph, id: NodeId, to: ValueRef) {
+    for (consumer, slot, _port) in g.consumers(id) {
+        g.set_input(consumer, slot as usize, Some(to));
+    }
+    let old = ValueRef { node: id, port: 0 };
+    for o in &mut g.outputs {
+        if o.value == old {
+            o.value = to;
+        }
+    }
+}
+
 fn lower_node(g: &mut Graph, id: NodeId, opset: i64) -> Result<(), String> {
     let node = g.node(id).clone();
     let ty = node
@@ -191,6 +307,47 @@ fn lower_node(g: &mut Graph, id: NodeId, opset: i64) -> Result<(), String> {
                 coerce_2d: false,
             };
             b.add(op, vec![Some(sum)], ty.clone())
+        }
+        Op::ReorderToBlocked { block } => {
+            let x = x.ok_or("a reorder has no input")?;
+            let steps = to_blocked_steps(&dims_of(b.g, x), check_block(*block)?)?;
+            b.reorder(&steps, x)?
+        }
+        Op::ReorderFromBlocked { block, channels } => {
+            let x = x.ok_or("a reorder has no input")?;
+            let c = usize::try_from(*channels).map_err(|_| "bad channel count")?;
+            let steps = from_blocked_steps(&dims_of(b.g, x), check_block(*block)?, c)?;
+            b.reorder(&steps, x)?
+        }
+        op if op.unblock().is_some() => {
+            let u = op.unblock().ok_or("not a blocked op")??;
+            let w = node
+                .inputs
+                .get(1)
+                .copied()
+                .flatten()
+                .map(|w| dims_of(b.g, w));
+            let mut args = Vec::with_capacity(node.inputs.len());
+            for (k, v) in node.inputs.iter().enumerate() {
+                args.push(match v {
+                    None => None,
+                    Some(v) => match u.channels(k, w.as_deref(), &dims_of(b.g, *v))? {
+                        None => Some(*v),
+                        Some(c) => Some(b.add_inferred(
+                            Op::ReorderFromBlocked {
+                                block: u.block as i64,
+                                channels: c as i64,
+                            },
+                            vec![Some(*v)],
+                        )?),
+                    },
+                });
+            }
+            let y = b.add_inferred(u.inner.clone(), args)?;
+            let to = Op::ReorderToBlocked {
+                block: u.block as i64,
+            };
+            b.add_inferred(to, vec![Some(y)])?
         }
         Op::Gelu { .. } => b.gelu(x.ok_or("Gelu has no input")?),
         Op::Swish { alpha } => {
@@ -362,5 +519,62 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Reorders and blocked ops (5 channels: padded to 8) lower to standard ops computing the
+    /// same values, and a reorder pair between two blocked ops is dropped.
+    #[test]
+    fn blocked_ops_lower_to_standard_ops() {
+        let text = r#"graph "g" (%x: f32[1,5,6,6], %w1: f32[5,5,3,3], %w2: f32[5,5,1,1], %b: f32[5]) {
+  %xb: f32[1,1,6,6,8] = reorder_to_blocked (%x)
+  %y1: f32[1,1,6,6,8] = blocked_conv {pads: [1, 1, 1, 1], activation: "relu"} (%xb, %w1, %b)
+  %p: f32[1,1,3,3,8] = blocked_max_pool {kernel_shape: [2, 2], strides: [2, 2]} (%y1)
+  %y2: f32[1,1,3,3,8] = blocked_conv (%p, %w2)
+  %a: f32[1,1,3,3,8] = blocked_average_pool {kernel_shape: [3, 3], pads: [1, 1, 1, 1]} (%y2)
+  %g: f32[1,1,1,1,8] = blocked_global_average_pool (%a)
+  %z: f32[1,5,1,1] = reorder_from_blocked {channels: 5} (%g)
+  return %z, %y1
+}
+"#;
+        let mut g = parse(text).unwrap();
+        crate::infer::infer_graph(&mut g).unwrap();
+        let inputs = crate::eval::random_inputs(&g, 7).unwrap();
+        let want = eval_graph(&g, &inputs).unwrap();
+        // The padding lanes of a blocked op's output are zero.
+        let y1 = want[1].to_f64_vec();
+        assert!(y1.iter().enumerate().all(|(i, v)| i % 8 < 5 || *v == 0.0));
+        let low = to_standard(&g, 18).unwrap();
+        crate::ir::verify::verify(&low).unwrap();
+        assert!(low
+            .nodes()
+            .all(|(_, n)| !n.op.is_layout() && !n.op.is_fused()));
+        let got = eval_graph(&low, &inputs).unwrap();
+        for (w, o) in want.iter().zip(&got) {
+            assert_eq!(w.shape(), o.shape());
+            for (p, q) in w.to_f64_vec().iter().zip(o.to_f64_vec()) {
+                assert!((p - q).abs() <= 1e-5 * p.abs().max(1.0), "{p} vs {q}");
+            }
+        }
+        // Between the convolution and the pool, the lowered graph is NCHW: only the ends
+        // and the second output are reordered (one Transpose each).
+        let transposes = low
+            .nodes()
+            .filter(|(_, n)| n.op.name() == "transpose")
+            .count();
+        assert!(transposes <= 8, "{}", crate::ir::text::print(&low));
+    }
+
+    /// `reorder_to_blocked` puts channel `k` at block `k / 8`, lane `k % 8`, zero-padded, and
+    /// `reorder_from_blocked` inverts it.
+    #[test]
+    fn reorders_round_trip() {
+        use crate::eval::blocked::{from_blocked, to_blocked};
+        let x = Tensor::from_vec(&[1, 3, 1, 2], (0..6).map(|i| i as f32).collect()).unwrap();
+        let b = to_blocked(&x, 2).unwrap();
+        assert_eq!(b.shape(), &[1, 2, 1, 2, 2]);
+        assert_eq!(b.to_f64_vec(), vec![0.0, 2.0, 1.0, 3.0, 4.0, 0.0, 5.0, 0.0]);
+        assert_eq!(from_blocked(&b, 2, 3).unwrap(), x);
+        assert!(from_blocked(&b, 2, 5).is_err());
+        assert!(to_blocked(&x, 0).is_err());
     }
 }

@@ -8,6 +8,10 @@
 //! 3. `fuse-elementwise`: remaining chains of elementwise ops become `fused_elementwise`
 //!    nodes (a graph pass on the extracted graph).
 //!
+//! `Pipeline::with_layout` adds `layout` after `fuse`: equality saturation with the NCHWc
+//! layout rule set (`rules::layout`). It is off by default: the back end has no blocked
+//! kernels yet, so blocked ops run on the reference evaluator.
+//!
 //! The CLI's `inspect --stop-after PASS` and `--after-all` print the graph between passes;
 //! `optimize --report` prints every pass's [`Report`].
 
@@ -83,6 +87,15 @@ impl Pass for GraphPass {
 /// The stop reason recorded by a [`GraphPass`], which has no e-graph.
 pub const GRAPH_PASS: &str = "graph pass";
 
+/// The `layout` pass: saturation with the NCHWc layout rules (`rules::layout`).
+pub fn layout_pass() -> SaturationPass {
+    SaturationPass {
+        name: "layout",
+        description: "the blocked channel layout NCHWc for chains of convolutions (opt-in)",
+        rules: rules::layout::rules,
+    }
+}
+
 /// Passes in order.
 pub struct Pipeline {
     /// The passes, run first to last.
@@ -133,6 +146,19 @@ impl Default for Pipeline {
 }
 
 impl Pipeline {
+    /// The default pipeline with the `layout` pass (the blocked NCHWc layout, off by default
+    /// until the back end has blocked kernels) after `fuse`.
+    pub fn with_layout() -> Pipeline {
+        let mut p = Pipeline::default();
+        let at = p
+            .passes
+            .iter()
+            .position(|q| q.name() == "fuse")
+            .map_or(p.passes.len(), |i| i + 1);
+        p.passes.insert(at, Box::new(layout_pass()));
+        p
+    }
+
     /// The names of the passes, in order.
     pub fn names(&self) -> Vec<&'static str> {
         self.passes.iter().map(|p| p.name()).collect()

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use clap::Args;
 use graphc_passes::ir::text::print;
 use graphc_passes::ir::Dim;
-use graphc_passes::pipeline::Pipeline;
 
 use super::optimize::RunnerArgs;
 
@@ -18,7 +17,7 @@ pub struct InspectArgs {
     #[arg(long = "input-shape", value_name = "NAME=D,D,...", value_parser = super::parse_input_shape)]
     pub input_shapes: Vec<(String, Vec<Dim>)>,
     /// Print the IR after the named pass of the optimization pipeline (simplify, fuse,
-    /// fuse-elementwise).
+    /// fuse-elementwise; layout with --layout nchwc).
     #[arg(long, value_name = "PASS", conflicts_with = "after_all")]
     pub stop_after: Option<String>,
     /// Print the IR as imported and after every pass.
@@ -45,12 +44,14 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
         text.push_str(&print(&g));
     }
     let (last, _) =
-        Pipeline::default().run_with(&g, &cfg, args.stop_after.as_deref(), |pass, out| {
-            if args.after_all {
-                text.push_str(&format!("\n; after pass {pass}\n"));
-                text.push_str(&print(out));
-            }
-        })?;
+        args.runner
+            .pipeline()
+            .run_with(&g, &cfg, args.stop_after.as_deref(), |pass, out| {
+                if args.after_all {
+                    text.push_str(&format!("\n; after pass {pass}\n"));
+                    text.push_str(&print(out));
+                }
+            })?;
     if !args.after_all {
         text = print(&last);
     }

@@ -25,9 +25,24 @@ pub struct RunnerArgs {
     /// Stop each saturation after this many seconds [default: 20].
     #[arg(long, value_name = "SECS")]
     pub egg_time_limit: Option<f64>,
+    /// Also run the `layout` pass (after `fuse`): the blocked channel layout NCHWc (8 f32
+    /// lanes) for chains of convolutions. Off by default: the back end has no blocked
+    /// kernels yet, so blocked ops run on the reference evaluator; ONNX export writes them
+    /// as standard ops.
+    #[arg(long, value_name = "LAYOUT", value_parser = ["nchwc"])]
+    pub layout: Option<String>,
 }
 
 impl RunnerArgs {
+    /// The pipeline these flags select: the default one, or with `--layout nchwc` the one
+    /// with the layout pass.
+    pub fn pipeline(&self) -> Pipeline {
+        match self.layout.as_deref() {
+            Some(_) => Pipeline::with_layout(),
+            None => Pipeline::default(),
+        }
+    }
+
     /// The runner configuration: built-in defaults, then the environment, then the flags.
     pub fn config(&self) -> anyhow::Result<RunnerConfig> {
         let mut c = RunnerConfig::from_env().map_err(anyhow::Error::msg)?;
@@ -80,10 +95,10 @@ pub struct OptimizeArgs {
     pub limits: super::limits::LimitArgs,
 }
 
-/// Runs the default pipeline on `g`.
+/// Runs the pipeline the flags select (the default one unless `--layout`) on `g`.
 pub fn optimize_graph(g: &Graph, runner: &RunnerArgs) -> anyhow::Result<(Graph, PipelineReport)> {
     let cfg = runner.config()?;
-    Ok(Pipeline::default().run(g, &cfg)?)
+    Ok(runner.pipeline().run(g, &cfg)?)
 }
 
 /// Sets the symbolic and unknown dims of the graph inputs (those without a default) to 1,

@@ -2,8 +2,9 @@
 //! file is a graph in the IR text format with directives in leading `;` comments:
 //!
 //! - `; rules: NAME`: the rule set to saturate with (`algebra`, `batchnorm`, `fusion`,
-//!   `simplify`, `default`), or `; pass: NAME` for one pass of the default pipeline
-//!   (`simplify`, `fuse`, `fuse-elementwise`) or `; pass: pipeline` for all of it;
+//!   `layout`, `simplify`, `default`), or `; pass: NAME` for one pass of the pipeline with
+//!   the layout pass (`simplify`, `fuse`, `layout`, `fuse-elementwise`), `; pass: pipeline`
+//!   for the default pipeline or `; pass: pipeline-layout` for the one with `layout`;
 //! - `; rtol: X`: the relative tolerance of the numeric check (required: every fixture
 //!   states it); `; atol: X`: the absolute one (default 0), for folds whose rounding shows
 //!   on results that cancel to near zero;
@@ -99,6 +100,7 @@ fn rule_set(name: &str) -> Vec<graphc::passes::egraph::Rewrite> {
         "algebra" => rules::algebra::rules(),
         "batchnorm" => rules::batchnorm::rules(),
         "fusion" => rules::fusion::rules(),
+        "layout" => rules::layout::rules(),
         "simplify" => rules::simplify_rules(),
         "default" => rules::default_rules(),
         other => panic!("unknown rule set '{other}'"),
@@ -119,8 +121,12 @@ fn run_fixture(path: &Path) -> Result<String, String> {
     graphc::passes::infer::infer_graph(&mut g).map_err(|e| format!("infer: {e}"))?;
     let cfg = RunnerConfig::default();
     let (out, summary) = if let Some(pass) = &d.pass {
-        let pipeline = Pipeline::default();
+        let pipeline = Pipeline::with_layout();
         let (out, r) = if pass == "pipeline" {
+            Pipeline::default()
+                .run(&g, &cfg)
+                .map_err(|e| e.to_string())?
+        } else if pass == "pipeline-layout" {
             pipeline.run(&g, &cfg).map_err(|e| e.to_string())?
         } else {
             let p = pipeline

@@ -100,6 +100,108 @@ fn light_models_optimized_match_unoptimized() {
     );
 }
 
+/// The layout pass (opt-in) on the largest light models and ResNet-50: it saturates within
+/// the default limits, the graph it leaves computes what the default pipeline's graph computes
+/// (reference evaluator), and so does that graph lowered to standard ONNX ops.
+#[test]
+fn light_models_layout_pass_saturates_and_matches() {
+    let cfg = RunnerConfig::from_env().unwrap();
+    let mut failures = Vec::new();
+    for model in crate::support::light_models() {
+        let stem = model.file_stem().unwrap().to_string_lossy().into_owned();
+        if !["densenet121", "inception_v2", "resnet50"]
+            .iter()
+            .any(|m| stem.ends_with(m))
+        {
+            continue;
+        }
+        let g = graphc::onnx::load_model(&model, vec![]).unwrap_or_else(|e| panic!("{stem}: {e}"));
+        let inputs = arange_inputs(&g);
+        let (off, _) = Pipeline::default().run(&g, &cfg).unwrap();
+        let t0 = Instant::now();
+        let (on, report) = Pipeline::with_layout()
+            .run(&g, &cfg)
+            .unwrap_or_else(|e| panic!("{stem}: {e}"));
+        let secs = t0.elapsed().as_secs_f64();
+        let (_, r) = report
+            .passes
+            .iter()
+            .find(|(p, _)| *p == "layout")
+            .expect("the layout pass ran");
+        assert_eq!(r.stop_reason, "Saturated", "{stem}: layout\n{report}");
+        assert!(r.egraph_nodes <= cfg.node_limit, "{stem}: layout\n{report}");
+        let count = |g: &graphc::passes::ir::Graph, f: &dyn Fn(&Op) -> bool| {
+            g.nodes()
+                .filter(|(_, n)| !matches!(n.op, Op::Input { .. } | Op::Constant { .. }))
+                .filter(|(_, n)| f(&n.op))
+                .count()
+        };
+        let lowered = graphc::passes::lower::to_standard(&on, 18)
+            .unwrap_or_else(|e| panic!("{stem}: lowering: {e}"));
+        println!(
+            "{stem}: layout e-graph {} nodes {} classes, {} iters, {}; nodes off {} on {} \
+             (blocked_conv {}, reorders {}), lowered {}, pipeline {secs:.2}s",
+            r.egraph_nodes,
+            r.egraph_classes,
+            r.iterations,
+            r.stop_reason,
+            count(&off, &|_| true),
+            count(&on, &|_| true),
+            count(&on, &|o| matches!(o, Op::BlockedConv { .. })),
+            count(&on, &|o| {
+                matches!(
+                    o,
+                    Op::ReorderToBlocked { .. } | Op::ReorderFromBlocked { .. }
+                )
+            }),
+            count(&lowered, &|_| true),
+        );
+        let want = eval_graph(&off, &inputs).unwrap_or_else(|e| panic!("{stem}: {e}"));
+        for (what, h) in [("layout", &on), ("lowered", &lowered)] {
+            match eval_graph(h, &inputs) {
+                Ok(have) => {
+                    for (i, (a, b)) in have.iter().zip(&want).enumerate() {
+                        if let Err(e) = compare(a, b, 1e-4, 1e-6) {
+                            failures.push(format!("{stem} ({what}): output {i}: {e}"));
+                        }
+                    }
+                }
+                Err(e) => failures.push(format!("{stem} ({what}): {e}")),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// `arange(n).reshape(shape) / n` for each input without a default.
+fn arange_inputs(g: &graphc::passes::ir::Graph) -> Vec<Option<Tensor>> {
+    g.inputs
+        .iter()
+        .map(|&id| {
+            let node = g.node(id);
+            if !matches!(node.op, Op::Input { default: None }) {
+                return None;
+            }
+            let dims: Vec<usize> = node.outputs[0]
+                .ty
+                .shape
+                .dims()
+                .unwrap()
+                .iter()
+                .map(|d| d.known().unwrap_or(1))
+                .collect();
+            let n: usize = dims.iter().product();
+            Some(
+                Tensor::from_vec(
+                    &dims,
+                    (0..n).map(|i| (i as f64 / n as f64) as f32).collect(),
+                )
+                .unwrap(),
+            )
+        })
+        .collect()
+}
+
 mod cli {
     //! `graphc optimize`, `inspect --stop-after/--after-all` and `run --no-optimize` on the
     //! example model.

@@ -9,12 +9,30 @@
 //!   unfolded; division for its latency);
 //! - Conv / fused Conv / ConvTranspose: `2 * out_elems * Cin/group * prod(kernel)`;
 //! - pooling and reductions: one FLOP per input element;
-//! - plus bytes read and written (inputs and outputs), divided by [`BYTES_PER_FLOP`].
+//! - plus bytes read and written (inputs and outputs), divided by [`BYTES_PER_FLOP`];
+//! - the blocked layout (`ir::blocked`): reorders are copies (one FLOP per output element
+//!   plus their bytes, about 3 per element); a blocked op costs its NCHW op on the padded
+//!   blocked shapes, minus a model of what its kernel saves: [`BLOCKED_CONV_SAVING`] per
+//!   input and output element for a convolution (no im2col/repack of the input, output
+//!   written in whole vectors), a factor [`BLOCKED_POOL_FACTOR`] for pooling (contiguous
+//!   vector lanes). These numbers are a model, not a measurement (the back end has no
+//!   blocked kernels yet); they are chosen so that the blocked form pays for a chain of two
+//!   or more convolutions, whose savings exceed the two boundary reorders (about 3 per
+//!   element each), and not for one isolated convolution (saving 2 per element of its input
+//!   and output against 3 for their reorders). Channel padding counts in full, so small or
+//!   odd channel counts stay NCHW.
 
 use crate::ir::{Op, TypeInfo};
 
 /// How many bytes moved cost as much as one FLOP.
 pub const BYTES_PER_FLOP: f64 = 4.0;
+
+/// What a blocked convolution saves over its NCHW form, per element of its (blocked) input
+/// and output: a model, see the module docs.
+pub const BLOCKED_CONV_SAVING: f64 = 2.0;
+
+/// A blocked pooling op's cost relative to its NCHW form on the same (padded) shapes.
+pub const BLOCKED_POOL_FACTOR: f64 = 0.9;
 
 fn elems(t: &TypeInfo) -> f64 {
     match t.shape.dims() {
@@ -51,6 +69,30 @@ pub fn op_cost(op: &Op, inputs: &[Option<&TypeInfo>], outputs: &[TypeInfo]) -> f
     let first = inputs.first().copied().flatten();
     let second = inputs.get(1).copied().flatten();
     let flops = match op {
+        Op::BlockedConv { group, .. } => {
+            // Like Conv, on the padded channels: [N, Cb, H, W, c] input, [M, C, k...] weights.
+            let x = first.map(dims).unwrap_or_default();
+            let cin = x.get(1).copied().unwrap_or(1.0) * x.last().copied().unwrap_or(1.0)
+                / (*group).max(1) as f64;
+            let kernel = second
+                .map(dims)
+                .unwrap_or_default()
+                .iter()
+                .skip(2)
+                .product::<f64>();
+            let x_elems = first.map(elems).unwrap_or(1.0);
+            let full = 1.0 + 2.0 * out_elems * cin * kernel + bytes / BYTES_PER_FLOP;
+            let saved = full - BLOCKED_CONV_SAVING * (x_elems + out_elems);
+            return saved.max(1.0 + full / 2.0);
+        }
+        Op::BlockedMaxPool { .. }
+        | Op::BlockedAveragePool { .. }
+        | Op::BlockedGlobalAveragePool { .. } => {
+            let full = 1.0 + in_elems.max(out_elems) + bytes / BYTES_PER_FLOP;
+            return (BLOCKED_POOL_FACTOR * full).max(1.0);
+        }
+        // A copy: one FLOP per element written.
+        Op::ReorderToBlocked { .. } | Op::ReorderFromBlocked { .. } => out_elems,
         Op::MatMul {} | Op::MatMulInteger {} | Op::Gemm { .. } | Op::FusedMatMul { .. } => {
             // out = M x N (times batch), K from A's last dim (or first when transposed).
             let k = match (op, first.map(dims)) {

@@ -166,6 +166,7 @@ fn huge_expand_is_not_folded() {
 #[test]
 fn every_rule_set_builds() {
     assert!(crate::rules::default_rules().len() >= 10);
+    assert!(crate::rules::layout::rules().len() >= 7);
 }
 
 #[test]

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 
 use crate::ir::{Graph, NodeId, Op, Tensor, ValueRef};
 
+pub mod blocked;
 pub mod compare;
 mod elementwise;
 pub mod fused;
@@ -217,6 +218,12 @@ pub fn eval_op(
         | Op::Dft { .. } => misc::eval(op, inputs, n_outputs),
         Op::FusedConv { .. } | Op::FusedMatMul { .. } => fused::eval(op, inputs),
         Op::FusedSoftmax { axis } => fused::softmax(*axis, inputs),
+        Op::ReorderToBlocked { .. }
+        | Op::ReorderFromBlocked { .. }
+        | Op::BlockedConv { .. }
+        | Op::BlockedMaxPool { .. }
+        | Op::BlockedAveragePool { .. }
+        | Op::BlockedGlobalAveragePool { .. } => blocked::eval(op, inputs),
         Op::FusedElementwise { body } => {
             let args: Vec<Option<Tensor>> = inputs.iter().map(|t| t.cloned()).collect();
             eval_graph(body, &args).map_err(|e| format!("in the fused body: {e}"))

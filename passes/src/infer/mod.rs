@@ -14,6 +14,7 @@
 //! (linear algebra, convolution, normalization, recurrent, ...), `control` (If, Loop,
 //! Scan), `shape_arith` (direct evaluation of small shape computations).
 
+mod blocked;
 mod control;
 mod dims;
 mod nn;
@@ -493,6 +494,14 @@ fn rule(op: &Op, ins: &[Option<Fact<'_>>], n: usize) -> Res<Vec<TypeInfo>> {
             axis,
         } => one(nn::dft(ins, *axis, *onesided, *inverse)),
         Op::FusedConv { .. } | Op::FusedMatMul { .. } => one(fused(op, ins)),
+        Op::ReorderToBlocked { block } => one(blocked::to_blocked(req(ins, 0)?.ty, *block)),
+        Op::ReorderFromBlocked { block, channels } => {
+            one(blocked::from_blocked(req(ins, 0)?.ty, *block, *channels))
+        }
+        Op::BlockedConv { .. }
+        | Op::BlockedMaxPool { .. }
+        | Op::BlockedAveragePool { .. }
+        | Op::BlockedGlobalAveragePool { .. } => one(blocked::blocked_op(op, ins)),
         Op::FusedSoftmax { axis } => {
             let sum = rule(&Op::Add {}, ins, 1)?.remove(0);
             let f = Fact {

@@ -2,6 +2,7 @@
 //! verifier. Nothing here knows about protobuf, files or code generation.
 
 pub mod attr;
+pub mod blocked;
 pub mod fused;
 pub mod graph;
 pub mod op;

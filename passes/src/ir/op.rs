@@ -329,6 +329,26 @@ define_ops! {
     /// result.
     FusedElementwise = "fused_elementwise" / "graphc.FusedElementwise" { body: Box<Graph> }
 
+    // ---- graphc's own ops: the blocked channel layout NCHWc (see `ir::blocked`) ----
+    // A blocked tensor is `[N, ceil(C/block), spatial..., block]`: channel `c` of the NCHW
+    // tensor is at block `c / block`, lane `c % block`; lanes past `C` are zero. Every blocked
+    // op means its NCHW op between reorders; exported as those standard ops.
+    /// NCHW `[N, C, spatial...]` to blocked `[N, ceil(C/block), spatial..., block]`, channels
+    /// zero-padded to a multiple of `block`.
+    ReorderToBlocked = "reorder_to_blocked" / "graphc.ReorderToBlocked" { block: i64 = 8 }
+    /// Blocked to NCHW: the inverse of `reorder_to_blocked`, keeping the first `channels`.
+    ReorderFromBlocked = "reorder_from_blocked" / "graphc.ReorderFromBlocked" { block: i64 = 8, channels: i64 }
+    /// `fused_conv` on blocked tensors: inputs `(xb, w, b?, rb?)`, the input `xb` and the
+    /// residual `rb` blocked, the weights `w` and bias `b` in their standard layouts
+    /// (`[M, C/group, k...]`, `[M]`; a kernel packs them at compile time); the output blocked.
+    BlockedConv = "blocked_conv" / "graphc.BlockedConv" { auto_pad: AutoPad = AutoPad::NotSet, dilations: Vec<i64> = vec![], group: i64 = 1, kernel_shape: Vec<i64> = vec![], pads: Vec<i64> = vec![], strides: Vec<i64> = vec![], activation: String = "none", alpha: f32 = 0.0, beta: f32 = 0.0, block: i64 = 8 }
+    /// MaxPool on a blocked tensor.
+    BlockedMaxPool = "blocked_max_pool" / "graphc.BlockedMaxPool" { auto_pad: AutoPad = AutoPad::NotSet, ceil_mode: i64 = 0, dilations: Vec<i64> = vec![], kernel_shape: Vec<i64>, pads: Vec<i64> = vec![], strides: Vec<i64> = vec![], block: i64 = 8 }
+    /// AveragePool on a blocked tensor.
+    BlockedAveragePool = "blocked_average_pool" / "graphc.BlockedAveragePool" { auto_pad: AutoPad = AutoPad::NotSet, ceil_mode: i64 = 0, count_include_pad: i64 = 0, dilations: Vec<i64> = vec![], kernel_shape: Vec<i64>, pads: Vec<i64> = vec![], strides: Vec<i64> = vec![], block: i64 = 8 }
+    /// GlobalAveragePool on a blocked tensor.
+    BlockedGlobalAveragePool = "blocked_global_average_pool" / "graphc.BlockedGlobalAveragePool" { block: i64 = 8 }
+
     // ---- signal ----
     HannWindow = "hann_window" / "HannWindow" { output_datatype: i64 = 1, periodic: i64 = 1 }
     HammingWindow = "hamming_window" / "HammingWindow" { output_datatype: i64 = 1, periodic: i64 = 1 }

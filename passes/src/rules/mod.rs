@@ -8,6 +8,7 @@
 pub mod algebra;
 pub mod batchnorm;
 pub mod fusion;
+pub mod layout;
 
 use egg::{Id, Subst, Var};
 
