@@ -22,6 +22,7 @@
 //! `Epilogue::None` and append an in-place elementwise launch over the output after the GEMM
 //! launch (the output is complete by then: launches are separated by barriers).
 
+mod depthwise;
 mod launch;
 mod pack;
 #[cfg(test)]
@@ -47,6 +48,50 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
         Some(a) if epilogue(&a).is_none() => (Some(Activation::None), Some(a)),
         a => (a, None),
     };
+    let conv_attrs = match &n.op {
+        Op::Conv {
+            auto_pad,
+            dilations,
+            group,
+            kernel_shape,
+            pads,
+            strides,
+        }
+        | Op::FusedConv {
+            auto_pad,
+            dilations,
+            group,
+            kernel_shape,
+            pads,
+            strides,
+            ..
+        } => Some(ConvAttrs {
+            auto_pad: *auto_pad,
+            dilations,
+            group: *group,
+            kernel_shape,
+            pads,
+            strides,
+        }),
+        _ => None,
+    };
+    let conv_act = match &n.op {
+        Op::Conv { .. } => Some(Activation::None),
+        _ => act.clone(),
+    };
+    if let (Some(at), Some(a)) = (&conv_attrs, conv_act) {
+        if let Some(mut lowered) = depthwise::lower(cx, g, node, at, a)? {
+            if let Some(act) = post {
+                let Some(len) = n.outputs[0].ty.shape.num_elements() else {
+                    return Ok(None);
+                };
+                lowered
+                    .launches
+                    .push(super::elementwise::activation_in_place(cx, &act, len)?);
+            }
+            return Ok(Some(lowered));
+        }
+    }
     let plan = match &n.op {
         Op::MatMul {} => matmul(g, node, Activation::None, false),
         Op::FusedMatMul { .. } => match act {
@@ -770,7 +815,7 @@ fn gemm(
 }
 
 /// Conv attributes.
-struct ConvAttrs<'a> {
+pub(super) struct ConvAttrs<'a> {
     auto_pad: AutoPad,
     dilations: &'a [i64],
     group: i64,
@@ -790,10 +835,30 @@ fn list(v: &[i64], len: usize, default: usize, min: i64) -> Option<Vec<usize>> {
     Some(v.iter().map(|&x| x as usize).collect())
 }
 
-/// Conv and FusedConv (NCHW, 1-D and 2-D): bias input 2 (per output channel), residual
-/// input 3.
-fn conv(g: &Graph, node: NodeId, at: &ConvAttrs, act: Activation) -> Option<Plan> {
-    let act = epilogue(&act)?;
+/// A conv's geometry, everything as 2-D (a 1-D conv has H = 1).
+pub(super) struct ConvGeom {
+    pub batch: usize,
+    pub cin: usize,
+    pub co: usize,
+    pub groups: usize,
+    pub h: usize,
+    pub w: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub sh: usize,
+    pub sw: usize,
+    pub dh: usize,
+    pub dw: usize,
+    pub pt: usize,
+    pub pl: usize,
+    pub oh: usize,
+    pub ow: usize,
+    /// The output dims.
+    pub out: Vec<usize>,
+}
+
+/// The geometry of a Conv/FusedConv node with static f32 shapes it can compile.
+fn conv_geom(g: &Graph, node: NodeId, at: &ConvAttrs) -> Option<ConvGeom> {
     let (xv, wv) = (input(g, node, 0)?, input(g, node, 1)?);
     let (xd, wd) = (dims(g, xv)?, dims(g, wv)?);
     let out = out_dims(g, node)?;
@@ -854,6 +919,51 @@ fn conv(g: &Graph, node: NodeId, at: &ConvAttrs, act: Activation) -> Option<Plan
     if out != want || batch == 0 || cig == 0 || cog == 0 {
         return None;
     }
+    Some(ConvGeom {
+        batch,
+        cin,
+        co,
+        groups,
+        h,
+        w,
+        kh,
+        kw,
+        sh,
+        sw,
+        dh,
+        dw,
+        pt,
+        pl,
+        oh,
+        ow,
+        out,
+    })
+}
+
+/// Conv and FusedConv (NCHW, 1-D and 2-D): bias input 2 (per output channel), residual
+/// input 3.
+fn conv(g: &Graph, node: NodeId, at: &ConvAttrs, act: Activation) -> Option<Plan> {
+    let act = epilogue(&act)?;
+    let ConvGeom {
+        batch,
+        cin,
+        co,
+        groups,
+        h,
+        w,
+        kh,
+        kw,
+        sh,
+        sw,
+        dh,
+        dw,
+        pt,
+        pl,
+        oh,
+        ow,
+        out,
+    } = conv_geom(g, node, at)?;
+    let (cig, cog) = (cin / groups, co / groups);
     let (m, n, k) = (cog, oh * ow, cig * kh * kw);
     // Bias per output channel (row), residual in the output's layout.
     let mut bias = None;

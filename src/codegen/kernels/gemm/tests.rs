@@ -485,3 +485,90 @@ fn matmul_column_chunks() {
         check(&text, k, 10 + tb);
     }
 }
+
+#[test]
+fn depthwise_conv() {
+    // group == Cin == Cout: the depthwise kernel (vector interior, scalar borders, border
+    // rows), strides 1, 2 and 3, dilation, asymmetric pads, widths not a multiple of 4.
+    let cases: &[(&[usize], &[usize], &str, &[usize])] = &[
+        (
+            &[1, 8, 14, 14],
+            &[8, 1, 3, 3],
+            "{group: 8, pads: [1, 1, 1, 1]}",
+            &[1, 8, 14, 14],
+        ),
+        (
+            &[2, 5, 23, 21],
+            &[5, 1, 3, 3],
+            "{group: 5, pads: [1, 1, 1, 1], strides: [2, 2]}",
+            &[2, 5, 12, 11],
+        ),
+        (
+            &[1, 3, 40, 37],
+            &[3, 1, 3, 3],
+            "{group: 3, pads: [1, 1, 1, 1]}",
+            &[1, 3, 40, 37],
+        ),
+        (
+            &[1, 4, 16, 33],
+            &[4, 1, 5, 5],
+            "{group: 4, pads: [2, 2, 2, 2], strides: [2, 2]}",
+            &[1, 4, 8, 17],
+        ),
+        (
+            &[1, 4, 11, 19],
+            &[4, 1, 3, 3],
+            "{group: 4, pads: [0, 2, 1, 0], dilations: [2, 2]}",
+            &[1, 4, 8, 17],
+        ),
+        (
+            &[1, 2, 10, 30],
+            &[2, 1, 3, 3],
+            "{group: 2, strides: [1, 3]}",
+            &[1, 2, 8, 10],
+        ),
+        (
+            &[1, 3, 2, 2],
+            &[3, 1, 3, 3],
+            "{group: 3, pads: [1, 1, 1, 1]}",
+            &[1, 3, 2, 2],
+        ),
+        (
+            &[1, 6, 9],
+            &[6, 1, 3],
+            "{group: 6, pads: [1, 1]}",
+            &[1, 6, 9],
+        ),
+    ];
+    for (i, &(x, w, attrs, out)) in cases.iter().enumerate() {
+        conv_case(x, w, attrs, out, "", 400 + i as u64);
+    }
+    let mut seed = 450;
+    for extra in [
+        "bias",
+        "bias relu",
+        "bias res",
+        "bias res relu",
+        "bias clip",
+        "bias silu",
+        "bias res hard_swish",
+    ] {
+        for &(x, w, attrs, out) in &[
+            (
+                &[1usize, 8, 14, 14][..],
+                &[8usize, 1, 3, 3][..],
+                "{group: 8, pads: [1, 1, 1, 1]}",
+                &[1usize, 8, 14, 14][..],
+            ),
+            (
+                &[1, 6, 15, 15],
+                &[6, 1, 3, 3],
+                "{group: 6, pads: [1, 1, 1, 1], strides: [2, 2]}",
+                &[1, 6, 8, 8],
+            ),
+        ] {
+            seed += 1;
+            conv_case(x, w, attrs, out, extra, seed);
+        }
+    }
+}
