@@ -24,6 +24,10 @@ use crate::codegen::x86::gemm::Epilogue;
 /// Most scalar (border) outputs × taps unrolled per row; larger rows are declined.
 const MAX_SCALAR_TAPS: usize = 8192;
 
+/// One tap's contribution: `(builder, ki, kj, input row, accumulator, block) -> new
+/// accumulator`, `None` for a tap that reads padding.
+type Tap<'a> = &'a dyn Fn(&mut FunctionBuilder, usize, usize, Value, Value, usize) -> Option<Value>;
+
 /// Vector blocks of four outputs per loop step.
 const UNROLL: usize = 4;
 
@@ -284,13 +288,7 @@ impl Ctx<'_> {
 
     /// Accumulates into `accs` the taps of every kernel row (skipping invalid ones),
     /// `tap(b, ki, kj, row_ptr, acc) -> acc` per tap.
-    fn taps(
-        &self,
-        b: &mut FunctionBuilder,
-        it: &Item,
-        accs: &[Variable],
-        tap: &dyn Fn(&mut FunctionBuilder, usize, usize, Value, Value, usize) -> Option<Value>,
-    ) {
+    fn taps(&self, b: &mut FunctionBuilder, it: &Item, accs: &[Variable], tap: Tap) {
         for (ki, &(rp, valid)) in it.rows.iter().enumerate() {
             let skip = valid.map(|v| {
                 let on = b.create_block();

@@ -1,26 +1,31 @@
 //! Kernels: the compute-heavy ops as GEMM — MatMul, Gemm, FusedMatMul, Conv and FusedConv
-//! (f32 only; every other dtype is declined).
+//! (f32 only; every other dtype is declined) — and depthwise convs (`depthwise`).
 //!
-//! Every node becomes one [`Plan`]: the same `C = act(A·B + bias + residual)` repeated over
-//! batches, where
+//! Every other node becomes one `Plan`: the same `C = act(A·B + bias + residual)` repeated
+//! over batches, where
 //! - A is read in place (a MatMul/Gemm input, or the conv weights `Co×(Cin/g·KH·KW)`, one
 //!   group's rows per batch);
 //! - B is in the packed-panel layout of [`pack_b`]: packed at compile time into a constant
-//!   when B is a constant (Gemm's `alpha` folded in), otherwise written at run time into
-//!   scratch by a gather-pack launch ([`launch::pack_kernel`], parallel over panels) that
-//!   also performs a conv's im2col (B = the input patches, `Cin/g·KH·KW × OH·OW`; for 1×1
-//!   stride-1 convs it is a plain repack);
-//! - the GEMM launch ([`launch::call_kernel`]) is parallel over (batch, block of 6 rows) and
-//!   calls the emitted AVX2/AVX-512 kernel ([`emit_gemm`]) — or, without AVX2/FMA
-//!   (`Target::baseline()`), the 128-bit Cranelift GEMM [`launch::baseline_gemm`] with the
-//!   same ABI and packed layout;
+//!   when B is a constant (Gemm's `alpha` folded in), otherwise written at run time by the
+//!   vectorized gather of `pack`, which also performs a conv's im2col (B = the input
+//!   patches, `Cin/g·KH·KW × OH·OW`);
+//! - the GEMM function is the emitted AVX2/AVX-512 kernel ([`emit_gemm`]) — or, without
+//!   AVX2/FMA (`Target::baseline()`), the 128-bit Cranelift GEMM `launch::baseline_gemm`
+//!   with the same ABI and packed layout;
 //! - the epilogue is in the GEMM: column bias (MatMul/Gemm bias), row bias (conv bias, per
-//!   output channel), residual (same layout as the output), then None/Relu/Clip.
+//!   output channel), residual (same layout as the output), then None/Relu/Clip; other
+//!   activations run as an in-place elementwise launch after it.
 //!
-//! Activations other than None/Relu/Clip are declined for now (the node falls back). The hook
-//! for `kernels::vmath::activation`: in [`epilogue`], map the other activations to
-//! `Epilogue::None` and append an in-place elementwise launch over the output after the GEMM
-//! launch (the output is complete by then: launches are separated by barriers).
+//! Two launch shapes (`Plan::emit` chooses):
+//! - rows: a pack launch over all panels (run-time B only), then the GEMM launch
+//!   (`launch::call_kernel`) over (batch, block of 6 rows) — for small N (late conv layers:
+//!   A, the weights, is the big operand and is streamed once);
+//! - column chunks (`launch::chunk_kernel`): one launch over (batch, column chunk, row
+//!   block); with a run-time B each item packs its chunk (at most `CHUNK_BYTES`) into its
+//!   own scratch slot and multiplies it right away while it is in L2 (convs with N >= M,
+//!   MatMuls with a large run-time B); with a constant B of at most `FEW_ROWS` rows, B is
+//!   packed per chunk at compile time so that threads split the columns (FC layers, batch-1
+//!   MatMuls).
 
 mod depthwise;
 mod launch;

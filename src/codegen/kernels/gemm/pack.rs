@@ -59,10 +59,10 @@ impl Gather {
         {
             return Err("gemm pack: inconsistent gather".into());
         }
+        // Table entries are i32: lane offsets, byte offsets of packed rows.
         let limit = (i32::MAX / 16) as usize;
-        if self.k.saturating_mul(self.chan_stride) > limit
-            || self.lanes.len().saturating_mul(4) > limit
-        {
+        let packed = crate::codegen::x86::gemm::packed_b_len(self.k, self.n);
+        if self.lanes.len().saturating_mul(4) > limit || packed.saturating_mul(4) > limit {
             return Err("gemm pack: sizes too large".into());
         }
         Ok(())
