@@ -146,6 +146,9 @@ pub(super) struct PackPtrs {
     pub dst_tab: Value,
 }
 
+/// Channels up to which the channel loop is unrolled.
+const UNROLL_CHANNELS: usize = 4;
+
 fn flags() -> MemFlagsData {
     MemFlagsData::trusted()
 }
@@ -220,7 +223,7 @@ pub(super) fn emit_panel(
         let dt = b.ins().iadd(t.dst_tab, r4);
         // Channel loop: `mixed` branches per group to the per-lane path.
         let channel = |b: &mut FunctionBuilder, mixed: bool| -> Result<(), String> {
-            for_range(b, zero, chans, 1, false, |b, ch| {
+            let body = |b: &mut FunctionBuilder, ch: Value| -> Result<(), String> {
                 let so = b.ins().imul_imm_s(ch, chan_bytes);
                 let s = b.ins().iadd(src, so);
                 let po = b.ins().imul_imm_s(ch, windows * 4);
@@ -273,7 +276,17 @@ pub(super) fn emit_panel(
                     }
                 }
                 Ok(())
-            })
+            };
+            // Few channels (a stem conv's 3): unrolled, the window's setup dominates.
+            if g.channels() <= UNROLL_CHANNELS {
+                for ch in 0..g.channels() {
+                    let ch = b.ins().iconst(types::I64, ch as i64);
+                    body(b, ch)?;
+                }
+                Ok(())
+            } else {
+                for_range(b, zero, chans, 1, false, body)
+            }
         };
         let fast = b.create_block();
         let mixed = b.create_block();
