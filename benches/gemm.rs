@@ -233,8 +233,22 @@ impl Drop for NodeCase {
     }
 }
 
-/// ResNet-50 conv nodes at batch 1 (x, w, attributes, output).
-const CONVS: [(&str, [usize; 4], [usize; 4], &str, [usize; 4]); 7] = [
+/// MobileNet-V2 depthwise and ResNet-50 conv nodes at batch 1 (x, w, attributes, output).
+const CONVS: [(&str, [usize; 4], [usize; 4], &str, [usize; 4]); 9] = [
+    (
+        "dw3x3-144-56",
+        [1, 144, 56, 56],
+        [144, 1, 3, 3],
+        "{group: 144, pads: [1, 1, 1, 1]}",
+        [1, 144, 56, 56],
+    ),
+    (
+        "dw3x3s2-96-112",
+        [1, 96, 112, 112],
+        [96, 1, 3, 3],
+        "{group: 96, pads: [1, 1, 1, 1], strides: [2, 2]}",
+        [1, 96, 56, 56],
+    ),
     (
         "conv1-7x7s2-3>64-224",
         [1, 3, 224, 224],

@@ -8,8 +8,9 @@ use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, AbiParam, InstBuilder, MemFlagsData, Signature, Value};
 use cranelift_codegen::isa::CallConv;
 use cranelift_frontend::{FunctionBuilder, Variable};
-use cranelift_module::FuncId;
+use cranelift_module::{DataId, FuncId};
 
+use super::pack::{dst_table, emit_panel, Gather, PackPtrs};
 use crate::codegen::kernel::KernelCx;
 use crate::codegen::x86::gemm::{panels, Epilogue, GemmSpec, NR};
 
@@ -117,84 +118,31 @@ pub(super) fn call_kernel(
     })
 }
 
-/// Where the gather-pack kernel reads each element of the packed matrices (see
-/// [`pack_kernel`]).
-pub(super) struct Gather {
-    /// Rows of B (the reduction length).
-    pub k: usize,
-    /// Columns of B.
-    pub n: usize,
-    /// Per row `p`: the element offset of its source "channel".
-    pub row_src: Vec<i32>,
-    /// Per row `p`: which window position (row of `lanes`) it uses.
-    pub row_window: Vec<usize>,
-    /// Window positions.
-    pub windows: usize,
-    /// Per window position and padded column (`panels(n) * 16`): the element offset from the
-    /// channel start, or -1 for a zero (padding, or a column past `n`).
-    pub lanes: Vec<i32>,
-}
-
-impl Gather {
-    /// The three tables the kernel reads: per row `[src, group row, lane row, dst]` (i32), per
-    /// window and group of four columns the offset of four consecutive elements or -1, and
-    /// `lanes`.
-    fn tables(&self, kc: usize) -> (Vec<i32>, Vec<i32>, Vec<i32>) {
-        let np = panels(self.n);
-        let width = np * NR;
-        let mut rows = Vec::with_capacity(self.k * 4);
-        for p in 0..self.k {
-            let w = self.row_window[p];
-            let dst = ((p / kc) * np * kc + p % kc) * NR * 4;
-            rows.extend([
-                self.row_src[p],
-                (w * width / 4 * 4) as i32,
-                (w * width * 4) as i32,
-                dst as i32,
-            ]);
-        }
-        let mut groups = Vec::with_capacity(self.windows * width / 4);
-        for w in 0..self.windows {
-            for q in 0..width / 4 {
-                let l = &self.lanes[w * width + q * 4..w * width + q * 4 + 4];
-                let contiguous = l[0] >= 0 && (1..4).all(|i| l[i] == l[0] + i as i32);
-                groups.push(if contiguous { l[0] } else { -1 });
-            }
-        }
-        (rows, groups, self.lanes.clone())
-    }
-}
-
-/// A kernel writing packed matrices: operands `[src, dst, rows, groups, lanes]` (the tables of
-/// [`Gather::tables`], made constants here); item `i` is panel `i % panels` of matrix
-/// `i / panels`, read from `src + matrix * src_stride` bytes and written to
-/// `dst + matrix * dst_stride` bytes. Rows past `k` in the last K block are not written (the
-/// GEMM never reads them).
+/// A kernel writing packed matrices: operands `[src, dst, codes, lanes, masks, dst_table]`
+/// (the tables made here); item `i` is panel `i % panels` of matrix `i / panels`, read from
+/// `src + matrix * src_stride` bytes and written to `dst + matrix * dst_stride` bytes (K
+/// blocks of `kc`). Rows past `k` in the last K block are not written (the GEMM never reads
+/// them).
 pub(super) fn pack_kernel(
     cx: &mut KernelCx,
     gather: &Gather,
     kc: usize,
     src_stride: usize,
     dst_stride: usize,
-) -> Result<(FuncId, [cranelift_module::DataId; 3]), String> {
-    let (rows, groups, lanes) = gather.tables(kc);
-    let as_bytes = |v: &[i32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-    let ids = [
-        cx.add_const("pack_rows", as_bytes(&rows))?,
-        cx.add_const("pack_groups", as_bytes(&groups))?,
-        cx.add_const("pack_lanes", as_bytes(&lanes))?,
-    ];
-    let np = panels(gather.n) as i64;
-    let k = gather.k as i64;
+) -> Result<(FuncId, [DataId; 4]), String> {
+    let t = gather.tables(cx)?;
+    let np = panels(gather.n);
+    let dt = cx.add_const("pack_dst", dst_table(gather.k, kc, np))?;
     let func = cx.define_kernel("gemm_pack", |b, p| {
         let src0 = load_ptr(b, p.bufs, 0);
         let dst0 = load_ptr(b, p.bufs, 1);
-        let rows_t = load_ptr(b, p.bufs, 2);
-        let groups_t = load_ptr(b, p.bufs, 3);
-        let lanes_t = load_ptr(b, p.bufs, 4);
-        let zero = b.ins().f32const(0.0);
-        let zero_i = b.ins().iconst(types::I32, 0);
-        let npv = b.ins().iconst(types::I64, np);
+        let ptrs = PackPtrs {
+            codes: load_ptr(b, p.bufs, 2),
+            lanes: load_ptr(b, p.bufs, 3),
+            masks: load_ptr(b, p.bufs, 4),
+            dst_tab: load_ptr(b, p.bufs, 5),
+        };
+        let npv = b.ins().iconst(types::I64, np as i64);
         for_range(b, p.begin, p.end, 1, false, |b, item| {
             let mat = b.ins().udiv(item, npv);
             let mnp = b.ins().imul(mat, npv);
@@ -205,64 +153,138 @@ pub(super) fn pack_kernel(
             let dj = b.ins().imul_imm_s(j, (kc * NR * 4) as i64);
             let d = b.ins().iadd(d, dj);
             let dst = b.ins().iadd(dst0, d);
-            let gj = b.ins().imul_imm_s(j, (NR / 4 * 4) as i64);
-            let gt = b.ins().iadd(groups_t, gj);
-            let lj = b.ins().imul_imm_s(j, (NR * 4) as i64);
-            let lt = b.ins().iadd(lanes_t, lj);
-            let zero_k = b.ins().iconst(types::I64, 0);
-            let kv = b.ins().iconst(types::I64, k);
-            for_range(b, zero_k, kv, 1, false, |b, row| {
-                let pt = b.ins().imul_imm_s(row, 16);
-                let pt = b.ins().iadd(rows_t, pt);
-                let field = |b: &mut FunctionBuilder, i: i32| {
-                    let v = b.ins().load(types::I32, flags(), pt, i * 4);
-                    b.ins().sextend(types::I64, v)
-                };
-                let so = field(b, 0);
-                let go = field(b, 1);
-                let lo = field(b, 2);
-                let dso = field(b, 3);
-                let so = b.ins().ishl_imm_s(so, 2);
-                let sbase = b.ins().iadd(src, so);
-                let g = b.ins().iadd(gt, go);
-                let l = b.ins().iadd(lt, lo);
-                let d = b.ins().iadd(dst, dso);
-                for q in 0..(NR / 4) as i32 {
-                    let code = b.ins().load(types::I32, flags(), g, q * 4);
-                    let fast = b.create_block();
-                    let slow = b.create_block();
-                    let join = b.create_block();
-                    let ok = b.ins().icmp_imm_s(IntCC::SignedGreaterThanOrEqual, code, 0);
-                    b.ins().brif(ok, fast, &[], slow, &[]);
-                    b.switch_to_block(fast);
-                    let c = b.ins().sextend(types::I64, code);
-                    let c = b.ins().ishl_imm_s(c, 2);
-                    let at = b.ins().iadd(sbase, c);
-                    let v = b.ins().load(types::F32X4, vflags(), at, 0);
-                    b.ins().store(vflags(), v, d, q * 16);
-                    b.ins().jump(join, &[]);
-                    b.switch_to_block(slow);
-                    for lane in 0..4 {
-                        let off = b.ins().load(types::I32, flags(), l, (q * 4 + lane) * 4);
-                        let valid = b.ins().icmp_imm_s(IntCC::SignedGreaterThanOrEqual, off, 0);
-                        let off = b.ins().smax(off, zero_i);
-                        let off = b.ins().sextend(types::I64, off);
-                        let off = b.ins().ishl_imm_s(off, 2);
-                        let at = b.ins().iadd(sbase, off);
-                        let x = b.ins().load(types::F32, flags(), at, 0);
-                        let x = b.ins().select(valid, x, zero);
-                        b.ins().store(flags(), x, d, q * 16 + lane * 4);
-                    }
-                    b.ins().jump(join, &[]);
-                    b.switch_to_block(join);
-                }
-                Ok(())
-            })
+            let col0 = b.ins().imul_imm_s(j, NR as i64);
+            emit_panel(b, gather, ptrs, src, col0, dst)
         })?;
         b.ins().return_(&[]);
         Ok(())
     })?;
-    Ok((func, ids))
+    Ok((func, [t[0], t[1], t[2], dt]))
+}
+
+/// One kind of column chunk of [`chunk_kernel`]: its GEMM (specialized for the chunk's
+/// width) and, when B is packed at run time, its panel count and K block.
+pub(super) struct ChunkKind {
+    pub gemm: FuncId,
+    pub panels: usize,
+    pub kc: usize,
+}
+
+/// How [`chunk_kernel`] cuts the product.
+pub(super) struct Chunks {
+    /// Column chunks per batch; all but the last are `full`, the last is `tail` if present.
+    pub count: usize,
+    /// Columns of a full chunk (a multiple of 16).
+    pub cols: usize,
+    /// Row blocks per chunk (1 when B is packed here: each item packs its chunk once).
+    pub blocks: usize,
+    /// Rows per row block.
+    pub rows: usize,
+    /// The GEMM's bias is per column (offset with the chunk).
+    pub col_bias: bool,
+    /// B packed at run time by each item into scratch (`bytes` per item), or constant with
+    /// chunks `stride` bytes apart.
+    pub gather: Option<(Gather, usize)>,
+    pub stride: usize,
+    pub full: ChunkKind,
+    pub tail: Option<ChunkKind>,
+}
+
+/// The launch kernel over (batch, column chunk, row block) items: operands `[a, b, c, bias,
+/// residual, table, scratch, codes, lanes, masks, dst_full, dst_tail]` (`table` as in
+/// [`call_kernel`], its B offset the source offset when B is gathered). Each item calls the
+/// chunk's GEMM on its rows with C, residual (and a column bias) offset to the chunk's first
+/// column; with a gather it first packs the chunk into its own scratch slot, so the packed
+/// chunk is still in cache when the GEMM reads it.
+pub(super) fn chunk_kernel(cx: &mut KernelCx, ch: &Chunks) -> Result<FuncId, String> {
+    let mut callees = vec![ch.full.gemm];
+    if let Some(t) = &ch.tail {
+        callees.push(t.gemm);
+    }
+    cx.define_kernel_calling("gemm_chunks", &callees, |b, p, refs| {
+        let ptrs: Vec<Value> = (0..12).map(|i| load_ptr(b, p.bufs, i)).collect();
+        let per_batch = (ch.count * ch.blocks) as i64;
+        for_range(b, p.begin, p.end, 1, false, |b, item| {
+            let pb = b.ins().iconst(types::I64, per_batch);
+            let bi = b.ins().udiv(item, pb);
+            let t0 = b.ins().imul(bi, pb);
+            let rem = b.ins().isub(item, t0);
+            let nbk = b.ins().iconst(types::I64, ch.blocks as i64);
+            let c_i = b.ins().udiv(rem, nbk);
+            let t1 = b.ins().imul(c_i, nbk);
+            let rb = b.ins().isub(rem, t1);
+            let t = b.ins().imul_imm_s(bi, 32);
+            let t = b.ins().iadd(ptrs[5], t);
+            let off: Vec<Value> = (0..4)
+                .map(|i| b.ins().load(types::I64, flags(), t, i * 8))
+                .collect();
+            let a = b.ins().iadd(ptrs[0], off[0]);
+            let col = b.ins().imul_imm_s(c_i, (ch.cols * 4) as i64);
+            let c_off = b.ins().iadd(off[2], col);
+            let c = b.ins().iadd(ptrs[2], c_off);
+            let res = b.ins().iadd(ptrs[4], c_off);
+            let bias = b.ins().iadd(ptrs[3], off[3]);
+            let bias = if ch.col_bias {
+                b.ins().iadd(bias, col)
+            } else {
+                bias
+            };
+            let lo = b.ins().imul_imm_s(rb, ch.rows as i64);
+            let hi = b.ins().iadd_imm_s(lo, ch.rows as i64);
+            let bsrc = b.ins().iadd(ptrs[1], off[1]);
+            let emit = |b: &mut FunctionBuilder, kind: &ChunkKind, f, dst_tab| {
+                let bp = match &ch.gather {
+                    Some((g, bytes)) => {
+                        let slot = b.ins().imul_imm_s(item, *bytes as i64);
+                        let dst = b.ins().iadd(ptrs[6], slot);
+                        let pk = PackPtrs {
+                            codes: ptrs[7],
+                            lanes: ptrs[8],
+                            masks: ptrs[9],
+                            dst_tab,
+                        };
+                        let zero = b.ins().iconst(types::I64, 0);
+                        let np = b.ins().iconst(types::I64, kind.panels as i64);
+                        let first = b.ins().imul_imm_s(c_i, ch.cols as i64);
+                        for_range(b, zero, np, 1, false, |b, jj| {
+                            let col0 = b.ins().imul_imm_s(jj, NR as i64);
+                            let col0 = b.ins().iadd(col0, first);
+                            let d = b.ins().imul_imm_s(jj, (kind.kc * NR * 4) as i64);
+                            let d = b.ins().iadd(dst, d);
+                            emit_panel(b, g, pk, bsrc, col0, d)
+                        })?;
+                        dst
+                    }
+                    None => {
+                        let o = b.ins().imul_imm_s(c_i, ch.stride as i64);
+                        b.ins().iadd(bsrc, o)
+                    }
+                };
+                b.ins().call(f, &[a, bp, c, bias, lo, hi, res]);
+                Ok::<(), String>(())
+            };
+            match &ch.tail {
+                None => emit(b, &ch.full, refs[0], ptrs[10])?,
+                Some(tail) => {
+                    let is_tail = b.ins().icmp_imm_s(IntCC::Equal, c_i, (ch.count - 1) as i64);
+                    let tb = b.create_block();
+                    let fb = b.create_block();
+                    let join = b.create_block();
+                    b.ins().brif(is_tail, tb, &[], fb, &[]);
+                    b.switch_to_block(tb);
+                    emit(b, tail, refs[1], ptrs[11])?;
+                    b.ins().jump(join, &[]);
+                    b.switch_to_block(fb);
+                    emit(b, &ch.full, refs[0], ptrs[10])?;
+                    b.ins().jump(join, &[]);
+                    b.switch_to_block(join);
+                }
+            }
+            Ok(())
+        })?;
+        b.ins().return_(&[]);
+        Ok(())
+    })
 }
 
 /// Rows of the baseline tile.

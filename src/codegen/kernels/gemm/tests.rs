@@ -383,3 +383,192 @@ fn declines_what_it_does_not_handle() {
             .is_none());
     }
 }
+
+#[test]
+fn conv_column_chunks() {
+    // Big enough that B is packed and multiplied in column chunks (full and tail chunks,
+    // stride 1 and 2, borders, output widths not a multiple of 4).
+    let cases: &[(&[usize], &[usize], &str, &[usize], &str)] = &[
+        (
+            &[1, 64, 12, 12],
+            &[8, 64, 3, 3],
+            "{pads: [1, 1, 1, 1]}",
+            &[1, 8, 12, 12],
+            "",
+        ),
+        (
+            &[1, 64, 38, 38],
+            &[8, 64, 3, 3],
+            "{pads: [1, 1, 1, 1], strides: [2, 2]}",
+            &[1, 8, 19, 19],
+            "bias res relu",
+        ),
+        (
+            &[1, 3, 50, 50],
+            &[8, 3, 7, 7],
+            "{pads: [3, 3, 3, 3], strides: [2, 2]}",
+            &[1, 8, 25, 25],
+            "bias relu",
+        ),
+        (
+            &[2, 300, 20, 21],
+            &[7, 300, 1, 1],
+            "{}",
+            &[2, 7, 20, 21],
+            "bias clip",
+        ),
+        (
+            &[1, 40, 21, 21],
+            &[5, 40, 3, 3],
+            "{pads: [0, 1, 2, 1], dilations: [2, 1]}",
+            &[1, 5, 19, 21],
+            "",
+        ),
+        (
+            &[1, 200, 9, 30],
+            &[6, 200, 1, 1],
+            "{strides: [1, 3]}",
+            &[1, 6, 9, 10],
+            "bias res",
+        ),
+    ];
+    for (i, &(x, w, attrs, out, extra)) in cases.iter().enumerate() {
+        conv_case(x, w, attrs, out, extra, 200 + i as u64);
+    }
+}
+
+#[test]
+fn matmul_column_chunks() {
+    // Runtime B split into chunks (packed per chunk), and constant B with few rows split
+    // into chunks for parallelism, including several K blocks.
+    let mut seed = 300;
+    for &(m, n, k) in &[
+        (1, 300, 1200),
+        (3, 200, 70),
+        (2, 130, 1500),
+        (12, 257, 33),
+        (5, 150, 600),
+    ] {
+        seed += 1;
+        let text = graph(
+            &[("a", &[m, k]), ("b", &[k, n])],
+            "",
+            "mat_mul (%a, %b)",
+            &[m, n],
+        );
+        check(&text, k, seed);
+        let text = graph(
+            &[("a", &[m, k]), ("bias", &[n])],
+            &constant("b", &[k, n], seed),
+            "fused_mat_mul {activation: \"relu\"} (%a, %b, %bias)",
+            &[m, n],
+        );
+        check(&text, k, seed);
+    }
+    let text = graph(
+        &[("a", &[2, 5, 600]), ("b", &[2, 600, 150])],
+        "",
+        "mat_mul (%a, %b)",
+        &[2, 5, 150],
+    );
+    check(&text, 600, 7);
+    // Gemm with a transposed constant B and few rows.
+    for tb in [0, 1] {
+        let (m, n, k) = (4, 200, 50);
+        let bd = if tb == 1 { [n, k] } else { [k, n] };
+        let text = graph(
+            &[("a", &[m, k]), ("c", &[n])],
+            &constant("b", &bd, 9),
+            &format!("gemm {{trans_b: {tb}, alpha: 0.5}} (%a, %b, %c)"),
+            &[m, n],
+        );
+        check(&text, k, 10 + tb);
+    }
+}
+
+#[test]
+fn depthwise_conv() {
+    // group == Cin == Cout: the depthwise kernel (vector interior, scalar borders, border
+    // rows), strides 1, 2 and 3, dilation, asymmetric pads, widths not a multiple of 4.
+    let cases: &[(&[usize], &[usize], &str, &[usize])] = &[
+        (
+            &[1, 8, 14, 14],
+            &[8, 1, 3, 3],
+            "{group: 8, pads: [1, 1, 1, 1]}",
+            &[1, 8, 14, 14],
+        ),
+        (
+            &[2, 5, 23, 21],
+            &[5, 1, 3, 3],
+            "{group: 5, pads: [1, 1, 1, 1], strides: [2, 2]}",
+            &[2, 5, 12, 11],
+        ),
+        (
+            &[1, 3, 40, 37],
+            &[3, 1, 3, 3],
+            "{group: 3, pads: [1, 1, 1, 1]}",
+            &[1, 3, 40, 37],
+        ),
+        (
+            &[1, 4, 16, 33],
+            &[4, 1, 5, 5],
+            "{group: 4, pads: [2, 2, 2, 2], strides: [2, 2]}",
+            &[1, 4, 8, 17],
+        ),
+        (
+            &[1, 4, 11, 19],
+            &[4, 1, 3, 3],
+            "{group: 4, pads: [0, 2, 1, 0], dilations: [2, 2]}",
+            &[1, 4, 8, 17],
+        ),
+        (
+            &[1, 2, 10, 30],
+            &[2, 1, 3, 3],
+            "{group: 2, strides: [1, 3]}",
+            &[1, 2, 8, 10],
+        ),
+        (
+            &[1, 3, 2, 2],
+            &[3, 1, 3, 3],
+            "{group: 3, pads: [1, 1, 1, 1]}",
+            &[1, 3, 2, 2],
+        ),
+        (
+            &[1, 6, 9],
+            &[6, 1, 3],
+            "{group: 6, pads: [1, 1]}",
+            &[1, 6, 9],
+        ),
+    ];
+    for (i, &(x, w, attrs, out)) in cases.iter().enumerate() {
+        conv_case(x, w, attrs, out, "", 400 + i as u64);
+    }
+    let mut seed = 450;
+    for extra in [
+        "bias",
+        "bias relu",
+        "bias res",
+        "bias res relu",
+        "bias clip",
+        "bias silu",
+        "bias res hard_swish",
+    ] {
+        for &(x, w, attrs, out) in &[
+            (
+                &[1usize, 8, 14, 14][..],
+                &[8usize, 1, 3, 3][..],
+                "{group: 8, pads: [1, 1, 1, 1]}",
+                &[1usize, 8, 14, 14][..],
+            ),
+            (
+                &[1, 6, 15, 15],
+                &[6, 1, 3, 3],
+                "{group: 6, pads: [1, 1, 1, 1], strides: [2, 2]}",
+                &[1, 6, 8, 8],
+            ),
+        ] {
+            seed += 1;
+            conv_case(x, w, attrs, out, extra, seed);
+        }
+    }
+}
