@@ -1,4 +1,5 @@
-//! Kernels: f32 elementwise ops and `fused_elementwise` bodies, vectorized as f32x4.
+//! Kernels: f32 elementwise ops and `fused_elementwise` bodies, vectorized as f32x4; other
+//! element types (and the f32 ops this engine lacks) in [`typed`].
 //!
 //! A node (a standalone unary, binary or variadic op, or a fused body) becomes a small
 //! expression DAG ([`Expr`]) over *leaves*: node inputs read per element (broadcast to the
@@ -28,6 +29,10 @@ use cranelift_frontend::FunctionBuilder;
 use graphc_passes::ir::{DType, Graph, NodeId, Op, Tensor, ValueRef};
 
 use super::vmath as vm;
+
+mod typed;
+#[cfg(test)]
+mod typed_tests;
 use crate::codegen::kernel::{KernelCx, KernelParams, Launch, Lowered, Operand};
 
 /// Output elements per work item at most (and per pool range at least, roughly).
@@ -370,8 +375,16 @@ fn collapse(out: &[usize], leaves: &[Vec<usize>]) -> Option<(Vec<usize>, Vec<Vec
     Some((dims, cst))
 }
 
-/// See [`super`].
+/// See [`super`]: the f32x4 engine first, then the typed kernels of [`typed`].
 pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowered>, String> {
+    if let Some(l) = lower_f32(cx, g, node)? {
+        return Ok(Some(l));
+    }
+    typed::lower(cx, g, node)
+}
+
+/// The f32x4 engine.
+fn lower_f32(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowered>, String> {
     let n = g.node(node);
     if n.outputs.len() != 1 || n.outputs[0].ty.dtype != DType::F32 {
         return Ok(None);
@@ -988,7 +1001,7 @@ mod tests {
         assert!(run_node(&g, node, &inputs, Target::host())
             .unwrap()
             .is_none());
-        let g = parse("graph \"g\" (%x: i32[3]) {\n  %y: i32[3] = relu (%x)\n  return %y\n}\n")
+        let g = parse("graph \"g\" (%x: f16[3]) {\n  %y: f16[3] = relu (%x)\n  return %y\n}\n")
             .unwrap();
         let node = single_compute_node(&g).unwrap();
         let inputs = random_inputs(&g, 1).unwrap();
