@@ -1,4 +1,5 @@
-//! Kernels: f32 elementwise ops and `fused_elementwise` bodies, vectorized as f32x4.
+//! Kernels: f32 elementwise ops and `fused_elementwise` bodies, vectorized as f32x4; other
+//! element types (and the f32 ops this engine lacks) in [`typed`].
 //!
 //! A node (a standalone unary, binary or variadic op, or a fused body) becomes a small
 //! expression DAG ([`Expr`]) over *leaves*: node inputs read per element (broadcast to the
@@ -28,6 +29,10 @@ use cranelift_frontend::FunctionBuilder;
 use graphc_passes::ir::{DType, Graph, NodeId, Op, Tensor, ValueRef};
 
 use super::vmath as vm;
+
+mod typed;
+#[cfg(test)]
+mod typed_tests;
 use crate::codegen::kernel::{KernelCx, KernelParams, Launch, Lowered, Operand};
 
 /// Output elements per work item at most (and per pool range at least, roughly).
@@ -370,8 +375,16 @@ fn collapse(out: &[usize], leaves: &[Vec<usize>]) -> Option<(Vec<usize>, Vec<Vec
     Some((dims, cst))
 }
 
-/// See [`super`].
+/// See [`super`]: the f32x4 engine first, then the typed kernels of [`typed`].
 pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowered>, String> {
+    if let Some(l) = lower_f32(cx, g, node)? {
+        return Ok(Some(l));
+    }
+    typed::lower(cx, g, node)
+}
+
+/// The f32x4 engine.
+fn lower_f32(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowered>, String> {
     let n = g.node(node);
     if n.outputs.len() != 1 || n.outputs[0].ty.dtype != DType::F32 {
         return Ok(None);
@@ -769,6 +782,76 @@ fn emit(b: &mut FunctionBuilder, p: KernelParams, plan: &Plan) {
     b.ins().return_(&[]);
 }
 
+/// A launch applying `act` in place to the `len` f32 values of the node's output 0 (the
+/// epilogue of kernels whose own epilogue lacks `act`). A work item is a block of `CHUNK`
+/// values; tails go through lane 0 of a vector.
+pub fn activation_in_place(
+    cx: &mut KernelCx,
+    act: &graphc_passes::ir::fused::Activation,
+    len: usize,
+) -> Result<Launch, String> {
+    let act = act.clone();
+    let func = cx.define_kernel("activation", |b, p| {
+        let ptrf = MemFlagsData::trusted();
+        let mem = MemFlagsData::new().with_notrap();
+        let i64t = types::I64;
+        let base = b.ins().load(i64t, ptrf, p.bufs, 0);
+        let lo = b.ins().imul_imm_s(p.begin, CHUNK as i64);
+        let hi = b.ins().imul_imm_s(p.end, CHUNK as i64);
+        let total = b.ins().iconst(i64t, len as i64);
+        let hi = b.ins().umin(hi, total);
+        let vhead = b.create_block();
+        let vbody = b.create_block();
+        let shead = b.create_block();
+        let sbody = b.create_block();
+        let exit = b.create_block();
+        b.append_block_param(vhead, i64t);
+        b.append_block_param(shead, i64t);
+        b.ins().jump(vhead, &[lo.into()]);
+
+        b.switch_to_block(vhead);
+        let i = b.block_params(vhead)[0];
+        let next = b.ins().iadd_imm_s(i, 4);
+        let fits = b.ins().icmp(IntCC::UnsignedLessThanOrEqual, next, hi);
+        b.ins().brif(fits, vbody, &[], shead, &[i.into()]);
+
+        b.switch_to_block(vbody);
+        let off = b.ins().ishl_imm_s(i, 2);
+        let at = b.ins().iadd(base, off);
+        let x = b.ins().load(types::F32X4, mem, at, 0);
+        let y = vm::activation(b, &act, x);
+        b.ins().store(mem, y, at, 0);
+        b.ins().jump(vhead, &[next.into()]);
+
+        b.switch_to_block(shead);
+        let j = b.block_params(shead)[0];
+        let more = b.ins().icmp(IntCC::UnsignedLessThan, j, hi);
+        b.ins().brif(more, sbody, &[], exit, &[]);
+
+        b.switch_to_block(sbody);
+        let off = b.ins().ishl_imm_s(j, 2);
+        let at = b.ins().iadd(base, off);
+        let x = b.ins().load(types::F32, mem, at, 0);
+        let xv = b.ins().splat(types::F32X4, x);
+        let yv = vm::activation(b, &act, xv);
+        let y = b.ins().extractlane(yv, 0);
+        b.ins().store(mem, y, at, 0);
+        let j1 = b.ins().iadd_imm_s(j, 1);
+        b.ins().jump(shead, &[j1.into()]);
+
+        b.switch_to_block(exit);
+        b.ins().return_(&[]);
+        Ok(())
+    })?;
+    Ok(Launch {
+        func,
+        operands: vec![Operand::Output(0)],
+        items: len.div_ceil(CHUNK) as u64,
+        grain: 1,
+        name: "activation".into(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -988,7 +1071,7 @@ mod tests {
         assert!(run_node(&g, node, &inputs, Target::host())
             .unwrap()
             .is_none());
-        let g = parse("graph \"g\" (%x: i32[3]) {\n  %y: i32[3] = relu (%x)\n  return %y\n}\n")
+        let g = parse("graph \"g\" (%x: f16[3]) {\n  %y: f16[3] = relu (%x)\n  return %y\n}\n")
             .unwrap();
         let node = single_compute_node(&g).unwrap();
         let inputs = random_inputs(&g, 1).unwrap();
@@ -1057,74 +1140,4 @@ mod tests {
         }
         check_special(&bn, 3.0, 0.0, 0.0);
     }
-}
-
-/// A launch applying `act` in place to the `len` f32 values of the node's output 0 (the
-/// epilogue of kernels whose own epilogue lacks `act`). A work item is a block of `CHUNK`
-/// values; tails go through lane 0 of a vector.
-pub fn activation_in_place(
-    cx: &mut KernelCx,
-    act: &graphc_passes::ir::fused::Activation,
-    len: usize,
-) -> Result<Launch, String> {
-    let act = act.clone();
-    let func = cx.define_kernel("activation", |b, p| {
-        let ptrf = MemFlagsData::trusted();
-        let mem = MemFlagsData::new().with_notrap();
-        let i64t = types::I64;
-        let base = b.ins().load(i64t, ptrf, p.bufs, 0);
-        let lo = b.ins().imul_imm_s(p.begin, CHUNK as i64);
-        let hi = b.ins().imul_imm_s(p.end, CHUNK as i64);
-        let total = b.ins().iconst(i64t, len as i64);
-        let hi = b.ins().umin(hi, total);
-        let vhead = b.create_block();
-        let vbody = b.create_block();
-        let shead = b.create_block();
-        let sbody = b.create_block();
-        let exit = b.create_block();
-        b.append_block_param(vhead, i64t);
-        b.append_block_param(shead, i64t);
-        b.ins().jump(vhead, &[lo.into()]);
-
-        b.switch_to_block(vhead);
-        let i = b.block_params(vhead)[0];
-        let next = b.ins().iadd_imm_s(i, 4);
-        let fits = b.ins().icmp(IntCC::UnsignedLessThanOrEqual, next, hi);
-        b.ins().brif(fits, vbody, &[], shead, &[i.into()]);
-
-        b.switch_to_block(vbody);
-        let off = b.ins().ishl_imm_s(i, 2);
-        let at = b.ins().iadd(base, off);
-        let x = b.ins().load(types::F32X4, mem, at, 0);
-        let y = vm::activation(b, &act, x);
-        b.ins().store(mem, y, at, 0);
-        b.ins().jump(vhead, &[next.into()]);
-
-        b.switch_to_block(shead);
-        let j = b.block_params(shead)[0];
-        let more = b.ins().icmp(IntCC::UnsignedLessThan, j, hi);
-        b.ins().brif(more, sbody, &[], exit, &[]);
-
-        b.switch_to_block(sbody);
-        let off = b.ins().ishl_imm_s(j, 2);
-        let at = b.ins().iadd(base, off);
-        let x = b.ins().load(types::F32, mem, at, 0);
-        let xv = b.ins().splat(types::F32X4, x);
-        let yv = vm::activation(b, &act, xv);
-        let y = b.ins().extractlane(yv, 0);
-        b.ins().store(mem, y, at, 0);
-        let j1 = b.ins().iadd_imm_s(j, 1);
-        b.ins().jump(shead, &[j1.into()]);
-
-        b.switch_to_block(exit);
-        b.ins().return_(&[]);
-        Ok(())
-    })?;
-    Ok(Launch {
-        func,
-        operands: vec![Operand::Output(0)],
-        items: len.div_ceil(CHUNK) as u64,
-        grain: 1,
-        name: "activation".into(),
-    })
 }
