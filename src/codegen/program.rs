@@ -24,8 +24,8 @@
 use std::collections::HashMap;
 
 use cranelift_codegen::ir::{
-    types, AbiParam, Function, InstBuilder, MemFlagsData, Signature, StackSlotData, StackSlotKind,
-    UserFuncName, Value,
+    types, AbiParam, Function, GlobalValueData, InstBuilder, MemFlagsData, Signature,
+    StackSlotData, StackSlotKind, UserFuncName, Value,
 };
 use cranelift_codegen::isa::CallConv;
 use cranelift_codegen::Context;
@@ -675,12 +675,21 @@ fn build_entry(
             .entry(*f)
             .or_insert_with(|| module.declare_func_in_func(*f, &mut func));
     }
+    // Constants are addressed as not colocated (an absolute address in the JIT, the GOT in a
+    // .so): gigabytes of weights may lie further than ±2 GiB from the code.
+    let far_data = |module: &mut dyn Module, func: &mut Function, d: DataId| {
+        let gv = module.declare_data_in_func(d, func);
+        if let GlobalValueData::Symbol { colocated, .. } = &mut func.global_values[gv] {
+            *colocated = false;
+        }
+        gv
+    };
     let mut data_gvs = HashMap::new();
     for l in loc.values() {
         if let Loc::Const(d) = l {
             data_gvs
                 .entry(*d)
-                .or_insert_with(|| module.declare_data_in_func(*d, &mut func));
+                .or_insert_with(|| far_data(module, &mut func, *d));
         }
     }
     let mut kernel_consts = Vec::new();
@@ -696,7 +705,7 @@ fn build_entry(
     for d in kernel_consts {
         data_gvs
             .entry(d)
-            .or_insert_with(|| module.declare_data_in_func(d, &mut func));
+            .or_insert_with(|| far_data(module, &mut func, d));
     }
 
     let mut fctx = FunctionBuilderContext::new();

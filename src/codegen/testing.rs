@@ -222,6 +222,8 @@ mod tests {
         }
         let text = "graph \"g\" (%x: f32[2,3,4]) {\n  %y: f32[2,12] = flatten {axis: 1} (%x)\n  return %y\n}\n";
         check_text(text, 2, 0.0, 0.0).unwrap();
+        let text = "graph \"g\" (%x: f32[3,5]) {\n  %y: f32[3,5] = dropout (%x)\n  return %y\n}\n";
+        check_text(text, 3, 0.0, 0.0).unwrap();
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Kernels: ops that only move bytes unchanged (Reshape, Flatten, Squeeze, Unsqueeze,
-//! Identity): one parallel copy of the input buffer into the output buffer, any element type.
+//! Identity, Dropout in inference): one parallel copy of the input buffer into the output buffer, any element type.
 
 use cranelift_codegen::ir::{types, InstBuilder, MemFlagsData};
 use cranelift_frontend::FunctionBuilder;
@@ -13,14 +13,18 @@ pub const CHUNK: u64 = 16 * 1024;
 /// See [`super`].
 pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowered>, String> {
     let n = g.node(node);
-    if !matches!(
-        n.op,
+    let moves = match n.op {
         Op::Reshape { .. }
-            | Op::Flatten { .. }
-            | Op::Squeeze {}
-            | Op::Unsqueeze {}
-            | Op::Identity {}
-    ) {
+        | Op::Flatten { .. }
+        | Op::Squeeze {}
+        | Op::Unsqueeze {}
+        | Op::Identity {} => true,
+        // Dropout in inference: the data unchanged (no mask output, training_mode absent or a
+        // constant false).
+        Op::Dropout { .. } => n.outputs.len() == 1 && inference_dropout(g, n),
+        _ => false,
+    };
+    if !moves {
         return Ok(None);
     }
     let Some(Some(src)) = n.inputs.first() else {
@@ -46,6 +50,19 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
         }],
         scratch_bytes: 0,
     }))
+}
+
+fn inference_dropout(g: &Graph, n: &graphc_passes::ir::Node) -> bool {
+    match n.inputs.get(2).copied().flatten() {
+        None => true,
+        Some(v) => match &g.node(v.node).op {
+            Op::Constant { value } => value
+                .cast(DType::Bool)
+                .as_array::<bool>()
+                .is_some_and(|a| a.iter().all(|t| !t)),
+            _ => false,
+        },
+    }
 }
 
 /// A kernel copying `bytes` bytes from `bufs[0]` to `bufs[1]`; item `i` copies
