@@ -214,6 +214,9 @@ struct Plan {
 /// 2-4% better than 128 or 256 KiB.
 const CHUNK_BYTES: usize = 512 << 10;
 
+/// Packed bytes of a constant B one column chunk takes when a tall B is swept in chunks.
+const CONST_CHUNK_BYTES: usize = 512 << 10;
+
 /// Rows at most for which a constant B is split into column chunks for parallelism.
 const FEW_ROWS: usize = 12;
 
@@ -228,9 +231,19 @@ impl Plan {
                 let max = (CHUNK_BYTES / (spec.k * NR * 4)).max(4);
                 (np > max && spec.n >= spec.m).then(|| np.div_ceil(np.div_ceil(max)))
             }
-            // Few rows: split the columns too so that several threads have work.
+            // Few rows: split the columns too so that several threads have work. A constant B
+            // much larger than L2 and wider than A is tall: sweep it in chunks that stay in L2
+            // while every row block uses them (rather than streaming all of B per row block).
             BSource::Const { .. } => {
-                (spec.m <= FEW_ROWS && np >= 8).then(|| np.div_ceil(8).clamp(4, 32))
+                let b_bytes = spec.k * spec.n * 4;
+                if spec.m <= FEW_ROWS && np >= 8 {
+                    Some(np.div_ceil(8).clamp(4, 32))
+                } else if b_bytes > 2 * CONST_CHUNK_BYTES && spec.n >= spec.m {
+                    let max = (CONST_CHUNK_BYTES / (spec.k * NR * 4)).max(4);
+                    (np > max).then(|| np.div_ceil(np.div_ceil(max)))
+                } else {
+                    None
+                }
             }
         };
         match chunk_panels {

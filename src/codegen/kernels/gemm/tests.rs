@@ -448,6 +448,10 @@ fn matmul_column_chunks() {
         (2, 130, 1500),
         (12, 257, 33),
         (5, 150, 600),
+        // Many rows and a constant B larger than two chunks: swept in L2-sized column
+        // chunks (with a row tail and a panel tail; K above one K block).
+        (23, 1001, 300),
+        (40, 530, 1100),
     ] {
         seed += 1;
         let text = graph(
