@@ -137,7 +137,8 @@ pub fn bind_free_dims_to_one(g: &mut Graph) -> Vec<String> {
 /// The memory plan's line for reports. The plan needs static shapes: symbolic and unknown
 /// input dims are set to 1 for it, and the line says so.
 pub fn arena_line(g: &Graph) -> String {
-    let mut g = g.clone();
+    // What the back end allocates: its graph has the compact weights materialized.
+    let mut g = crate::codegen::program::prepare(g);
     let bound = bind_free_dims_to_one(&mut g);
     let plan = if bound.is_empty() {
         graphc_passes::plan::memory::plan(&g)

@@ -14,7 +14,7 @@ use egg::{rewrite as rw, Applier, Id, PatternAst, Subst, Symbol, Var};
 
 use super::{absent_or_false, is_splat_of, same_type_as_root, shape_without_zero, var};
 use crate::egraph::{ENode, GraphAnalysis, Rewrite, EG};
-use crate::ir::Op;
+use crate::ir::{Op, Tensor};
 
 /// The algebra rule set.
 #[rustfmt::skip]
@@ -34,6 +34,7 @@ pub fn rules() -> Vec<Rewrite> { vec![
     rw!("sub-zero";             "(sub ?x ?c)"             => "?x" if is_splat_of("?c", 0.0) if same_type_as_root("?x")),
     rw!("div-one";              "(div ?x ?c)"             => "?x" if is_splat_of("?c", 1.0) if same_type_as_root("?x")),
     rw!("transpose-transpose";  "(transpose ?t)"          => { ComposeTranspose { t: var("?t") } }),
+    rw!("transpose-splat";      "(transpose ?t)"          => { TransposeSplat { t: var("?t") } }),
     rw!("reshape-reshape";      "(reshape (reshape ?x ?a) ?s)" => "(reshape ?x ?s)" if shape_without_zero("?s")),
     rw!("reshape-same-shape";   "(reshape ?x ?s)"         => "?x" if same_type_as_root("?x")),
     rw!("squeeze-unsqueeze";    "(squeeze (unsqueeze ?x ?a) ?b)" => "?x" if same_type_as_root("?x")),
@@ -122,6 +123,61 @@ impl Applier<ENode, GraphAnalysis> for ReshapeToRootShape {
 pub struct ComposeTranspose {
     /// The inner transpose's class.
     pub t: Var,
+}
+
+/// `transpose(constant_of_shape(s))`: a splat transposed is the splat of the permuted shape
+/// (weights that the folding budget keeps compact stay compact, e.g. a Gemm's transposed B).
+#[derive(Debug)]
+pub struct TransposeSplat {
+    /// The transposed class.
+    pub t: Var,
+}
+
+impl Applier<ENode, GraphAnalysis> for TransposeSplat {
+    fn apply_one(
+        &self,
+        eg: &mut EG,
+        root: Id,
+        subst: &Subst,
+        _: Option<&PatternAst<ENode>>,
+        _: Symbol,
+    ) -> Vec<Id> {
+        let t = eg.find(subst[self.t]);
+        let Some(rank) = eg[t].data.ty().and_then(|ty| ty.shape.rank()) else {
+            return vec![];
+        };
+        let perms: Vec<Vec<usize>> = eg[root]
+            .iter()
+            .filter(|n| n.children.len() == 1 && eg.find(n.children[0]) == t)
+            .filter_map(|n| n.op().and_then(|op| perm_of(op, rank)))
+            .collect();
+        let splats: Vec<(Op, Vec<i64>)> = eg[t]
+            .iter()
+            .filter(|n| n.children.len() == 1)
+            .filter_map(|n| match n.op() {
+                Some(op @ Op::ConstantOfShape { .. }) => {
+                    let dims = super::constant(eg, n.children[0])?.to_i64_vec().ok()?;
+                    (dims.len() == rank).then(|| (op.clone(), dims))
+                }
+                _ => None,
+            })
+            .collect();
+        let mut changed = vec![];
+        for p in &perms {
+            for (op, dims) in &splats {
+                let shape: Vec<i64> = p.iter().map(|&i| dims[i]).collect();
+                let Ok(shape) = Tensor::from_vec(&[shape.len()], shape) else {
+                    continue;
+                };
+                let s = super::add_const(eg, shape);
+                let new = super::add_op(eg, op.clone(), vec![s]);
+                if super::union_typed(eg, root, new) {
+                    changed.push(new);
+                }
+            }
+        }
+        changed
+    }
 }
 
 fn perm_of(op: &Op, rank: usize) -> Option<Vec<usize>> {

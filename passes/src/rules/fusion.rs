@@ -46,6 +46,7 @@ pub fn rules() -> Vec<Rewrite> {
         rw!("softmax-mask";      "(softmax (add ?x ?m))" => { MaskedSoftmax { x: var("?x"), m: var("?m") } }),
         rw!("softmax-mask-left"; "(softmax (add ?m ?x))" => { MaskedSoftmax { x: var("?x"), m: var("?m") } }),
         rw!("transpose-transpose"; "(transpose ?t)" => { super::algebra::ComposeTranspose { t: var("?t") } }),
+        rw!("transpose-splat"; "(transpose ?t)" => { super::algebra::TransposeSplat { t: var("?t") } }),
         // Gemm as a matrix product with a bias.
         rw!("gemm-to-fused-2"; "(gemm ?a ?b)" => { GemmToFused { a: var("?a"), b: var("?b"), c: None } }),
         rw!("gemm-to-fused-3"; "(gemm ?a ?b ?c)" => { GemmToFused { a: var("?a"), b: var("?b"), c: Some(var("?c")) } }),
