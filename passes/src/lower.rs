@@ -7,7 +7,7 @@
 
 use crate::ir::blocked::{check_block, from_blocked_steps, to_blocked_steps, ReorderStep, StepArg};
 use crate::ir::fused::{scalar_like, Activation, Operand, Step};
-use crate::ir::{Graph, Node, NodeId, Op, TypeInfo, ValueInfo, ValueRef};
+use crate::ir::{DType, Graph, Node, NodeId, Op, TypeInfo, ValueInfo, ValueRef};
 
 /// Rewrites `g` (typed) so that it uses only standard ops available at `opset`.
 pub fn to_standard(g: &Graph, opset: i64) -> Result<Graph, String> {
@@ -41,7 +41,209 @@ pub fn to_standard(g: &Graph, opset: i64) -> Result<Graph, String> {
         }
         out.toposort()?;
     }
+    plain_coerce_2d(&mut out);
+    fold_splats(&mut out);
+    channel_affine_as_batchnorm(&mut out);
     Ok(out)
+}
+
+/// A per-channel constant scale and shift `x * s + t` (s, t of shape `[C, 1, ...]`, x of shape
+/// `[N, C, ...]`; what BatchNorm folding leaves before a non-foldable consumer) is written as
+/// one BatchNormalization with mean 0, variance 1 and epsilon 0: `(x - 0) / sqrt(1 + 0) * s +
+/// t` computes the same values, in one node instead of two.
+fn channel_affine_as_batchnorm(g: &mut Graph) {
+    use crate::ir::{Shape, Tensor};
+    let per_channel = |g: &Graph, v: ValueRef, c: usize, rank: usize| -> Option<Vec<f32>> {
+        let Op::Constant {
+            value: Tensor::F32(a),
+        } = &g.node(v.node).op
+        else {
+            return None;
+        };
+        let d = a.shape();
+        (d.len() == rank - 1 && d[0] == c && d[1..].iter().all(|&k| k == 1))
+            .then(|| a.iter().copied().collect())
+    };
+    for add in g.node_ids().to_vec() {
+        if !g.contains(add) || !matches!(g.node(add).op, Op::Add {}) {
+            continue;
+        }
+        let n = g.node(add);
+        let (Some(Some(m)), Some(Some(t))) = (n.inputs.first().copied(), n.inputs.get(1).copied())
+        else {
+            continue;
+        };
+        if !matches!(g.node(m.node).op, Op::Mul {}) || g.consumers(m.node).len() != 1 {
+            continue;
+        }
+        let mul = g.node(m.node);
+        let (Some(Some(x)), Some(Some(sv))) =
+            (mul.inputs.first().copied(), mul.inputs.get(1).copied())
+        else {
+            continue;
+        };
+        let xt = g.ty(x);
+        let Some(xd) = xt.shape.as_known() else {
+            continue;
+        };
+        if xt.dtype != DType::F32 || xd.len() < 3 || g.ty(ValueRef { node: add, port: 0 }) != xt {
+            continue;
+        }
+        let c = xd[1];
+        let (Some(scale), Some(shift)) = (
+            per_channel(g, sv, c, xd.len()),
+            per_channel(g, t, c, xd.len()),
+        ) else {
+            continue;
+        };
+        let vec_c = |v: Vec<f32>| Tensor::from_vec(&[c], v).expect("c values");
+        let ty_c = TypeInfo {
+            dtype: DType::F32,
+            shape: Shape::known(&[c]),
+        };
+        let name = g.node(add).outputs[0].name.clone();
+        let mut constant = |g: &mut Graph, suffix: &str, v: Vec<f32>| {
+            let id = g.add_node(Node {
+                name: String::new(),
+                op: Op::Constant { value: vec_c(v) },
+                inputs: vec![],
+                outputs: vec![ValueInfo {
+                    name: format!("{name}__bn_{suffix}"),
+                    ty: ty_c.clone(),
+                }],
+            });
+            Some(ValueRef { node: id, port: 0 })
+        };
+        let args = vec![
+            Some(x),
+            constant(g, "scale", scale),
+            constant(g, "bias", shift),
+            constant(g, "mean", vec![0.0; c]),
+            constant(g, "var", vec![1.0; c]),
+        ];
+        let mul_id = m.node;
+        for slot in 0..2 {
+            g.set_input(add, slot, None);
+        }
+        g.node_mut(add).inputs.clear();
+        g.node_mut(add).op = Op::BatchNormalization {
+            epsilon: 0.0,
+            momentum: 0.9,
+            training_mode: 0,
+        };
+        for (slot, a) in args.into_iter().enumerate() {
+            g.set_input(add, slot, a);
+        }
+        for slot in 0..2 {
+            g.set_input(mul_id, slot, None);
+        }
+        g.remove_node(mul_id);
+    }
+    if g.toposort().is_ok() {
+        remove_unused_constants(g);
+    }
+}
+
+/// Most elements a `ConstantOfShape` of a constant shape is written out as data.
+const MAX_FOLDED_SPLAT: usize = 1 << 28;
+
+/// `ConstantOfShape` of a constant shape becomes the constant it computes: in a written
+/// model, foldable constants are data, not nodes (the optimizer keeps large splats compact
+/// only while it works).
+fn fold_splats(g: &mut Graph) {
+    for id in g.node_ids().to_vec() {
+        let node = g.node(id);
+        if !matches!(node.op, Op::ConstantOfShape { .. }) {
+            continue;
+        }
+        let Some(Some(s)) = node.inputs.first().copied() else {
+            continue;
+        };
+        // An initializer input counts as a constant, as everywhere in the optimizer.
+        let shape = match &g.node(s.node).op {
+            Op::Constant { value }
+            | Op::Input {
+                default: Some(value),
+            } => value,
+            _ => continue,
+        };
+        if node.outputs[0]
+            .ty
+            .shape
+            .num_elements()
+            .is_none_or(|n| n > MAX_FOLDED_SPLAT)
+        {
+            continue;
+        }
+        let Ok(mut v) = crate::eval::eval_op(&node.op, &[Some(shape)], 1) else {
+            continue;
+        };
+        let value = v.remove(0);
+        g.set_input(id, 0, None);
+        let n = g.node_mut(id);
+        n.inputs.clear();
+        n.op = Op::Constant { value };
+    }
+    remove_unused_constants(g);
+}
+
+/// Removes constants nothing reads (shapes of folded splats).
+fn remove_unused_constants(g: &mut Graph) {
+    let outputs: std::collections::HashSet<NodeId> =
+        g.outputs.iter().map(|o| o.value.node).collect();
+    for id in g.node_ids().to_vec() {
+        if matches!(g.node(id).op, Op::Constant { .. })
+            && !outputs.contains(&id)
+            && g.consumers(id).is_empty()
+        {
+            g.remove_node(id);
+        }
+    }
+}
+
+/// A Softmax-family op with `coerce_2d` (the opset < 13 form) whose input has only 1-sized
+/// dims after `axis` computes exactly the opset-13 op over `axis`: written so, it exports as
+/// one node instead of a Flatten/op/Reshape chain.
+fn plain_coerce_2d(g: &mut Graph) {
+    for id in g.node_ids().to_vec() {
+        let node = g.node(id);
+        let Some(Some(x)) = node.inputs.first().copied() else {
+            continue;
+        };
+        let Some(dims) = g.ty(x).shape.as_known() else {
+            continue;
+        };
+        let rank = dims.len() as i64;
+        let trailing_ones = |axis: i64| {
+            let a = if axis < 0 { axis + rank } else { axis };
+            (0..rank).contains(&a) && dims[a as usize + 1..].iter().all(|&d| d == 1)
+        };
+        let plain = match &node.op {
+            Op::Softmax {
+                axis,
+                coerce_2d: true,
+            } if trailing_ones(*axis) => Op::Softmax {
+                axis: *axis,
+                coerce_2d: false,
+            },
+            Op::LogSoftmax {
+                axis,
+                coerce_2d: true,
+            } if trailing_ones(*axis) => Op::LogSoftmax {
+                axis: *axis,
+                coerce_2d: false,
+            },
+            Op::Hardmax {
+                axis,
+                coerce_2d: true,
+            } if trailing_ones(*axis) => Op::Hardmax {
+                axis: *axis,
+                coerce_2d: false,
+            },
+            _ => continue,
+        };
+        g.node_mut(id).op = plain;
+    }
 }
 
 fn needs_lowering(op: &Op, opset: i64) -> bool {
@@ -359,10 +561,33 @@ fn lower_node(g: &mut Graph, id: NodeId, opset: i64) -> Result<(), String> {
         }
         op => {
             let u = op.unfuse().ok_or("not a fused op")??;
-            let main_args: Vec<Option<ValueRef>> =
+            let mut main_args: Vec<Option<ValueRef>> =
                 node.inputs.iter().take(u.main_inputs).copied().collect();
-            let mut y = b.add(u.main.clone(), main_args, ty.clone());
-            for extra in u.bias_input.into_iter().chain([u.residual_input]) {
+            let mut main = u.main.clone();
+            let mut bias_input = u.bias_input;
+            // A 2-D product with a bias is one Gemm (C broadcasts to [M, N] whenever the
+            // bias fits the fused op), one node instead of MatMul and Add.
+            if let (Op::MatMul {}, Some(bi)) = (&main, bias_input) {
+                let rank = |v: Option<ValueRef>| v.and_then(|v| b.g.ty(v).shape.rank());
+                let bias = node.inputs.get(bi).copied().flatten();
+                let float = matches!(ty.dtype, DType::F32 | DType::F64 | DType::F16 | DType::BF16);
+                if float
+                    && rank(main_args.first().copied().flatten()) == Some(2)
+                    && rank(main_args.get(1).copied().flatten()) == Some(2)
+                    && rank(bias).is_some_and(|r| r <= 2)
+                {
+                    main = Op::Gemm {
+                        alpha: 1.0,
+                        beta: 1.0,
+                        trans_a: 0,
+                        trans_b: 0,
+                    };
+                    main_args.push(bias);
+                    bias_input = None;
+                }
+            }
+            let mut y = b.add(main, main_args, ty.clone());
+            for extra in bias_input.into_iter().chain([u.residual_input]) {
                 if let Some(Some(v)) = node.inputs.get(extra) {
                     y = b.add(Op::Add {}, vec![Some(y), Some(*v)], ty.clone());
                 }
