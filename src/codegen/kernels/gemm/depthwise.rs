@@ -107,6 +107,9 @@ struct RowPlan {
     /// Vector blocks `[b0, b1)` (outputs `4*b0 .. 4*b1`).
     b0: usize,
     b1: usize,
+    /// Full blocks outside `[b0, b1)` whose taps partly read padding: one vector block each,
+    /// with clamped loads whose out-of-range lanes are shuffled in and masked to zero.
+    edge: Vec<usize>,
     /// The other outputs (scalar).
     scalar: Vec<usize>,
     /// Output rows whose kernel rows are all inside the input: `[y0, y1)`.
@@ -130,8 +133,15 @@ impl RowPlan {
             (Some(&f), Some(&l)) if l + 1 - f == good.len() => (f, l + 1),
             _ => (0, 0),
         };
-        let scalar: Vec<usize> = (0..g.ow).filter(|&x| x < 4 * b0 || x >= 4 * b1).collect();
-        if scalar.len() * g.kh * g.kw > MAX_SCALAR_TAPS {
+        let edge_ok = (g.sw == 1 || g.sw == 2) && g.w >= 4 * g.sw;
+        let edge: Vec<usize> = (0..g.ow / 4)
+            .filter(|&xb| edge_ok && (xb < b0 || xb >= b1))
+            .collect();
+        let in_edge = |x: usize| edge.contains(&(x / 4));
+        let scalar: Vec<usize> = (0..g.ow)
+            .filter(|&x| (x < 4 * b0 || x >= 4 * b1) && !in_edge(x))
+            .collect();
+        if (scalar.len() + edge.len()) * g.kh * g.kw > MAX_SCALAR_TAPS {
             return None;
         }
         let row_ok = |y: usize| {
@@ -157,6 +167,7 @@ impl RowPlan {
         Some(RowPlan {
             b0,
             b1,
+            edge,
             scalar,
             y0,
             y1,
@@ -356,6 +367,9 @@ impl Ctx<'_> {
                 })?;
             }
         }
+        for &xb in &row.edge {
+            self.edge_block(b, it, xb);
+        }
         // Border outputs.
         for &x in &row.scalar {
             let acc = b.declare_var(types::F32);
@@ -378,6 +392,68 @@ impl Ctx<'_> {
             b.ins().store(flags(), v, it.out, (x * 4) as i32);
         }
         Ok(())
+    }
+
+    /// The vector block `xb` (outputs `4*xb .. 4*xb+4`, all inside the row) whose taps may
+    /// read padding: per tap, a load clamped into the input row, a lane shuffle and a mask
+    /// zeroing the padding lanes.
+    fn edge_block(&self, b: &mut FunctionBuilder, it: &Item, xb: usize) {
+        let g = self.g;
+        let sw = g.sw;
+        let acc = b.declare_var(types::F32X4);
+        b.def_var(acc, it.bias.1);
+        let tap = |b: &mut FunctionBuilder, ki: usize, kj: usize, rp: Value, a: Value, _| {
+            let s = (4 * xb * sw + kj * g.dw) as i64 - g.pl as i64;
+            let idx: Vec<i64> = (0..4).map(|l| s + (l * sw) as i64).collect();
+            let valid: Vec<bool> = idx.iter().map(|&i| i >= 0 && i < g.w as i64).collect();
+            if !valid.iter().any(|&v| v) {
+                return None;
+            }
+            let span = (4 * sw) as i64;
+            let c = s.clamp(0, g.w as i64 - span);
+            let v0 = b.ins().load(types::I8X16, vflags(), rp, (c * 4) as i32);
+            let v1 = if sw == 2 {
+                b.ins()
+                    .load(types::I8X16, vflags(), rp, (c * 4 + 16) as i32)
+            } else {
+                v0
+            };
+            let bytes: Vec<u8> = (0..4)
+                .flat_map(|l| {
+                    let pos = if valid[l] { (idx[l] - c) as u8 } else { 0 };
+                    (0..4).map(move |k| pos * 4 + k)
+                })
+                .collect();
+            let le = MemFlagsData::new().with_endianness(Endianness::Little);
+            let identity = bytes.iter().enumerate().all(|(i, &x)| i as u8 == x);
+            let mut v = if identity {
+                v0
+            } else {
+                let imm = b.func.dfg.immediates.push(ConstantData::from(bytes));
+                b.ins().shuffle(v0, v1, imm)
+            };
+            if valid.iter().any(|&v| !v) {
+                let mask: Vec<u8> = valid
+                    .iter()
+                    .flat_map(|&v| [if v { 0xff } else { 0 }; 4])
+                    .collect();
+                let k = b.func.dfg.constants.insert(ConstantData::from(mask));
+                let m = b.ins().vconst(types::I8X16, k);
+                v = b.ins().band(v, m);
+            }
+            let v = b.ins().bitcast(types::F32X4, le, v);
+            Some(self.mul_add(b, it.w[ki * g.kw + kj].1, v, a))
+        };
+        self.taps(b, it, &[acc], &tap);
+        let mut v = b.use_var(acc);
+        if self.has_res {
+            let r = b
+                .ins()
+                .load(types::F32X4, vflags(), it.res, (xb * 16) as i32);
+            v = b.ins().fadd(v, r);
+        }
+        let v = self.activate(b, v, true);
+        b.ins().store(vflags(), v, it.out, (xb * 16) as i32);
     }
 
     /// `n` vector blocks starting at block `xb`.
