@@ -186,6 +186,21 @@ struct Item {
     bias: (Value, Value),
     out: Value,
     res: Value,
+    /// Every input-row load of this path is in bounds (known-valid rows): loads may be
+    /// marked readonly and movable, so Cranelift places each at its use instead of issuing
+    /// all of a block's loads first (which spilled most of them).
+    movable: bool,
+}
+
+impl Item {
+    /// Flags for a load from the input rows.
+    fn xflags(&self) -> MemFlagsData {
+        if self.movable {
+            vflags().with_readonly().with_can_move()
+        } else {
+            vflags()
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -229,7 +244,9 @@ fn emit(
         let w: Vec<(Value, Value)> = (0..taps)
             .map(|t| {
                 let s = b.ins().load(types::F32, flags(), wp, (t * 4) as i32);
-                (s, b.ins().splat(types::F32X4, s))
+                let v = b.ins().splat(types::F32X4, s);
+                // The scalar border code reads lane 0 of the splat: one live value per tap.
+                (b.ins().extractlane(v, 0), v)
             })
             .collect();
         let bias = if has_bias {
@@ -269,6 +286,7 @@ fn emit(
                 bias,
                 out,
                 res,
+                movable: !checked,
             };
             ctx.row(b, row, &it)?;
             b.ins().jump(done, &[]);
@@ -379,7 +397,7 @@ impl Ctx<'_> {
                 if ix < 0 || ix >= g.w as i64 {
                     return None;
                 }
-                let v = b.ins().load(types::F32, flags(), rp, (ix * 4) as i32);
+                let v = b.ins().load(types::F32, it.xflags(), rp, (ix * 4) as i32);
                 Some(self.mul_add(b, it.w[ki * g.kw + kj].0, v, a))
             };
             self.taps(b, it, &[acc], &tap);
@@ -411,10 +429,10 @@ impl Ctx<'_> {
             }
             let span = (4 * sw) as i64;
             let c = s.clamp(0, g.w as i64 - span);
-            let v0 = b.ins().load(types::I8X16, vflags(), rp, (c * 4) as i32);
+            let v0 = b.ins().load(types::I8X16, it.xflags(), rp, (c * 4) as i32);
             let v1 = if sw == 2 {
                 b.ins()
-                    .load(types::I8X16, vflags(), rp, (c * 4 + 16) as i32)
+                    .load(types::I8X16, it.xflags(), rp, (c * 4 + 16) as i32)
             } else {
                 v0
             };
@@ -482,10 +500,10 @@ impl Ctx<'_> {
             let at = b.ins().iadd(rp, xo);
             let disp = ((u as i64 * 4 * sw + (kj * g.dw) as i64 - g.pl as i64) * 4) as i32;
             let v = match evens {
-                None => b.ins().load(types::F32X4, vflags(), at, disp),
+                None => b.ins().load(types::F32X4, it.xflags(), at, disp),
                 Some(imm) => {
-                    let v0 = b.ins().load(types::I8X16, vflags(), at, disp);
-                    let v1 = b.ins().load(types::I8X16, vflags(), at, disp + 16);
+                    let v0 = b.ins().load(types::I8X16, it.xflags(), at, disp);
+                    let v1 = b.ins().load(types::I8X16, it.xflags(), at, disp + 16);
                     let v = b.ins().shuffle(v0, v1, imm);
                     let le = MemFlagsData::new().with_endianness(Endianness::Little);
                     b.ins().bitcast(types::F32X4, le, v)
