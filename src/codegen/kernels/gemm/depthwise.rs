@@ -28,6 +28,9 @@ const MAX_SCALAR_TAPS: usize = 8192;
 /// accumulator`, `None` for a tap that reads padding.
 type Tap<'a> = &'a dyn Fn(&mut FunctionBuilder, usize, usize, Value, Value, usize) -> Option<Value>;
 
+/// Rows of at most this many vector blocks are straight-line code (no block loop).
+const FULL_UNROLL: usize = 32;
+
 /// Vector blocks of four outputs per loop step.
 const UNROLL: usize = 4;
 
@@ -308,7 +311,9 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     fn mul_add(&self, b: &mut FunctionBuilder, x: Value, y: Value, acc: Value) -> Value {
         if self.fma {
-            b.ins().fma(x, y, acc)
+            // `y` (the data, single use) first: it is the one overwritten (vfmadd213), not
+            // the weight, which then needs no copy.
+            b.ins().fma(y, x, acc)
         } else {
             let m = b.ins().fmul(x, y);
             b.ins().fadd(acc, m)
@@ -370,8 +375,17 @@ impl Ctx<'_> {
     fn row(&self, b: &mut FunctionBuilder, row: &RowPlan, it: &Item) -> Result<(), String> {
         let g = self.g;
         let sw = g.sw as i64;
-        // Vector blocks, UNROLL at a time, then one at a time.
-        if row.b1 > row.b0 {
+        // Rows of at most FULL_UNROLL vector blocks: straight-line code, one block after the
+        // other. Within a loop, Cranelift recomputes the weight splats every step from spilled
+        // scalars; straight-line, the splats stay in registers and each block's chain is
+        // placed before its store.
+        if row.b1 > row.b0 && row.b1 - row.b0 <= FULL_UNROLL {
+            for xb in row.b0..row.b1 {
+                let xb = b.ins().iconst(types::I64, xb as i64);
+                self.vector_blocks(b, it, xb, 1, sw)?;
+            }
+        } else if row.b1 > row.b0 {
+            // Vector blocks, UNROLL at a time, then one at a time.
             let lo = b.ins().iconst(types::I64, row.b0 as i64);
             let hi = b.ins().iconst(types::I64, row.b1 as i64);
             let rest = b.declare_var(types::I64);
@@ -500,7 +514,8 @@ impl Ctx<'_> {
             let at = b.ins().iadd(rp, xo);
             let disp = ((u as i64 * 4 * sw + (kj * g.dw) as i64 - g.pl as i64) * 4) as i32;
             let v = match evens {
-                None => b.ins().load(types::F32X4, it.xflags(), at, disp),
+                // Not movable: a side-effecting load with one use folds into the fma.
+                None => b.ins().load(types::F32X4, vflags(), at, disp),
                 Some(imm) => {
                     let v0 = b.ins().load(types::I8X16, it.xflags(), at, disp);
                     let v1 = b.ins().load(types::I8X16, it.xflags(), at, disp + 16);
@@ -509,7 +524,16 @@ impl Ctx<'_> {
                     b.ins().bitcast(types::F32X4, le, v)
                 }
             };
-            Some(self.mul_add(b, it.w[ki * g.kw + kj].1, v, a))
+            let w = it.w[ki * g.kw + kj].1;
+            if evens.is_some() {
+                // The movable loads and shuffle are placed at their first use: with an fma
+                // (accumulator last) all taps' loads would come before the first product,
+                // with mul then add, each tap's right before it (no spills).
+                let m = b.ins().fmul(w, v);
+                Some(b.ins().fadd(a, m))
+            } else {
+                Some(self.mul_add(b, w, v, a))
+            }
         };
         self.taps(b, it, &accs, &tap);
         let oo = b.ins().imul_imm_s(xb, 16);
