@@ -622,3 +622,33 @@ fn depthwise_edge_blocks() {
         }
     }
 }
+
+#[test]
+fn depthwise_wide_rows() {
+    // More than 32 vector blocks per row: the block loop (4 at a time, then 1) instead of
+    // straight-line code; strides 1 and 2, with and without the epilogue.
+    let cases: &[(&[usize], &str, &[usize])] = &[
+        (
+            &[1, 2, 3, 150],
+            "{group: 2, pads: [1, 1, 1, 1]}",
+            &[1, 2, 3, 150],
+        ),
+        (
+            &[1, 2, 5, 301],
+            "{group: 2, pads: [1, 1, 1, 1], strides: [2, 2]}",
+            &[1, 2, 3, 151],
+        ),
+        (
+            &[1, 2, 4, 300],
+            "{group: 2, pads: [0, 0, 1, 1], strides: [2, 2]}",
+            &[1, 2, 2, 150],
+        ),
+    ];
+    let mut seed = 700;
+    for &(x, attrs, out) in cases {
+        for extra in ["", "bias res clip"] {
+            seed += 1;
+            conv_case(x, &[2, 1, 3, 3], attrs, out, extra, seed);
+        }
+    }
+}
