@@ -3,12 +3,16 @@
 //!
 //! A work item is one output row of one channel. The row's structure is known at emit time:
 //! the output columns whose taps all read inside the input row (and, for stride 2, whose
-//! two-vector reads stay inside it) are computed four at a time, four blocks per loop step
-//! (independent accumulator chains), with one vector load per tap (two and a `shufps` for
-//! stride 2); the few border columns are unrolled scalar code that skips the padding taps.
-//! Rows whose taps all fall inside the input (known range) run without checks; border rows
-//! test each kernel row's validity. Bias, residual and Relu/Clip are applied before the one
-//! store; other activations run as the usual in-place launch after it (see `super::lower`).
+//! two-vector reads stay inside it) are computed four at a time with one vector load per tap
+//! (two and a `shufps` for stride 2): straight-line code for rows of up to `FULL_UNROLL`
+//! blocks (the weight splats then stay in registers), else a loop of four blocks per step.
+//! Blocks whose taps partly read padding (the row's edges, and its last four outputs when the
+//! width is not a multiple of 4 and there is no residual) are vector blocks too, with loads
+//! clamped into the row, a lane shuffle and a zero mask; the remaining outputs (tails with a
+//! residual, rows narrower than 4 × stride) are unrolled scalar code that skips the padding
+//! taps. Rows whose taps all fall inside the input (known range) run without checks; border
+//! rows test each kernel row's validity. Bias, residual and Relu/Clip are applied before the
+//! one store; other activations run as the usual in-place launch after it (see `super::lower`).
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{types, ConstantData, Endianness, InstBuilder, MemFlagsData, Value};
@@ -72,7 +76,7 @@ pub(super) fn lower(
         },
         None => false,
     };
-    let Some(row) = RowPlan::new(&geo) else {
+    let Some(row) = RowPlan::new(&geo, residual) else {
         return Ok(None);
     };
     let fma = cx.target.avx2_fma;
@@ -110,8 +114,9 @@ struct RowPlan {
     /// Vector blocks `[b0, b1)` (outputs `4*b0 .. 4*b1`).
     b0: usize,
     b1: usize,
-    /// Full blocks outside `[b0, b1)` whose taps partly read padding: one vector block each,
-    /// with clamped loads whose out-of-range lanes are shuffled in and masked to zero.
+    /// First outputs of blocks outside `[b0, b1)` whose taps partly read padding: one vector
+    /// block each, with clamped loads whose out-of-range lanes are shuffled in and masked to
+    /// zero (full blocks, plus the row's last four outputs when the width has a tail).
     edge: Vec<usize>,
     /// The other outputs (scalar).
     scalar: Vec<usize>,
@@ -121,7 +126,7 @@ struct RowPlan {
 }
 
 impl RowPlan {
-    fn new(g: &ConvGeom) -> Option<RowPlan> {
+    fn new(g: &ConvGeom, has_res: bool) -> Option<RowPlan> {
         let ix = |x: usize, kj: usize| (x * g.sw + kj * g.dw) as i64 - g.pl as i64;
         let vec_ok = |xb: usize| {
             (g.sw == 1 || g.sw == 2)
@@ -137,13 +142,20 @@ impl RowPlan {
             _ => (0, 0),
         };
         let edge_ok = (g.sw == 1 || g.sw == 2) && g.w >= 4 * g.sw;
-        let edge: Vec<usize> = (0..g.ow / 4)
+        let mut edge: Vec<usize> = (0..g.ow / 4)
             .filter(|&xb| edge_ok && (xb < b0 || xb >= b1))
+            .map(|xb| 4 * xb)
             .collect();
-        let in_edge = |x: usize| edge.contains(&(x / 4));
-        let scalar: Vec<usize> = (0..g.ow)
-            .filter(|&x| (x < 4 * b0 || x >= 4 * b1) && !in_edge(x))
-            .collect();
+        let covered = |x: usize, edge: &[usize]| {
+            (4 * b0..4 * b1).contains(&x) || edge.iter().any(|&e| (e..e + 4).contains(&x))
+        };
+        // A row tail (ow % 4 outputs) as one more block ending at the row's end, overlapping
+        // the last full block: it recomputes (and stores again) the same values, which is
+        // only correct without a residual (the output may share the residual's buffer).
+        if edge_ok && !has_res && g.ow >= 4 && g.ow % 4 != 0 {
+            edge.push(g.ow - 4);
+        }
+        let scalar: Vec<usize> = (0..g.ow).filter(|&x| !covered(x, &edge)).collect();
         if (scalar.len() + edge.len()) * g.kh * g.kw > MAX_SCALAR_TAPS {
             return None;
         }
@@ -399,8 +411,8 @@ impl Ctx<'_> {
                 })?;
             }
         }
-        for &xb in &row.edge {
-            self.edge_block(b, it, xb);
+        for &x0 in &row.edge {
+            self.edge_block(b, it, x0);
         }
         // Border outputs.
         for &x in &row.scalar {
@@ -426,16 +438,16 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// The vector block `xb` (outputs `4*xb .. 4*xb+4`, all inside the row) whose taps may
+    /// The vector block of outputs `x0 .. x0+4` (all inside the row) whose taps may
     /// read padding: per tap, a load clamped into the input row, a lane shuffle and a mask
     /// zeroing the padding lanes.
-    fn edge_block(&self, b: &mut FunctionBuilder, it: &Item, xb: usize) {
+    fn edge_block(&self, b: &mut FunctionBuilder, it: &Item, x0: usize) {
         let g = self.g;
         let sw = g.sw;
         let acc = b.declare_var(types::F32X4);
         b.def_var(acc, it.bias.1);
         let tap = |b: &mut FunctionBuilder, ki: usize, kj: usize, rp: Value, a: Value, _| {
-            let s = (4 * xb * sw + kj * g.dw) as i64 - g.pl as i64;
+            let s = (x0 * sw + kj * g.dw) as i64 - g.pl as i64;
             let idx: Vec<i64> = (0..4).map(|l| s + (l * sw) as i64).collect();
             let valid: Vec<bool> = idx.iter().map(|&i| i >= 0 && i < g.w as i64).collect();
             if !valid.iter().any(|&v| v) {
@@ -481,11 +493,11 @@ impl Ctx<'_> {
         if self.has_res {
             let r = b
                 .ins()
-                .load(types::F32X4, vflags(), it.res, (xb * 16) as i32);
+                .load(types::F32X4, vflags(), it.res, (x0 * 4) as i32);
             v = b.ins().fadd(v, r);
         }
         let v = self.activate(b, v, true);
-        b.ins().store(vflags(), v, it.out, (xb * 16) as i32);
+        b.ins().store(vflags(), v, it.out, (x0 * 4) as i32);
     }
 
     /// `n` vector blocks starting at block `xb`.
