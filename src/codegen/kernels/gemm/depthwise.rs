@@ -3,12 +3,16 @@
 //!
 //! A work item is one output row of one channel. The row's structure is known at emit time:
 //! the output columns whose taps all read inside the input row (and, for stride 2, whose
-//! two-vector reads stay inside it) are computed four at a time, four blocks per loop step
-//! (independent accumulator chains), with one vector load per tap (two and a `shufps` for
-//! stride 2); the few border columns are unrolled scalar code that skips the padding taps.
-//! Rows whose taps all fall inside the input (known range) run without checks; border rows
-//! test each kernel row's validity. Bias, residual and Relu/Clip are applied before the one
-//! store; other activations run as the usual in-place launch after it (see `super::lower`).
+//! two-vector reads stay inside it) are computed four at a time with one vector load per tap
+//! (two and a `shufps` for stride 2): straight-line code for rows of up to `FULL_UNROLL`
+//! blocks (the weight splats then stay in registers), else a loop of four blocks per step.
+//! Blocks whose taps partly read padding (the row's edges, and its last four outputs when the
+//! width is not a multiple of 4 and there is no residual) are vector blocks too, with loads
+//! clamped into the row, a lane shuffle and a zero mask; the remaining outputs (tails with a
+//! residual, rows narrower than 4 × stride) are unrolled scalar code that skips the padding
+//! taps. Rows whose taps all fall inside the input (known range) run without checks; border
+//! rows test each kernel row's validity. Bias, residual and Relu/Clip are applied before the
+//! one store; other activations run as the usual in-place launch after it (see `super::lower`).
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{types, ConstantData, Endianness, InstBuilder, MemFlagsData, Value};
@@ -27,6 +31,9 @@ const MAX_SCALAR_TAPS: usize = 8192;
 /// One tap's contribution: `(builder, ki, kj, input row, accumulator, block) -> new
 /// accumulator`, `None` for a tap that reads padding.
 type Tap<'a> = &'a dyn Fn(&mut FunctionBuilder, usize, usize, Value, Value, usize) -> Option<Value>;
+
+/// Rows of at most this many vector blocks are straight-line code (no block loop).
+const FULL_UNROLL: usize = 32;
 
 /// Vector blocks of four outputs per loop step.
 const UNROLL: usize = 4;
@@ -69,7 +76,7 @@ pub(super) fn lower(
         },
         None => false,
     };
-    let Some(row) = RowPlan::new(&geo) else {
+    let Some(row) = RowPlan::new(&geo, residual) else {
         return Ok(None);
     };
     let fma = cx.target.avx2_fma;
@@ -107,6 +114,10 @@ struct RowPlan {
     /// Vector blocks `[b0, b1)` (outputs `4*b0 .. 4*b1`).
     b0: usize,
     b1: usize,
+    /// First outputs of blocks outside `[b0, b1)` whose taps partly read padding: one vector
+    /// block each, with clamped loads whose out-of-range lanes are shuffled in and masked to
+    /// zero (full blocks, plus the row's last four outputs when the width has a tail).
+    edge: Vec<usize>,
     /// The other outputs (scalar).
     scalar: Vec<usize>,
     /// Output rows whose kernel rows are all inside the input: `[y0, y1)`.
@@ -115,7 +126,7 @@ struct RowPlan {
 }
 
 impl RowPlan {
-    fn new(g: &ConvGeom) -> Option<RowPlan> {
+    fn new(g: &ConvGeom, has_res: bool) -> Option<RowPlan> {
         let ix = |x: usize, kj: usize| (x * g.sw + kj * g.dw) as i64 - g.pl as i64;
         let vec_ok = |xb: usize| {
             (g.sw == 1 || g.sw == 2)
@@ -130,8 +141,22 @@ impl RowPlan {
             (Some(&f), Some(&l)) if l + 1 - f == good.len() => (f, l + 1),
             _ => (0, 0),
         };
-        let scalar: Vec<usize> = (0..g.ow).filter(|&x| x < 4 * b0 || x >= 4 * b1).collect();
-        if scalar.len() * g.kh * g.kw > MAX_SCALAR_TAPS {
+        let edge_ok = (g.sw == 1 || g.sw == 2) && g.w >= 4 * g.sw;
+        let mut edge: Vec<usize> = (0..g.ow / 4)
+            .filter(|&xb| edge_ok && (xb < b0 || xb >= b1))
+            .map(|xb| 4 * xb)
+            .collect();
+        let covered = |x: usize, edge: &[usize]| {
+            (4 * b0..4 * b1).contains(&x) || edge.iter().any(|&e| (e..e + 4).contains(&x))
+        };
+        // A row tail (ow % 4 outputs) as one more block ending at the row's end, overlapping
+        // the last full block: it recomputes (and stores again) the same values, which is
+        // only correct without a residual (the output may share the residual's buffer).
+        if edge_ok && !has_res && g.ow >= 4 && g.ow % 4 != 0 {
+            edge.push(g.ow - 4);
+        }
+        let scalar: Vec<usize> = (0..g.ow).filter(|&x| !covered(x, &edge)).collect();
+        if (scalar.len() + edge.len()) * g.kh * g.kw > MAX_SCALAR_TAPS {
             return None;
         }
         let row_ok = |y: usize| {
@@ -157,6 +182,7 @@ impl RowPlan {
         Some(RowPlan {
             b0,
             b1,
+            edge,
             scalar,
             y0,
             y1,
@@ -175,6 +201,21 @@ struct Item {
     bias: (Value, Value),
     out: Value,
     res: Value,
+    /// Every input-row load of this path is in bounds (known-valid rows): loads may be
+    /// marked readonly and movable, so Cranelift places each at its use instead of issuing
+    /// all of a block's loads first (which spilled most of them).
+    movable: bool,
+}
+
+impl Item {
+    /// Flags for a load from the input rows.
+    fn xflags(&self) -> MemFlagsData {
+        if self.movable {
+            vflags().with_readonly().with_can_move()
+        } else {
+            vflags()
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -218,7 +259,9 @@ fn emit(
         let w: Vec<(Value, Value)> = (0..taps)
             .map(|t| {
                 let s = b.ins().load(types::F32, flags(), wp, (t * 4) as i32);
-                (s, b.ins().splat(types::F32X4, s))
+                let v = b.ins().splat(types::F32X4, s);
+                // The scalar border code reads lane 0 of the splat: one live value per tap.
+                (b.ins().extractlane(v, 0), v)
             })
             .collect();
         let bias = if has_bias {
@@ -258,6 +301,7 @@ fn emit(
                 bias,
                 out,
                 res,
+                movable: !checked,
             };
             ctx.row(b, row, &it)?;
             b.ins().jump(done, &[]);
@@ -279,7 +323,9 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     fn mul_add(&self, b: &mut FunctionBuilder, x: Value, y: Value, acc: Value) -> Value {
         if self.fma {
-            b.ins().fma(x, y, acc)
+            // `y` (the data, single use) first: it is the one overwritten (vfmadd213), not
+            // the weight, which then needs no copy.
+            b.ins().fma(y, x, acc)
         } else {
             let m = b.ins().fmul(x, y);
             b.ins().fadd(acc, m)
@@ -341,8 +387,17 @@ impl Ctx<'_> {
     fn row(&self, b: &mut FunctionBuilder, row: &RowPlan, it: &Item) -> Result<(), String> {
         let g = self.g;
         let sw = g.sw as i64;
-        // Vector blocks, UNROLL at a time, then one at a time.
-        if row.b1 > row.b0 {
+        // Rows of at most FULL_UNROLL vector blocks: straight-line code, one block after the
+        // other. Within a loop, Cranelift recomputes the weight splats every step from spilled
+        // scalars; straight-line, the splats stay in registers and each block's chain is
+        // placed before its store.
+        if row.b1 > row.b0 && row.b1 - row.b0 <= FULL_UNROLL {
+            for xb in row.b0..row.b1 {
+                let xb = b.ins().iconst(types::I64, xb as i64);
+                self.vector_blocks(b, it, xb, 1, sw)?;
+            }
+        } else if row.b1 > row.b0 {
+            // Vector blocks, UNROLL at a time, then one at a time.
             let lo = b.ins().iconst(types::I64, row.b0 as i64);
             let hi = b.ins().iconst(types::I64, row.b1 as i64);
             let rest = b.declare_var(types::I64);
@@ -356,6 +411,9 @@ impl Ctx<'_> {
                 })?;
             }
         }
+        for &x0 in &row.edge {
+            self.edge_block(b, it, x0);
+        }
         // Border outputs.
         for &x in &row.scalar {
             let acc = b.declare_var(types::F32);
@@ -365,7 +423,7 @@ impl Ctx<'_> {
                 if ix < 0 || ix >= g.w as i64 {
                     return None;
                 }
-                let v = b.ins().load(types::F32, flags(), rp, (ix * 4) as i32);
+                let v = b.ins().load(types::F32, it.xflags(), rp, (ix * 4) as i32);
                 Some(self.mul_add(b, it.w[ki * g.kw + kj].0, v, a))
             };
             self.taps(b, it, &[acc], &tap);
@@ -378,6 +436,68 @@ impl Ctx<'_> {
             b.ins().store(flags(), v, it.out, (x * 4) as i32);
         }
         Ok(())
+    }
+
+    /// The vector block of outputs `x0 .. x0+4` (all inside the row) whose taps may
+    /// read padding: per tap, a load clamped into the input row, a lane shuffle and a mask
+    /// zeroing the padding lanes.
+    fn edge_block(&self, b: &mut FunctionBuilder, it: &Item, x0: usize) {
+        let g = self.g;
+        let sw = g.sw;
+        let acc = b.declare_var(types::F32X4);
+        b.def_var(acc, it.bias.1);
+        let tap = |b: &mut FunctionBuilder, ki: usize, kj: usize, rp: Value, a: Value, _| {
+            let s = (x0 * sw + kj * g.dw) as i64 - g.pl as i64;
+            let idx: Vec<i64> = (0..4).map(|l| s + (l * sw) as i64).collect();
+            let valid: Vec<bool> = idx.iter().map(|&i| i >= 0 && i < g.w as i64).collect();
+            if !valid.iter().any(|&v| v) {
+                return None;
+            }
+            let span = (4 * sw) as i64;
+            let c = s.clamp(0, g.w as i64 - span);
+            let v0 = b.ins().load(types::I8X16, it.xflags(), rp, (c * 4) as i32);
+            let v1 = if sw == 2 {
+                b.ins()
+                    .load(types::I8X16, it.xflags(), rp, (c * 4 + 16) as i32)
+            } else {
+                v0
+            };
+            let bytes: Vec<u8> = (0..4)
+                .flat_map(|l| {
+                    let pos = if valid[l] { (idx[l] - c) as u8 } else { 0 };
+                    (0..4).map(move |k| pos * 4 + k)
+                })
+                .collect();
+            let le = MemFlagsData::new().with_endianness(Endianness::Little);
+            let identity = bytes.iter().enumerate().all(|(i, &x)| i as u8 == x);
+            let mut v = if identity {
+                v0
+            } else {
+                let imm = b.func.dfg.immediates.push(ConstantData::from(bytes));
+                b.ins().shuffle(v0, v1, imm)
+            };
+            if valid.iter().any(|&v| !v) {
+                let mask: Vec<u8> = valid
+                    .iter()
+                    .flat_map(|&v| [if v { 0xff } else { 0 }; 4])
+                    .collect();
+                let k = b.func.dfg.constants.insert(ConstantData::from(mask));
+                let m = b.ins().vconst(types::I8X16, k);
+                v = b.ins().band(v, m);
+            }
+            let v = b.ins().bitcast(types::F32X4, le, v);
+            Some(self.mul_add(b, it.w[ki * g.kw + kj].1, v, a))
+        };
+        self.taps(b, it, &[acc], &tap);
+        let mut v = b.use_var(acc);
+        if self.has_res {
+            let r = b
+                .ins()
+                .load(types::F32X4, vflags(), it.res, (x0 * 4) as i32);
+            v = b.ins().fadd(v, r);
+        }
+        let v = self.activate(b, v, true);
+        b.ins().store(vflags(), v, it.out, (x0 * 4) as i32);
     }
 
     /// `n` vector blocks starting at block `xb`.
@@ -406,16 +526,26 @@ impl Ctx<'_> {
             let at = b.ins().iadd(rp, xo);
             let disp = ((u as i64 * 4 * sw + (kj * g.dw) as i64 - g.pl as i64) * 4) as i32;
             let v = match evens {
+                // Not movable: a side-effecting load with one use folds into the fma.
                 None => b.ins().load(types::F32X4, vflags(), at, disp),
                 Some(imm) => {
-                    let v0 = b.ins().load(types::I8X16, vflags(), at, disp);
-                    let v1 = b.ins().load(types::I8X16, vflags(), at, disp + 16);
+                    let v0 = b.ins().load(types::I8X16, it.xflags(), at, disp);
+                    let v1 = b.ins().load(types::I8X16, it.xflags(), at, disp + 16);
                     let v = b.ins().shuffle(v0, v1, imm);
                     let le = MemFlagsData::new().with_endianness(Endianness::Little);
                     b.ins().bitcast(types::F32X4, le, v)
                 }
             };
-            Some(self.mul_add(b, it.w[ki * g.kw + kj].1, v, a))
+            let w = it.w[ki * g.kw + kj].1;
+            if evens.is_some() {
+                // The movable loads and shuffle are placed at their first use: with an fma
+                // (accumulator last) all taps' loads would come before the first product,
+                // with mul then add, each tap's right before it (no spills).
+                let m = b.ins().fmul(w, v);
+                Some(b.ins().fadd(a, m))
+            } else {
+                Some(self.mul_add(b, w, v, a))
+            }
         };
         self.taps(b, it, &accs, &tap);
         let oo = b.ins().imul_imm_s(xb, 16);

@@ -576,3 +576,83 @@ fn depthwise_conv() {
         }
     }
 }
+
+#[test]
+fn depthwise_edge_blocks() {
+    // Widths 1..=12 (vector edge blocks need w >= 4 * stride; tails stay scalar), strides 1
+    // and 2, pads 0/1/2 and asymmetric, dilation 2, with and without the epilogue.
+    let mut seed = 600;
+    for w in 1..=12usize {
+        for (attrs, kw, sw, dw, pl, pr) in [
+            ("pads: [1, 1, 1, 1]", 3, 1, 1, 1, 1),
+            ("pads: [0, 0, 0, 0]", 3, 1, 1, 0, 0),
+            ("pads: [1, 1, 1, 1], strides: [2, 2]", 3, 2, 1, 1, 1),
+            ("pads: [0, 0, 1, 1], strides: [2, 2]", 3, 2, 1, 0, 1),
+            ("pads: [1, 2, 1, 0]", 3, 1, 1, 2, 0),
+            ("pads: [2, 2, 2, 2], dilations: [2, 2]", 3, 1, 2, 2, 2),
+            ("pads: [2, 2, 2, 2], strides: [2, 2]", 5, 2, 1, 2, 2),
+        ] {
+            let span = dw * (kw - 1) + 1;
+            if w + pl + pr < span {
+                continue;
+            }
+            let ow = (w + pl + pr - span) / sw + 1;
+            let h = 5;
+            let (pt, pb) = (pl.min(1), pr.min(1));
+            let spanh = dw * (kw - 1) + 1;
+            if h + pt + pb < spanh {
+                continue;
+            }
+            let oh = (h + pt + pb - spanh) / sw + 1;
+            // Pads as [top, left, bottom, right]: rebuild with the row pads chosen above.
+            let rest = attrs.split_once("], ").map(|(_, r)| r).unwrap_or("");
+            let pads = format!("pads: [{pt}, {pl}, {pb}, {pr}]");
+            let attrs = if rest.is_empty() {
+                format!("{{group: 3, {pads}}}")
+            } else {
+                format!("{{group: 3, {pads}, {rest}}}")
+            };
+            for extra in ["", "bias res relu"] {
+                seed += 1;
+                conv_case(
+                    &[1, 3, h, w],
+                    &[3, 1, kw, kw],
+                    &attrs,
+                    &[1, 3, oh, ow],
+                    extra,
+                    seed,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn depthwise_wide_rows() {
+    // More than 32 vector blocks per row: the block loop (4 at a time, then 1) instead of
+    // straight-line code; strides 1 and 2, with and without the epilogue.
+    let cases: &[(&[usize], &str, &[usize])] = &[
+        (
+            &[1, 2, 3, 150],
+            "{group: 2, pads: [1, 1, 1, 1]}",
+            &[1, 2, 3, 150],
+        ),
+        (
+            &[1, 2, 5, 301],
+            "{group: 2, pads: [1, 1, 1, 1], strides: [2, 2]}",
+            &[1, 2, 3, 151],
+        ),
+        (
+            &[1, 2, 4, 300],
+            "{group: 2, pads: [0, 0, 1, 1], strides: [2, 2]}",
+            &[1, 2, 2, 150],
+        ),
+    ];
+    let mut seed = 700;
+    for &(x, attrs, out) in cases {
+        for extra in ["", "bias res clip"] {
+            seed += 1;
+            conv_case(x, &[2, 1, 3, 3], attrs, out, extra, seed);
+        }
+    }
+}
