@@ -102,7 +102,7 @@ fn channel_affine_as_batchnorm(g: &mut Graph) {
             shape: Shape::known(&[c]),
         };
         let name = g.node(add).outputs[0].name.clone();
-        let mut constant = |g: &mut Graph, suffix: &str, v: Vec<f32>| {
+        let constant = |g: &mut Graph, suffix: &str, v: Vec<f32>| {
             let id = g.add_node(Node {
                 name: String::new(),
                 op: Op::Constant { value: vec_c(v) },
