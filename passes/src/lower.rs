@@ -481,7 +481,10 @@ fn replace_uses(g: &mut Graph, id: NodeId, to: ValueRef) {
     }
 }
 
-fn lower_node(g: &mut Graph, id: NodeId, opset: i64) -> Result<(), String> {
+/// Replaces node `id` of `g` (a fused, blocked or newer-than-`opset` op) by the standard ops
+/// it stands for; its readers read the last of them. The back end uses it for a fused node
+/// that its kernels cannot take whole.
+pub fn lower_node(g: &mut Graph, id: NodeId, opset: i64) -> Result<(), String> {
     let node = g.node(id).clone();
     let ty = node
         .outputs

@@ -10,6 +10,7 @@
 //!   into the Cranelift module as function bytes;
 //! - [`testing`]: one node's kernels run in isolation against the reference evaluator.
 pub mod aot;
+mod attention;
 pub mod buffer;
 pub mod jit;
 pub mod kernel;

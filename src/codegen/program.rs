@@ -31,7 +31,7 @@ use cranelift_codegen::isa::CallConv;
 use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_module::{DataId, FuncId, Linkage, Module};
-use graphc_passes::ir::{DType, Graph, NodeId, Op, Tensor, ValueRef};
+use graphc_passes::ir::{DType, Graph, NodeId, Op, ValueRef};
 use graphc_passes::plan::memory::{plan, MemoryPlan, ALIGN};
 
 use super::kernel::{KernelCx, Launch, Lowered, Operand, Target};
@@ -208,6 +208,29 @@ pub fn prepare(g: &Graph) -> Graph {
         node.inputs.clear();
         node.op = Op::Constant { value };
     }
+    // A FusedMatMul whose bias or residual the GEMM epilogue cannot take (a bias broadcast
+    // over the batch, as attention masks are) runs as its standard ops, each compiled.
+    let unfuse: Vec<NodeId> = g
+        .node_ids()
+        .iter()
+        .copied()
+        .filter(|&id| {
+            matches!(g.node(id).op, Op::FusedMatMul { .. })
+                && g.node(id).outputs[0].ty.dtype == DType::F32
+                && !kernels::gemm::takes_fused_mat_mul(&g, id)
+        })
+        .collect();
+    if !unfuse.is_empty() {
+        let before = g.clone();
+        let lowered = unfuse
+            .into_iter()
+            .all(|id| graphc_passes::lower::lower_node(&mut g, id, crate::onnx::MAX_OPSET).is_ok());
+        if !lowered || g.toposort().is_err() {
+            // Keep the fused nodes (the reference evaluator runs them) rather than compile a
+            // half-lowered graph.
+            g = before;
+        }
+    }
     let attention: Vec<NodeId> = g
         .node_ids()
         .iter()
@@ -217,7 +240,7 @@ pub fn prepare(g: &Graph) -> Graph {
     if !attention.is_empty() {
         let before = g.clone();
         for id in attention {
-            decompose_attention(&mut g, id);
+            super::attention::decompose(&mut g, id);
         }
         if g.toposort().is_err() {
             // Cannot happen (the new nodes only read what the Attention node read); keep the
@@ -244,136 +267,6 @@ fn remove_dead_nodes(g: &mut Graph) {
             g.remove_node(id);
         }
     }
-}
-
-/// Rewrites the 4-D Attention the optimizer's fusion makes (`[batch, heads, seq, dim]`, a
-/// scale, an optional additive float mask, nothing else) into the ops it stands for, each of
-/// which has a kernel: `MatMul(q, kᵀ)`, `Mul` by the scale, `Softmax` (`fused_softmax` with
-/// the mask), `MatMul(·, v)`. A `Transpose` of K by `[0, 1, 3, 2]` (how the fusion writes K)
-/// is read through. Other Attention forms are left alone (the reference evaluator runs them).
-fn decompose_attention(g: &mut Graph, id: NodeId) {
-    use graphc_passes::ir::{Node, Shape, TypeInfo, ValueInfo};
-    let node = g.node(id).clone();
-    let Op::Attention {
-        is_causal: 0,
-        kv_num_heads: None,
-        q_num_heads: None,
-        qk_matmul_output_mode: 0,
-        scale: Some(scale),
-        softcap,
-        softmax_precision: None,
-    } = node.op
-    else {
-        return;
-    };
-    if softcap != 0.0 || node.outputs.len() != 1 || !(3..=4).contains(&node.inputs.len()) {
-        return;
-    }
-    let (Some(q), Some(k), Some(v)) = (node.inputs[0], node.inputs[1], node.inputs[2]) else {
-        return;
-    };
-    let mask = node.inputs.get(3).copied().flatten();
-    let dims = |v: ValueRef| g.ty(v).shape.as_known().filter(|d| d.len() == 4);
-    let (Some(qd), Some(kd), Some(vd)) = (dims(q), dims(k), dims(v)) else {
-        return;
-    };
-    // Same batch and heads everywhere (grouped-query attention stays whole), K and V of one
-    // sequence length, Q and K of one head size.
-    if qd[..2] != kd[..2] || kd[..3] != vd[..3] || qd[3] != kd[3] {
-        return;
-    }
-    if g.dtype(q) != DType::F32
-        || g.dtype(k) != DType::F32
-        || g.dtype(v) != DType::F32
-        || mask.is_some_and(|m| g.dtype(m) != DType::F32)
-    {
-        return;
-    }
-    let name = node.outputs[0].name.clone();
-    let f32_ty = |d: &[usize]| TypeInfo {
-        dtype: DType::F32,
-        shape: Shape::known(d),
-    };
-    let add = |g: &mut Graph, suffix: &str, op: Op, inputs: Vec<Option<ValueRef>>, ty: TypeInfo| {
-        let n = g.add_node(Node {
-            name: String::new(),
-            op,
-            inputs,
-            outputs: vec![ValueInfo {
-                name: format!("{name}.{suffix}"),
-                ty,
-            }],
-        });
-        ValueRef { node: n, port: 0 }
-    };
-    // Kᵀ: read through the fusion's Transpose when there is one.
-    let kt_dims = [kd[0], kd[1], kd[3], kd[2]];
-    let kt = match &g.node(k.node).op {
-        Op::Transpose { perm: Some(p) } if p == &[0, 1, 3, 2] => g.node(k.node).inputs[0],
-        _ => None,
-    };
-    let kt = match kt {
-        Some(kt) => kt,
-        None => add(
-            g,
-            "kt",
-            Op::Transpose {
-                perm: Some(vec![0, 1, 3, 2]),
-            },
-            vec![Some(k)],
-            f32_ty(&kt_dims),
-        ),
-    };
-    let s_dims = [qd[0], qd[1], qd[2], kd[2]];
-    let scores = add(
-        g,
-        "scores",
-        Op::MatMul {},
-        vec![Some(q), Some(kt)],
-        f32_ty(&s_dims),
-    );
-    let c = add(
-        g,
-        "scale",
-        Op::Constant {
-            value: Tensor::scalar(scale),
-        },
-        vec![],
-        f32_ty(&[]),
-    );
-    let scaled = add(
-        g,
-        "scaled",
-        Op::Mul {},
-        vec![Some(scores), Some(c)],
-        f32_ty(&s_dims),
-    );
-    let probs = match mask {
-        Some(m) => add(
-            g,
-            "probs",
-            Op::FusedSoftmax { axis: -1 },
-            vec![Some(scaled), Some(m)],
-            f32_ty(&s_dims),
-        ),
-        None => add(
-            g,
-            "probs",
-            Op::Softmax {
-                axis: -1,
-                coerce_2d: false,
-            },
-            vec![Some(scaled)],
-            f32_ty(&s_dims),
-        ),
-    };
-    for slot in (0..node.inputs.len()).rev() {
-        g.set_input(id, slot, None);
-    }
-    g.node_mut(id).inputs.clear();
-    g.node_mut(id).op = Op::MatMul {};
-    g.set_input(id, 0, Some(probs));
-    g.set_input(id, 1, Some(v));
 }
 
 /// Compiles `g` (verified, every shape static; see [`prepare`]) into `module`.

@@ -148,3 +148,81 @@ fn attention_runs_as_kernels() {
         assert_eq!(m.program.steps.len(), 4, "mask {mask}");
     }
 }
+
+/// Attention forms beyond the fusion's: 3-D inputs with grouped-query heads, a KV cache,
+/// causal masking, a mask shorter than the keys, softcap and each QK output mode; a boolean
+/// mask; nonpad_kv_seqlen as an input. Each is decomposed into compiled kernels (no fallback)
+/// and matches the reference evaluator.
+#[test]
+fn attention_forms_run_as_kernels() {
+    let gqa_past = |mode: i64, softcap: &str| {
+        format!(
+            r#"graph "g" (%q: f32[2,3,12], %k: f32[2,3,4], %v: f32[2,3,6], %m: f32[3,4], %pk: f32[2,2,2,2], %pv: f32[2,2,2,3]) {{
+  %y: f32[2,3,18], %pk2: f32[2,2,5,2], %pv2: f32[2,2,5,3], %qk: f32[2,6,3,5] = attention {{is_causal: 1, kv_num_heads: 2, q_num_heads: 6, qk_matmul_output_mode: {mode}{softcap}}} (%q, %k, %v, %m, %pk, %pv)
+  return %y, %pk2, %pv2, %qk
+}}
+"#
+        )
+    };
+    let mut cases: Vec<(String, String)> = Vec::new();
+    for mode in 0..=3 {
+        cases.push((
+            format!("gqa, past, causal, mode {mode}"),
+            gqa_past(mode, ""),
+        ));
+        cases.push((
+            format!("gqa, past, causal, softcap, mode {mode}"),
+            gqa_past(mode, ", softcap: 2.5"),
+        ));
+    }
+    // Every query row keeps at least one key (the diagonal), so no row is all -inf.
+    cases.push((
+        "bool mask, 4-D, default scale".into(),
+        r#"graph "g" (%q: f32[1,2,4,3], %k: f32[1,2,5,3], %v: f32[1,2,5,7]) {
+  %m: bool[4,5] = constant {value: bool[4,5] [BOOLS]}
+  %y: f32[1,2,4,7] = attention (%q, %k, %v, %m)
+  return %y
+}
+"#
+        .replace("BOOLS", "true, false, false, true, false, false, true, false, false, true, false, false, true, false, false, true, false, false, true, false"),
+    ));
+    // The lengths pass through a copy, so they are not a compile-time constant.
+    cases.push((
+        "nonpad_kv_seqlen at run time, 4-D mask".into(),
+        r#"graph "g" (%q: f32[3,2,1,4], %k: f32[3,2,6,4], %v: f32[3,2,6,4], %m: f32[3,2,1,6]) {
+  %n0: i64[3] = constant {value: i64[3] [6, 1, 4]}
+  %n: i64[3] = identity (%n0)
+  %y: f32[3,2,1,4] = attention {scale: 0.5} (%q, %k, %v, %m, _, _, %n)
+  return %y
+}
+"#
+        .into(),
+    ));
+    for (what, text) in cases {
+        let g = parse(&text).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let m = check_close(&g, 2, 1e-5, 1e-6);
+        assert!(
+            m.program.fallbacks.is_empty(),
+            "{what}: {:?}",
+            m.program.fallbacks
+        );
+    }
+}
+
+/// A fused MatMul whose bias the GEMM epilogue cannot take (a [m, n] matrix broadcast over
+/// the batch, as a causal mask is) runs as its standard ops, each compiled.
+#[test]
+fn fused_mat_mul_with_a_broadcast_bias_is_unfused() {
+    let g = parse(
+        r#"graph "g" (%a: f32[2,3,5,7], %b: f32[2,3,7,6], %m: f32[5,6]) {
+  %y: f32[2,3,5,6] = fused_mat_mul {activation: "relu"} (%a, %b, %m)
+  return %y
+}
+"#,
+    )
+    .unwrap();
+    let m = check_close(&g, 2, 1e-5, 1e-6);
+    assert!(m.program.fallbacks.is_empty(), "{:?}", m.program.fallbacks);
+    // MatMul, Add, Relu.
+    assert_eq!(m.program.steps.len(), 3);
+}

@@ -597,6 +597,17 @@ fn broadcast_index(index: &[usize], d: &[usize]) -> usize {
     off
 }
 
+/// Whether [`lower`] compiles FusedMatMul node `node` as one GEMM: its bias and residual fit
+/// the epilogue (a column bias, a residual of the output's layout).
+pub fn takes_fused_mat_mul(g: &Graph, node: NodeId) -> bool {
+    let act = match g.node(node).op.activation() {
+        Some(a) if epilogue(&a).is_none() => Activation::None,
+        Some(a) => a,
+        None => return false,
+    };
+    matmul(g, node, act, true).is_some()
+}
+
 /// MatMul and FusedMatMul (bias input 2, residual input 3).
 fn matmul(g: &Graph, node: NodeId, act: Activation, fused: bool) -> Option<Plan> {
     let act = epilogue(&act)?;
