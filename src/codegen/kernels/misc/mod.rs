@@ -4,7 +4,8 @@
 //!   Gather, for every fixed-size element type, as strided row copies.
 //! - [`pool`]: MaxPool, AveragePool (2-D, f32, NCHW), GlobalAveragePool, GlobalMaxPool.
 //! - [`reduce`]: Reduce{Sum,Mean,Max,Min}, ArgMax/ArgMin (f32).
-//! - [`softmax`]: Softmax, LogSoftmax, FusedSoftmax, LayerNormalization (f32).
+//! - [`softmax`]: Softmax, LogSoftmax, FusedSoftmax, LayerNormalization, RMSNormalization
+//!   (f32).
 //! - [`norm`]: LRN, BatchNormalization (inference), InstanceNormalization (f32, NCHW-like).
 //! - `elem`: ConstantOfShape, Cast (f32/f64/integers/bool), Where (broadcasting).
 //! - [`resize`]: Resize, nearest (any rank) and bilinear (NCHW, H and W), constant scales/sizes.
@@ -56,7 +57,8 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
         Op::Softmax { .. }
         | Op::LogSoftmax { .. }
         | Op::FusedSoftmax { .. }
-        | Op::LayerNormalization { .. } => softmax::lower(cx, g, node),
+        | Op::LayerNormalization { .. }
+        | Op::RmsNormalization { .. } => softmax::lower(cx, g, node),
         Op::Lrn { .. } | Op::BatchNormalization { .. } | Op::InstanceNormalization { .. } => {
             norm::lower(cx, g, node)
         }

@@ -1,7 +1,8 @@
 //! Row kernels over contiguous f32 rows: Softmax and LogSoftmax (the reduced lanes must be
 //! contiguous: the last axis, or any axis with `coerce_2d`), FusedSoftmax (`x + mask`, the
-//! mask broadcasting, softmax over the last axis) and LayerNormalization (Scale and B
-//! broadcasting over the normalized block, or single values). A work item is one row; the
+//! mask broadcasting, softmax over the last axis), LayerNormalization (Scale and B
+//! broadcasting over the normalized block, or single values; the Mean and InvStdDev outputs)
+//! and RMSNormalization. A work item is one row; the
 //! exponentials use `vmath::exp` on f32x4 (tails go through a lane of a splat).
 
 use cranelift_codegen::ir::{types, InstBuilder, Value};
@@ -72,19 +73,31 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
             let d = xs[r - 1];
             softmax(cx, outer, d, false, Some((xs[..r - 1].to_vec(), mstr))).map(Some)
         }
-        Op::LayerNormalization {
-            axis,
-            epsilon,
-            stash_type: _,
-        } => {
-            if xs != ys || (1..n.outputs.len()).any(|i| output_used(g, node, i)) {
-                return Ok(None);
-            }
+        Op::LayerNormalization { axis, epsilon, .. }
+        | Op::RmsNormalization { axis, epsilon, .. } => {
+            let rms = matches!(n.op, Op::RmsNormalization { .. });
             let Some(a) = norm_axis(*axis, r) else {
                 return Ok(None);
             };
             let d: usize = xs[a..].iter().product();
             let outer: usize = xs[..a].iter().product();
+            // Mean and InvStdDev (LayerNormalization's optional outputs): one f32 per row.
+            let mut stats = [false; 2];
+            for (i, used) in stats.iter_mut().enumerate() {
+                let Some(o) = n.outputs.get(i + 1) else {
+                    continue;
+                };
+                if !output_used(g, node, i + 1) {
+                    continue;
+                }
+                if o.ty.dtype != DType::F32 || o.ty.shape.num_elements() != Some(outer) {
+                    return Ok(None);
+                }
+                *used = true;
+            }
+            if xs != ys || (rms && n.outputs.len() != 1) {
+                return Ok(None);
+            }
             // Scale and B: one value, or one per element of the normalized block.
             let per = |i: usize| -> Option<Option<bool>> {
                 if input(g, node, i).is_none() {
@@ -109,7 +122,17 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
             let (Some(Some(scale)), Some(bias)) = (per(1), per(2)) else {
                 return Ok(None);
             };
-            layer_norm(cx, outer, d, *epsilon, scale, bias).map(Some)
+            if rms && bias.is_some() {
+                return Ok(None);
+            }
+            let form = Norm {
+                eps: *epsilon,
+                scale,
+                bias,
+                rms,
+                stats,
+            };
+            layer_norm(cx, outer, d, &form).map(Some)
         }
         _ => Ok(None),
     }
@@ -323,29 +346,52 @@ fn softmax(
     })
 }
 
-/// LayerNormalization over rows of `d`: two passes (mean, then variance of `x - mean`), then
-/// `(x - mean) * inv * scale + b`. `scale`/`bias`: `true` per element, `false` one value,
-/// bias `None` absent.
-fn layer_norm(
-    cx: &mut KernelCx,
-    outer: usize,
-    d: usize,
+/// What [`layer_norm`] computes.
+struct Norm {
     eps: f32,
+    /// Scale: `true` one value per element of the row, `false` one value.
     scale: bool,
+    /// B likewise, `None` when absent.
     bias: Option<bool>,
-) -> Result<Lowered, String> {
+    /// RMSNormalization: no mean is subtracted, `inv = 1 / sqrt(mean(x²) + eps)`.
+    rms: bool,
+    /// Whether the row's mean and inverse standard deviation are written (outputs 1 and 2).
+    stats: [bool; 2],
+}
+
+/// LayerNormalization (or RMSNormalization) over rows of `d`: two passes (mean, then
+/// variance of `x - mean`), then `(x - mean) * inv * scale + b`.
+fn layer_norm(cx: &mut KernelCx, outer: usize, d: usize, form: &Norm) -> Result<Lowered, String> {
     if outer == 0 || d == 0 {
         return Ok(Lowered::default());
     }
+    let &Norm {
+        eps,
+        scale,
+        bias,
+        rms,
+        stats,
+    } = form;
     let nv = d / 4;
-    let func = cx.define_kernel("layer_norm", |b, p| {
+    let name = if rms { "rms_norm" } else { "layer_norm" };
+    let func = cx.define_kernel(name, |b, p| {
         let x = buf(b, p, 0);
         let sc = buf(b, p, 1);
-        let (bi, y) = if bias.is_some() {
-            (Some(buf(b, p, 2)), buf(b, p, 3))
-        } else {
-            (None, buf(b, p, 2))
-        };
+        let mut next = 2;
+        let bi = bias.map(|_| {
+            next += 1;
+            buf(b, p, next - 1)
+        });
+        let y = buf(b, p, next);
+        let stat_bufs: Vec<Option<Value>> = stats
+            .iter()
+            .map(|&used| {
+                used.then(|| {
+                    next += 1;
+                    buf(b, p, next)
+                })
+            })
+            .collect();
         for_range(b, p.begin, p.end, |b, r| {
             let xp = index(b, x, r, (d * 4) as i64);
             let yp = index(b, y, r, (d * 4) as i64);
@@ -385,14 +431,19 @@ fn layer_norm(
                 }
                 b.use_var(sum)
             };
-            let s = row_sum(b, &|_, v| v);
             let dn = b.ins().f32const(d as f32);
-            let mean = b.ins().fdiv(s, dn);
-            let meanv = b.ins().splat(types::F32X4, mean);
-            let q = row_sum(b, &|b, v| {
-                let t = b.ins().fsub(v, meanv);
-                b.ins().fmul(t, t)
-            });
+            let (mean, q) = if rms {
+                (None, row_sum(b, &|b, v| b.ins().fmul(v, v)))
+            } else {
+                let s = row_sum(b, &|_, v| v);
+                let mean = b.ins().fdiv(s, dn);
+                let meanv = b.ins().splat(types::F32X4, mean);
+                let q = row_sum(b, &|b, v| {
+                    let t = b.ins().fsub(v, meanv);
+                    b.ins().fmul(t, t)
+                });
+                (Some((mean, meanv)), q)
+            };
             let var = b.ins().fdiv(q, dn);
             let e = b.ins().f32const(eps);
             let ve = b.ins().fadd(var, e);
@@ -400,6 +451,12 @@ fn layer_norm(
             let one = b.ins().f32const(1.0);
             let inv = b.ins().fdiv(one, sd);
             let invv = b.ins().splat(types::F32X4, inv);
+            for (stat, value) in stat_bufs.iter().zip([mean.map(|m| m.0), Some(inv)]) {
+                if let (Some(base), Some(value)) = (stat, value) {
+                    let a = index(b, *base, r, 4);
+                    b.ins().store(sflags(), value, a, 0);
+                }
+            }
             // Scale/bias lane k: per element, or the one value.
             let param =
                 |b: &mut FunctionBuilder, base: Value, per: bool, i: Value, vec: bool| match (
@@ -425,7 +482,10 @@ fn layer_norm(
                 for_range(b, lo, hi, |b, i| {
                     let a = index(b, xp, i, 16);
                     let v = b.ins().load(types::F32X4, vflags(), a, 0);
-                    let t = b.ins().fsub(v, meanv);
+                    let t = match mean {
+                        Some((_, meanv)) => b.ins().fsub(v, meanv),
+                        None => v,
+                    };
                     let t = b.ins().fmul(t, invv);
                     let s = param(b, sc, scale, i, true);
                     let t = b.ins().fmul(t, s);
@@ -443,7 +503,10 @@ fn layer_norm(
             for k in nv * 4..d {
                 let kv = c64(b, k as i64);
                 let v = b.ins().load(types::F32, sflags(), xp, (k * 4) as i32);
-                let t = b.ins().fsub(v, mean);
+                let t = match mean {
+                    Some((mean, _)) => b.ins().fsub(v, mean),
+                    None => v,
+                };
                 let t = b.ins().fmul(t, inv);
                 let s = param(b, sc, scale, kv, false);
                 let t = b.ins().fmul(t, s);
@@ -466,13 +529,18 @@ fn layer_norm(
         operands.push(Operand::Input(2));
     }
     operands.push(Operand::Output(0));
+    for (i, &used) in stats.iter().enumerate() {
+        if used {
+            operands.push(Operand::Output(i + 1));
+        }
+    }
     Ok(Lowered {
         launches: vec![Launch {
             func,
             operands,
             items: outer as u64,
             grain: (2048 / d).max(1) as u64,
-            name: "layer_norm".into(),
+            name: name.into(),
         }],
         scratch_bytes: 0,
     })

@@ -448,6 +448,52 @@ fn layer_norm_scale_bias_shapes() {
 }
 
 #[test]
+fn layer_norm_mean_and_inv_std_dev_outputs() {
+    // Y, Mean and InvStdDev (each of the three, and the statistics alone), rows with tails.
+    for (x, axis, stats, outs) in [
+        ("[2,3,5]", "1", "[2,1,1]", "%y, %mean, %inv"),
+        ("[4,9]", "-1", "[4,1]", "%mean, %inv"),
+        ("[3,2,7]", "0", "[1,1,1]", "%y, %inv"),
+        ("[6,4]", "1", "[6,1]", "%y, %mean"),
+    ] {
+        let node = format!(
+            "%y: f32{x}, %mean: f32{stats}, %inv: f32{stats} = layer_normalization {{axis: {axis}, epsilon: 0.001}} (%x, %s, %b)"
+        );
+        let text = graph(
+            &format!("%x: f32{x}, %s: f32[1], %b: f32[1]"),
+            &[],
+            &node,
+            outs,
+        );
+        close(&text, 1e-4, 1e-5);
+    }
+}
+
+#[test]
+fn rms_norm_axes_and_scales() {
+    for (x, axis, s) in [
+        ("[2,3,8]", "-1", "[8]"),
+        ("[4,13]", "1", "[13]"),
+        ("[2,3,5]", "1", "[3,5]"),
+        ("[3,6]", "-1", "[1]"),
+        ("[2,5,7]", "0", "[2,5,7]"),
+    ] {
+        close(
+            &graph(
+                &format!("%x: f32{x}, %s: f32{s}"),
+                &[],
+                &format!(
+                    "%y: f32{x} = rms_normalization {{axis: {axis}, epsilon: 1e-05}} (%x, %s)"
+                ),
+                "%y",
+            ),
+            1e-4,
+            1e-5,
+        );
+    }
+}
+
+#[test]
 fn reductions_axes_keepdims() {
     for (op, shape, axes, attrs, out) in [
         ("reduce_mean", "[2,3,8]", Some("[-1]"), "", "[2,3,1]"),
