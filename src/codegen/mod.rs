@@ -10,8 +10,8 @@
 //!   into the Cranelift module as function bytes;
 //! - [`testing`]: one node's kernels run in isolation against the reference evaluator.
 pub mod aot;
-mod attention;
 pub mod buffer;
+mod decompose;
 pub mod jit;
 pub mod kernel;
 pub mod kernels;

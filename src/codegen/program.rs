@@ -231,20 +231,29 @@ pub fn prepare(g: &Graph) -> Graph {
             g = before;
         }
     }
-    let attention: Vec<NodeId> = g
+    // Attention and ConvTranspose as ops that have kernels (`decompose`).
+    let rewrite: Vec<NodeId> = g
         .node_ids()
         .iter()
         .copied()
-        .filter(|&id| matches!(g.node(id).op, Op::Attention { .. }))
+        .filter(|&id| {
+            matches!(
+                g.node(id).op,
+                Op::Attention { .. } | Op::ConvTranspose { .. }
+            )
+        })
         .collect();
-    if !attention.is_empty() {
+    if !rewrite.is_empty() {
         let before = g.clone();
-        for id in attention {
-            super::attention::decompose(&mut g, id);
+        for id in rewrite {
+            match g.node(id).op {
+                Op::Attention { .. } => super::decompose::attention::decompose(&mut g, id),
+                _ => super::decompose::conv_transpose::decompose(&mut g, id),
+            }
         }
         if g.toposort().is_err() {
-            // Cannot happen (the new nodes only read what the Attention node read); keep the
-            // Attention nodes rather than compile a broken order.
+            // Cannot happen (the new nodes only read what the rewritten node read); keep the
+            // nodes whole rather than compile a broken order.
             return before;
         }
         remove_dead_nodes(&mut g);

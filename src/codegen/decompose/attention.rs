@@ -20,12 +20,11 @@
 //! exactly the reference evaluator's definition (`passes/src/eval/misc/attention.rs`). The
 //! Attention node becomes the last step of Y, so its readers are unchanged; readers of the other
 //! outputs are moved to the values above. Forms this does not cover (other element types,
-//! unknown shapes) are left whole, and the
-//! reference evaluator runs them.
+//! unknown shapes) are left whole.
 
-use graphc_passes::ir::{
-    DType, Graph, Node, NodeId, Op, Shape, Tensor, TypeInfo, ValueInfo, ValueRef,
-};
+use graphc_passes::ir::{DType, Graph, Node, NodeId, Op, Tensor, ValueRef};
+
+use super::{broadcast, known, redirect, Builder};
 
 /// What an Attention node computes, checked before anything is added to the graph.
 struct Plan {
@@ -54,10 +53,6 @@ struct Plan {
     runtime_lens: Option<ValueRef>,
 }
 
-fn known(g: &Graph, v: ValueRef) -> Option<Vec<usize>> {
-    g.ty(v).shape.as_known()
-}
-
 /// `[batch, heads, seq, head]` of a 3-D or 4-D input, and its 3-D shape when it is 3-D.
 fn heads_of(dims: &[usize], heads: Option<i64>) -> Option<([usize; 4], Option<[usize; 3]>)> {
     match *dims {
@@ -70,26 +65,6 @@ fn heads_of(dims: &[usize], heads: Option<i64>) -> Option<([usize; 4], Option<[u
         }
         _ => None,
     }
-}
-
-/// Numpy broadcasting of two static shapes.
-fn broadcast(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
-    let n = a.len().max(b.len());
-    let at = |s: &[usize], i: usize| {
-        if i + s.len() >= n {
-            s[i + s.len() - n]
-        } else {
-            1
-        }
-    };
-    (0..n)
-        .map(|i| match (at(a, i), at(b, i)) {
-            (x, y) if x == y => Some(x),
-            (1, y) => Some(y),
-            (x, 1) => Some(x),
-            _ => None,
-        })
-        .collect()
 }
 
 fn plan(g: &Graph, node: &Node) -> Option<Plan> {
@@ -220,68 +195,7 @@ fn plan(g: &Graph, node: &Node) -> Option<Plan> {
     })
 }
 
-/// Adds nodes named after the Attention's first output.
-struct Builder<'a> {
-    g: &'a mut Graph,
-    name: String,
-}
-
 impl Builder<'_> {
-    fn add(
-        &mut self,
-        suffix: &str,
-        op: Op,
-        inputs: Vec<ValueRef>,
-        dtype: DType,
-        dims: &[usize],
-    ) -> ValueRef {
-        let n = self.g.add_node(Node {
-            name: String::new(),
-            op,
-            inputs: inputs.into_iter().map(Some).collect(),
-            outputs: vec![ValueInfo {
-                name: format!("{}.{suffix}", self.name),
-                ty: TypeInfo {
-                    dtype,
-                    shape: Shape::known(dims),
-                },
-            }],
-        });
-        ValueRef { node: n, port: 0 }
-    }
-
-    fn f32(&mut self, suffix: &str, op: Op, inputs: Vec<ValueRef>, dims: &[usize]) -> ValueRef {
-        self.add(suffix, op, inputs, DType::F32, dims)
-    }
-
-    fn constant(&mut self, suffix: &str, value: Tensor) -> ValueRef {
-        let (dtype, dims) = (value.dtype(), value.shape().to_vec());
-        self.add(suffix, Op::Constant { value }, vec![], dtype, &dims)
-    }
-
-    fn shape(&mut self, suffix: &str, dims: &[usize]) -> ValueRef {
-        let d: Vec<i64> = dims.iter().map(|&x| x as i64).collect();
-        let t = Tensor::from_vec(&[d.len()], d).expect("size matches");
-        self.constant(suffix, t)
-    }
-
-    fn reshape(&mut self, suffix: &str, x: ValueRef, dims: &[usize]) -> ValueRef {
-        let s = self.shape(&format!("{suffix}.shape"), dims);
-        let dtype = self.g.dtype(x);
-        self.add(
-            suffix,
-            Op::Reshape { allowzero: 0 },
-            vec![x, s],
-            dtype,
-            dims,
-        )
-    }
-
-    fn transpose(&mut self, suffix: &str, x: ValueRef, perm: [i64; 4], dims: &[usize]) -> ValueRef {
-        let perm = Some(perm.to_vec());
-        self.f32(suffix, Op::Transpose { perm }, vec![x], dims)
-    }
-
     /// A 3-D [b, s, h * d] input as [b, h, s, d].
     fn to_heads(
         &mut self,
@@ -295,7 +209,7 @@ impl Builder<'_> {
             Some([b, s, _]) => {
                 let [_, h, _, d] = four;
                 let split = self.reshape(&format!("{suffix}.split"), x, &[b, s, h, d]);
-                self.transpose(&format!("{suffix}.heads"), split, [0, 2, 1, 3], &four)
+                self.transpose(&format!("{suffix}.heads"), split, &[0, 2, 1, 3], &four)
             }
         }
     }
@@ -321,20 +235,6 @@ impl Builder<'_> {
             &[b, h, group, t, d],
         );
         self.reshape(&format!("{suffix}.repeat"), wide, &[b, h * group, t, d])
-    }
-}
-
-/// Moves the readers of `id`'s output `port` (consumers and graph outputs) to `to`.
-fn redirect(g: &mut Graph, id: NodeId, port: u32, to: ValueRef) {
-    for (consumer, slot, p) in g.consumers(id) {
-        if p == port {
-            g.set_input(consumer, slot as usize, Some(to));
-        }
-    }
-    for o in &mut g.outputs {
-        if o.value == (ValueRef { node: id, port }) {
-            o.value = to;
-        }
     }
 }
 
@@ -386,7 +286,7 @@ pub fn decompose(g: &mut Graph, id: NodeId) {
         .flatten();
     let kt = match through {
         Some(kt) => kt,
-        None => bld.transpose("kt", kx, [0, 1, 3, 2], &[b, hq, d, total]),
+        None => bld.transpose("kt", kx, &[0, 1, 3, 2], &[b, hq, d, total]),
     };
     let scores = bld.f32("scores", Op::MatMul {}, vec![q, kt], &s_dims);
     let scale = bld.constant("scale", Tensor::scalar(p.scale));
@@ -505,7 +405,7 @@ pub fn decompose(g: &mut Graph, id: NodeId) {
         None => (Op::MatMul {}, vec![probs, vx]),
         Some(_) => {
             let y4 = bld.f32("y4", Op::MatMul {}, vec![probs, vx], &y_dims);
-            let yt = bld.transpose("y.seq", y4, [0, 2, 1, 3], &[b, sq, hq, dv]);
+            let yt = bld.transpose("y.seq", y4, &[0, 2, 1, 3], &[b, sq, hq, dv]);
             let s = bld.shape("y.shape", &[b, sq, hq * dv]);
             (Op::Reshape { allowzero: 0 }, vec![yt, s])
         }

@@ -1,0 +1,121 @@
+//! Ops rewritten before compiling into ops that have kernels: `prepare` calls these on a copy
+//! of the graph, and each leaves a node whole when its form is not covered (the reference
+//! evaluator then runs it in the JIT; a `.so` refuses it).
+//!
+//! - [`attention`]: Attention (opset 23/24) as MatMul, Softmax and friends.
+//! - [`conv_transpose`]: ConvTranspose as a Conv over the zero-upsampled input.
+
+use graphc_passes::ir::{
+    DType, Graph, Node, NodeId, Op, Shape, Tensor, TypeInfo, ValueInfo, ValueRef,
+};
+
+pub mod attention;
+pub mod conv_transpose;
+
+/// The static shape of `v`.
+pub(super) fn known(g: &Graph, v: ValueRef) -> Option<Vec<usize>> {
+    g.ty(v).shape.as_known()
+}
+
+/// Numpy broadcasting of two static shapes.
+pub(super) fn broadcast(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
+    let n = a.len().max(b.len());
+    let at = |s: &[usize], i: usize| {
+        if i + s.len() >= n {
+            s[i + s.len() - n]
+        } else {
+            1
+        }
+    };
+    (0..n)
+        .map(|i| match (at(a, i), at(b, i)) {
+            (x, y) if x == y => Some(x),
+            (1, y) => Some(y),
+            (x, 1) => Some(x),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Adds typed nodes whose value names are `NAME.suffix` (NAME: the rewritten node's output).
+pub(super) struct Builder<'a> {
+    pub g: &'a mut Graph,
+    pub name: String,
+}
+
+impl Builder<'_> {
+    pub fn add(
+        &mut self,
+        suffix: &str,
+        op: Op,
+        inputs: Vec<ValueRef>,
+        dtype: DType,
+        dims: &[usize],
+    ) -> ValueRef {
+        let n = self.g.add_node(Node {
+            name: String::new(),
+            op,
+            inputs: inputs.into_iter().map(Some).collect(),
+            outputs: vec![ValueInfo {
+                name: format!("{}.{suffix}", self.name),
+                ty: TypeInfo {
+                    dtype,
+                    shape: Shape::known(dims),
+                },
+            }],
+        });
+        ValueRef { node: n, port: 0 }
+    }
+
+    pub fn f32(&mut self, suffix: &str, op: Op, inputs: Vec<ValueRef>, dims: &[usize]) -> ValueRef {
+        self.add(suffix, op, inputs, DType::F32, dims)
+    }
+
+    pub fn constant(&mut self, suffix: &str, value: Tensor) -> ValueRef {
+        let (dtype, dims) = (value.dtype(), value.shape().to_vec());
+        self.add(suffix, Op::Constant { value }, vec![], dtype, &dims)
+    }
+
+    pub fn shape(&mut self, suffix: &str, dims: &[usize]) -> ValueRef {
+        let d: Vec<i64> = dims.iter().map(|&x| x as i64).collect();
+        let t = Tensor::from_vec(&[d.len()], d).expect("size matches");
+        self.constant(suffix, t)
+    }
+
+    pub fn reshape(&mut self, suffix: &str, x: ValueRef, dims: &[usize]) -> ValueRef {
+        let s = self.shape(&format!("{suffix}.shape"), dims);
+        let dtype = self.g.dtype(x);
+        self.add(
+            suffix,
+            Op::Reshape { allowzero: 0 },
+            vec![x, s],
+            dtype,
+            dims,
+        )
+    }
+
+    pub fn transpose(
+        &mut self,
+        suffix: &str,
+        x: ValueRef,
+        perm: &[i64],
+        dims: &[usize],
+    ) -> ValueRef {
+        let perm = Some(perm.to_vec());
+        self.f32(suffix, Op::Transpose { perm }, vec![x], dims)
+    }
+}
+
+/// Moves the readers of `id`'s output `port` (consumers and graph outputs) to `to`.
+pub(super) fn redirect(g: &mut Graph, id: NodeId, port: u32, to: ValueRef) {
+    for (consumer, slot, p) in g.consumers(id) {
+        if p == port {
+            g.set_input(consumer, slot as usize, Some(to));
+        }
+    }
+    for o in &mut g.outputs {
+        if o.value == (ValueRef { node: id, port }) {
+            o.value = to;
+        }
+    }
+}
