@@ -224,6 +224,27 @@ mod tests {
         check_text(text, 2, 0.0, 0.0).unwrap();
         let text = "graph \"g\" (%x: f32[3,5]) {\n  %y: f32[3,5] = dropout (%x)\n  return %y\n}\n";
         check_text(text, 3, 0.0, 0.0).unwrap();
+        for (from, to, shape) in [
+            ("f32", "i32", "[3,5]"),
+            ("i32", "f32", "[7]"),
+            ("bool", "u8", "[2,3]"),
+            ("u8", "i8", "[17]"),
+            ("f64", "i64", "[2,2]"),
+        ] {
+            let text = format!(
+                "graph \"g\" (%x: {from}{shape}) {{\n  %y: {to}{shape} = bit_cast {{to: {to}}} (%x)\n  return %y\n}}\n"
+            );
+            check_text(&text, 4, 0.0, 0.0).unwrap_or_else(|e| panic!("{from} -> {to}: {e}"));
+        }
+    }
+
+    /// Bytes other than 0 and 1 are no bool: BitCast to bool has no kernel.
+    #[test]
+    fn bit_cast_to_bool_declines() {
+        let text =
+            "graph \"g\" (%x: u8[4]) {\n  %y: bool[4] = bit_cast {to: bool} (%x)\n  return %y\n}\n";
+        let e = check_text(text, 1, 0.0, 0.0).unwrap_err();
+        assert!(e.contains("no kernel"), "{e}");
     }
 
     #[test]

@@ -235,34 +235,70 @@ fn conv_transpose_runs_as_conv_kernels() {
     // (x shape, w shape, attributes)
     let cases = [
         ("[1,2,3,4]", "[2,3,3,3]", "strides: [2, 2]"),
-        ("[2,3,5,4]", "[3,2,2,3]", "pads: [1, 0, 2, 1], strides: [3, 2]"),
-        ("[1,2,3,2]", "[2,3,2,3]", "output_padding: [1, 0], pads: [0, 1, 1, 0], strides: [2, 2]"),
+        (
+            "[2,3,5,4]",
+            "[3,2,2,3]",
+            "pads: [1, 0, 2, 1], strides: [3, 2]",
+        ),
+        (
+            "[1,2,3,2]",
+            "[2,3,2,3]",
+            "output_padding: [1, 0], pads: [0, 1, 1, 0], strides: [2, 2]",
+        ),
         ("[1,4,5,5]", "[4,1,3,3]", "group: 4, pads: [1, 1, 1, 1]"),
-        ("[1,4,3,3]", "[4,3,3,3]", "dilations: [2, 2], group: 2, strides: [2, 1]"),
-        ("[1,2,4,3]", "[2,2,3,3]", "auto_pad: \"SAME_UPPER\", strides: [2, 2]"),
+        (
+            "[1,4,3,3]",
+            "[4,3,3,3]",
+            "dilations: [2, 2], group: 2, strides: [2, 1]",
+        ),
+        (
+            "[1,2,4,3]",
+            "[2,2,3,3]",
+            "auto_pad: \"SAME_UPPER\", strides: [2, 2]",
+        ),
         ("[1,3,7]", "[3,2,4]", "pads: [3, 2], strides: [2]"),
-        ("[1,1,3,3]", "[1,1,1,1]", "pads: [1, 1, 1, 1], strides: [3, 3]"),
+        (
+            "[1,1,3,3]",
+            "[1,1,1,1]",
+            "pads: [1, 1, 1, 1], strides: [3, 3]",
+        ),
     ];
     let mut seed = 12345u64;
     let mut value = move || {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((seed >> 40) % 17) as f32 / 8.0 - 1.0
     };
     for (xs, ws, attrs) in cases {
         let dims = |s: &str| -> Vec<usize> {
-            s.trim_matches(['[', ']']).split(',').map(|d| d.parse().unwrap()).collect()
+            s.trim_matches(['[', ']'])
+                .split(',')
+                .map(|d| d.parse().unwrap())
+                .collect()
         };
         let wd = dims(ws);
-        let m = wd[1] * attrs.split("group: ").nth(1).map_or(1, |g| g[..1].parse::<usize>().unwrap());
+        let m = wd[1]
+            * attrs
+                .split("group: ")
+                .nth(1)
+                .map_or(1, |g| g[..1].parse::<usize>().unwrap());
         for constant in [true, false] {
             let n: usize = wd.iter().product();
             let wdecl = if constant {
                 let vals: Vec<String> = (0..n).map(|_| format!("{}", value())).collect();
-                format!("  %w: f32{ws} = constant {{value: f32{ws} [{}]}}\n", vals.join(", "))
+                format!(
+                    "  %w: f32{ws} = constant {{value: f32{ws} [{}]}}\n",
+                    vals.join(", ")
+                )
             } else {
                 String::new()
             };
-            let winput = if constant { String::new() } else { format!(", %w: f32{ws}") };
+            let winput = if constant {
+                String::new()
+            } else {
+                format!(", %w: f32{ws}")
+            };
             // The output's type comes from inference.
             let text = format!(
                 "graph \"g\" (%x: f32{xs}{winput}, %b: f32[{m}]) {{\n{wdecl}  %y: f32[..] = conv_transpose {{{attrs}}} (%x, %w, %b)\n  return %y\n}}\n"

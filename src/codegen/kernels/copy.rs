@@ -1,5 +1,5 @@
 //! Kernels: ops that only move bytes unchanged (Reshape, Flatten, Squeeze, Unsqueeze,
-//! Identity, Dropout in inference): one parallel copy of the input buffer into the output buffer, any element type.
+//! Identity, Dropout in inference, BitCast): one parallel copy of the input buffer into the output buffer, any element type.
 
 use cranelift_codegen::ir::{types, InstBuilder, MemFlagsData};
 use cranelift_frontend::FunctionBuilder;
@@ -22,6 +22,22 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
         // Dropout in inference: the data unchanged (no mask output, training_mode absent or a
         // constant false).
         Op::Dropout { .. } => n.outputs.len() == 1 && inference_dropout(g, n),
+        // The same bytes read as another type (what the reference evaluator does), when they
+        // are the output's bytes exactly; bytes other than 0/1 are not a bool.
+        Op::BitCast { to } => {
+            let src = n.inputs.first().copied().flatten();
+            let out = &n.outputs[0].ty;
+            let bytes = |t: &graphc_passes::ir::TypeInfo| {
+                t.shape.num_elements().map(|e| e * t.dtype.size())
+            };
+            src.is_some_and(|v| {
+                let ty = g.ty(v);
+                (to != DType::Bool || ty.dtype == DType::Bool)
+                    && out.dtype != DType::String
+                    && bytes(ty).is_some()
+                    && bytes(ty) == bytes(out)
+            })
+        }
         _ => false,
     };
     if !moves {
