@@ -231,7 +231,7 @@ pub fn prepare(g: &Graph) -> Graph {
             g = before;
         }
     }
-    // Attention and ConvTranspose as ops that have kernels (`decompose`).
+    // Attention, ConvTranspose and RotaryEmbedding as ops that have kernels (`decompose`).
     let rewrite: Vec<NodeId> = g
         .node_ids()
         .iter()
@@ -239,7 +239,7 @@ pub fn prepare(g: &Graph) -> Graph {
         .filter(|&id| {
             matches!(
                 g.node(id).op,
-                Op::Attention { .. } | Op::ConvTranspose { .. }
+                Op::Attention { .. } | Op::ConvTranspose { .. } | Op::RotaryEmbedding { .. }
             )
         })
         .collect();
@@ -248,7 +248,8 @@ pub fn prepare(g: &Graph) -> Graph {
         for id in rewrite {
             match g.node(id).op {
                 Op::Attention { .. } => super::decompose::attention::decompose(&mut g, id),
-                _ => super::decompose::conv_transpose::decompose(&mut g, id),
+                Op::ConvTranspose { .. } => super::decompose::conv_transpose::decompose(&mut g, id),
+                _ => super::decompose::rotary::decompose(&mut g, id),
             }
         }
         if g.toposort().is_err() {

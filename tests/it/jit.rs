@@ -314,3 +314,62 @@ fn conv_transpose_runs_as_conv_kernels() {
         }
     }
 }
+
+/// RotaryEmbedding runs as Gather, Slice, elementwise and Concat kernels: 4-D and 3-D input,
+/// with and without position ids, halves or interleaved pairs, all lanes or a prefix.
+#[test]
+fn rotary_embedding_runs_as_kernels() {
+    for (x, attrs, with_pos) in [
+        ("[2,4,3,8]", "", true),
+        ("[2,3,32]", "num_heads: 4", true),
+        ("[2,4,3,8]", "interleaved: 1", false),
+        ("[1,2,5,10]", "rotary_embedding_dim: 6", true),
+        (
+            "[1,5,12]",
+            "interleaved: 1, num_heads: 2, rotary_embedding_dim: 4",
+            true,
+        ),
+    ] {
+        let dims: Vec<usize> = x
+            .trim_matches(['[', ']'])
+            .split(',')
+            .map(|d| d.parse().unwrap())
+            .collect();
+        let (b, s) = if dims.len() == 4 {
+            (dims[0], dims[2])
+        } else {
+            (dims[0], dims[1])
+        };
+        let rd = attrs
+            .split("rotary_embedding_dim: ")
+            .nth(1)
+            .map_or(if dims.len() == 4 { dims[3] } else { 32 / 4 }, |r| {
+                r.parse().unwrap()
+            });
+        let half = rd / 2;
+        let (cache, pos_decl, pos_arg) = if with_pos {
+            // Positions are data: they come through a copy so they are not constants.
+            let ids: Vec<String> = (0..b * s).map(|i| ((i * 7) % 9).to_string()).collect();
+            (
+                format!("[9,{half}]"),
+                format!(
+                    "  %p0: i64[{b},{s}] = constant {{value: i64[{b},{s}] [{}]}}\n  %p: i64[{b},{s}] = identity (%p0)\n",
+                    ids.join(", ")
+                ),
+                ", %p",
+            )
+        } else {
+            (format!("[{b},{s},{half}]"), String::new(), "")
+        };
+        let text = format!(
+            "graph \"g\" (%x: f32{x}, %c: f32{cache}, %s: f32{cache}) {{\n{pos_decl}  %y: f32{x} = rotary_embedding {{{attrs}}} (%x, %c, %s{pos_arg})\n  return %y\n}}\n"
+        );
+        let g = parse(&text).unwrap_or_else(|e| panic!("{attrs}: {e}\n{text}"));
+        let m = check_close(&g, 1, 1e-5, 1e-6);
+        assert!(
+            m.program.fallbacks.is_empty(),
+            "{x} {attrs}: {:?}",
+            m.program.fallbacks
+        );
+    }
+}

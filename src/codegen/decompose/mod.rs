@@ -4,6 +4,7 @@
 //!
 //! - [`attention`]: Attention (opset 23/24) as MatMul, Softmax and friends.
 //! - [`conv_transpose`]: ConvTranspose as a Conv over the zero-upsampled input.
+//! - [`rotary`]: RotaryEmbedding as Gather, Slice, Mul/Add/Sub and Concat.
 
 use graphc_passes::ir::{
     DType, Graph, Node, NodeId, Op, Shape, Tensor, TypeInfo, ValueInfo, ValueRef,
@@ -11,6 +12,7 @@ use graphc_passes::ir::{
 
 pub mod attention;
 pub mod conv_transpose;
+pub mod rotary;
 
 /// The static shape of `v`.
 pub(super) fn known(g: &Graph, v: ValueRef) -> Option<Vec<usize>> {
