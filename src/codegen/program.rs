@@ -231,7 +231,8 @@ pub fn prepare(g: &Graph) -> Graph {
             g = before;
         }
     }
-    // Attention, ConvTranspose and RotaryEmbedding as ops that have kernels (`decompose`).
+    // Attention, ConvTranspose, RotaryEmbedding and the recurrent ops as ops that have
+    // kernels (`decompose`).
     let rewrite: Vec<NodeId> = g
         .node_ids()
         .iter()
@@ -239,7 +240,12 @@ pub fn prepare(g: &Graph) -> Graph {
         .filter(|&id| {
             matches!(
                 g.node(id).op,
-                Op::Attention { .. } | Op::ConvTranspose { .. } | Op::RotaryEmbedding { .. }
+                Op::Attention { .. }
+                    | Op::ConvTranspose { .. }
+                    | Op::RotaryEmbedding { .. }
+                    | Op::Lstm { .. }
+                    | Op::Gru { .. }
+                    | Op::Rnn { .. }
             )
         })
         .collect();
@@ -249,7 +255,8 @@ pub fn prepare(g: &Graph) -> Graph {
             match g.node(id).op {
                 Op::Attention { .. } => super::decompose::attention::decompose(&mut g, id),
                 Op::ConvTranspose { .. } => super::decompose::conv_transpose::decompose(&mut g, id),
-                _ => super::decompose::rotary::decompose(&mut g, id),
+                Op::RotaryEmbedding { .. } => super::decompose::rotary::decompose(&mut g, id),
+                _ => super::decompose::recurrent::decompose(&mut g, id),
             }
         }
         if g.toposort().is_err() {

@@ -373,3 +373,182 @@ fn rotary_embedding_runs_as_kernels() {
         );
     }
 }
+
+/// LSTM, GRU and RNN unrolled into compiled kernels: directions, layouts, initial states,
+/// peepholes, clip, input_forget, linear_before_reset, other activations, and
+/// sequence_lens (forward) given at run time.
+#[test]
+fn recurrent_ops_run_as_kernels() {
+    // (op, gates, attributes, seq, batch, input, hidden, dirs, layout, extras)
+    let cases = [
+        (
+            "lstm",
+            4,
+            "direction: \"bidirectional\"",
+            3,
+            2,
+            5,
+            3,
+            2,
+            0,
+            "b,h0,c0,p",
+        ),
+        (
+            "lstm",
+            4,
+            "clip: 0.7, input_forget: 1",
+            4,
+            3,
+            2,
+            5,
+            1,
+            0,
+            "b",
+        ),
+        (
+            "lstm",
+            4,
+            "layout: 1, direction: \"reverse\"",
+            2,
+            3,
+            4,
+            2,
+            1,
+            1,
+            "h0,c0",
+        ),
+        ("lstm", 4, "", 4, 3, 3, 2, 1, 0, "b,lens"),
+        (
+            "gru",
+            3,
+            "direction: \"bidirectional\"",
+            3,
+            2,
+            4,
+            3,
+            2,
+            0,
+            "b,h0",
+        ),
+        (
+            "gru",
+            3,
+            "linear_before_reset: 1, layout: 1",
+            5,
+            2,
+            3,
+            4,
+            1,
+            1,
+            "b",
+        ),
+        (
+            "gru",
+            3,
+            "activations: [\"Relu\", \"Sigmoid\"], clip: 1.5",
+            2,
+            1,
+            3,
+            3,
+            1,
+            0,
+            "",
+        ),
+        (
+            "rnn",
+            1,
+            "activations: [\"Relu\"], direction: \"reverse\"",
+            4,
+            2,
+            3,
+            4,
+            1,
+            0,
+            "b,h0",
+        ),
+        ("rnn", 1, "", 1, 1, 2, 3, 1, 0, "lens"),
+    ];
+    for (op, gates, attrs, seq, batch, input, hidden, dirs, layout, extras) in cases {
+        let gh = gates * hidden;
+        let x = if layout == 1 {
+            format!("[{batch},{seq},{input}]")
+        } else {
+            format!("[{seq},{batch},{input}]")
+        };
+        let state = if layout == 1 {
+            format!("[{batch},{dirs},{hidden}]")
+        } else {
+            format!("[{dirs},{batch},{hidden}]")
+        };
+        let has = |e: &str| extras.split(',').any(|x| x == e);
+        let mut ins = vec![
+            format!("%x: f32{x}"),
+            format!("%w: f32[{dirs},{gh},{input}]"),
+            format!("%r: f32[{dirs},{gh},{hidden}]"),
+        ];
+        let mut args = vec!["%x", "%w", "%r"];
+        let mut body = String::new();
+        for (name, decl) in [
+            ("b", format!("%b: f32[{dirs},{}]", 2 * gh)),
+            ("lens", String::new()),
+            ("h0", format!("%h0: f32{state}")),
+            ("c0", format!("%c0: f32{state}")),
+            ("p", format!("%p: f32[{dirs},{}]", 3 * hidden)),
+        ] {
+            if name == "lens" {
+                if has("lens") {
+                    // Lengths are data: through a copy, so not constants.
+                    let v: Vec<String> = (0..batch)
+                        .map(|i| ((i * 2) % seq + 1).to_string())
+                        .collect();
+                    body.push_str(&format!(
+                        "  %l0: i32[{batch}] = constant {{value: i32[{batch}] [{}]}}\n  %lens: i32[{batch}] = identity (%l0)\n",
+                        v.join(", ")
+                    ));
+                    args.push("%lens");
+                } else {
+                    args.push("_");
+                }
+                continue;
+            }
+            if has(name) {
+                ins.push(decl);
+                args.push(match name {
+                    "b" => "%b",
+                    "h0" => "%h0",
+                    "c0" => "%c0",
+                    _ => "%p",
+                });
+            } else {
+                args.push("_");
+            }
+        }
+        while args.last() == Some(&"_") {
+            args.pop();
+        }
+        let outs = if op == "lstm" {
+            "%y: f32[..], %yh: f32[..], %yc: f32[..]"
+        } else {
+            "%y: f32[..], %yh: f32[..]"
+        };
+        let rets = if op == "lstm" {
+            "%y, %yh, %yc"
+        } else {
+            "%y, %yh"
+        };
+        let sep = if attrs.is_empty() { "" } else { ", " };
+        let text = format!(
+            "graph \"g\" ({}) {{\n{body}  {outs} = {op} {{hidden_size: {hidden}{sep}{attrs}}} ({})\n  return {rets}\n}}\n",
+            ins.join(", "),
+            args.join(", ")
+        );
+        let mut g = parse(&text).unwrap_or_else(|e| panic!("{op} {attrs}: {e}\n{text}"));
+        graphc::passes::infer::infer_graph(&mut g).unwrap();
+        let m = check_close(&g, 1, 1e-5, 1e-6);
+        assert!(
+            m.program.fallbacks.is_empty(),
+            "{op} {attrs} {extras}: {:?}",
+            m.program.fallbacks
+        );
+    }
+}

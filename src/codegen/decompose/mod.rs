@@ -4,6 +4,7 @@
 //!
 //! - [`attention`]: Attention (opset 23/24) as MatMul, Softmax and friends.
 //! - [`conv_transpose`]: ConvTranspose as a Conv over the zero-upsampled input.
+//! - [`recurrent`]: LSTM, GRU and RNN unrolled over their sequence.
 //! - [`rotary`]: RotaryEmbedding as Gather, Slice, Mul/Add/Sub and Concat.
 
 use graphc_passes::ir::{
@@ -12,6 +13,7 @@ use graphc_passes::ir::{
 
 pub mod attention;
 pub mod conv_transpose;
+pub mod recurrent;
 pub mod rotary;
 
 /// The static shape of `v`.
