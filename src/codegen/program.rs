@@ -231,33 +231,17 @@ pub fn prepare(g: &Graph) -> Graph {
             g = before;
         }
     }
-    // Attention, ConvTranspose, RotaryEmbedding and the recurrent ops as ops that have
-    // kernels (`decompose`).
+    // Ops that `decompose` rewrites into ops that have kernels.
     let rewrite: Vec<NodeId> = g
         .node_ids()
         .iter()
         .copied()
-        .filter(|&id| {
-            matches!(
-                g.node(id).op,
-                Op::Attention { .. }
-                    | Op::ConvTranspose { .. }
-                    | Op::RotaryEmbedding { .. }
-                    | Op::Lstm { .. }
-                    | Op::Gru { .. }
-                    | Op::Rnn { .. }
-            )
-        })
+        .filter(|&id| super::decompose::handles(&g.node(id).op))
         .collect();
     if !rewrite.is_empty() {
         let before = g.clone();
         for id in rewrite {
-            match g.node(id).op {
-                Op::Attention { .. } => super::decompose::attention::decompose(&mut g, id),
-                Op::ConvTranspose { .. } => super::decompose::conv_transpose::decompose(&mut g, id),
-                Op::RotaryEmbedding { .. } => super::decompose::rotary::decompose(&mut g, id),
-                _ => super::decompose::recurrent::decompose(&mut g, id),
-            }
+            super::decompose::rewrite(&mut g, id);
         }
         if g.toposort().is_err() {
             // Cannot happen (the new nodes only read what the rewritten node read); keep the

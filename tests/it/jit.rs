@@ -552,3 +552,59 @@ fn recurrent_ops_run_as_kernels() {
         );
     }
 }
+
+/// QuantizeLinear and DequantizeLinear as Cast and elementwise kernels: per tensor and per
+/// axis, 8- and 16-bit types, with and without zero point; ties, saturation and NaN.
+#[test]
+fn quantize_and_dequantize_run_as_kernels() {
+    let cases = [
+        // Ties round to even, values saturate, NaN becomes 0.
+        r#"graph "g" () {
+  %x0: f32[8] = constant {value: f32[8] [0.5, 1.5, 2.5, -0.5, 300, -300, nan, 0.25]}
+  %x: f32[8] = identity (%x0)
+  %s: f32[] = constant {value: f32[] [0.5]}
+  %z: u8[] = constant {value: u8[] [3]}
+  %y: u8[8] = quantize_linear (%x, %s, %z)
+  return %y
+}
+"#
+        .to_string(),
+        r#"graph "g" (%x: f32[2,3,5]) {
+  %s: f32[3] = constant {value: f32[3] [0.01, 0.02, 0.003]}
+  %z: i8[3] = constant {value: i8[3] [-3, 0, 7]}
+  %y: i8[2,3,5] = quantize_linear {axis: 1} (%x, %s, %z)
+  return %y
+}
+"#
+        .to_string(),
+        r#"graph "g" (%x: f32[4,3]) {
+  %s: f32[3] = constant {value: f32[3] [0.001, 0.0002, 0.5]}
+  %y: i16[4,3] = quantize_linear {axis: -1, output_dtype: 5} (%x, %s)
+  return %y
+}
+"#
+        .to_string(),
+        r#"graph "g" (%x: u8[2,3,5], %s: f32[3], %z: u8[3]) {
+  %y: f32[2,3,5] = dequantize_linear (%x, %s, %z)
+  return %y
+}
+"#
+        .to_string(),
+        r#"graph "g" (%x: i16[7], %s: f32[]) {
+  %y: f32[7] = dequantize_linear (%x, %s)
+  return %y
+}
+"#
+        .to_string(),
+    ];
+    for text in cases {
+        let g = parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        // Quantized outputs are integers: exact; dequantized ones within one rounding.
+        let m = check_close(&g, 1, 1e-7, 0.0);
+        assert!(
+            m.program.fallbacks.is_empty(),
+            "{text}: {:?}",
+            m.program.fallbacks
+        );
+    }
+}

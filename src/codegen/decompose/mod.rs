@@ -4,6 +4,7 @@
 //!
 //! - [`attention`]: Attention (opset 23/24) as MatMul, Softmax and friends.
 //! - [`conv_transpose`]: ConvTranspose as a Conv over the zero-upsampled input.
+//! - [`quant`]: QuantizeLinear and DequantizeLinear as Cast and elementwise ops.
 //! - [`recurrent`]: LSTM, GRU and RNN unrolled over their sequence.
 //! - [`rotary`]: RotaryEmbedding as Gather, Slice, Mul/Add/Sub and Concat.
 
@@ -13,8 +14,37 @@ use graphc_passes::ir::{
 
 pub mod attention;
 pub mod conv_transpose;
+pub mod quant;
 pub mod recurrent;
 pub mod rotary;
+
+/// Whether [`rewrite`] may rewrite a node with this op.
+pub fn handles(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Attention { .. }
+            | Op::ConvTranspose { .. }
+            | Op::RotaryEmbedding { .. }
+            | Op::Lstm { .. }
+            | Op::Gru { .. }
+            | Op::Rnn { .. }
+            | Op::QuantizeLinear { .. }
+            | Op::DequantizeLinear { .. }
+    )
+}
+
+/// Rewrites node `id` of `g` into ops that have kernels when its form is covered; leaves it
+/// as it is otherwise.
+pub fn rewrite(g: &mut Graph, id: NodeId) {
+    match g.node(id).op {
+        Op::Attention { .. } => attention::decompose(g, id),
+        Op::ConvTranspose { .. } => conv_transpose::decompose(g, id),
+        Op::RotaryEmbedding { .. } => rotary::decompose(g, id),
+        Op::Lstm { .. } | Op::Gru { .. } | Op::Rnn { .. } => recurrent::decompose(g, id),
+        Op::QuantizeLinear { .. } | Op::DequantizeLinear { .. } => quant::decompose(g, id),
+        _ => {}
+    }
+}
 
 /// The static shape of `v`.
 pub(super) fn known(g: &Graph, v: ValueRef) -> Option<Vec<usize>> {

@@ -1,0 +1,169 @@
+//! QuantizeLinear and DequantizeLinear (8- and 16-bit integers, f32, per tensor or per axis)
+//! as Cast and elementwise ops:
+//!
+//! ```text
+//! dequantize  y = (f32(x) - f32(zero_point)) · scale
+//! quantize    y = T(clip(nan_to_0(round_half_even(x / scale) + zero_point), T::MIN, T::MAX))
+//! ```
+//!
+//! which is what the reference evaluator computes (`passes/src/eval/nn/quant.rs`): the
+//! division in f32, the subtraction exact for these types, and the product of two f32 values
+//! rounded once either way. Blocked scales, other types and a `precision` attribute are left
+//! whole.
+
+use graphc_passes::ir::{DType, Graph, NodeId, Op, Tensor, ValueRef};
+
+use super::{known, Builder};
+
+/// The quantized integer types handled.
+fn small_int(dt: DType) -> Option<(f32, f32)> {
+    match dt {
+        DType::U8 => Some((0.0, u8::MAX as f32)),
+        DType::I8 => Some((i8::MIN as f32, i8::MAX as f32)),
+        DType::U16 => Some((0.0, u16::MAX as f32)),
+        DType::I16 => Some((i16::MIN as f32, i16::MAX as f32)),
+        _ => None,
+    }
+}
+
+/// A scale or zero point of shape `[]`, `[1]` or `[d]` (d along `axis`) as a value that
+/// broadcasts against `xs`.
+fn param_shape(g: &Graph, p: ValueRef, xs: &[usize], axis: i64) -> Option<Vec<usize>> {
+    let ps = known(g, p)?;
+    if ps.iter().product::<usize>() == 1 && ps.len() <= 1 {
+        return Some(vec![]);
+    }
+    let r = xs.len() as i64;
+    let ax = if axis < 0 { axis + r } else { axis };
+    let ax = usize::try_from(ax).ok().filter(|&a| a < xs.len())?;
+    if ps.len() != 1 || ps[0] != xs[ax] {
+        return None;
+    }
+    let mut s = vec![1; xs.len()];
+    s[ax] = ps[0];
+    Some(s)
+}
+
+struct Plan {
+    x: ValueRef,
+    scale: ValueRef,
+    zero: Option<ValueRef>,
+    xs: Vec<usize>,
+    /// Broadcast shapes of the scale and zero point.
+    pshape: Vec<usize>,
+    /// The integer type: the output's (quantize) or the input's (dequantize).
+    int: DType,
+    quantize: bool,
+}
+
+fn plan(g: &Graph, id: NodeId) -> Option<Plan> {
+    let node = g.node(id);
+    let (axis, block, quantize) = match node.op {
+        Op::QuantizeLinear {
+            axis,
+            block_size,
+            precision: 0,
+            ..
+        } => (axis, block_size, true),
+        Op::DequantizeLinear {
+            axis, block_size, ..
+        } => (axis, block_size, false),
+        _ => return None,
+    };
+    if block != 0 || node.outputs.len() != 1 || node.inputs.len() > 3 {
+        return None;
+    }
+    let input = |i: usize| node.inputs.get(i).copied().flatten();
+    let (x, scale, zero) = (input(0)?, input(1)?, input(2));
+    let out = node.outputs[0].ty.dtype;
+    let int = if quantize { out } else { g.dtype(x) };
+    small_int(int)?;
+    let float = if quantize { g.dtype(x) } else { out };
+    if float != DType::F32 || g.dtype(scale) != DType::F32 {
+        return None;
+    }
+    if zero.is_some_and(|z| g.dtype(z) != int) {
+        return None;
+    }
+    let xs = known(g, x)?;
+    let pshape = param_shape(g, scale, &xs, axis)?;
+    if let Some(z) = zero {
+        if param_shape(g, z, &xs, axis)? != pshape {
+            return None;
+        }
+    }
+    Some(Plan {
+        x,
+        scale,
+        zero,
+        xs,
+        pshape,
+        int,
+        quantize,
+    })
+}
+
+/// Rewrites QuantizeLinear / DequantizeLinear node `id` into kernel-backed ops (see the module
+/// docs); leaves it whole when its form is not covered.
+pub fn decompose(g: &mut Graph, id: NodeId) {
+    let Some(p) = plan(g, id) else {
+        return;
+    };
+    let node = g.node(id).clone();
+    let mut bld = Builder {
+        g,
+        name: node.outputs[0].name.clone(),
+    };
+    let xs = p.xs.clone();
+    let scale = bld.reshape("scale", p.scale, &p.pshape);
+    let zero = p.zero.map(|z| {
+        let z = bld.reshape("zero", z, &p.pshape);
+        let cast = Op::Cast {
+            to: DType::F32,
+            saturate: 1,
+            round_mode: "up".into(),
+        };
+        bld.f32("zero.f32", cast, vec![z], &p.pshape)
+    });
+    let (op, inputs) = if p.quantize {
+        let (lo, hi) = small_int(p.int).expect("checked by plan");
+        let q = bld.f32("div", Op::Div {}, vec![p.x, scale], &xs);
+        let mut r = bld.f32("round", Op::Round {}, vec![q], &xs);
+        if let Some(z) = zero {
+            r = bld.f32("shift", Op::Add {}, vec![r, z], &xs);
+        }
+        let nan = bld.add("nan", Op::IsNaN {}, vec![r], DType::Bool, &xs);
+        let zero_f = bld.constant("nan.zero", Tensor::scalar(0f32));
+        let r = bld.f32("nan.zeroed", Op::Where {}, vec![nan, zero_f, r], &xs);
+        let lo = bld.constant("min", Tensor::scalar(lo));
+        let hi = bld.constant("max", Tensor::scalar(hi));
+        let r = bld.f32("saturate", Op::Clip {}, vec![r, lo, hi], &xs);
+        let cast = Op::Cast {
+            to: p.int,
+            saturate: 1,
+            round_mode: "up".into(),
+        };
+        (cast, vec![r])
+    } else {
+        let cast = Op::Cast {
+            to: DType::F32,
+            saturate: 1,
+            round_mode: "up".into(),
+        };
+        let xf = bld.f32("x.f32", cast, vec![p.x], &xs);
+        let d = match zero {
+            Some(z) => bld.f32("centered", Op::Sub {}, vec![xf, z], &xs),
+            None => xf,
+        };
+        (Op::Mul {}, vec![d, scale])
+    };
+    let g = bld.g;
+    for slot in (0..node.inputs.len()).rev() {
+        g.set_input(id, slot, None);
+    }
+    g.node_mut(id).inputs.clear();
+    g.node_mut(id).op = op;
+    for (slot, v) in inputs.into_iter().enumerate() {
+        g.set_input(id, slot, Some(v));
+    }
+}
