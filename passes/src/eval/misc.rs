@@ -11,7 +11,7 @@ use crate::ir::{DType, Elem, Op, Tensor};
 mod attention;
 mod control;
 mod loss;
-mod rnn;
+pub(super) mod rnn;
 mod sampling;
 mod signal;
 

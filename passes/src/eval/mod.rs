@@ -21,6 +21,10 @@ pub mod fused;
 mod misc;
 pub mod random;
 pub use compare::compare;
+pub use misc::rnn::{
+    config as recurrent_config, Act as RecurrentAct, Cell as RecurrentCell,
+    Config as RecurrentConfig,
+};
 pub use random::random_inputs;
 mod nn;
 mod shape;

@@ -24,7 +24,7 @@
 
 use graphc_passes::ir::{DType, Graph, Node, NodeId, Op, Tensor, ValueRef};
 
-use super::{broadcast, known, redirect, Builder};
+use super::{become_last_step, broadcast, known, Builder};
 
 /// What an Attention node computes, checked before anything is added to the graph.
 struct Plan {
@@ -410,20 +410,5 @@ pub fn decompose(g: &mut Graph, id: NodeId) {
             (Op::Reshape { allowzero: 0 }, vec![yt, s])
         }
     };
-    let g = bld.g;
-    for (port, to) in [(1u32, k), (2, v), (3, qk)] {
-        if (port as usize) < node.outputs.len() {
-            redirect(g, id, port, to);
-        }
-    }
-    for slot in (0..node.inputs.len()).rev() {
-        g.set_input(id, slot, None);
-    }
-    let n = g.node_mut(id);
-    n.inputs.clear();
-    n.outputs.truncate(1);
-    n.op = op;
-    for (slot, x) in inputs.into_iter().enumerate() {
-        g.set_input(id, slot, Some(x));
-    }
+    become_last_step(bld.g, id, op, inputs, &[k, v, qk]);
 }

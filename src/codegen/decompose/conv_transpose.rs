@@ -14,7 +14,7 @@
 
 use graphc_passes::ir::{AutoPad, DType, Graph, NodeId, Op, Tensor, ValueRef};
 
-use super::{known, Builder};
+use super::{become_last_step, known, Builder};
 
 /// The Conv a ConvTranspose node stands for.
 struct Plan {
@@ -284,15 +284,7 @@ pub fn decompose(g: &mut Graph, id: NodeId) {
         pads,
         strides: vec![1; nd],
     };
-    let g = bld.g;
-    for slot in (0..node.inputs.len()).rev() {
-        g.set_input(id, slot, None);
-    }
-    g.node_mut(id).inputs.clear();
-    g.node_mut(id).op = conv;
-    g.set_input(id, 0, Some(u));
-    g.set_input(id, 1, Some(w));
-    if let Some(b) = p.bias {
-        g.set_input(id, 2, Some(b));
-    }
+    let mut inputs = vec![u, w];
+    inputs.extend(p.bias);
+    become_last_step(bld.g, id, conv, inputs, &[]);
 }

@@ -141,7 +141,7 @@ impl Builder<'_> {
 }
 
 /// Moves the readers of `id`'s output `port` (consumers and graph outputs) to `to`.
-pub(super) fn redirect(g: &mut Graph, id: NodeId, port: u32, to: ValueRef) {
+fn redirect(g: &mut Graph, id: NodeId, port: u32, to: ValueRef) {
     for (consumer, slot, p) in g.consumers(id) {
         if p == port {
             g.set_input(consumer, slot as usize, Some(to));
@@ -151,5 +151,33 @@ pub(super) fn redirect(g: &mut Graph, id: NodeId, port: u32, to: ValueRef) {
         if o.value == (ValueRef { node: id, port }) {
             o.value = to;
         }
+    }
+}
+
+/// Turns node `id` into the last step of its first output, `op` over `inputs` (its readers
+/// are unchanged), after moving the readers of its other outputs to `others` (output 1, 2,
+/// ...; those the node does not have are ignored).
+pub(super) fn become_last_step(
+    g: &mut Graph,
+    id: NodeId,
+    op: Op,
+    inputs: Vec<ValueRef>,
+    others: &[ValueRef],
+) {
+    let outputs = g.node(id).outputs.len();
+    for (i, &to) in others.iter().enumerate() {
+        if i + 1 < outputs {
+            redirect(g, id, (i + 1) as u32, to);
+        }
+    }
+    for slot in (0..g.node(id).inputs.len()).rev() {
+        g.set_input(id, slot, None);
+    }
+    let n = g.node_mut(id);
+    n.inputs.clear();
+    n.outputs.truncate(1);
+    n.op = op;
+    for (slot, v) in inputs.into_iter().enumerate() {
+        g.set_input(id, slot, Some(v));
     }
 }

@@ -13,7 +13,7 @@
 
 use graphc_passes::ir::{DType, Graph, NodeId, Op, Tensor, ValueRef};
 
-use super::{known, Builder};
+use super::{become_last_step, known, Builder};
 
 /// The quantized integer types handled.
 fn small_int(dt: DType) -> Option<(f32, f32)> {
@@ -157,13 +157,5 @@ pub fn decompose(g: &mut Graph, id: NodeId) {
         };
         (Op::Mul {}, vec![d, scale])
     };
-    let g = bld.g;
-    for slot in (0..node.inputs.len()).rev() {
-        g.set_input(id, slot, None);
-    }
-    g.node_mut(id).inputs.clear();
-    g.node_mut(id).op = op;
-    for (slot, v) in inputs.into_iter().enumerate() {
-        g.set_input(id, slot, Some(v));
-    }
+    become_last_step(bld.g, id, op, inputs, &[]);
 }

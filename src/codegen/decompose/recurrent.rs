@@ -13,37 +13,13 @@
 //! The unrolled graph has about ten nodes per step and direction, so it suits the short
 //! sequences of the models it was written for; a loop kernel would suit long ones better.
 
+use graphc_passes::eval::{recurrent_config, RecurrentAct, RecurrentCell};
 use graphc_passes::ir::{DType, Graph, NodeId, Op, Tensor, ValueRef};
 
-use super::{known, redirect, Builder};
-
-#[derive(Clone, Copy, PartialEq)]
-enum Cell {
-    Lstm { input_forget: bool },
-    Gru { linear_before_reset: bool },
-    Rnn,
-}
-
-impl Cell {
-    fn gates(self) -> usize {
-        match self {
-            Cell::Lstm { .. } => 4,
-            Cell::Gru { .. } => 3,
-            Cell::Rnn => 1,
-        }
-    }
-
-    fn default_acts(self) -> &'static [&'static str] {
-        match self {
-            Cell::Lstm { .. } => &["sigmoid", "tanh", "tanh"],
-            Cell::Gru { .. } => &["sigmoid", "tanh"],
-            Cell::Rnn => &["tanh"],
-        }
-    }
-}
+use super::{become_last_step, known, Builder};
 
 struct Plan {
-    cell: Cell,
+    cell: RecurrentCell,
     x: ValueRef,
     w: ValueRef,
     r: ValueRef,
@@ -65,93 +41,31 @@ struct Plan {
     acts: Vec<Vec<Op>>,
 }
 
-fn act_op(name: &str) -> Option<Op> {
-    match name.to_ascii_lowercase().as_str() {
-        "sigmoid" => Some(Op::Sigmoid {}),
-        "tanh" => Some(Op::Tanh {}),
-        "relu" => Some(Op::Relu {}),
+/// The op of an activation that has a kernel (those without parameters the cells use).
+fn act_op(act: RecurrentAct) -> Option<Op> {
+    match act {
+        RecurrentAct::Sigmoid => Some(Op::Sigmoid {}),
+        RecurrentAct::Tanh => Some(Op::Tanh {}),
+        RecurrentAct::Relu => Some(Op::Relu {}),
         _ => None,
     }
 }
 
 fn plan(g: &Graph, id: NodeId) -> Option<Plan> {
     let node = g.node(id);
-    let (cell, acts, clip, direction, hidden, layout) = match &node.op {
-        Op::Lstm {
-            activations,
-            clip,
-            direction,
-            hidden_size,
-            input_forget,
-            layout,
-            ..
-        } => (
-            Cell::Lstm {
-                input_forget: *input_forget != 0,
-            },
-            activations,
-            clip,
-            direction,
-            hidden_size,
-            layout,
-        ),
-        Op::Gru {
-            activations,
-            clip,
-            direction,
-            hidden_size,
-            layout,
-            linear_before_reset,
-            ..
-        } => (
-            Cell::Gru {
-                linear_before_reset: *linear_before_reset != 0,
-            },
-            activations,
-            clip,
-            direction,
-            hidden_size,
-            layout,
-        ),
-        Op::Rnn {
-            activations,
-            clip,
-            direction,
-            hidden_size,
-            layout,
-            ..
-        } => (Cell::Rnn, activations, clip, direction, hidden_size, layout),
-        _ => return None,
-    };
-    let (dirs, reverse_only) = match direction.as_str() {
-        "forward" => (1, false),
-        "reverse" => (1, true),
-        "bidirectional" => (2, false),
-        _ => return None,
-    };
-    let hidden = usize::try_from(*hidden).ok().filter(|&h| h > 0)?;
-    if !matches!(layout, 0 | 1) || clip.is_some_and(|c| c.is_nan() || c < 0.0) {
-        return None;
-    }
-    let per_dir = cell.default_acts().len();
-    let names: Vec<String> = if acts.is_empty() {
-        (0..dirs)
-            .flat_map(|_| cell.default_acts().iter().map(|s| s.to_string()))
-            .collect()
-    } else if acts.len() == per_dir * dirs {
-        acts.clone()
-    } else if acts.len() == per_dir {
-        (0..dirs).flat_map(|_| acts.iter().cloned()).collect()
-    } else {
-        return None;
-    };
-    let ops: Vec<Op> = names.iter().map(|n| act_op(n)).collect::<Option<_>>()?;
-    let acts: Vec<Vec<Op>> = ops.chunks(per_dir).map(|c| c.to_vec()).collect();
-
+    let cfg = recurrent_config(&node.op).ok()?;
+    let (cell, hidden, dirs, reverse_only) = (cfg.cell, cfg.hidden, cfg.num_dir, cfg.reverse_only);
+    let acts: Vec<Vec<Op>> = cfg
+        .acts
+        .iter()
+        .map(|dir| dir.iter().map(|&a| act_op(a)).collect::<Option<Vec<Op>>>())
+        .collect::<Option<_>>()?;
+    let layout = &cfg.layout;
+    let clip = cfg.clip.map(|c| c as f32);
     let input = |i: usize| node.inputs.get(i).copied().flatten();
     let (x, w, r) = (input(0)?, input(1)?, input(2)?);
     let (b, lens, h0, c0, p) = (input(3), input(4), input(5), input(6), input(7));
-    let is_lstm = matches!(cell, Cell::Lstm { .. });
+    let is_lstm = matches!(cell, RecurrentCell::Lstm { .. });
     if !is_lstm && (c0.is_some() || p.is_some()) {
         return None;
     }
@@ -235,7 +149,7 @@ fn plan(g: &Graph, id: NodeId) -> Option<Plan> {
         dirs,
         reverse_only,
         layout1: *layout == 1,
-        clip: *clip,
+        clip,
         acts,
     })
 }
@@ -354,7 +268,7 @@ pub fn decompose(g: &mut Graph, id: NodeId) {
         let mut ct = initial(&mut bld, p.c0, "c");
         // GRU without linear_before_reset: the candidate's recurrent weights apart.
         let rt_h = match p.cell {
-            Cell::Gru {
+            RecurrentCell::Gru {
                 linear_before_reset: false,
             } => {
                 let rt_h = bld.range(&tag("rt.h"), rt, 1, 2 * h, 3 * h);
@@ -378,12 +292,12 @@ pub fn decompose(g: &mut Graph, id: NodeId) {
                 None => v,
             };
             let new_h = match p.cell {
-                Cell::Rnn => {
+                RecurrentCell::Rnn => {
                     let pre = bld.binary(&s("pre"), Op::Add {}, xt, hr);
                     let pre = clipped(&mut bld, "pre.clip", pre);
                     bld.unary(&s("h"), acts[0].clone(), pre)
                 }
-                Cell::Lstm { input_forget } => {
+                RecurrentCell::Lstm { input_forget } => {
                     let pre = bld.binary(&s("pre"), Op::Add {}, xt, hr);
                     let gate = |bld: &mut Builder, what: &str, j: usize| {
                         bld.range(&s(what), pre, 1, j * h, (j + 1) * h)
@@ -427,7 +341,7 @@ pub fn decompose(g: &mut Graph, id: NodeId) {
                     ct = c_new;
                     bld.binary(&s("h"), Op::Mul {}, og, hc)
                 }
-                Cell::Gru {
+                RecurrentCell::Gru {
                     linear_before_reset,
                 } => {
                     let xg = |bld: &mut Builder, what: &str, j: usize| {
@@ -495,7 +409,7 @@ pub fn decompose(g: &mut Graph, id: NodeId) {
                         let md = bld.binary(&s(&format!("{what}.masked")), Op::Mul {}, m, diff);
                         bld.binary(&s(&format!("{what}.kept")), Op::Add {}, old, md)
                     };
-                    if matches!(p.cell, Cell::Lstm { .. }) {
+                    if matches!(p.cell, RecurrentCell::Lstm { .. }) {
                         ct = keep(&mut bld, "c", ct, c_prev);
                     }
                     ht = keep(&mut bld, "h", new_h, ht);
@@ -550,20 +464,5 @@ pub fn decompose(g: &mut Graph, id: NodeId) {
         let s = bld.shape("y.shape", &[seq, dirs, batch, h]);
         (Op::Reshape { allowzero: 0 }, vec![y, s])
     };
-    let g = bld.g;
-    for (port, to) in [(1u32, y_h), (2, y_c)] {
-        if (port as usize) < node.outputs.len() {
-            redirect(g, id, port, to);
-        }
-    }
-    for slot in (0..node.inputs.len()).rev() {
-        g.set_input(id, slot, None);
-    }
-    let n = g.node_mut(id);
-    n.inputs.clear();
-    n.outputs.truncate(1);
-    n.op = op;
-    for (slot, v) in inputs.into_iter().enumerate() {
-        g.set_input(id, slot, Some(v));
-    }
+    become_last_step(bld.g, id, op, inputs, &[y_h, y_c]);
 }

@@ -16,7 +16,7 @@
 
 use graphc_passes::ir::{DType, Graph, NodeId, Op, Tensor, ValueRef};
 
-use super::{known, Builder};
+use super::{become_last_step, known, Builder};
 
 struct Plan {
     x: ValueRef,
@@ -214,13 +214,5 @@ pub fn decompose(g: &mut Graph, id: NodeId) {
         let s = bld.shape("y.shape", &p.xs);
         (Op::Reshape { allowzero: 0 }, vec![y, s])
     };
-    let g = bld.g;
-    for slot in (0..node.inputs.len()).rev() {
-        g.set_input(id, slot, None);
-    }
-    g.node_mut(id).inputs.clear();
-    g.node_mut(id).op = op;
-    for (slot, v) in inputs.into_iter().enumerate() {
-        g.set_input(id, slot, Some(v));
-    }
+    become_last_step(bld.g, id, op, inputs, &[]);
 }

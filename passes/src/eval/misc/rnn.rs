@@ -9,16 +9,25 @@ use crate::eval::util::{checked_size, opt, req};
 use crate::ir::{Op, Tensor};
 
 /// Which cell, with its cell-specific attributes.
-#[derive(Clone, Copy, PartialEq)]
-enum Cell {
-    Lstm { input_forget: bool },
-    Gru { linear_before_reset: bool },
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Cell {
+    /// LSTM; `input_forget` couples the forget gate to the input gate (`f = 1 - i`).
+    Lstm {
+        /// The `input_forget` attribute.
+        input_forget: bool,
+    },
+    /// GRU; `linear_before_reset` applies the reset gate after the recurrent product.
+    Gru {
+        /// The `linear_before_reset` attribute.
+        linear_before_reset: bool,
+    },
+    /// The plain RNN.
     Rnn,
 }
 
 impl Cell {
     /// Gates per hidden unit (rows of W per direction, in units of hidden_size).
-    fn gates(self) -> usize {
+    pub fn gates(self) -> usize {
         match self {
             Cell::Lstm { .. } => 4,
             Cell::Gru { .. } => 3,
@@ -38,17 +47,28 @@ impl Cell {
 
 /// An activation function of the recurrent ops, with its parameters.
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Act {
+pub enum Act {
+    /// `max(x, 0)`.
     Relu,
+    /// `tanh(x)`.
     Tanh,
+    /// `1 / (1 + e^-x)`.
     Sigmoid,
+    /// `a·x + b`.
     Affine(f64, f64),
+    /// `x`, or `a·x` below 0.
     LeakyRelu(f64),
+    /// `x` above `a`, else 0.
     ThresholdedRelu(f64),
+    /// `a·tanh(b·x)`.
     ScaledTanh(f64, f64),
+    /// `clamp(a·x + b, 0, 1)`.
     HardSigmoid(f64, f64),
+    /// `x`, or `a·(e^x - 1)` below 0.
     Elu(f64),
+    /// `x / (1 + |x|)`.
     Softsign,
+    /// `ln(1 + e^x)`.
     Softplus,
 }
 
@@ -121,19 +141,26 @@ fn parse_acts(names: &[String], alphas: &[f32], betas: &[f32]) -> Result<Vec<Act
 }
 
 /// Attributes shared by the three ops.
-struct Config {
-    cell: Cell,
-    hidden: usize,
+pub struct Config {
+    /// The cell.
+    pub cell: Cell,
+    /// `hidden_size`.
+    pub hidden: usize,
     /// Activations for each direction.
-    acts: Vec<Vec<Act>>,
-    clip: Option<f64>,
+    pub acts: Vec<Vec<Act>>,
+    /// `clip`, the bound of the gates' pre-activations.
+    pub clip: Option<f64>,
     /// 1 forward, 1 reverse, or 2 bidirectional.
-    num_dir: usize,
-    reverse_only: bool,
-    layout: i64,
+    pub num_dir: usize,
+    /// `direction` is "reverse".
+    pub reverse_only: bool,
+    /// `layout`: 0 time-major, 1 batch-major.
+    pub layout: i64,
 }
 
-fn config(op: &Op) -> Result<Config, String> {
+/// The checked attributes of an LSTM, GRU or RNN op (activation lists expanded per direction
+/// with their defaults).
+pub fn config(op: &Op) -> Result<Config, String> {
     let (cell, alpha, beta, acts, clip, direction, hidden, layout) = match op {
         Op::Lstm {
             activation_alpha,
