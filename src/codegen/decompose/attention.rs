@@ -249,10 +249,7 @@ pub fn decompose(g: &mut Graph, id: NodeId) {
     let (hkv, d, dv) = (p.k4[1], p.k4[3], p.v4[3]);
     let total = p.total;
     let s_dims = [b, hq, sq, total];
-    let mut bld = Builder {
-        g,
-        name: node.outputs[0].name.clone(),
-    };
+    let mut bld = Builder::for_node(g, id);
 
     let q = bld.to_heads("q", p.q, p.q3, p.q4);
     let k = bld.to_heads("k", p.k, p.k3, p.k4);

@@ -154,16 +154,12 @@ pub fn decompose(g: &mut Graph, id: NodeId) {
     let Some(p) = plan(g, id) else {
         return;
     };
-    let node = g.node(id).clone();
     let nd = p.xs.len() - 2;
     let (n, c) = (p.xs[0], p.xs[1]);
     let (mg, kernel) = (p.ws[1], p.ws[2..].to_vec());
     let (cg, m) = (c / p.group, mg * p.group);
     let taps: usize = kernel.iter().product();
-    let mut bld = Builder {
-        g,
-        name: node.outputs[0].name.clone(),
-    };
+    let mut bld = Builder::for_node(g, id);
 
     // u: every input element followed by s - 1 zeros along each spatial axis.
     let mut u = p.x;

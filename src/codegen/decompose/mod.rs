@@ -77,7 +77,32 @@ pub(super) struct Builder<'a> {
     pub name: String,
 }
 
-impl Builder<'_> {
+impl<'a> Builder<'a> {
+    /// A builder naming values after node `id`'s first output.
+    pub fn for_node(g: &'a mut Graph, id: NodeId) -> Builder<'a> {
+        let name = g.node(id).outputs[0].name.clone();
+        Builder { g, name }
+    }
+
+    /// `x[.., from..to, ..]` along `axis` (constant bounds; `x` has a static shape).
+    pub fn range(
+        &mut self,
+        suffix: &str,
+        x: ValueRef,
+        axis: usize,
+        from: usize,
+        to: usize,
+    ) -> ValueRef {
+        let mut dims = known(self.g, x).expect("static shapes");
+        dims[axis] = to - from;
+        let one = |v: i64| Tensor::from_vec(&[1], vec![v]).expect("size");
+        let s = self.constant(&format!("{suffix}.starts"), one(from as i64));
+        let e = self.constant(&format!("{suffix}.ends"), one(to as i64));
+        let a = self.constant(&format!("{suffix}.axes"), one(axis as i64));
+        let dtype = self.g.dtype(x);
+        self.add(suffix, Op::Slice {}, vec![x, s, e, a], dtype, &dims)
+    }
+
     pub fn add(
         &mut self,
         suffix: &str,

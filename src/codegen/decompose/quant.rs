@@ -109,11 +109,7 @@ pub fn decompose(g: &mut Graph, id: NodeId) {
     let Some(p) = plan(g, id) else {
         return;
     };
-    let node = g.node(id).clone();
-    let mut bld = Builder {
-        g,
-        name: node.outputs[0].name.clone(),
-    };
+    let mut bld = Builder::for_node(g, id);
     let xs = p.xs.clone();
     let scale = bld.reshape("scale", p.scale, &p.pshape);
     let zero = p.zero.map(|z| {

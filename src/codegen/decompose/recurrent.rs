@@ -155,24 +155,6 @@ fn plan(g: &Graph, id: NodeId) -> Option<Plan> {
 }
 
 impl Builder<'_> {
-    /// `x[.., from..to, ..]` along `axis` (constant bounds).
-    fn range(
-        &mut self,
-        suffix: &str,
-        x: ValueRef,
-        axis: usize,
-        from: usize,
-        to: usize,
-    ) -> ValueRef {
-        let mut dims = known(self.g, x).expect("static shapes");
-        dims[axis] = to - from;
-        let one = |v: i64| Tensor::from_vec(&[1], vec![v]).expect("size");
-        let s = self.constant(&format!("{suffix}.starts"), one(from as i64));
-        let e = self.constant(&format!("{suffix}.ends"), one(to as i64));
-        let a = self.constant(&format!("{suffix}.axes"), one(axis as i64));
-        self.f32(suffix, Op::Slice {}, vec![x, s, e, a], &dims)
-    }
-
     fn binary(&mut self, suffix: &str, op: Op, a: ValueRef, b: ValueRef) -> ValueRef {
         let (da, db) = (
             known(self.g, a).expect("static"),
@@ -194,11 +176,7 @@ pub fn decompose(g: &mut Graph, id: NodeId) {
     let Some(p) = plan(g, id) else {
         return;
     };
-    let node = g.node(id).clone();
-    let mut bld = Builder {
-        g,
-        name: node.outputs[0].name.clone(),
-    };
+    let mut bld = Builder::for_node(g, id);
     let (seq, batch, h) = (p.seq, p.batch, p.hidden);
     let gh = p.cell.gates() * h;
     // X as [seq·batch, input], time-major.

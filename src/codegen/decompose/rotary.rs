@@ -14,7 +14,7 @@
 //! (`passes/src/eval/misc/attention.rs`), except that a position id outside the cache reads
 //! no row (the Gather kernel's zero block) where the evaluator reports an error.
 
-use graphc_passes::ir::{DType, Graph, NodeId, Op, Tensor, ValueRef};
+use graphc_passes::ir::{DType, Graph, NodeId, Op, ValueRef};
 
 use super::{become_last_step, known, Builder};
 
@@ -105,38 +105,13 @@ fn plan(g: &Graph, id: NodeId) -> Option<Plan> {
     })
 }
 
-impl Builder<'_> {
-    /// Lanes `from..to` of the last axis (`axis`) of `x`.
-    fn lanes(
-        &mut self,
-        suffix: &str,
-        x: ValueRef,
-        axis: usize,
-        from: usize,
-        to: usize,
-        dims: &[usize],
-    ) -> ValueRef {
-        let mut out = dims.to_vec();
-        out[axis] = to - from;
-        let one = |v: i64| Tensor::from_vec(&[1], vec![v]).expect("size");
-        let s = self.constant(&format!("{suffix}.starts"), one(from as i64));
-        let e = self.constant(&format!("{suffix}.ends"), one(to as i64));
-        let a = self.constant(&format!("{suffix}.axes"), one(axis as i64));
-        self.f32(suffix, Op::Slice {}, vec![x, s, e, a], &out)
-    }
-}
-
 /// Rewrites RotaryEmbedding node `id` into kernel-backed ops (see the module docs); leaves it
 /// whole when its form is not covered.
 pub fn decompose(g: &mut Graph, id: NodeId) {
     let Some(p) = plan(g, id) else {
         return;
     };
-    let node = g.node(id).clone();
-    let mut bld = Builder {
-        g,
-        name: node.outputs[0].name.clone(),
-    };
+    let mut bld = Builder::for_node(g, id);
     let x4 = p.x4;
     let hs = x4[3];
     let half = p.rd / 2;
@@ -164,7 +139,7 @@ pub fn decompose(g: &mut Graph, id: NodeId) {
 
     // The rotated lanes as (x1, x2) and their shape; `axis` is where pairs are split.
     let rotated = if p.rd < hs {
-        bld.lanes("rotated", x, 3, 0, p.rd, &x4)
+        bld.range("rotated", x, 3, 0, p.rd)
     } else {
         x
     };
@@ -173,15 +148,15 @@ pub fn decompose(g: &mut Graph, id: NodeId) {
     let (x1, x2, cos, sin, pair_dims, axis) = if p.interleaved {
         let pairs = [x4[0], x4[1], x4[2], half, 2];
         let xp = bld.reshape("pairs", rotated, &pairs);
-        let x1 = bld.lanes("x1", xp, 4, 0, 1, &pairs);
-        let x2 = bld.lanes("x2", xp, 4, 1, 2, &pairs);
+        let x1 = bld.range("x1", xp, 4, 0, 1);
+        let x2 = bld.range("x2", xp, 4, 1, 2);
         let c5 = [p.c4[0], p.c4[1], p.c4[2], half, 1];
         let cos = bld.reshape("cos.pairs", cos, &c5);
         let sin = bld.reshape("sin.pairs", sin, &c5);
         (x1, x2, cos, sin, vec![x4[0], x4[1], x4[2], half, 1], 4)
     } else {
-        let x1 = bld.lanes("x1", rotated, 3, 0, half, &r4);
-        let x2 = bld.lanes("x2", rotated, 3, half, p.rd, &r4);
+        let x1 = bld.range("x1", rotated, 3, 0, half);
+        let x2 = bld.range("x2", rotated, 3, half, p.rd);
         (x1, x2, cos, sin, vec![x4[0], x4[1], x4[2], half], 3)
     };
     let cx1 = bld.f32("cos.x1", Op::Mul {}, vec![cos, x1], &pair_dims);
@@ -202,7 +177,7 @@ pub fn decompose(g: &mut Graph, id: NodeId) {
         y = bld.reshape("rotated.lanes", y, &r4);
     }
     let (op, inputs) = if p.rd < hs {
-        let rest = bld.lanes("rest", x, 3, p.rd, hs, &x4);
+        let rest = bld.range("rest", x, 3, p.rd, hs);
         if p.xs.len() == 3 {
             let y4 = bld.f32("y4", Op::Concat { axis: 3 }, vec![y, rest], &x4);
             let s = bld.shape("y.shape", &p.xs);
