@@ -8,6 +8,8 @@
 //!   (f32).
 //! - [`norm`]: LRN, BatchNormalization (inference), InstanceNormalization (f32, NCHW-like).
 //! - `elem`: ConstantOfShape, Cast (f32/f64/integers/bool), Where (broadcasting).
+//! - `index`: GatherElements, GatherND, ScatterElements, ScatterND (reductions), OneHot,
+//!   EyeLike, NegativeLogLikelihoodLoss and SoftmaxCrossEntropyLoss (f32).
 //! - [`resize`]: Resize, nearest (any rank) and bilinear (NCHW, H and W), constant scales/sizes.
 //!
 //! Every emitter declines (`Ok(None)`) what it does not handle exactly like the reference
@@ -19,6 +21,7 @@ use graphc_passes::ir::{Graph, NodeId, Op, Tensor, ValueRef};
 use crate::codegen::kernel::{KernelCx, Lowered};
 
 mod elem;
+mod index;
 mod ir;
 pub mod movement;
 pub mod norm;
@@ -29,6 +32,8 @@ pub mod softmax;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_index;
 #[cfg(test)]
 mod tests_more;
 
@@ -64,6 +69,14 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
         }
         Op::Resize { .. } => resize::lower(cx, g, node),
         Op::ConstantOfShape { .. } | Op::Cast { .. } | Op::Where {} => elem::lower(cx, g, node),
+        Op::GatherElements { .. }
+        | Op::GatherND { .. }
+        | Op::ScatterElements { .. }
+        | Op::ScatterND { .. }
+        | Op::OneHot { .. }
+        | Op::EyeLike { .. }
+        | Op::NegativeLogLikelihoodLoss { .. }
+        | Op::SoftmaxCrossEntropyLoss { .. } => index::lower(cx, g, node),
         _ => Ok(None),
     }
 }
