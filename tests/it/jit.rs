@@ -608,3 +608,45 @@ fn quantize_and_dequantize_run_as_kernels() {
         );
     }
 }
+
+/// 1-D MaxPool and AveragePool run as the 2-D pool kernels over a height of 1.
+#[test]
+fn one_dimensional_pools_run_as_kernels() {
+    for (op, attrs, x) in [
+        ("max_pool", "kernel_shape: [2]", "[1,3,32]"),
+        (
+            "max_pool",
+            "kernel_shape: [3], pads: [1, 1], strides: [2]",
+            "[2,4,9]",
+        ),
+        (
+            "max_pool",
+            "ceil_mode: 1, dilations: [2], kernel_shape: [2], strides: [3]",
+            "[1,1,11]",
+        ),
+        ("average_pool", "kernel_shape: [2]", "[1,3,32]"),
+        (
+            "average_pool",
+            "ceil_mode: 1, count_include_pad: 1, kernel_shape: [3], pads: [2, 1], strides: [2]",
+            "[1,2,10]",
+        ),
+        (
+            "average_pool",
+            "auto_pad: \"SAME_UPPER\", kernel_shape: [4], strides: [3]",
+            "[3,2,13]",
+        ),
+    ] {
+        // The output's shape comes from inference.
+        let text = format!(
+            "graph \"g\" (%x: f32{x}) {{\n  %y: f32[..] = {op} {{{attrs}}} (%x)\n  return %y\n}}\n"
+        );
+        let mut g = parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        graphc::passes::infer::infer_graph(&mut g).unwrap();
+        let m = check_close(&g, 1, 1e-6, 1e-7);
+        assert!(
+            m.program.fallbacks.is_empty(),
+            "{op} {attrs}: {:?}",
+            m.program.fallbacks
+        );
+    }
+}

@@ -4,6 +4,7 @@
 //!
 //! - [`attention`]: Attention (opset 23/24) as MatMul, Softmax and friends.
 //! - [`conv_transpose`]: ConvTranspose as a Conv over the zero-upsampled input.
+//! - [`pool1d`]: 1-D MaxPool and AveragePool as the 2-D pools over a height of 1.
 //! - [`quant`]: QuantizeLinear and DequantizeLinear as Cast and elementwise ops.
 //! - [`recurrent`]: LSTM, GRU and RNN unrolled over their sequence.
 //! - [`rotary`]: RotaryEmbedding as Gather, Slice, Mul/Add/Sub and Concat.
@@ -14,6 +15,7 @@ use graphc_passes::ir::{
 
 pub mod attention;
 pub mod conv_transpose;
+pub mod pool1d;
 pub mod quant;
 pub mod recurrent;
 pub mod rotary;
@@ -30,6 +32,8 @@ pub fn handles(op: &Op) -> bool {
             | Op::Rnn { .. }
             | Op::QuantizeLinear { .. }
             | Op::DequantizeLinear { .. }
+            | Op::MaxPool { .. }
+            | Op::AveragePool { .. }
     )
 }
 
@@ -42,6 +46,7 @@ pub fn rewrite(g: &mut Graph, id: NodeId) {
         Op::RotaryEmbedding { .. } => rotary::decompose(g, id),
         Op::Lstm { .. } | Op::Gru { .. } | Op::Rnn { .. } => recurrent::decompose(g, id),
         Op::QuantizeLinear { .. } | Op::DequantizeLinear { .. } => quant::decompose(g, id),
+        Op::MaxPool { .. } | Op::AveragePool { .. } => pool1d::decompose(g, id),
         _ => {}
     }
 }
