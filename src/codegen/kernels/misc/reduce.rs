@@ -53,7 +53,9 @@ enum Axes {
     /// Known at compile time: whether each axis is reduced.
     Static(Vec<bool>),
     /// Read at run time from operand 2, an i64 tensor of this many (possibly negative) axes;
-    /// an axis out of range reduces nothing.
+    /// an axis out of range reduces nothing. Axes that disagree with the recorded output
+    /// shape (the reference refuses them) give meaningless values but never an access out of
+    /// bounds: every index is reduced modulo its dim.
     Runtime(usize),
 }
 

@@ -536,3 +536,22 @@ fn log_sum_exp_over_a_wide_range_f64_and_f32() {
         check_on(&text, vec![Some(x)], 1e-13, 1e-15);
     }
 }
+
+#[test]
+fn runtime_axes_out_of_range_read_nothing_out_of_bounds() {
+    // Axis 7 of a rank-3 input reduces nothing: each of the 6 outputs is its own element.
+    let text = graph(
+        "%x: f32[3,2,2], %a: i64[1]",
+        &[],
+        "%y: f32[3,2] = reduce_sum {keepdims: 0} (%x, %a)",
+    );
+    let g = parse(&text).unwrap();
+    let node = single_compute_node(&g).unwrap();
+    let xv: Vec<f32> = (0..12).map(|i| i as f32 * 0.5 - 2.0).collect();
+    let x = Tensor::from_vec(&[3, 2, 2], xv.clone()).unwrap();
+    let a = Tensor::from_vec(&[1], vec![7i64]).unwrap();
+    let got = run_node(&g, node, &[Some(x), Some(a)], Target::host())
+        .unwrap()
+        .unwrap();
+    assert_eq!(got[0], Tensor::from_vec(&[3, 2], xv[..6].to_vec()).unwrap());
+}
