@@ -3,7 +3,9 @@
 //! - [`movement`]: Transpose, Concat, Split, Slice, Expand, Tile, Pad (constant mode) and
 //!   Gather, for every fixed-size element type, as strided row copies.
 //! - [`pool`]: MaxPool, AveragePool (2-D, f32, NCHW), GlobalAveragePool, GlobalMaxPool.
-//! - [`reduce`]: Reduce{Sum,Mean,Max,Min}, ArgMax/ArgMin (f32).
+//! - [`reduce`]: Reduce{Sum,Mean,Max,Min,Prod,L1,L2,SumSquare,LogSum,LogSumExp} over any axes
+//!   (constant or run-time), ArgMax/ArgMin (f32).
+//! - [`scan`]: CumSum/CumProd, Hardmax, LpNormalization along one axis, Trilu.
 //! - [`softmax`]: Softmax, LogSoftmax, FusedSoftmax, LayerNormalization, RMSNormalization
 //!   (f32).
 //! - [`norm`]: LRN, BatchNormalization (inference), InstanceNormalization (f32, NCHW-like).
@@ -28,6 +30,7 @@ pub mod norm;
 pub mod pool;
 pub mod reduce;
 pub mod resize;
+pub mod scan;
 pub mod softmax;
 
 #[cfg(test)]
@@ -36,6 +39,8 @@ mod tests;
 mod tests_index;
 #[cfg(test)]
 mod tests_more;
+#[cfg(test)]
+mod tests_reduce;
 
 /// See [`super`]: `None` for nodes this family does not compile.
 pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowered>, String> {
@@ -57,8 +62,19 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
         | Op::ReduceMean { .. }
         | Op::ReduceMax { .. }
         | Op::ReduceMin { .. }
+        | Op::ReduceProd { .. }
+        | Op::ReduceL1 { .. }
+        | Op::ReduceL2 { .. }
+        | Op::ReduceSumSquare { .. }
+        | Op::ReduceLogSum { .. }
+        | Op::ReduceLogSumExp { .. }
         | Op::ArgMax { .. }
         | Op::ArgMin { .. } => reduce::lower(cx, g, node),
+        Op::CumSum { .. }
+        | Op::CumProd { .. }
+        | Op::Hardmax { .. }
+        | Op::LpNormalization { .. }
+        | Op::Trilu { .. } => scan::lower(cx, g, node),
         Op::Softmax { .. }
         | Op::LogSoftmax { .. }
         | Op::FusedSoftmax { .. }
