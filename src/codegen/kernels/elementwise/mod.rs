@@ -1205,7 +1205,16 @@ mod tests {
             "(%x: f32[2,3,4], %z: f32[2,3,4]) {\n",
             "(%x: f32[2,3,4], %z: f32[2,3,4]) {\n  %s: f32[4] = constant {value: f32[4] [0.5, 1.0, 2.0, -1.0]}\n",
         );
+        // Ops computed in f64 lanes inside a body: sin(x) * cosh(z) + pow(x, z), atan.
+        let trig = fused(
+            "%x: f32[3,7], %z: f32[7]",
+            "[3,7]",
+            "%x, %z",
+            "%x0: f32[3,7], %x1: f32[7]",
+            "    %s: f32[3,7] = sin (%x0)\n    %c: f32[7] = cosh (%x1)\n    %m: f32[3,7] = mul (%s, %c)\n    %p: f32[3,7] = pow (%x0, %x1)\n    %a: f32[3,7] = add (%m, %p)\n    %t: f32[3,7] = atan (%a)\n    return %t",
+        );
         for (name, text, rtol) in [
+            ("trig", &trig, 2e-6),
             ("bn", &bn, 0.0),
             ("silu", &silu, RTOL),
             ("gelu", &gelu, 4e-6),
