@@ -13,9 +13,17 @@
 //!
 //! The comparison helpers ([`max_nan`], [`min_nan`], [`max_const`], [`min_const`]) implement
 //! numpy's NaN-propagating `maximum`/`minimum` with the reference's tie rules.
+//!
+//! A second family works on f64x2 lanes ([`dexp`], [`dlog`], [`dlog1p`], [`datan`], [`dpow`]
+//! and the functions behind [`F64Fn`]): the f32 trigonometric and hyperbolic functions and Pow
+//! with a general exponent widen to f64 ([`via_f64`]), compute to about 1e-15 relative error
+//! and round once, so they match the reference's f64-then-round results but for near-ties
+//! (measured: within 2.5e-7 relative on whole-range sweeps). Sin, Cos and Tan reduce their
+//! argument modulo pi/2 exactly enough for every f32 (a Payne-Hanek style reduction with
+//! 24-bit pieces of 2/pi).
 
-use cranelift_codegen::ir::condcodes::FloatCC;
-use cranelift_codegen::ir::{types, InstBuilder, MemFlagsData, Value};
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::{types, ConstantData, Endianness, InstBuilder, MemFlagsData, Value};
 use cranelift_frontend::FunctionBuilder;
 use graphc_passes::ir::fused::Activation;
 
@@ -523,6 +531,616 @@ pub fn hard_swish(b: &mut FunctionBuilder, x: Value) -> Value {
     b.ins().fmul(x, t)
 }
 
+/// `x tanh(softplus(x))` (Mish).
+pub fn mish(b: &mut FunctionBuilder, x: Value) -> Value {
+    let s = softplus(b, x);
+    let t = tanh(b, s);
+    b.ins().fmul(x, t)
+}
+
+// ---- f64x2 math -------------------------------------------------------------------------
+//
+// The functions below work on f64x2 lanes. The f32x4 trigonometric and hyperbolic functions
+// widen their input to two f64x2 ([`via_f64`]), compute in f64 (relative error about 1e-15,
+// so the f32 result is the reference's rounded f64 value but for rare near-ties) and round
+// once. They also serve f64 Exp/Log and Pow with a float exponent.
+
+/// An f64x2 with every lane `v`.
+pub fn dsplat(b: &mut FunctionBuilder, v: f64) -> Value {
+    let c = b.ins().f64const(v);
+    b.ins().splat(types::F64X2, c)
+}
+
+fn lsplat(b: &mut FunctionBuilder, v: i64) -> Value {
+    let c = b.ins().iconst(types::I64, v);
+    b.ins().splat(types::I64X2, c)
+}
+
+fn dbits(b: &mut FunctionBuilder, x: Value) -> Value {
+    b.ins().bitcast(types::I64X2, MemFlagsData::new(), x)
+}
+
+fn dfloat(b: &mut FunctionBuilder, x: Value) -> Value {
+    b.ins().bitcast(types::F64X2, MemFlagsData::new(), x)
+}
+
+/// Lane-wise `mask ? t : f` for an i64x2 mask and f64x2 `t`, `f`.
+pub fn dselect(b: &mut FunctionBuilder, mask: Value, t: Value, f: Value) -> Value {
+    let m = dfloat(b, mask);
+    b.ins().bitselect(m, t, f)
+}
+
+/// `|x|` on f64x2.
+pub fn dabs(b: &mut FunctionBuilder, x: Value) -> Value {
+    let xi = dbits(b, x);
+    let m = lsplat(b, i64::MAX);
+    let r = b.ins().band(xi, m);
+    dfloat(b, r)
+}
+
+/// `mag` with its sign bit flipped where `sign` is negative-signed (copysign for `mag >= 0`).
+fn dxor_sign(b: &mut FunctionBuilder, mag: Value, sign: Value) -> Value {
+    let si = dbits(b, sign);
+    let m = lsplat(b, i64::MIN);
+    let s = b.ins().band(si, m);
+    let mi = dbits(b, mag);
+    let r = b.ins().bxor(mi, s);
+    dfloat(b, r)
+}
+
+/// Horner evaluation on f64x2 (mul and add, no FMA).
+fn dpoly(b: &mut FunctionBuilder, x: Value, c: &[f64]) -> Value {
+    let mut r = dsplat(b, c[c.len() - 1]);
+    for &k in c[..c.len() - 1].iter().rev() {
+        let kk = dsplat(b, k);
+        let t = b.ins().fmul(r, x);
+        r = b.ins().fadd(t, kk);
+    }
+    r
+}
+
+/// `1 / k!` for `k` in `ks`, with alternating signs when `alt` (Taylor coefficients).
+fn taylor(ks: impl Iterator<Item = u32>, alt: bool) -> Vec<f64> {
+    ks.enumerate()
+        .map(|(i, k)| {
+            let f: f64 = (1..=k).map(f64::from).product();
+            if alt && i % 2 == 1 {
+                -1.0 / f
+            } else {
+                1.0 / f
+            }
+        })
+        .collect()
+}
+
+/// Clamps f64x2 `x` into `[lo, hi]`, NaN kept.
+fn dclamp(b: &mut FunctionBuilder, lo: f64, hi: f64, x: Value) -> Value {
+    let l = dsplat(b, lo);
+    let m = b.ins().fcmp(FloatCC::LessThan, x, l);
+    let x = dselect(b, m, l, x);
+    let h = dsplat(b, hi);
+    let m = b.ins().fcmp(FloatCC::GreaterThan, x, h);
+    dselect(b, m, h, x)
+}
+
+/// An integral f64x2 with |v| < 2^51 as i64x2 (the 1.5 * 2^52 trick).
+fn dto_int(b: &mut FunctionBuilder, v: Value) -> Value {
+    let magic = dsplat(b, 6_755_399_441_055_744.0);
+    let t = b.ins().fadd(v, magic);
+    let ti = dbits(b, t);
+    let mi = lsplat(b, 0x4338_0000_0000_0000);
+    b.ins().isub(ti, mi)
+}
+
+/// `2^k` for an integral f64x2 `k` in [-1022, 1023].
+fn dpow2(b: &mut FunctionBuilder, k: Value) -> Value {
+    let n = dto_int(b, k);
+    let bias = lsplat(b, 1023);
+    let n = b.ins().iadd(n, bias);
+    let e = b.ins().ishl_imm_s(n, 52);
+    dfloat(b, e)
+}
+
+/// ln 2 = `LN2_HI + LN2_LO` to about 2^-86: `LN2_HI` has 32 significant bits (so `n LN2_HI`
+/// is exact for |n| < 2^21), `LN2_LO` is the f64 nearest to the rest.
+const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
+const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
+
+/// `e^x` on f64x2 over the whole f64 range (subnormal results included, `exp(-inf) = 0`,
+/// overflow to inf, NaN kept): `x = n ln2 + r`, a degree-13 Taylor polynomial for `e^r`, and
+/// `2^n` applied in two halves.
+pub fn dexp(b: &mut FunctionBuilder, x: Value) -> Value {
+    let x = dclamp(b, -746.0, 710.0, x);
+    let log2e = dsplat(b, std::f64::consts::LOG2_E);
+    let t = b.ins().fmul(x, log2e);
+    let n = b.ins().nearest(t);
+    let hi = dsplat(b, LN2_HI);
+    let lo = dsplat(b, LN2_LO);
+    let u = b.ins().fmul(n, hi);
+    let r = b.ins().fsub(x, u);
+    let u = b.ins().fmul(n, lo);
+    let r = b.ins().fsub(r, u);
+    let p = dpoly(b, r, &taylor(0..=13, false));
+    // A NaN n would make garbage scale factors: zero it (p is NaN then anyway).
+    let ok = b.ins().fcmp(FloatCC::Equal, n, n);
+    let z = dsplat(b, 0.0);
+    let n = dselect(b, ok, n, z);
+    let h = dsplat(b, 0.5);
+    let n1 = b.ins().fmul(n, h);
+    let n1 = b.ins().floor(n1);
+    let n2 = b.ins().fsub(n, n1);
+    let s1 = dpow2(b, n1);
+    let s2 = dpow2(b, n2);
+    let p = b.ins().fmul(p, s1);
+    b.ins().fmul(p, s2)
+}
+
+/// Natural logarithm on f64x2: `log(0) = -inf`, `log(x < 0) = NaN`, `log(inf) = inf`,
+/// subnormals handled. `x = m 2^e` with m in [sqrt(1/2), sqrt(2)), `log(m) = 2 atanh(s)`
+/// with `s = (m - 1) / (m + 1)` as an odd series.
+pub fn dlog(b: &mut FunctionBuilder, x: Value) -> Value {
+    let tiny = dsplat(b, f64::MIN_POSITIVE);
+    let sub = b.ins().fcmp(FloatCC::LessThan, x, tiny);
+    let big = dsplat(b, 18_014_398_509_481_984.0); // 2^54
+    let xs = b.ins().fmul(x, big);
+    let xs = dselect(b, sub, xs, x);
+    let z0 = dsplat(b, 0.0);
+    let k54 = dsplat(b, 54.0);
+    let eadj = dselect(b, sub, k54, z0);
+    let xi = dbits(b, xs);
+    // Exponent as a float: (bits >> 52) is in [0, 2047] (sign cleared below for x > 0).
+    let e = b.ins().ushr_imm_s(xi, 52);
+    let magic = lsplat(b, 0x4330_0000_0000_0000); // 2^52
+    let e = b.ins().bor(e, magic);
+    let e = dfloat(b, e);
+    let k = dsplat(b, 4_503_599_627_370_496.0 + 1023.0);
+    let e = b.ins().fsub(e, k);
+    let e = b.ins().fsub(e, eadj);
+    let mm = lsplat(b, 0x000f_ffff_ffff_ffff);
+    let mi = b.ins().band(xi, mm);
+    let one_bits = lsplat(b, 0x3ff0_0000_0000_0000);
+    let mi = b.ins().bor(mi, one_bits);
+    let m = dfloat(b, mi);
+    // m in [1, 2): above sqrt(2) use m / 2 and e + 1.
+    let sq2 = dsplat(b, std::f64::consts::SQRT_2);
+    let high = b.ins().fcmp(FloatCC::GreaterThan, m, sq2);
+    let h = dsplat(b, 0.5);
+    let mh = b.ins().fmul(m, h);
+    let m = dselect(b, high, mh, m);
+    let one = dsplat(b, 1.0);
+    let e1 = b.ins().fadd(e, one);
+    let e = dselect(b, high, e1, e);
+    let num = b.ins().fsub(m, one);
+    let den = b.ins().fadd(m, one);
+    let s = b.ins().fdiv(num, den);
+    let z = b.ins().fmul(s, s);
+    let c: Vec<f64> = (0..12).map(|k| 2.0 / (2 * k + 1) as f64).collect();
+    let p = dpoly(b, z, &c);
+    let lm = b.ins().fmul(p, s);
+    let hi = dsplat(b, LN2_HI);
+    let lo = dsplat(b, LN2_LO);
+    let t = b.ins().fmul(e, lo);
+    let r = b.ins().fadd(lm, t);
+    let t = b.ins().fmul(e, hi);
+    let r = b.ins().fadd(r, t);
+    // Special values.
+    let inf = dsplat(b, f64::INFINITY);
+    let is_inf = b.ins().fcmp(FloatCC::Equal, x, inf);
+    let r = dselect(b, is_inf, inf, r);
+    let ninf = dsplat(b, f64::NEG_INFINITY);
+    let is_zero = b.ins().fcmp(FloatCC::Equal, x, z0);
+    let r = dselect(b, is_zero, ninf, r);
+    let nan = dsplat(b, f64::NAN);
+    let bad = b.ins().fcmp(FloatCC::UnorderedOrLessThan, x, z0);
+    dselect(b, bad, nan, r)
+}
+
+/// `log(1 + y)` on f64x2, accurate for tiny `y` (`log1p(-1) = -inf`, NaN below -1).
+pub fn dlog1p(b: &mut FunctionBuilder, y: Value) -> Value {
+    let one = dsplat(b, 1.0);
+    let u = b.ins().fadd(one, y);
+    let l = dlog(b, u);
+    // log(1 + y) = log(u) + (y - (u - 1)) / u to first order.
+    let d = b.ins().fsub(u, one);
+    let c = b.ins().fsub(y, d);
+    let c = b.ins().fdiv(c, u);
+    let r = b.ins().fadd(l, c);
+    let same = b.ins().fcmp(FloatCC::Equal, u, one);
+    let r = dselect(b, same, y, r);
+    // u = 0 or inf: log(u) alone (the correction is NaN there).
+    let au = dabs(b, u);
+    let inf = dsplat(b, f64::INFINITY);
+    let z = dsplat(b, 0.0);
+    let e1 = b.ins().fcmp(FloatCC::Equal, au, inf);
+    let e2 = b.ins().fcmp(FloatCC::Equal, u, z);
+    let edge = b.ins().bor(e1, e2);
+    dselect(b, edge, l, r)
+}
+
+/// The bits of 2/pi after the binary point, 24 at a time (chunk `i` weighs `2^(-24 (i + 1))`).
+const TWO_OVER_PI: [u32; 9] = [
+    0xa2f983, 0x6e4e44, 0x1529fc, 0x2757d1, 0xf534dd, 0xc0db62, 0x95993c, 0x439041, 0xfe5163,
+];
+
+/// `p - 4 round(p / 4)`, exact.
+fn dmod4(b: &mut FunctionBuilder, p: Value) -> Value {
+    let q = dsplat(b, 0.25);
+    let f = dsplat(b, 4.0);
+    let t = b.ins().fmul(p, q);
+    let t = b.ins().nearest(t);
+    let t = b.ins().fmul(t, f);
+    b.ins().fsub(p, t)
+}
+
+/// Reduces f64x2 `x` holding f32 values (24 significant bits) modulo pi/2: `x = (4k + q)
+/// pi/2 + r` with |r| <= pi/4 (a hair more after rounding), returning `r` and `q` (i64x2).
+///
+/// `x 2/pi` is summed from exact products of `x` with 24-bit pieces of 2/pi, each reduced
+/// modulo 4 exactly (pieces whose product is a multiple of 4 drop out), with a compensated
+/// sum, so even the largest f32 reduces to full f64 accuracy. inf and NaN give NaN.
+fn reduce_pio2(b: &mut FunctionBuilder, x: Value) -> (Value, Value) {
+    let mut acc = dsplat(b, 0.0);
+    let mut err = dsplat(b, 0.0);
+    for (i, &c) in TWO_OVER_PI.iter().enumerate() {
+        let ci = dsplat(b, f64::from(c) * 2f64.powi(-24 * (i as i32 + 1)));
+        let p = b.ins().fmul(x, ci);
+        let p = dmod4(b, p);
+        // Two-sum: s + e = acc + p exactly.
+        let s = b.ins().fadd(acc, p);
+        let t = b.ins().fsub(s, acc);
+        let u = b.ins().fsub(s, t);
+        let ea = b.ins().fsub(acc, u);
+        let eb = b.ins().fsub(p, t);
+        let e = b.ins().fadd(ea, eb);
+        err = b.ins().fadd(err, e);
+        acc = dmod4(b, s);
+    }
+    let q = b.ins().nearest(acc);
+    let f = b.ins().fsub(acc, q);
+    let f = b.ins().fadd(f, err);
+    let pio2 = dsplat(b, std::f64::consts::FRAC_PI_2);
+    let r = b.ins().fmul(f, pio2);
+    // q in [-2, 2]; NaN lanes give garbage quadrants with a NaN r.
+    let ok = b.ins().fcmp(FloatCC::Equal, q, q);
+    let z = dsplat(b, 0.0);
+    let q = dselect(b, ok, q, z);
+    let qi = dto_int(b, q);
+    (r, qi)
+}
+
+/// `(sin r, cos r)` for |r| <= pi/4 + a little (Taylor to degree 17 and 18).
+fn dsincos_poly(b: &mut FunctionBuilder, r: Value) -> (Value, Value) {
+    let z = b.ins().fmul(r, r);
+    let ps = dpoly(b, z, &taylor((1..=17).step_by(2), true));
+    let s = b.ins().fmul(ps, r);
+    let pc = dpoly(b, z, &taylor((0..=18).step_by(2), true));
+    (s, pc)
+}
+
+/// The quadrant `q` (i64x2) with bit `bit` set, as an i64x2 mask.
+fn qbit(b: &mut FunctionBuilder, q: Value, bit: i64) -> Value {
+    let m = lsplat(b, bit);
+    let v = b.ins().band(q, m);
+    b.ins().icmp(IntCC::Equal, v, m)
+}
+
+/// `sin x` (`cos x` when `cos`) on f64x2 holding f32 values.
+fn dsin_cos(b: &mut FunctionBuilder, x: Value, cos: bool) -> Value {
+    let (r, q) = reduce_pio2(b, x);
+    let q = if cos {
+        let one = lsplat(b, 1);
+        b.ins().iadd(q, one)
+    } else {
+        q
+    };
+    let (s, c) = dsincos_poly(b, r);
+    let odd = qbit(b, q, 1);
+    let v = dselect(b, odd, c, s);
+    let neg = qbit(b, q, 2);
+    let nv = b.ins().fneg(v);
+    let v = dselect(b, neg, nv, v);
+    if cos {
+        v
+    } else {
+        // sin x = x for tiny x (keeps -0 and subnormals).
+        keep_tiny(b, x, v)
+    }
+}
+
+/// `|x| < 2^-30 ? x : v`.
+fn keep_tiny(b: &mut FunctionBuilder, x: Value, v: Value) -> Value {
+    let ax = dabs(b, x);
+    let t = dsplat(b, 2f64.powi(-30));
+    let m = b.ins().fcmp(FloatCC::LessThan, ax, t);
+    dselect(b, m, x, v)
+}
+
+/// `tan x` on f64x2 holding f32 values.
+fn dtan(b: &mut FunctionBuilder, x: Value) -> Value {
+    let (r, q) = reduce_pio2(b, x);
+    let (s, c) = dsincos_poly(b, r);
+    // Odd quadrants: tan = -cos r / sin r.
+    let odd = qbit(b, q, 1);
+    let num = dselect(b, odd, c, s);
+    let den = dselect(b, odd, s, c);
+    let t = b.ins().fdiv(num, den);
+    let nt = b.ins().fneg(t);
+    let t = dselect(b, odd, nt, t);
+    keep_tiny(b, x, t)
+}
+
+/// `atan x` on f64x2: `pi/2 - atan(1/x)` beyond 1 (so ±inf give ±pi/2), two argument
+/// halvings `t / (1 + sqrt(1 + t^2))` to |t| <= tan(pi/16), and an odd series.
+pub fn datan(b: &mut FunctionBuilder, x: Value) -> Value {
+    let ax = dabs(b, x);
+    let one = dsplat(b, 1.0);
+    let big = b.ins().fcmp(FloatCC::GreaterThan, ax, one);
+    let inv = b.ins().fdiv(one, ax);
+    let mut t = dselect(b, big, inv, ax);
+    for _ in 0..2 {
+        let t2 = b.ins().fmul(t, t);
+        let s = b.ins().fadd(t2, one);
+        let s = b.ins().sqrt(s);
+        let d = b.ins().fadd(s, one);
+        t = b.ins().fdiv(t, d);
+    }
+    let z = b.ins().fmul(t, t);
+    let c: Vec<f64> = (0..12)
+        .map(|k| {
+            let v = 4.0 / (2 * k + 1) as f64;
+            if k % 2 == 1 {
+                -v
+            } else {
+                v
+            }
+        })
+        .collect();
+    let p = dpoly(b, z, &c);
+    let a = b.ins().fmul(p, t);
+    let pio2 = dsplat(b, std::f64::consts::FRAC_PI_2);
+    let ab = b.ins().fsub(pio2, a);
+    let a = dselect(b, big, ab, a);
+    dxor_sign(b, a, x)
+}
+
+/// `asin x = atan(x / sqrt((1 - x)(1 + x)))` on f64x2 (NaN beyond ±1).
+fn dasin(b: &mut FunctionBuilder, x: Value) -> Value {
+    let one = dsplat(b, 1.0);
+    let p = b.ins().fsub(one, x);
+    let q = b.ins().fadd(one, x);
+    let d = b.ins().fmul(p, q);
+    let d = b.ins().sqrt(d);
+    let t = b.ins().fdiv(x, d);
+    datan(b, t)
+}
+
+/// `acos x = 2 atan(sqrt((1 - x) / (1 + x)))` on f64x2 (NaN beyond ±1).
+fn dacos(b: &mut FunctionBuilder, x: Value) -> Value {
+    let one = dsplat(b, 1.0);
+    let p = b.ins().fsub(one, x);
+    let q = b.ins().fadd(one, x);
+    let t = b.ins().fdiv(p, q);
+    let t = b.ins().sqrt(t);
+    let a = datan(b, t);
+    b.ins().fadd(a, a)
+}
+
+/// `sinh x` (`cosh x` when `cosh`) on f64x2: `(e^|x| ∓ e^-|x|) / 2`, and an odd Taylor
+/// series for sinh below 1 (no cancellation).
+fn dsinh_cosh(b: &mut FunctionBuilder, x: Value, cosh: bool) -> Value {
+    let ax = dabs(b, x);
+    let e = dexp(b, ax);
+    let one = dsplat(b, 1.0);
+    let ie = b.ins().fdiv(one, e);
+    let h = dsplat(b, 0.5);
+    if cosh {
+        let s = b.ins().fadd(e, ie);
+        return b.ins().fmul(s, h);
+    }
+    let d = b.ins().fsub(e, ie);
+    let large = b.ins().fmul(d, h);
+    let z = b.ins().fmul(ax, ax);
+    let p = dpoly(b, z, &taylor((1..=17).step_by(2), false));
+    let small = b.ins().fmul(p, ax);
+    let is_small = b.ins().fcmp(FloatCC::LessThan, ax, one);
+    let r = dselect(b, is_small, small, large);
+    dxor_sign(b, r, x)
+}
+
+/// `asinh x = sign(x) log1p(|x| + x^2 / (1 + sqrt(1 + x^2)))` on f64x2.
+fn dasinh(b: &mut FunctionBuilder, x: Value) -> Value {
+    let ax = dabs(b, x);
+    let one = dsplat(b, 1.0);
+    let z = b.ins().fmul(ax, ax);
+    let s = b.ins().fadd(z, one);
+    let s = b.ins().sqrt(s);
+    let s = b.ins().fadd(s, one);
+    let q = b.ins().fdiv(z, s);
+    let t = b.ins().fadd(ax, q);
+    // |x| = inf: inf / inf above; the answer is inf.
+    let inf = dsplat(b, f64::INFINITY);
+    let is_inf = b.ins().fcmp(FloatCC::Equal, ax, inf);
+    let t = dselect(b, is_inf, inf, t);
+    let r = dlog1p(b, t);
+    dxor_sign(b, r, x)
+}
+
+/// `acosh x = log1p((x - 1) + sqrt((x - 1)(x + 1)))` on f64x2 (NaN below 1).
+fn dacosh(b: &mut FunctionBuilder, x: Value) -> Value {
+    let one = dsplat(b, 1.0);
+    let p = b.ins().fsub(x, one);
+    let q = b.ins().fadd(x, one);
+    let d = b.ins().fmul(p, q);
+    let d = b.ins().sqrt(d);
+    let t = b.ins().fadd(p, d);
+    let r = dlog1p(b, t);
+    // Below 1 (where (x - 1)(x + 1) may still be positive): NaN.
+    let lt = b.ins().fcmp(FloatCC::LessThan, x, one);
+    let nan = dsplat(b, f64::NAN);
+    dselect(b, lt, nan, r)
+}
+
+/// `atanh x = log1p(2x / (1 - x)) / 2` on f64x2 (±inf at ±1, NaN beyond).
+fn datanh(b: &mut FunctionBuilder, x: Value) -> Value {
+    let one = dsplat(b, 1.0);
+    let d = b.ins().fsub(one, x);
+    let n = b.ins().fadd(x, x);
+    let t = b.ins().fdiv(n, d);
+    let l = dlog1p(b, t);
+    let h = dsplat(b, 0.5);
+    b.ins().fmul(l, h)
+}
+
+/// The lanes of an f32x4 as two f64x2 (lanes 0-1, lanes 2-3), exactly.
+fn widen(b: &mut FunctionBuilder, x: Value) -> (Value, Value) {
+    let lo = b.ins().fvpromote_low(x);
+    let le = MemFlagsData::new().with_endianness(Endianness::Little);
+    let bytes = b.ins().bitcast(types::I8X16, le, x);
+    let mask: Vec<u8> = (8..16).chain(8..16).collect();
+    let imm = b.func.dfg.immediates.push(ConstantData::from(mask));
+    let hb = b.ins().shuffle(bytes, bytes, imm);
+    let h = b.ins().bitcast(types::F32X4, le, hb);
+    let hi = b.ins().fvpromote_low(h);
+    (lo, hi)
+}
+
+/// Two f64x2 rounded to f32 and packed into one f32x4 (`lo` in lanes 0-1).
+fn narrow(b: &mut FunctionBuilder, lo: Value, hi: Value) -> Value {
+    let l = b.ins().fvdemote(lo);
+    let h = b.ins().fvdemote(hi);
+    let le = MemFlagsData::new().with_endianness(Endianness::Little);
+    let lb = b.ins().bitcast(types::I8X16, le, l);
+    let hb = b.ins().bitcast(types::I8X16, le, h);
+    let mask: Vec<u8> = (0..8).chain(16..24).collect();
+    let imm = b.func.dfg.immediates.push(ConstantData::from(mask));
+    let v = b.ins().shuffle(lb, hb, imm);
+    b.ins().bitcast(types::F32X4, le, v)
+}
+
+/// Applies the f64x2 function `f` to the lanes of f32x4 `x` and rounds the results to f32.
+pub fn via_f64(
+    b: &mut FunctionBuilder,
+    x: Value,
+    f: &dyn Fn(&mut FunctionBuilder, Value) -> Value,
+) -> Value {
+    let (lo, hi) = widen(b, x);
+    let lo = f(b, lo);
+    let hi = f(b, hi);
+    narrow(b, lo, hi)
+}
+
+/// Applies the binary f64x2 function `f` to the lanes of f32x4 `x` and `y`, rounding to f32.
+pub fn via_f64_2(
+    b: &mut FunctionBuilder,
+    x: Value,
+    y: Value,
+    f: &dyn Fn(&mut FunctionBuilder, Value, Value) -> Value,
+) -> Value {
+    let (xl, xh) = widen(b, x);
+    let (yl, yh) = widen(b, y);
+    let lo = f(b, xl, yl);
+    let hi = f(b, xh, yh);
+    narrow(b, lo, hi)
+}
+
+/// A function of the f64x2 family, by name (the f32x4 engine maps ONNX ops onto these).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum F64Fn {
+    /// `sin`.
+    Sin,
+    /// `cos`.
+    Cos,
+    /// `tan`.
+    Tan,
+    /// `asin`.
+    Asin,
+    /// `acos`.
+    Acos,
+    /// `atan`.
+    Atan,
+    /// `sinh`.
+    Sinh,
+    /// `cosh`.
+    Cosh,
+    /// `asinh`.
+    Asinh,
+    /// `acosh`.
+    Acosh,
+    /// `atanh`.
+    Atanh,
+    /// `exp`.
+    Exp,
+    /// `log`.
+    Log,
+}
+
+/// `f` on f64x2 `x`. Sin, Cos and Tan assume `x` holds f32 values (24 significant bits).
+pub fn dapply(b: &mut FunctionBuilder, f: F64Fn, x: Value) -> Value {
+    match f {
+        F64Fn::Sin => dsin_cos(b, x, false),
+        F64Fn::Cos => dsin_cos(b, x, true),
+        F64Fn::Tan => dtan(b, x),
+        F64Fn::Asin => dasin(b, x),
+        F64Fn::Acos => dacos(b, x),
+        F64Fn::Atan => datan(b, x),
+        F64Fn::Sinh => dsinh_cosh(b, x, false),
+        F64Fn::Cosh => dsinh_cosh(b, x, true),
+        F64Fn::Asinh => dasinh(b, x),
+        F64Fn::Acosh => dacosh(b, x),
+        F64Fn::Atanh => datanh(b, x),
+        F64Fn::Exp => dexp(b, x),
+        F64Fn::Log => dlog(b, x),
+    }
+}
+
+/// `x^y` on f64x2 as C `pow` (the reference's `powf`): `exp(y log|x|)` with the sign of an
+/// odd integer power of a negative base, and the special cases: `x^0 = 1` and `1^y = 1` even
+/// for NaN, `(-1)^±inf = 1`, NaN for a negative finite base and a non-integer finite
+/// exponent, `0^y` and `inf^y` by the signs of `y` and `x`.
+pub fn dpow(b: &mut FunctionBuilder, x: Value, y: Value) -> Value {
+    let ax = dabs(b, x);
+    let l = dlog(b, ax);
+    let t = b.ins().fmul(y, l);
+    let r = dexp(b, t);
+    // y integer and odd (|y| >= 2^53 is even; inf counts as an even integer).
+    let fy = b.ins().floor(y);
+    let int = b.ins().fcmp(FloatCC::Equal, fy, y);
+    let h = dsplat(b, 0.5);
+    let hy = b.ins().fmul(y, h);
+    let fhy = b.ins().floor(hy);
+    let half_int = b.ins().fcmp(FloatCC::Equal, fhy, hy);
+    let odd = b.ins().band_not(int, half_int);
+    // Negative-signed base (-0 and -inf included) and odd y: negate.
+    let one = dsplat(b, 1.0);
+    let z = dsplat(b, 0.0);
+    let sx = dxor_sign(b, one, x);
+    let xneg = b.ins().fcmp(FloatCC::LessThan, sx, z);
+    let flip = b.ins().band(xneg, odd);
+    let nr = b.ins().fneg(r);
+    let r = dselect(b, flip, nr, r);
+    // Negative finite base, finite non-integer y: NaN.
+    let ninf = dsplat(b, f64::NEG_INFINITY);
+    let inf = dsplat(b, f64::INFINITY);
+    let xlt = b.ins().fcmp(FloatCC::LessThan, x, z);
+    let xfin = b.ins().fcmp(FloatCC::GreaterThan, x, ninf);
+    let ay = dabs(b, y);
+    let yfin = b.ins().fcmp(FloatCC::LessThan, ay, inf);
+    let bad = b.ins().band(xlt, xfin);
+    let bad = b.ins().band(bad, yfin);
+    let bad = b.ins().band_not(bad, int);
+    let nan = dsplat(b, f64::NAN);
+    let r = dselect(b, bad, nan, r);
+    // |x| = 1 with y = ±inf, x = 1, y = 0: 1.
+    let ax1 = b.ins().fcmp(FloatCC::Equal, ax, one);
+    let yinf = b.ins().fcmp(FloatCC::Equal, ay, inf);
+    let m1 = b.ins().band(ax1, yinf);
+    let x1 = b.ins().fcmp(FloatCC::Equal, x, one);
+    let y0 = b.ins().fcmp(FloatCC::Equal, y, z);
+    let m = b.ins().bor(m1, x1);
+    let m = b.ins().bor(m, y0);
+    dselect(b, m, one, r)
+}
+
 /// Applies a fused op's activation to an f32x4 (what the conv and GEMM epilogues call).
 pub fn activation(b: &mut FunctionBuilder, act: &Activation, x: Value) -> Value {
     match *act {
@@ -753,6 +1371,129 @@ pub(crate) mod tests {
             RTOL,
             ATOL,
         );
+    }
+
+    /// `f` of the f64x2 family on f32x4 lanes.
+    fn f64_fn(f: F64Fn) -> impl Fn(&mut FunctionBuilder, Value) -> Value {
+        move |b: &mut FunctionBuilder, x: Value| via_f64(b, x, &|b, v| dapply(b, f, v))
+    }
+
+    #[test]
+    fn trigonometric_match_reference() {
+        // Computed in f64 and rounded once: the reference's f32 result but for near-ties.
+        // The sweeps include every power of two up to 2^127, so the reduction modulo pi/2
+        // is checked on the largest arguments; 1e4..1e5 dense.
+        let mut xs = sweep(-10.0, 10.0, 40000);
+        xs.extend(sweep(-1e5, 1e5, 40000));
+        xs.extend(sweep(1e4, 1e4 + 40.0, 40000));
+        // Close to multiples of pi/2 (the worst cancellation).
+        for k in 1..2000 {
+            let c = k as f64 * std::f64::consts::FRAC_PI_2;
+            let f = c as f32;
+            xs.extend([
+                f,
+                f32::from_bits(f.to_bits() + 1),
+                f32::from_bits(f.to_bits() - 1),
+            ]);
+        }
+        for (name, f) in [
+            ("sin", F64Fn::Sin),
+            ("cos", F64Fn::Cos),
+            ("tan", F64Fn::Tan),
+        ] {
+            check_unary(name, &f64_fn(f), &xs, RTOL, ATOL);
+        }
+        let xs = sweep(-1.5, 1.5, 40000);
+        check_unary("asin", &f64_fn(F64Fn::Asin), &xs, RTOL, ATOL);
+        check_unary("acos", &f64_fn(F64Fn::Acos), &xs, RTOL, ATOL);
+        let mut xs = sweep(-100.0, 100.0, 40000);
+        xs.extend(sweep(-2.0, 2.0, 40000));
+        check_unary("atan", &f64_fn(F64Fn::Atan), &xs, RTOL, ATOL);
+    }
+
+    #[test]
+    fn hyperbolic_match_reference() {
+        let mut xs = sweep(-100.0, 100.0, 40000);
+        xs.extend(sweep(-2.0, 2.0, 40000));
+        check_unary("sinh", &f64_fn(F64Fn::Sinh), &xs, RTOL, ATOL);
+        check_unary("cosh", &f64_fn(F64Fn::Cosh), &xs, RTOL, ATOL);
+        check_unary("asinh", &f64_fn(F64Fn::Asinh), &xs, RTOL, ATOL);
+        let mut xs = sweep(0.5, 100.0, 40000);
+        xs.extend(sweep(0.999, 1.01, 40000));
+        check_unary("acosh", &f64_fn(F64Fn::Acosh), &xs, RTOL, ATOL);
+        let xs = sweep(-1.2, 1.2, 40000);
+        check_unary("atanh", &f64_fn(F64Fn::Atanh), &xs, RTOL, ATOL);
+        // exp and log in f64, rounded to f32 here.
+        let xs = sweep(-110.0, 95.0, 40000);
+        check_unary("exp", &f64_fn(F64Fn::Exp), &xs, RTOL, ATOL);
+        let mut xs = sweep(0.0, 4.0, 20000);
+        xs.extend(sweep(-1.0, 1e6, 20000));
+        check_unary("log", &f64_fn(F64Fn::Log), &xs, RTOL, 0.0);
+    }
+
+    #[test]
+    fn mish_matches_reference() {
+        // softplus then tanh, both ~2 ulp, and the product.
+        let mut xs = sweep(-100.0, 100.0, 40000);
+        xs.extend(sweep(-5.0, 5.0, 40000));
+        check_unary("mish", &|b, x| mish(b, x), &xs, 1e-6, ATOL);
+    }
+
+    #[test]
+    fn pow_matches_reference() {
+        // Exponents: integers (odd and even, both signs), fractions, huge, ±inf, NaN, ±0.
+        let mut xs = sweep(-20.0, 20.0, 4000);
+        xs.extend(sweep(-1.5, 1.5, 4000));
+        xs.extend([1.0, -1.0]);
+        for e in [
+            0.0f32,
+            -0.0,
+            1.0,
+            2.0,
+            3.0,
+            -3.0,
+            0.5,
+            -0.5,
+            1.5,
+            -2.5,
+            0.333,
+            7.25,
+            -40.0,
+            41.0,
+            1e10,
+            -1e10,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+        ] {
+            let text = format!(
+                "graph \"g\" (%x: f32[{n}]) {{\n  %e: f32[] = constant {{value: f32[] [{e:?}]}}\n  %y: f32[{n}] = pow (%x, %e)\n  return %y\n}}\n",
+                n = xs.len(),
+            );
+            let g = parse(&text).unwrap();
+            let x = Tensor::from_vec(&[xs.len()], xs.clone()).unwrap();
+            let want = eval_graph(&g, &[Some(x)]).unwrap().remove(0);
+            let f = |b: &mut FunctionBuilder, x: Value| {
+                let ev = splat(b, e);
+                via_f64_2(b, x, ev, &|b, p, q| dpow(b, p, q))
+            };
+            let got = Tensor::from_vec(&[xs.len()], map_jit(&f, &xs)).unwrap();
+            if let Err(err) = compare(&got, &want, RTOL, ATOL) {
+                let (a, w) = (got.to_f64_vec(), want.to_f64_vec());
+                let bad: Vec<String> = xs
+                    .iter()
+                    .zip(a.iter().zip(&w))
+                    .filter(|(_, (a, w))| {
+                        !(a == w
+                            || (a.is_nan() && w.is_nan())
+                            || (*a - *w).abs() <= ATOL + RTOL * w.abs())
+                    })
+                    .take(8)
+                    .map(|(x, (a, w))| format!("x={x:e}: got {a:e} want {w:e}"))
+                    .collect();
+                panic!("pow {e}: {err}\n{}", bad.join("\n"));
+            }
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Kernels: f32 elementwise ops and `fused_elementwise` bodies, vectorized as f32x4; other
-//! element types (and the f32 ops this engine lacks) in [`typed`].
+//! element types (and the f32 ops this engine lacks) in [`typed`]; Dropout with a mask or a
+//! run-time training mode in [`dropout`].
 //!
 //! A node (a standalone unary, binary or variadic op, or a fused body) becomes a small
 //! expression DAG ([`Expr`]) over *leaves*: node inputs read per element (broadcast to the
@@ -17,9 +18,11 @@
 //! Semantics follow the reference evaluator (passes/src/eval/elementwise.rs): `+ - * /` and
 //! `sqrt` are correctly rounded as the reference's f64 computation rounded once; `Max`, `Min`
 //! and `Clip` propagate NaN with numpy's tie rules; `Relu` keeps NaN. Transcendental functions
-//! are within a few ulp (see vmath). Declined (left to the reference): non-f32 types, dynamic
-//! shapes, Clip with non-constant bounds, Pow with an exponent that is not a constant scalar in
-//! {0, ±0.5, 1, ±1, 2, 3, -2}, fused bodies with any other op.
+//! are within a few ulp (see vmath); the trigonometric and hyperbolic functions and Pow with a
+//! general exponent are computed in f64 lanes and rounded once (Pow with a constant scalar
+//! exponent in {0, ±0.5, 1, ±1, 2, 3, -2} has exact short forms). Declined (left to the typed
+//! kernels or the reference): non-f32 types, dynamic shapes, Clip with non-constant bounds,
+//! fused bodies with any other op.
 
 use std::collections::HashMap;
 
@@ -30,6 +33,7 @@ use graphc_passes::ir::{DType, Graph, NodeId, Op, Tensor, ValueRef};
 
 use super::vmath as vm;
 
+mod dropout;
 mod typed;
 #[cfg(test)]
 mod typed_tests;
@@ -67,6 +71,12 @@ enum Un {
     Clip(Option<f32>, Option<f32>),
     /// `x^e` for a supported constant `e`.
     Pow(f32),
+    /// A function computed in f64 lanes (trigonometric, hyperbolic).
+    F64(vm::F64Fn),
+    Mish,
+    ThresholdedRelu(f32),
+    /// `Shrink { bias, lambd }`.
+    Shrink(f32, f32),
 }
 
 /// A binary function of the expression.
@@ -79,6 +89,8 @@ enum Bin {
     Max,
     Min,
     PRelu,
+    /// `x^y` for a general f32 exponent (computed in f64 lanes).
+    Pow,
 }
 
 /// One node of the expression; operands index earlier nodes.
@@ -192,6 +204,20 @@ fn build_op(e: &mut Expr, op: &Op, args: &[Option<Arg>]) -> Option<usize> {
         Op::Softsign {} => un(Un::Softsign),
         Op::Floor {} => un(Un::Floor),
         Op::Ceil {} => un(Un::Ceil),
+        Op::Sin {} => un(Un::F64(vm::F64Fn::Sin)),
+        Op::Cos {} => un(Un::F64(vm::F64Fn::Cos)),
+        Op::Tan {} => un(Un::F64(vm::F64Fn::Tan)),
+        Op::Asin {} => un(Un::F64(vm::F64Fn::Asin)),
+        Op::Acos {} => un(Un::F64(vm::F64Fn::Acos)),
+        Op::Atan {} => un(Un::F64(vm::F64Fn::Atan)),
+        Op::Sinh {} => un(Un::F64(vm::F64Fn::Sinh)),
+        Op::Cosh {} => un(Un::F64(vm::F64Fn::Cosh)),
+        Op::Asinh {} => un(Un::F64(vm::F64Fn::Asinh)),
+        Op::Acosh {} => un(Un::F64(vm::F64Fn::Acosh)),
+        Op::Atanh {} => un(Un::F64(vm::F64Fn::Atanh)),
+        Op::Mish {} => un(Un::Mish),
+        Op::ThresholdedRelu { alpha } => un(Un::ThresholdedRelu(*alpha)),
+        Op::Shrink { bias, lambd } => un(Un::Shrink(*bias, *lambd)),
         Op::Clip {} => {
             if args.len() > 3 {
                 return None;
@@ -201,15 +227,21 @@ fn build_op(e: &mut Expr, op: &Op, args: &[Option<Arg>]) -> Option<usize> {
             Some((Un::Clip(lo, hi), true))
         }
         Op::Pow {} => {
-            let t = arg(1)?.value.as_ref()?;
-            if args.len() != 2 || t.len() != 1 || matches!(t.dtype(), DType::Bool | DType::String) {
-                return None;
+            // A constant scalar exponent with an exact short form; any other exponent is the
+            // general binary Pow below (f32 leaves only: other exponent types are declined
+            // with the leaf).
+            match arg(1)?.value.as_ref() {
+                Some(t)
+                    if args.len() == 2
+                        && t.len() == 1
+                        && !matches!(t.dtype(), DType::Bool | DType::String)
+                        && [0.0, 0.5, -0.5, 1.0, -1.0, 2.0, 3.0, -2.0]
+                            .contains(&t.to_f64_vec()[0]) =>
+                {
+                    Some((Un::Pow(t.to_f64_vec()[0] as f32), true))
+                }
+                _ => None,
             }
-            let p = t.to_f64_vec()[0];
-            if ![0.0, 0.5, -0.5, 1.0, -1.0, 2.0, 3.0, -2.0].contains(&p) {
-                return None;
-            }
-            Some((Un::Pow(p as f32), true))
         }
         _ => None,
     };
@@ -236,6 +268,7 @@ fn build_op(e: &mut Expr, op: &Op, args: &[Option<Arg>]) -> Option<usize> {
         Op::Mul {} => binary(e, Bin::Mul),
         Op::Div {} => binary(e, Bin::Div),
         Op::PRelu {} => binary(e, Bin::PRelu),
+        Op::Pow {} => binary(e, Bin::Pow),
         Op::Max {} => fold(e, Bin::Max),
         Op::Min {} => fold(e, Bin::Min),
         Op::Sum {} => fold(e, Bin::Add),
@@ -375,12 +408,16 @@ fn collapse(out: &[usize], leaves: &[Vec<usize>]) -> Option<(Vec<usize>, Vec<Vec
     Some((dims, cst))
 }
 
-/// See [`super`]: the f32x4 engine first, then the typed kernels of [`typed`].
+/// See [`super`]: the f32x4 engine first, then the typed kernels of [`typed`], then Dropout
+/// ([`dropout`]).
 pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowered>, String> {
     if let Some(l) = lower_f32(cx, g, node)? {
         return Ok(Some(l));
     }
-    typed::lower(cx, g, node)
+    if let Some(l) = typed::lower(cx, g, node)? {
+        return Ok(Some(l));
+    }
+    dropout::lower(cx, g, node)
 }
 
 /// The f32x4 engine.
@@ -575,6 +612,28 @@ fn emit_un(b: &mut FunctionBuilder, u: Un, x: Value) -> Value {
         Un::Ceil => b.ins().ceil(x),
         Un::Clip(lo, hi) => vm::clip(b, lo, hi, x),
         Un::Pow(p) => emit_pow(b, p, x),
+        Un::F64(f) => vm::via_f64(b, x, &|b, v| vm::dapply(b, f, v)),
+        Un::Mish => vm::mish(b, x),
+        Un::ThresholdedRelu(a) => {
+            // x > alpha ? x : 0 (NaN gives 0, as the reference).
+            let av = vm::splat(b, a);
+            let m = vm::cmp(b, FloatCC::GreaterThan, x, av);
+            let z = zero(b);
+            vm::select(b, m, x, z)
+        }
+        Un::Shrink(bias, lambd) => {
+            // x < -lambd ? x + bias : x > lambd ? x - bias : 0 (NaN gives 0).
+            let l = vm::splat(b, lambd);
+            let nl = vm::splat(b, -lambd);
+            let bv = vm::splat(b, bias);
+            let lo = b.ins().fadd(x, bv);
+            let hi = b.ins().fsub(x, bv);
+            let z = zero(b);
+            let mh = vm::cmp(b, FloatCC::GreaterThan, x, l);
+            let r = vm::select(b, mh, hi, z);
+            let ml = vm::cmp(b, FloatCC::LessThan, x, nl);
+            vm::select(b, ml, lo, r)
+        }
     }
 }
 
@@ -629,6 +688,7 @@ fn emit_bin(b: &mut FunctionBuilder, o: Bin, x: Value, y: Value) -> Value {
             let m = vm::cmp(b, FloatCC::LessThan, x, z);
             vm::select(b, m, p, x)
         }
+        Bin::Pow => vm::via_f64_2(b, x, y, &|b, p, q| vm::dpow(b, p, q)),
     }
 }
 
@@ -961,6 +1021,23 @@ mod tests {
             ("softsign", RTOL),
             ("floor", EXACT),
             ("ceil", EXACT),
+            // Computed in f64 lanes, rounded once (vmath tests: 2.5e-7 over whole ranges).
+            ("sin", RTOL),
+            ("cos", RTOL),
+            ("tan", RTOL),
+            ("asin", RTOL),
+            ("acos", RTOL),
+            ("atan", RTOL),
+            ("sinh", RTOL),
+            ("cosh", RTOL),
+            ("asinh", RTOL),
+            ("acosh", RTOL),
+            ("atanh", RTOL),
+            ("mish", RTOL),
+            ("thresholded_relu {alpha: 0.5}", EXACT),
+            ("thresholded_relu", EXACT),
+            ("shrink {bias: 0.5, lambd: 1.0}", EXACT),
+            ("shrink {bias: -1.5, lambd: 0.0}", EXACT),
         ];
         let mut failed = Vec::new();
         for (op, rtol) in ops {
@@ -1000,6 +1077,11 @@ mod tests {
             ("[3,20000]", "[3,1]", "[3,20000]"),
             ("[40001]", "[1]", "[40001]"),
         ];
+        // Pow in f64 lanes, rounded once: within an ulp of the reference's powf.
+        for (a, b, o) in shapes {
+            check(&binary("pow", a, b, o), RTOL, ATOL);
+        }
+        check_special(&binary("pow", "[4,9]", "[9]", "[4,9]"), 3.0, RTOL, ATOL);
         for op in ["add", "sub", "mul", "div", "max", "min", "sum", "mean"] {
             // All exact: f32 + - * / round as the reference's f64 result rounded once; Mean
             // divides the f32 sum by n, as the reference does.
@@ -1064,14 +1146,8 @@ mod tests {
 
     #[test]
     fn declines_what_it_does_not_handle() {
-        // Pow with a general exponent, Clip with a tensor bound, integer types.
-        let g = parse(&binary("pow", "[3]", "[3]", "[3]")).unwrap();
-        let node = single_compute_node(&g).unwrap();
-        let inputs = random_inputs(&g, 1).unwrap();
-        assert!(run_node(&g, node, &inputs, Target::host())
-            .unwrap()
-            .is_none());
-        let g = parse("graph \"g\" (%x: f16[3]) {\n  %y: f16[3] = relu (%x)\n  return %y\n}\n")
+        // An f32 op on f16 (no kernel family takes it).
+        let g = parse("graph \"g\" (%x: f16[3]) {\n  %y: f16[3] = mish (%x)\n  return %y\n}\n")
             .unwrap();
         let node = single_compute_node(&g).unwrap();
         let inputs = random_inputs(&g, 1).unwrap();
@@ -1129,7 +1205,16 @@ mod tests {
             "(%x: f32[2,3,4], %z: f32[2,3,4]) {\n",
             "(%x: f32[2,3,4], %z: f32[2,3,4]) {\n  %s: f32[4] = constant {value: f32[4] [0.5, 1.0, 2.0, -1.0]}\n",
         );
+        // Ops computed in f64 lanes inside a body: sin(x) * cosh(z) + pow(x, z), atan.
+        let trig = fused(
+            "%x: f32[3,7], %z: f32[7]",
+            "[3,7]",
+            "%x, %z",
+            "%x0: f32[3,7], %x1: f32[7]",
+            "    %s: f32[3,7] = sin (%x0)\n    %c: f32[7] = cosh (%x1)\n    %m: f32[3,7] = mul (%s, %c)\n    %p: f32[3,7] = pow (%x0, %x1)\n    %a: f32[3,7] = add (%m, %p)\n    %t: f32[3,7] = atan (%a)\n    return %t",
+        );
         for (name, text, rtol) in [
+            ("trig", &trig, 2e-6),
             ("bn", &bn, 0.0),
             ("silu", &silu, RTOL),
             ("gelu", &gelu, 4e-6),

@@ -1,6 +1,6 @@
-//! Kernels: standalone elementwise ops on f64, the integer types and bool, and the f32 ops the
-//! f32x4 engine of [`super`] lacks (comparisons, IsNaN/IsInf, Round, Sign, Clip with tensor
-//! bounds, Pow with integer exponents, CastLike).
+//! Kernels: standalone elementwise ops on f64, f16, bf16, the integer types and bool, and the
+//! f32 ops the f32x4 engine of [`super`] lacks (comparisons, IsNaN/IsInf, Round, Sign, Clip
+//! with tensor bounds, Pow with integer exponents or f64 exponents, float Mod, CastLike).
 //!
 //! A node becomes a small typed expression ([`Expr`]) over its inputs read per element
 //! (broadcast by numpy rules, collapsed as in [`super`]). The kernel walks the output in rows
@@ -11,23 +11,30 @@
 //!
 //! Semantics are the reference evaluator's (numpy's): integers wrap; integer Div truncates
 //! toward zero and `MIN / -1` wraps to `MIN`; Mod follows the divisor's sign (`fmod = 0`) or the
-//! dividend's (`fmod = 1`); integer Pow multiplies exactly (wrapping; negative exponents give 0
-//! unless the base is 1 or -1); f64 Max/Min propagate NaN and keep the first operand on ties;
-//! comparisons are false with NaN; BitShift by the width or more gives 0. A zero integer
-//! divisor (an error in the reference) gives 0 here rather than a trap: the divisor is
-//! replaced by 1 before the division instruction, as is -1 (so `MIN / -1` never traps
-//! either). CastLike converts as the misc family's Cast (numpy `astype`).
+//! dividend's (`fmod = 1`), float Mod from the exact `fmod` computed in f64; integer Pow
+//! multiplies exactly (wrapping; negative exponents give 0 unless the base is 1 or -1); Pow
+//! with a float exponent is the f64 `powf` converted to the base's type; f64 Max/Min propagate
+//! NaN and keep the first operand on ties; comparisons are false with NaN; BitShift by the
+//! width or more gives 0. A zero integer divisor (an error in the reference) gives 0 here
+//! rather than a trap: the divisor is replaced by 1 before the division instruction, as is -1
+//! (so `MIN / -1` never traps either). CastLike (and Cast from or to f16/bf16) converts as the
+//! reference's Cast (numpy `astype`; to f16/bf16 rounding to nearest even in one step).
 //!
-//! Declined: f16/bf16/string, float Mod, Pow with a float exponent (non-constant or on
-//! non-f32 bases), BitShift on signed types, Mean on integers, fused bodies (the fuse pass
-//! makes f32 ones), dynamic shapes.
+//! f16 and bf16 values are widened exactly to f64 when read, every op runs in f64, and the
+//! result is rounded once to the half type: the reference computes the same way (a variadic
+//! Sum rounds after each addition, as the reference's pairwise fold does). f64 Exp and Log
+//! use vmath's f64 lanes.
+//!
+//! Declined: string, Pow with a bool exponent, BitShift on signed types, Mean on integers,
+//! transcendental functions other than f64/f16/bf16 Exp and Log, fused bodies (the fuse
+//! pass makes f32 ones), dynamic shapes.
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{types, InstBuilder, MemFlagsData, Type, Value};
 use cranelift_frontend::FunctionBuilder;
 use graphc_passes::ir::{DType, Graph, NodeId, Op};
 
-use super::{collapse, CHUNK};
+use super::{collapse, vm, CHUNK};
 use crate::codegen::kernel::{KernelCx, KernelParams, Launch, Lowered, Operand};
 
 /// A unary function.
@@ -52,6 +59,9 @@ enum Un {
     Reciprocal,
     /// Conversion to the node's type.
     Cast,
+    /// f64 only (computed in vmath's f64 lanes).
+    Exp,
+    Log,
 }
 
 /// A binary function (operands of one type, except Pow's exponent).
@@ -66,6 +76,8 @@ enum Bin {
     },
     /// Integer exponent.
     Pow,
+    /// Float exponent (any numeric base): computed in f64.
+    PowF,
     Max,
     Min,
     Eq,
@@ -127,7 +139,15 @@ fn supported(dt: DType) -> bool {
             | DType::U32
             | DType::U64
             | DType::Bool
+            | DType::F16
+            | DType::BF16
     )
+}
+
+/// f16 and bf16: read and written as 16-bit patterns, computed in f64 (exact widening, one
+/// rounding back, as the reference's f64 computation).
+fn is_half(dt: DType) -> bool {
+    matches!(dt, DType::F16 | DType::BF16)
 }
 
 fn is_float(dt: DType) -> bool {
@@ -139,7 +159,7 @@ fn is_signed(dt: DType) -> bool {
 }
 
 fn is_int(dt: DType) -> bool {
-    supported(dt) && !is_float(dt) && dt != DType::Bool
+    supported(dt) && !is_float(dt) && !is_half(dt) && dt != DType::Bool
 }
 
 fn is_num(dt: DType) -> bool {
@@ -151,7 +171,7 @@ fn cl_type(dt: DType) -> Type {
     match dt {
         DType::F32 => types::F32,
         DType::F64 => types::F64,
-        DType::I16 | DType::U16 => types::I16,
+        DType::I16 | DType::U16 | DType::F16 | DType::BF16 => types::I16,
         DType::I32 | DType::U32 => types::I32,
         DType::I64 | DType::U64 => types::I64,
         _ => types::I8,
@@ -169,20 +189,39 @@ fn build(g: &Graph, node: NodeId) -> Option<(Expr, usize)> {
         return None;
     }
     let mut e = Expr::default();
-    // Input slot i as a leaf (one per slot) and its type.
+    // The element type of input slot i as the graph has it.
+    let raw = |i: usize| -> Option<DType> { Some(g.ty((*n.inputs.get(i)?)?).dtype) };
+    // Input slot i as a leaf (one per slot) and the type the expression sees: an f16/bf16
+    // leaf is widened to f64 by a Cast node pushed right after it.
     let arg = |e: &mut Expr, i: usize| -> Option<(usize, DType)> {
         let v = (*n.inputs.get(i)?)?;
         let dt = g.ty(v).dtype;
         if !supported(dt) {
             return None;
         }
-        if let Some(k) = e.leaves.iter().position(|l| l.0 == i) {
-            let idx = e.nodes.iter().position(|nd| nd.ex == Ex::Leaf(k))?;
-            return Some((idx, dt));
-        }
-        e.leaves.push((i, dt));
-        let k = e.leaves.len() - 1;
-        Some((e.push(Ex::Leaf(k), dt), dt))
+        let leaf = match e.leaves.iter().position(|l| l.0 == i) {
+            Some(k) => e.nodes.iter().position(|nd| nd.ex == Ex::Leaf(k))?,
+            None => {
+                e.leaves.push((i, dt));
+                let k = e.leaves.len() - 1;
+                let leaf = e.push(Ex::Leaf(k), dt);
+                if is_half(dt) {
+                    e.push(Ex::Un(Un::Cast, leaf), DType::F64);
+                }
+                leaf
+            }
+        };
+        Some(if is_half(dt) {
+            (leaf + 1, DType::F64)
+        } else {
+            (leaf, dt)
+        })
+    };
+    // Rounds an f64 value to the half type `h` and back (what the reference does between
+    // the steps of a variadic f16/bf16 Sum).
+    let round_to = |e: &mut Expr, x: usize, h: DType| -> usize {
+        let r = e.push(Ex::Un(Un::Cast, x), h);
+        e.push(Ex::Un(Un::Cast, r), DType::F64)
     };
     let nin = n.inputs.len();
     let root = match &n.op {
@@ -198,20 +237,27 @@ fn build(g: &Graph, node: NodeId) -> Option<(Expr, usize)> {
                 Op::Mul {} => Bin::Mul,
                 Op::Div {} => Bin::Div,
                 Op::Mod { fmod } => {
-                    if !is_int(xd) || !matches!(fmod, 0 | 1) {
+                    if !matches!(fmod, 0 | 1) {
                         return None;
                     }
                     Bin::Mod { fmod: *fmod == 1 }
                 }
                 _ => {
-                    // Pow: any numeric base, an integer exponent.
-                    if !is_num(xd) || !is_int(yd) {
+                    // Pow: any numeric base, an integer or float exponent.
+                    if !is_num(xd) {
                         return None;
                     }
-                    Bin::Pow
+                    if is_int(yd) {
+                        Bin::Pow
+                    } else if is_float(yd) {
+                        Bin::PowF
+                    } else {
+                        return None;
+                    }
                 }
             };
-            if op != Bin::Pow && (xd != yd || !is_num(xd)) {
+            let pow = matches!(op, Bin::Pow | Bin::PowF);
+            if !pow && (xd != yd || raw(0) != raw(1) || !is_num(xd)) {
                 return None;
             }
             e.push(Ex::Bin(op, x, y), xd)
@@ -223,15 +269,19 @@ fn build(g: &Graph, node: NodeId) -> Option<(Expr, usize)> {
                 _ => Bin::Add,
             };
             let (mut acc, dt) = arg(&mut e, 0)?;
+            let rdt = raw(0)?;
             if !is_num(dt) {
                 return None;
             }
             for i in 1..nin {
                 let (y, yd) = arg(&mut e, i)?;
-                if yd != dt {
+                if yd != dt || raw(i)? != rdt {
                     return None;
                 }
                 acc = e.push(Ex::Bin(op, acc, y), dt);
+                if is_half(rdt) && op == Bin::Add {
+                    acc = round_to(&mut e, acc, rdt);
+                }
             }
             if matches!(n.op, Op::Mean {}) {
                 if !is_float(dt) {
@@ -254,7 +304,7 @@ fn build(g: &Graph, node: NodeId) -> Option<(Expr, usize)> {
             }
             let (x, xd) = arg(&mut e, 0)?;
             let (y, yd) = arg(&mut e, 1)?;
-            if xd != yd {
+            if xd != yd || raw(0) != raw(1) {
                 return None;
             }
             let logical = matches!(n.op, Op::And {} | Op::Or {} | Op::Xor {});
@@ -289,7 +339,7 @@ fn build(g: &Graph, node: NodeId) -> Option<(Expr, usize)> {
             }
             let (x, xd) = arg(&mut e, 0)?;
             let (y, yd) = arg(&mut e, 1)?;
-            if xd != yd {
+            if xd != yd || raw(0) != raw(1) {
                 return None;
             }
             let op = match &n.op {
@@ -313,7 +363,9 @@ fn build(g: &Graph, node: NodeId) -> Option<(Expr, usize)> {
         | Op::Floor {}
         | Op::Ceil {}
         | Op::Round {}
-        | Op::Reciprocal {} => {
+        | Op::Reciprocal {}
+        | Op::Exp {}
+        | Op::Log {} => {
             if nin != 1 {
                 return None;
             }
@@ -341,6 +393,8 @@ fn build(g: &Graph, node: NodeId) -> Option<(Expr, usize)> {
                 Op::Floor {} => (Un::Floor, is_float(xd), xd),
                 Op::Ceil {} => (Un::Ceil, is_float(xd), xd),
                 Op::Round {} => (Un::Round, is_float(xd), xd),
+                Op::Exp {} => (Un::Exp, xd == DType::F64, xd),
+                Op::Log {} => (Un::Log, xd == DType::F64, xd),
                 _ => (Un::Reciprocal, is_float(xd), xd),
             };
             if !ok {
@@ -357,6 +411,14 @@ fn build(g: &Graph, node: NodeId) -> Option<(Expr, usize)> {
             if target != odt {
                 return None;
             }
+            e.push(Ex::Un(Un::Cast, x), odt)
+        }
+        // Casts from or to f16/bf16 (the misc family takes the others).
+        Op::Cast { to, .. } => {
+            if nin != 1 || *to != odt || !(is_half(odt) || is_half(raw(0)?)) {
+                return None;
+            }
+            let (x, _) = arg(&mut e, 0)?;
             e.push(Ex::Un(Un::Cast, x), odt)
         }
         Op::Clip {} => {
@@ -377,7 +439,7 @@ fn build(g: &Graph, node: NodeId) -> Option<(Expr, usize)> {
                     continue;
                 }
                 let (b, bd) = arg(&mut e, i)?;
-                if len != 1 || bd != dt {
+                if len != 1 || bd != dt || raw(i) != raw(0) {
                     return None;
                 }
                 x = e.push(Ex::Bin(op, x, b), dt);
@@ -385,6 +447,12 @@ fn build(g: &Graph, node: NodeId) -> Option<(Expr, usize)> {
             x
         }
         _ => return None,
+    };
+    // Half results are computed in f64 and rounded once.
+    let root = if is_half(odt) && e.nodes[root].dt == DType::F64 {
+        e.push(Ex::Un(Un::Cast, root), odt)
+    } else {
+        root
     };
     (e.nodes[root].dt == odt).then_some((e, root))
 }
@@ -661,6 +729,16 @@ fn emit_un(b: &mut FunctionBuilder, u: Un, x: Value, xdt: DType, odt: DType, ty:
             b.ins().fdiv(one, x)
         }
         Un::Cast => convert(b, x, xdt, odt),
+        Un::Exp | Un::Log => {
+            let f = if u == Un::Exp {
+                vm::F64Fn::Exp
+            } else {
+                vm::F64Fn::Log
+            };
+            let v = b.ins().splat(types::F64X2, x);
+            let r = vm::dapply(b, f, v);
+            b.ins().extractlane(r, 0)
+        }
     }
 }
 
@@ -683,8 +761,10 @@ fn emit_bin(
         Bin::Mul if f => b.ins().fmul(x, y),
         Bin::Mul => b.ins().imul(x, y),
         Bin::Div if f => b.ins().fdiv(x, y),
+        Bin::Mod { fmod } if f => float_mod(b, x, y, xdt, fmod),
         Bin::Div | Bin::Mod { .. } => int_div(b, o, x, y, xdt, ty),
         Bin::Pow => pow(b, x, y, xdt, ydt),
+        Bin::PowF => pow_float(b, x, y, xdt, ydt),
         Bin::Max | Bin::Min if f => {
             // numpy: NaN in x wins, then the comparison (x on ties), else y (NaN included).
             let c = b.ins().fcmp(float_cc(o), x, y);
@@ -856,6 +936,14 @@ fn convert(b: &mut FunctionBuilder, v: Value, from: DType, to: DType) -> Value {
     if from == to {
         return v;
     }
+    if is_half(from) {
+        let d = half_to_f64(b, v, from);
+        return convert(b, d, DType::F64, to);
+    }
+    if is_half(to) {
+        let d = convert(b, v, from, DType::F64);
+        return f64_to_half(b, d, to);
+    }
     if to == DType::Bool {
         return if is_float(from) {
             let z = fconst(b, cl_type(from), 0.0);
@@ -920,6 +1008,343 @@ fn convert(b: &mut FunctionBuilder, v: Value, from: DType, to: DType) -> Value {
             }
         }
     }
+}
+
+/// An f16/bf16 bit pattern (i16) widened exactly to f64.
+fn half_to_f64(b: &mut FunctionBuilder, h: Value, dt: DType) -> Value {
+    let i64t = types::I64;
+    let fl = MemFlagsData::new();
+    let w = b.ins().uextend(i64t, h);
+    if dt == DType::BF16 {
+        // The upper half of an f32.
+        let w32 = b.ins().ireduce(types::I32, w);
+        let s = b.ins().ishl_imm_s(w32, 16);
+        let f = b.ins().bitcast(types::F32, fl, s);
+        return b.ins().fpromote(types::F64, f);
+    }
+    // f16: (implicit bit | mantissa) * 2^(max(e, 1) - 25), all in integer and normal f64
+    // arithmetic; exponent 31 is inf or NaN.
+    let e = b.ins().ushr_imm_s(w, 10);
+    let e = b.ins().band_imm_s(e, 0x1f);
+    let m = b.ins().band_imm_s(w, 0x3ff);
+    let normal = b.ins().icmp_imm_s(IntCC::NotEqual, e, 0);
+    let mi = b.ins().bor_imm_s(m, 0x400);
+    let m = b.ins().select(normal, mi, m);
+    let one = b.ins().iconst(i64t, 1);
+    let e = b.ins().select(normal, e, one);
+    let mf = b.ins().fcvt_from_sint(types::F64, m);
+    let sb = b.ins().iadd_imm_s(e, 1023 - 25);
+    let sb = b.ins().ishl_imm_s(sb, 52);
+    let scale = b.ins().bitcast(types::F64, fl, sb);
+    let fin = b.ins().fmul(mf, scale);
+    let is_inf = b.ins().icmp_imm_s(IntCC::Equal, m, 0x400);
+    let inf = b.ins().f64const(f64::INFINITY);
+    let nan = b.ins().f64const(f64::NAN);
+    let special = b.ins().select(is_inf, inf, nan);
+    let top = b.ins().icmp_imm_s(IntCC::Equal, e, 31);
+    let r = b.ins().select(top, special, fin);
+    // The sign.
+    let rb = b.ins().bitcast(i64t, fl, r);
+    let sg = b.ins().band_imm_s(w, 0x8000);
+    let sg = b.ins().ishl_imm_s(sg, 48);
+    let rb = b.ins().bor(rb, sg);
+    b.ins().bitcast(types::F64, fl, rb)
+}
+
+/// f64 `v` rounded to nearest-even f16/bf16 (`dt`) in one step, as the reference (`half`
+/// after its round-to-odd f32), returned as an i16 bit pattern: NaN gives a quiet NaN,
+/// overflow gives inf, subnormal results are rounded at their own precision.
+fn f64_to_half(b: &mut FunctionBuilder, v: Value, dt: DType) -> Value {
+    let i64t = types::I64;
+    let fl = MemFlagsData::new();
+    // Dropped mantissa bits, exponent rebias, smallest normal, a constant whose ulp is the
+    // smallest subnormal, the overflow threshold, inf and NaN patterns.
+    let (sh, bias, min_normal, magic, over, inf, nan): (i64, i64, f64, f64, f64, i64, i64) =
+        if dt == DType::F16 {
+            (
+                42,
+                15 - 1023,
+                2f64.powi(-14),
+                2f64.powi(28),
+                65520.0,
+                0x7c00,
+                0x7e00,
+            )
+        } else {
+            (
+                45,
+                127 - 1023,
+                2f64.powi(-126),
+                2f64.powi(-81),
+                2f64.powi(128),
+                0x7f80,
+                0x7fc0,
+            )
+        };
+    let bits = b.ins().bitcast(i64t, fl, v);
+    let sign = b.ins().ushr_imm_s(bits, 48);
+    let sign = b.ins().band_imm_s(sign, 0x8000);
+    let a = b.ins().fabs(v);
+    let ab = b.ins().bitcast(i64t, fl, a);
+    // Normal results: rebias, add half an ulp minus one plus the kept lowest bit (ties to
+    // even), shift; a carry into the exponent is right (up to inf).
+    let odd = b.ins().ushr_imm_s(ab, sh);
+    let odd = b.ins().band_imm_s(odd, 1);
+    let t = b
+        .ins()
+        .iadd_imm_s(ab, (bias << 52) + (1i64 << (sh - 1)) - 1);
+    let t = b.ins().iadd(t, odd);
+    let hn = b.ins().ushr_imm_s(t, sh);
+    // Subnormal results: the f64 addition rounds to a multiple of the smallest subnormal.
+    let mg = b.ins().f64const(magic);
+    let s = b.ins().fadd(a, mg);
+    let sb = b.ins().bitcast(i64t, fl, s);
+    let hs = b.ins().iadd_imm_s(sb, -(magic.to_bits() as i64));
+    let mn = b.ins().f64const(min_normal);
+    let small = b.ins().fcmp(FloatCC::LessThan, a, mn);
+    let h = b.ins().select(small, hs, hn);
+    let ov = b.ins().f64const(over);
+    let big = b.ins().fcmp(FloatCC::GreaterThanOrEqual, a, ov);
+    let infv = b.ins().iconst(i64t, inf);
+    let h = b.ins().select(big, infv, h);
+    let isnan = b.ins().fcmp(FloatCC::Unordered, v, v);
+    let nanv = b.ins().iconst(i64t, nan);
+    let h = b.ins().select(isnan, nanv, h);
+    let h = b.ins().bor(h, sign);
+    b.ins().ireduce(types::I16, h)
+}
+
+/// C `fmod(x, y)` on f64 scalars, exactly (the remainder is representable): long division
+/// of the integer mantissas, one quotient bit per step (at most ~2100 steps). NaN for a NaN
+/// operand, an infinite `x` or a zero `y`; `x` when `|x| < |y|`.
+fn fmod_f64(b: &mut FunctionBuilder, x: Value, y: Value) -> Value {
+    let i64t = types::I64;
+    let fl = MemFlagsData::new();
+    let ax = b.ins().fabs(x);
+    let ay = b.ins().fabs(y);
+    let ux = b.ins().bitcast(i64t, fl, ax);
+    let uy = b.ins().bitcast(i64t, fl, ay);
+    // The mantissa with its leading bit at bit 52 and the matching exponent field
+    // (subnormals normalized: value = m 2^(e - 1075)).
+    let norm = |b: &mut FunctionBuilder, u: Value| -> (Value, Value) {
+        let e = b.ins().ushr_imm_s(u, 52);
+        let m = b.ins().band_imm_s(u, (1i64 << 52) - 1);
+        let m = b.ins().bor_imm_s(m, 1i64 << 52);
+        let lz = b.ins().clz(u);
+        let lz = b.ins().iadd_imm_s(lz, -11);
+        let ms = b.ins().ishl(u, lz);
+        let one = b.ins().iconst(i64t, 1);
+        let es = b.ins().isub(one, lz);
+        let sub = b.ins().icmp_imm_s(IntCC::Equal, e, 0);
+        (b.ins().select(sub, ms, m), b.ins().select(sub, es, e))
+    };
+    let (mx, ex) = norm(b, ux);
+    let (my, ey) = norm(b, uy);
+    let head = b.create_block();
+    let body = b.create_block();
+    let done = b.create_block();
+    b.append_block_param(head, i64t);
+    b.append_block_param(head, i64t);
+    b.append_block_param(done, i64t);
+    b.ins().jump(head, &[mx.into(), ex.into()]);
+    b.switch_to_block(head);
+    let m = b.block_params(head)[0];
+    let e = b.block_params(head)[1];
+    let more = b.ins().icmp(IntCC::SignedGreaterThan, e, ey);
+    b.ins().brif(more, body, &[], done, &[m.into()]);
+    b.switch_to_block(body);
+    let d = b.ins().isub(m, my);
+    let ge = b.ins().icmp_imm_s(IntCC::SignedGreaterThanOrEqual, d, 0);
+    let m2 = b.ins().select(ge, d, m);
+    let m2 = b.ins().ishl_imm_s(m2, 1);
+    let e2 = b.ins().iadd_imm_s(e, -1);
+    b.ins().jump(head, &[m2.into(), e2.into()]);
+    b.switch_to_block(done);
+    let m = b.block_params(done)[0];
+    let d = b.ins().isub(m, my);
+    let ge = b.ins().icmp_imm_s(IntCC::SignedGreaterThanOrEqual, d, 0);
+    let m = b.ins().select(ge, d, m);
+    // Renormalize at exponent ey.
+    let lz = b.ins().clz(m);
+    let lz = b.ins().iadd_imm_s(lz, -11);
+    let mn = b.ins().ishl(m, lz);
+    let en = b.ins().isub(ey, lz);
+    let mant = b.ins().band_imm_s(mn, (1i64 << 52) - 1);
+    let ebits = b.ins().ishl_imm_s(en, 52);
+    let normal = b.ins().bor(mant, ebits);
+    let one = b.ins().iconst(i64t, 1);
+    let shift = b.ins().isub(one, en);
+    let subn = b.ins().ushr(mn, shift);
+    let pos = b.ins().icmp_imm_s(IntCC::SignedGreaterThan, en, 0);
+    let rb = b.ins().select(pos, normal, subn);
+    let z = b.ins().iconst(i64t, 0);
+    let is0 = b.ins().icmp_imm_s(IntCC::Equal, m, 0);
+    let rb = b.ins().select(is0, z, rb);
+    // The sign of x.
+    let xb = b.ins().bitcast(i64t, fl, x);
+    let sg = b.ins().band_imm_s(xb, i64::MIN);
+    let rb = b.ins().bor(rb, sg);
+    let r = b.ins().bitcast(types::F64, fl, rb);
+    let lt = b.ins().fcmp(FloatCC::LessThan, ax, ay);
+    let r = b.ins().select(lt, x, r);
+    let nan = b.ins().f64const(f64::NAN);
+    let zero = b.ins().f64const(0.0);
+    let inf = b.ins().f64const(f64::INFINITY);
+    let un = b.ins().fcmp(FloatCC::Unordered, x, y);
+    let y0 = b.ins().fcmp(FloatCC::Equal, ay, zero);
+    let xi = b.ins().fcmp(FloatCC::Equal, ax, inf);
+    let bad = b.ins().bor(un, y0);
+    let bad = b.ins().bor(bad, xi);
+    b.ins().select(bad, nan, r)
+}
+
+/// Float Mod (scalar f32/f64) as the reference: the exact `fmod` in f64, and for `fmod = 0`
+/// Python's `%` (a zero takes the divisor's sign, a remainder of the other sign gets the
+/// divisor added, rounded), rounded to the type.
+fn float_mod(b: &mut FunctionBuilder, x: Value, y: Value, xdt: DType, fmod: bool) -> Value {
+    let (x, y) = if xdt == DType::F32 {
+        (
+            b.ins().fpromote(types::F64, x),
+            b.ins().fpromote(types::F64, y),
+        )
+    } else {
+        (x, y)
+    };
+    let mut r = fmod_f64(b, x, y);
+    if !fmod {
+        let fl = MemFlagsData::new();
+        let z = b.ins().f64const(0.0);
+        let rz = b.ins().fcmp(FloatCC::Equal, r, z);
+        let yb = b.ins().bitcast(types::I64, fl, y);
+        let ys = b.ins().band_imm_s(yb, i64::MIN);
+        let zs = b.ins().bitcast(types::F64, fl, ys);
+        let rneg = b.ins().fcmp(FloatCC::LessThan, r, z);
+        let yneg = b.ins().fcmp(FloatCC::LessThan, y, z);
+        let differ = b.ins().bxor(rneg, yneg);
+        let adj = b.ins().fadd(r, y);
+        r = b.ins().select(differ, adj, r);
+        r = b.ins().select(rz, zs, r);
+    }
+    if xdt == DType::F32 {
+        b.ins().fdemote(types::F32, r)
+    } else {
+        r
+    }
+}
+
+/// `x ^ y` for a float exponent (scalar) as the reference's `powf` in f64, converted to the
+/// base's type: square-and-multiply for integral exponents below 2^31 (exact where the
+/// result is representable, as libm), `exp(y log|x|)` in f64 lanes otherwise (relative error
+/// about 2^-53 (4 + |y log|x||); for integer bases snapped to an integer within that distance).
+/// An integer base with a non-integral exponent and a result beyond about 2^40 may therefore
+/// differ from libm's correctly rounded value in the low bits that the truncation keeps.
+fn pow_float(b: &mut FunctionBuilder, x: Value, y: Value, xdt: DType, ydt: DType) -> Value {
+    let xf = convert(b, x, xdt, DType::F64);
+    let yf = convert(b, y, ydt, DType::F64);
+    let xv = b.ins().splat(types::F64X2, xf);
+    let yv = b.ins().splat(types::F64X2, yf);
+    let r = vm::dpow(b, xv, yv);
+    let mut r = b.ins().extractlane(r, 0);
+    if is_int(xdt) {
+        // The result is truncated to an integer: a value within the error bound of
+        // `exp(y log|x|)` (a few ulp times 4 + |y log|x||) of an integer is taken as that
+        // integer (libm's pow is exact there, e.g. 4^0.5 or 25^4.5).
+        let n = b.ins().nearest(r);
+        let d = b.ins().fsub(r, n);
+        let d = b.ins().fabs(d);
+        let ar = b.ins().fabs(r);
+        let ax = b.ins().fabs(xv);
+        let l = vm::dlog(b, ax);
+        let l = b.ins().extractlane(l, 0);
+        let t = b.ins().fmul(l, yf);
+        let t = b.ins().fabs(t);
+        let four = b.ins().f64const(4.0);
+        let t = b.ins().fadd(t, four);
+        let k = b.ins().f64const(4e-16);
+        let t = b.ins().fmul(t, k);
+        let tol = b.ins().fmul(ar, t);
+        let close = b.ins().fcmp(FloatCC::LessThanOrEqual, d, tol);
+        r = b.ins().select(close, n, r);
+    }
+    let fy = b.ins().floor(yf);
+    let int = b.ins().fcmp(FloatCC::Equal, fy, yf);
+    let ay = b.ins().fabs(yf);
+    let lim = b.ins().f64const(2_147_483_648.0);
+    let small = b.ins().fcmp(FloatCC::LessThan, ay, lim);
+    let exact = b.ins().band(int, small);
+    let yi = b.ins().fcvt_to_sint_sat(types::I64, yf);
+    let mut sq = pow(b, xf, yi, DType::F64, DType::I64);
+    if is_int(xdt) {
+        // Non-negative integral exponents on an integer base: exactly, rounded once.
+        let ex = int_pow_rounded(b, x, yi, xdt);
+        let nonneg = b.ins().icmp_imm_s(IntCC::SignedGreaterThanOrEqual, yi, 0);
+        sq = b.ins().select(nonneg, ex, sq);
+    }
+    let r = b.ins().select(exact, sq, r);
+    convert(b, r, DType::F64, xdt)
+}
+
+/// `x^n` for an integer `x` of type `xdt` and `0 <= n`, as f64: the exact power rounded once
+/// (what a correctly rounded `powf` of the f64 base gives, even beyond 2^53), `±inf` when
+/// |x^n| reaches 2^64 (every conversion back to an integer type saturates there anyway).
+/// `|x|` above 2^53 matters only for `n = 1`, where rounding `|x|` is rounding the base.
+fn int_pow_rounded(b: &mut FunctionBuilder, x: Value, n: Value, xdt: DType) -> Value {
+    let i64t = types::I64;
+    let w = if xdt.size() == 8 {
+        x
+    } else if is_signed(xdt) {
+        b.ins().sextend(i64t, x)
+    } else {
+        b.ins().uextend(i64t, x)
+    };
+    // |x| as u64 (i64::MIN gives 2^63).
+    let neg = if is_signed(xdt) {
+        b.ins().icmp_imm_s(IntCC::SignedLessThan, w, 0)
+    } else {
+        b.ins().iconst(types::I8, 0)
+    };
+    let nw = b.ins().ineg(w);
+    let mag = b.ins().select(neg, nw, w);
+    let head = b.create_block();
+    let body = b.create_block();
+    let exit = b.create_block();
+    for t in [i64t, i64t, i64t, types::I8] {
+        b.append_block_param(head, t);
+    }
+    b.append_block_param(exit, i64t);
+    b.append_block_param(exit, types::I8);
+    let one = b.ins().iconst(i64t, 1);
+    let no = b.ins().iconst(types::I8, 0);
+    b.ins()
+        .jump(head, &[one.into(), mag.into(), n.into(), no.into()]);
+    b.switch_to_block(head);
+    let [acc, bb, m, ovf] = [0, 1, 2, 3].map(|i| b.block_params(head)[i]);
+    b.ins().brif(m, body, &[], exit, &[acc.into(), ovf.into()]);
+    b.switch_to_block(body);
+    let bit = b.ins().band_imm_s(m, 1);
+    let (prod, po) = b.ins().umul_overflow(acc, bb);
+    let acc2 = b.ins().select(bit, prod, acc);
+    let po = b.ins().select(bit, po, no);
+    let m2 = b.ins().ushr_imm_s(m, 1);
+    // The square is needed (and its overflow counts) only while bits remain.
+    let (sq, so) = b.ins().umul_overflow(bb, bb);
+    let so = b.ins().select(m2, so, no);
+    let o = b.ins().bor(ovf, po);
+    let o = b.ins().bor(o, so);
+    b.ins()
+        .jump(head, &[acc2.into(), sq.into(), m2.into(), o.into()]);
+    b.switch_to_block(exit);
+    let acc = b.block_params(exit)[0];
+    let ovf = b.block_params(exit)[1];
+    let f = b.ins().fcvt_from_uint(types::F64, acc);
+    let inf = b.ins().f64const(f64::INFINITY);
+    let f = b.ins().select(ovf, inf, f);
+    // Negative for a negative base and an odd power.
+    let odd = b.ins().band_imm_s(n, 1);
+    let odd = b.ins().icmp_imm_s(IntCC::NotEqual, odd, 0);
+    let flip = b.ins().band(neg, odd);
+    let nf = b.ins().fneg(f);
+    b.ins().select(flip, nf, f)
 }
 
 /// Emits the kernel: items are (row of the outer collapsed dims, chunk of the inner dim).

@@ -59,6 +59,31 @@ fn specials(dt: DType) -> Vec<f64> {
             -3.5,
             7.0,
         ],
+        // Largest finite, a subnormal, a value that overflows on conversion.
+        DType::F16 => vec![
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            0.0,
+            -0.0,
+            65504.0,
+            -3.5,
+            7.0,
+            1e-7,
+            -6e-5,
+        ],
+        DType::BF16 => vec![
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            0.0,
+            -0.0,
+            3e38,
+            -3.5,
+            7.0,
+            1e-40,
+            -1e-39,
+        ],
         _ => vec![],
     }
 }
@@ -87,7 +112,7 @@ fn special_inputs(text: &str, seed: u64, nonzero: Option<usize>) -> Vec<Option<T
             t.map(|t| {
                 let dt = t.dtype();
                 let fix = |v: i64| if nonzero == Some(k) && v == 0 { 3 } else { v };
-                if matches!(dt, DType::F32 | DType::F64) {
+                if matches!(dt, DType::F32 | DType::F64 | DType::F16 | DType::BF16) {
                     let sp = specials(dt);
                     let v: Vec<f64> = t
                         .to_f64_vec()
@@ -370,9 +395,9 @@ fn zero_divisors_do_not_trap() {
 #[test]
 fn declines_what_it_does_not_handle() {
     for text in [
-        binary("pow", "i32", "[3]", "[3]", "[3]", "i32").replace("%b: i32", "%b: f32"),
-        binary("mod {fmod: 1}", "f32", "[3]", "[3]", "[3]", "f32"),
-        binary("add", "f16", "[3]", "[3]", "[3]", "f16"),
+        binary("pow", "f64", "[3]", "[3]", "[3]", "f64").replace("%b: f64", "%b: bool"),
+        unary("exp", "i32", "[3]", "i32"),
+        binary("add", "f16", "[3]", "[3]", "[3]", "f16").replace("%b: f16", "%b: bf16"),
         binary(
             "bit_shift {direction: \"LEFT\"}",
             "i32",
@@ -392,5 +417,292 @@ fn declines_what_it_does_not_handle() {
                 .is_none(),
             "{text}"
         );
+    }
+}
+
+/// f16/bf16 through f64: every op exact (one rounding, as the reference).
+#[test]
+fn half_types() {
+    for t in ["f16", "bf16"] {
+        for op in [
+            "add",
+            "sub",
+            "mul",
+            "div",
+            "max",
+            "min",
+            "mod {fmod: 1}",
+            "mod",
+        ] {
+            for (a, b, o) in SHAPES {
+                check(&binary(op, t, a, b, o, t), 0.0, None);
+            }
+        }
+        for op in ["equal", "less", "greater_or_equal"] {
+            check(
+                &binary(op, t, "[2,3,4]", "[4]", "[2,3,4]", "bool"),
+                0.0,
+                None,
+            );
+        }
+        for op in [
+            "neg",
+            "abs",
+            "sign",
+            "relu",
+            "sqrt",
+            "floor",
+            "ceil",
+            "round",
+            "reciprocal",
+            "exp",
+            "log",
+        ] {
+            for s in ["[7]", "[2,3,5]", "[]", "[0,2]"] {
+                check(&unary(op, t, s, t), 0.0, None);
+            }
+        }
+        for op in ["is_nan", "is_inf", "is_inf {detect_positive: 0}"] {
+            check(&unary(op, t, "[3,7]", "bool"), 0.0, None);
+        }
+        // Variadic Sum rounds after each addition, Mean then divides.
+        for op in ["sum", "mean", "max", "min"] {
+            let text = format!(
+                "graph \"g\" (%a: {t}[2,3,4], %b: {t}[4], %c: {t}[3,1]) {{\n  %y: {t}[2,3,4] = {op} (%a, %b, %c)\n  return %y\n}}\n"
+            );
+            check(&text, 0.0, None);
+        }
+        let text = format!(
+            "graph \"g\" (%x: {t}[3,7], %lo: {t}[], %hi: {t}[1]) {{\n  %y: {t}[3,7] = clip (%x, %lo, %hi)\n  return %y\n}}\n"
+        );
+        check(&text, 0.0, None);
+        // Pow: integer exponents exact, float exponents within an ulp of f16 (near-ties).
+        let text = format!(
+            "graph \"g\" (%a: {t}[3,5], %b: i32[5]) {{\n  %y: {t}[3,5] = pow (%a, %b)\n  return %y\n}}\n"
+        );
+        check(&text, 0.0, None);
+        check(&binary("pow", t, "[3,5]", "[5]", "[3,5]", t), 1e-3, None);
+    }
+}
+
+/// Cast and CastLike from and to f16/bf16: widening exact, narrowing rounds to nearest even
+/// in one step (also from f64, with no double rounding through f32).
+#[test]
+fn casts_with_half_types() {
+    let mut types: Vec<&str> = INTS.to_vec();
+    types.extend(["f32", "f64", "bool", "f16", "bf16"]);
+    for from in &types {
+        for to in &types {
+            if !(from.contains("16") && from.starts_with(['f', 'b'])
+                || to.contains("16") && to.starts_with(['f', 'b']))
+            {
+                continue;
+            }
+            let cast = format!(
+                "graph \"g\" (%x: {from}[3,5]) {{\n  %y: {to}[3,5] = cast {{to: {to}}} (%x)\n  return %y\n}}\n"
+            );
+            check(&cast, 0.0, None);
+            let like = format!(
+                "graph \"g\" (%x: {from}[3,5], %t: {to}[1]) {{\n  %y: {to}[3,5] = cast_like (%x, %t)\n  return %y\n}}\n"
+            );
+            check(&like, 0.0, None);
+        }
+    }
+    // Rounding boundaries: ties between neighbours, values just off ties, the subnormal
+    // range, the overflow threshold, from f32 and f64 (f64 values that an f32 step would
+    // double-round).
+    let mut xs: Vec<f64> = Vec::new();
+    for e in -30..17 {
+        let p = 2f64.powi(e);
+        for k in 0..64 {
+            let m = 1.0 + k as f64 / 64.0;
+            for d in [
+                0.0,
+                1.0 / 2048.0,
+                1.0 / 4096.0,
+                1.0 / 8192.0,
+                1.0 / 256.0,
+                1.0 / 512.0,
+            ] {
+                xs.push(p * (m + d));
+                xs.push(p * (m + d) * (1.0 + 1e-12));
+                xs.push(-p * (m + d) * (1.0 - 1e-12));
+            }
+        }
+    }
+    for e in -140..-120 {
+        xs.push(2f64.powi(e) * 1.5);
+        xs.push(2f64.powi(e) * 1.4999999999);
+    }
+    xs.extend([
+        65504.0,
+        65519.0,
+        65520.0,
+        65536.0,
+        3.3e38,
+        3.4e38,
+        1e300,
+        f64::NAN,
+    ]);
+    let n = xs.len();
+    for from in ["f32", "f64"] {
+        for to in ["f16", "bf16"] {
+            let text = format!(
+                "graph \"g\" (%x: {from}[{n}]) {{\n  %y: {to}[{n}] = cast {{to: {to}}} (%x)\n  return %y\n}}\n"
+            );
+            let x = Tensor::from_vec(&[n], xs.clone())
+                .unwrap()
+                .cast(if from == "f32" {
+                    DType::F32
+                } else {
+                    DType::F64
+                });
+            check_inputs(&text, &[Some(x)], 0.0);
+        }
+    }
+}
+
+/// Float Mod (exact fmod, and Python's % for fmod = 0) on f32 and f64, extreme ratios too.
+#[test]
+fn float_mod() {
+    for t in ["f32", "f64"] {
+        for op in ["mod {fmod: 1}", "mod"] {
+            for (a, b, o) in SHAPES {
+                check(&binary(op, t, a, b, o, t), 0.0, None);
+            }
+        }
+    }
+    let xs: Vec<f64> = vec![
+        3e38, -3e38, 1e-45, 5.5, -5.5, 7.0, -0.0, 0.0, 1e30, 3.0, 2.5, -1e-40, 1e20, 123.456,
+    ];
+    let ys: Vec<f64> = vec![
+        1e-45,
+        7e-39,
+        3e38,
+        2.0,
+        -2.0,
+        7.0,
+        3.0,
+        -3.0,
+        1.1,
+        f64::INFINITY,
+        -0.5,
+        3e-41,
+        0.1,
+        -1e-3,
+    ];
+    for t in ["f32", "f64"] {
+        let dt = if t == "f32" { DType::F32 } else { DType::F64 };
+        for op in ["mod {fmod: 1}", "mod"] {
+            let n = xs.len();
+            let text = format!(
+                "graph \"g\" (%a: {t}[{n},1], %b: {t}[{n}]) {{\n  %y: {t}[{n},{n}] = {op} (%a, %b)\n  return %y\n}}\n"
+            );
+            let a = Tensor::from_vec(&[n, 1], xs.clone()).unwrap().cast(dt);
+            let b = Tensor::from_vec(&[n], ys.clone()).unwrap().cast(dt);
+            check_inputs(&text, &[Some(a), Some(b)], 0.0);
+        }
+    }
+    // f64 extremes: the largest and smallest magnitudes.
+    let xs = vec![1.7e308, -1.7e308, 5e-324, 1e-310, 1.0, -1e300];
+    let ys = vec![5e-324, 3e-310, 1.7e308, 0.3, -1e-300, 7.0];
+    let text = "graph \"g\" (%a: f64[6,1], %b: f64[6]) {\n  %y: f64[6,6] = mod {fmod: 1} (%a, %b)\n  return %y\n}\n";
+    let a = Tensor::from_vec(&[6, 1], xs).unwrap();
+    let b = Tensor::from_vec(&[6], ys).unwrap();
+    check_inputs(text, &[Some(a), Some(b)], 0.0);
+}
+
+/// f64 Exp and Log (vmath's f64 lanes, one scalar at a time): within 1e-15 relative.
+#[test]
+fn f64_exp_log() {
+    let mut xs: Vec<f64> = (0..=4000)
+        .map(|i| -760.0 + 1480.0 * i as f64 / 4000.0)
+        .collect();
+    xs.extend((0..=2000).map(|i| -1.0 + i as f64 / 1000.0));
+    xs.extend([
+        0.0,
+        -0.0,
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        1e-310,
+        5e-324,
+    ]);
+    for e in -1074..=1023 {
+        xs.push(2f64.powi(e));
+        xs.push(2f64.powi(e) * 1.7);
+    }
+    let n = xs.len();
+    for op in ["exp", "log"] {
+        let text = unary(op, "f64", &format!("[{n}]"), "f64");
+        let x = Tensor::from_vec(&[n], xs.clone()).unwrap();
+        check_inputs(&text, &[Some(x)], 1e-15);
+        check(&unary(op, "f64", "[3,7]", "f64"), 1e-15, None);
+    }
+}
+
+/// Pow with float exponents: integer bases (exact, truncated as the reference), f64 bases
+/// (within 1e-13 of libm's pow), f32 bases with f64 exponents (rounded to f32).
+#[test]
+fn pow_with_float_exponents() {
+    let bases: Vec<i64> = (0..130).map(|i| (i % 13) as i64 - 3).collect();
+    let exps: Vec<f64> = (0..130)
+        .map(|i| [0.0, 1.0, 2.0, 3.0, 4.0, 0.5, 1.5, -1.0, -0.5, 5.0][i / 13])
+        .collect();
+    for (bt, et) in [
+        ("i32", "f32"),
+        ("i64", "f32"),
+        ("u8", "f64"),
+        ("i16", "f64"),
+    ] {
+        let text = format!(
+            "graph \"g\" (%a: {bt}[130], %b: {et}[130]) {{\n  %y: {bt}[130] = pow (%a, %b)\n  return %y\n}}\n"
+        );
+        let edt = if et == "f32" { DType::F32 } else { DType::F64 };
+        let inputs = vec![
+            Some(
+                Tensor::from_vec(&[130], bases.clone())
+                    .unwrap()
+                    .cast(dtype(bt)),
+            ),
+            Some(Tensor::from_vec(&[130], exps.clone()).unwrap().cast(edt)),
+        ];
+        check_inputs(&text, &inputs, 0.0);
+        // Bases 0..40, exponents k/4 up to 6 (results below 2^32, perfect powers such as
+        // 25^4.5 among them): truncated exactly as the reference.
+        let bases: Vec<i64> = (0..1000).map(|i| (i % 40) as i64).collect();
+        let exps: Vec<f64> = (0..1000).map(|i| (i / 40) as f64 / 4.0).collect();
+        let text = text.replace("[130]", "[1000]");
+        let inputs = vec![
+            Some(Tensor::from_vec(&[1000], bases).unwrap().cast(dtype(bt))),
+            Some(Tensor::from_vec(&[1000], exps).unwrap().cast(edt)),
+        ];
+        check_inputs(&text, &inputs, 0.0);
+        // Broadcasting on random inputs (no specials: a non-integral power beyond 2^53 is
+        // within 1e-15 of libm's but not its exact bits, which the truncation would expose).
+        for (a, b, o) in SHAPES {
+            let text = format!(
+                "graph \"g\" (%a: {bt}{a}, %b: {et}{b}) {{\n  %y: {bt}{o} = pow (%a, %b)\n  return %y\n}}\n"
+            );
+            for seed in [1, 2] {
+                check_text(&text, seed, 0.0, 0.0).unwrap_or_else(|e| panic!("{e}\n{text}"));
+            }
+        }
+    }
+    // Exact integral powers of integer bases beyond 2^53 (rounded once, as libm's pow):
+    // 255^7, 3^39, (-7)^21, overflow to saturation.
+    let text =
+        "graph \"g\" (%a: i64[6], %b: f64[6]) {\n  %y: i64[6] = pow (%a, %b)\n  return %y\n}\n";
+    let inputs = vec![
+        Some(Tensor::from_vec(&[6], vec![255i64, 3, -7, 10, -10, 2]).unwrap()),
+        Some(Tensor::from_vec(&[6], vec![7.0f64, 39.0, 21.0, 30.0, 19.0, 63.0]).unwrap()),
+    ];
+    check_inputs(text, &inputs, 0.0);
+    for (a, b, o) in SHAPES {
+        check(&binary("pow", "f64", a, b, o, "f64"), 1e-13, None);
+        let text = format!(
+            "graph \"g\" (%a: f32{a}, %b: f64{b}) {{\n  %y: f32{o} = pow (%a, %b)\n  return %y\n}}\n"
+        );
+        check(&text, 2.5e-7, None);
     }
 }
