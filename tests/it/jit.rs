@@ -650,3 +650,42 @@ fn one_dimensional_pools_run_as_kernels() {
         );
     }
 }
+
+/// DepthToSpace (both modes) and SpaceToDepth as copies, GroupNormalization as a
+/// LayerNormalization per group: compiled, matching the reference.
+#[test]
+fn block_moves_and_group_norm_run_as_kernels() {
+    for node in [
+        "%y: f32[2,2,6,9] = depth_to_space {blocksize: 3} (%x)",
+        "%y: f32[2,2,6,9] = depth_to_space {blocksize: 3, mode: \"CRD\"} (%x)",
+    ] {
+        let text = format!("graph \"g\" (%x: f32[2,18,2,3]) {{\n  {node}\n  return %y\n}}\n");
+        let m = check_close(&parse(&text).unwrap(), 1, 0.0, 0.0);
+        assert!(
+            m.program.fallbacks.is_empty(),
+            "{node}: {:?}",
+            m.program.fallbacks
+        );
+    }
+    let text = "graph \"g\" (%x: i64[1,3,4,6]) {\n  %y: i64[1,12,2,3] = space_to_depth {blocksize: 2} (%x)\n  return %y\n}\n";
+    let m = check_close(&parse(text).unwrap(), 1, 0.0, 0.0);
+    assert!(m.program.fallbacks.is_empty(), "{:?}", m.program.fallbacks);
+    for (x, groups) in [("[2,6,5,3]", 3), ("[1,4,7]", 4), ("[3,8,2,2]", 1)] {
+        let c: usize = x
+            .trim_matches(['[', ']'])
+            .split(',')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let text = format!(
+            "graph \"g\" (%x: f32{x}, %s: f32[{c}], %b: f32[{c}]) {{\n  %y: f32{x} = group_normalization {{epsilon: 0.001, num_groups: {groups}}} (%x, %s, %b)\n  return %y\n}}\n"
+        );
+        let m = check_close(&parse(&text).unwrap(), 1, 1e-4, 1e-5);
+        assert!(
+            m.program.fallbacks.is_empty(),
+            "{x} {groups}: {:?}",
+            m.program.fallbacks
+        );
+    }
+}

@@ -3,7 +3,9 @@
 //! evaluator then runs it in the JIT; a `.so` refuses it).
 //!
 //! - [`attention`]: Attention (opset 23/24) as MatMul, Softmax and friends.
+//! - [`blocks`]: DepthToSpace and SpaceToDepth as Reshape, Transpose, Reshape.
 //! - [`conv_transpose`]: ConvTranspose as a Conv over the zero-upsampled input.
+//! - [`group_norm`]: GroupNormalization as LayerNormalization over each group.
 //! - [`pool1d`]: 1-D MaxPool and AveragePool as the 2-D pools over a height of 1.
 //! - [`quant`]: QuantizeLinear and DequantizeLinear as Cast and elementwise ops.
 //! - [`recurrent`]: LSTM, GRU and RNN unrolled over their sequence.
@@ -14,7 +16,9 @@ use graphc_passes::ir::{
 };
 
 pub mod attention;
+pub mod blocks;
 pub mod conv_transpose;
+pub mod group_norm;
 pub mod pool1d;
 pub mod quant;
 pub mod recurrent;
@@ -34,6 +38,9 @@ pub fn handles(op: &Op) -> bool {
             | Op::DequantizeLinear { .. }
             | Op::MaxPool { .. }
             | Op::AveragePool { .. }
+            | Op::DepthToSpace { .. }
+            | Op::SpaceToDepth { .. }
+            | Op::GroupNormalization { .. }
     )
 }
 
@@ -47,6 +54,8 @@ pub fn rewrite(g: &mut Graph, id: NodeId) {
         Op::Lstm { .. } | Op::Gru { .. } | Op::Rnn { .. } => recurrent::decompose(g, id),
         Op::QuantizeLinear { .. } | Op::DequantizeLinear { .. } => quant::decompose(g, id),
         Op::MaxPool { .. } | Op::AveragePool { .. } => pool1d::decompose(g, id),
+        Op::DepthToSpace { .. } | Op::SpaceToDepth { .. } => blocks::decompose(g, id),
+        Op::GroupNormalization { .. } => group_norm::decompose(g, id),
         _ => {}
     }
 }
