@@ -689,3 +689,26 @@ fn block_moves_and_group_norm_run_as_kernels() {
         );
     }
 }
+
+/// LpPool (p = 1, 2, 3) as AveragePool of |x|^p scaled by the window size, then ^(1/p).
+#[test]
+fn lp_pool_runs_as_kernels() {
+    for attrs in [
+        "kernel_shape: [2, 2], p: 1",
+        "kernel_shape: [3, 3], pads: [1, 1, 1, 1], strides: [2, 2]",
+        "auto_pad: \"SAME_UPPER\", kernel_shape: [2, 3], p: 3",
+        "dilations: [2, 1], kernel_shape: [2, 2]",
+    ] {
+        let text = format!(
+            "graph \"g\" (%x: f32[2,3,7,6]) {{\n  %y: f32[..] = lp_pool {{{attrs}}} (%x)\n  return %y\n}}\n"
+        );
+        let mut g = parse(&text).unwrap();
+        graphc::passes::infer::infer_graph(&mut g).unwrap();
+        let m = check_close(&g, 1, 1e-5, 1e-6);
+        assert!(
+            m.program.fallbacks.is_empty(),
+            "{attrs}: {:?}",
+            m.program.fallbacks
+        );
+    }
+}

@@ -6,6 +6,7 @@
 //! - [`blocks`]: DepthToSpace and SpaceToDepth as Reshape, Transpose, Reshape.
 //! - [`conv_transpose`]: ConvTranspose as a Conv over the zero-upsampled input.
 //! - [`group_norm`]: GroupNormalization as LayerNormalization over each group.
+//! - [`lp_pool`]: LpPool as AveragePool of `|x|^p`, scaled, then `^(1/p)`.
 //! - [`pool1d`]: 1-D MaxPool and AveragePool as the 2-D pools over a height of 1.
 //! - [`quant`]: QuantizeLinear and DequantizeLinear as Cast and elementwise ops.
 //! - [`recurrent`]: LSTM, GRU and RNN unrolled over their sequence.
@@ -19,6 +20,7 @@ pub mod attention;
 pub mod blocks;
 pub mod conv_transpose;
 pub mod group_norm;
+pub mod lp_pool;
 pub mod pool1d;
 pub mod quant;
 pub mod recurrent;
@@ -41,6 +43,7 @@ pub fn handles(op: &Op) -> bool {
             | Op::DepthToSpace { .. }
             | Op::SpaceToDepth { .. }
             | Op::GroupNormalization { .. }
+            | Op::LpPool { .. }
     )
 }
 
@@ -56,6 +59,7 @@ pub fn rewrite(g: &mut Graph, id: NodeId) {
         Op::MaxPool { .. } | Op::AveragePool { .. } => pool1d::decompose(g, id),
         Op::DepthToSpace { .. } | Op::SpaceToDepth { .. } => blocks::decompose(g, id),
         Op::GroupNormalization { .. } => group_norm::decompose(g, id),
+        Op::LpPool { .. } => lp_pool::decompose(g, id),
         _ => {}
     }
 }
