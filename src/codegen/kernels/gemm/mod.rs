@@ -904,7 +904,25 @@ fn conv_geom(g: &Graph, node: NodeId, at: &ConvAttrs) -> Option<ConvGeom> {
     let pads = match at.auto_pad {
         AutoPad::NotSet => list(at.pads, 2 * sp, 0, 0)?,
         AutoPad::Valid => vec![0; 2 * sp],
-        _ => return None,
+        // As the reference evaluator pads: output ceil(in / stride), the total split evenly,
+        // the odd element at the end (SAME_UPPER) or the start (SAME_LOWER).
+        AutoPad::SameUpper | AutoPad::SameLower => {
+            let mut pads = vec![0; 2 * sp];
+            for d in 0..sp {
+                let (x, s) = (xd[2 + d], strides[d]);
+                let span = (ks[d] - 1) * dil[d] + 1;
+                let total = ((x.div_ceil(s).max(1) - 1) * s + span).saturating_sub(x);
+                let small = total / 2;
+                let (b, e) = if at.auto_pad == AutoPad::SameUpper {
+                    (small, total - small)
+                } else {
+                    (total - small, small)
+                };
+                pads[d] = b;
+                pads[d + sp] = e;
+            }
+            pads
+        }
     };
     // Everything as 2-D: a 1-D conv is H = 1.
     let two = |v: &[usize], one: usize| -> [usize; 2] {

@@ -331,6 +331,43 @@ fn conv_geometries() {
             "{auto_pad: \"VALID\"}",
             &[1, 3, 2, 2],
         ),
+        // SAME padding, split as the reference splits it (odd element at the end or start).
+        (
+            &[1, 2, 5, 5],
+            &[3, 2, 3, 3],
+            "{auto_pad: \"SAME_UPPER\"}",
+            &[1, 3, 5, 5],
+        ),
+        (
+            &[1, 3, 7, 6],
+            &[4, 3, 3, 3],
+            "{auto_pad: \"SAME_LOWER\", strides: [2, 2]}",
+            &[1, 4, 4, 3],
+        ),
+        (
+            &[1, 2, 5, 6],
+            &[3, 2, 2, 4],
+            "{auto_pad: \"SAME_UPPER\"}",
+            &[1, 3, 5, 6],
+        ),
+        (
+            &[1, 2, 5, 6],
+            &[3, 2, 2, 4],
+            "{auto_pad: \"SAME_LOWER\", dilations: [2, 1]}",
+            &[1, 3, 5, 6],
+        ),
+        (
+            &[1, 6, 7, 5],
+            &[6, 1, 3, 3],
+            "{auto_pad: \"SAME_LOWER\", group: 6, strides: [2, 2]}",
+            &[1, 6, 4, 3],
+        ),
+        (
+            &[1, 3, 9],
+            &[2, 3, 4],
+            "{auto_pad: \"SAME_UPPER\", strides: [2]}",
+            &[1, 2, 5],
+        ),
     ];
     for (i, &(x, w, attrs, out)) in cases.iter().enumerate() {
         conv_case(x, w, attrs, out, "", i as u64);
@@ -369,11 +406,12 @@ fn fused_conv_bias_residual_activation() {
 fn declines_what_it_does_not_handle() {
     use crate::codegen::testing::run_node;
     use graphc_passes::eval::random_inputs;
+    // A 3-D convolution.
     for text in [graph(
-        &[("x", &[1, 2, 5, 5]), ("w", &[3, 2, 3, 3])],
+        &[("x", &[1, 2, 4, 5, 5]), ("w", &[3, 2, 3, 3, 3])],
         "",
-        "conv {auto_pad: \"SAME_UPPER\"} (%x, %w)",
-        &[1, 3, 5, 5],
+        "conv (%x, %w)",
+        &[1, 3, 2, 3, 3],
     )] {
         let g = parse(&text).unwrap();
         let node = crate::codegen::testing::single_compute_node(&g).unwrap();
