@@ -712,3 +712,24 @@ fn lp_pool_runs_as_kernels() {
         );
     }
 }
+
+/// Softmax and LogSoftmax along an inner axis run between two Transposes.
+#[test]
+fn softmax_along_inner_axes_runs_as_kernels() {
+    for (op, axis) in [
+        ("softmax", 0),
+        ("softmax", 1),
+        ("log_softmax", -3),
+        ("log_softmax", 1),
+    ] {
+        let text = format!(
+            "graph \"g\" (%x: f32[3,5,7]) {{\n  %y: f32[3,5,7] = {op} {{axis: {axis}}} (%x)\n  return %y\n}}\n"
+        );
+        let m = check_close(&parse(&text).unwrap(), 1, 1e-5, 1e-6);
+        assert!(
+            m.program.fallbacks.is_empty(),
+            "{op} {axis}: {:?}",
+            m.program.fallbacks
+        );
+    }
+}

@@ -10,6 +10,7 @@
 //! - [`pool1d`]: 1-D MaxPool and AveragePool as the 2-D pools over a height of 1.
 //! - [`quant`]: QuantizeLinear and DequantizeLinear as Cast and elementwise ops.
 //! - [`recurrent`]: LSTM, GRU and RNN unrolled over their sequence.
+//! - [`softmax_axis`]: Softmax/LogSoftmax along an inner axis between two Transposes.
 //! - [`rotary`]: RotaryEmbedding as Gather, Slice, Mul/Add/Sub and Concat.
 
 use graphc_passes::ir::{
@@ -25,6 +26,7 @@ pub mod pool1d;
 pub mod quant;
 pub mod recurrent;
 pub mod rotary;
+pub mod softmax_axis;
 
 /// Whether [`rewrite`] may rewrite a node with this op.
 pub fn handles(op: &Op) -> bool {
@@ -44,6 +46,8 @@ pub fn handles(op: &Op) -> bool {
             | Op::SpaceToDepth { .. }
             | Op::GroupNormalization { .. }
             | Op::LpPool { .. }
+            | Op::Softmax { .. }
+            | Op::LogSoftmax { .. }
     )
 }
 
@@ -60,6 +64,7 @@ pub fn rewrite(g: &mut Graph, id: NodeId) {
         Op::DepthToSpace { .. } | Op::SpaceToDepth { .. } => blocks::decompose(g, id),
         Op::GroupNormalization { .. } => group_norm::decompose(g, id),
         Op::LpPool { .. } => lp_pool::decompose(g, id),
+        Op::Softmax { .. } | Op::LogSoftmax { .. } => softmax_axis::decompose(g, id),
         _ => {}
     }
 }
