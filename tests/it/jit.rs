@@ -733,3 +733,37 @@ fn softmax_along_inner_axes_runs_as_kernels() {
         );
     }
 }
+
+/// Gemms the GEMM kernel declines (alpha with a run-time B, beta, scalar C) run as
+/// Transpose, MatMul, Mul and Add kernels.
+#[test]
+fn gemm_with_alpha_beta_runs_as_kernels() {
+    for (attrs, a, b, c) in [
+        ("alpha: 0.5", "[3,5]", "[5,4]", Some("[4]")),
+        ("beta: 2.0", "[3,5]", "[5,4]", Some("[3,4]")),
+        (
+            "alpha: 0.25, beta: 0.35, trans_a: 1, trans_b: 1",
+            "[5,3]",
+            "[4,5]",
+            Some("[1,4]"),
+        ),
+        ("alpha: 2.0", "[2,7]", "[7,6]", Some("[]")),
+        ("alpha: 3.0, trans_b: 1", "[2,7]", "[6,7]", None),
+    ] {
+        let (cdecl, carg) = match c {
+            Some(c) => (format!(", %c: f32{c}"), ", %c"),
+            None => (String::new(), ""),
+        };
+        let text = format!(
+            "graph \"g\" (%a: f32{a}, %b: f32{b}{cdecl}) {{\n  %y: f32[..] = gemm {{{attrs}}} (%a, %b{carg})\n  return %y\n}}\n"
+        );
+        let mut g = parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        graphc::passes::infer::infer_graph(&mut g).unwrap();
+        let m = check_close(&g, 1, 1e-5, 1e-6);
+        assert!(
+            m.program.fallbacks.is_empty(),
+            "{attrs}: {:?}",
+            m.program.fallbacks
+        );
+    }
+}

@@ -5,6 +5,7 @@
 //! - [`attention`]: Attention (opset 23/24) as MatMul, Softmax and friends.
 //! - [`blocks`]: DepthToSpace and SpaceToDepth as Reshape, Transpose, Reshape.
 //! - [`conv_transpose`]: ConvTranspose as a Conv over the zero-upsampled input.
+//! - [`gemm`]: a Gemm the GEMM kernel declines as Transpose, MatMul, Mul and Add.
 //! - [`group_norm`]: GroupNormalization as LayerNormalization over each group.
 //! - [`lp_pool`]: LpPool as AveragePool of `|x|^p`, scaled, then `^(1/p)`.
 //! - [`pool1d`]: 1-D MaxPool and AveragePool as the 2-D pools over a height of 1.
@@ -20,6 +21,7 @@ use graphc_passes::ir::{
 pub mod attention;
 pub mod blocks;
 pub mod conv_transpose;
+pub mod gemm;
 pub mod group_norm;
 pub mod lp_pool;
 pub mod pool1d;
@@ -48,6 +50,7 @@ pub fn handles(op: &Op) -> bool {
             | Op::LpPool { .. }
             | Op::Softmax { .. }
             | Op::LogSoftmax { .. }
+            | Op::Gemm { .. }
     )
 }
 
@@ -65,6 +68,7 @@ pub fn rewrite(g: &mut Graph, id: NodeId) {
         Op::GroupNormalization { .. } => group_norm::decompose(g, id),
         Op::LpPool { .. } => lp_pool::decompose(g, id),
         Op::Softmax { .. } | Op::LogSoftmax { .. } => softmax_axis::decompose(g, id),
+        Op::Gemm { .. } => gemm::decompose(g, id),
         _ => {}
     }
 }

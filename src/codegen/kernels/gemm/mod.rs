@@ -608,6 +608,20 @@ pub fn takes_fused_mat_mul(g: &Graph, node: NodeId) -> bool {
     matmul(g, node, act, true).is_some()
 }
 
+/// Whether [`lower`] compiles Gemm node `node` as one GEMM (alpha folds into a constant B,
+/// C fits the epilogue).
+pub fn takes_gemm(g: &Graph, node: NodeId) -> bool {
+    match g.node(node).op {
+        Op::Gemm {
+            alpha,
+            beta,
+            trans_a,
+            trans_b,
+        } => gemm(g, node, alpha, beta, trans_a != 0, trans_b != 0).is_some(),
+        _ => false,
+    }
+}
+
 /// MatMul and FusedMatMul (bias input 2, residual input 3).
 fn matmul(g: &Graph, node: NodeId, act: Activation, fused: bool) -> Option<Plan> {
     let act = epilogue(&act)?;
