@@ -767,3 +767,34 @@ fn gemm_with_alpha_beta_runs_as_kernels() {
         );
     }
 }
+
+/// DynamicQuantizeLinear as reductions and elementwise kernels: mixed signs, all negative,
+/// all zero (scale 0), a NaN (ignored by min/max), and random data.
+#[test]
+fn dynamic_quantize_runs_as_kernels() {
+    let mut cases: Vec<String> = [
+        "[1.5, -2.25, 0.0, 7.0, -0.5, 3.3]",
+        "[-1.0, -2.0, -3.5, -0.25, -7.0, -1.5]",
+        "[0.0, 0.0, 0.0, 0.0, 0.0, 0.0]",
+        "[1.0, nan, -2.0, 4.0, 0.5, -0.75]",
+    ]
+    .iter()
+    .map(|v| {
+        format!(
+            "graph \"g\" () {{\n  %x0: f32[2,3] = constant {{value: f32[2,3] {v}}}\n  %x: f32[2,3] = identity (%x0)\n  %y: u8[2,3], %s: f32[], %z: u8[] = dynamic_quantize_linear (%x)\n  return %y, %s, %z\n}}\n"
+        )
+    })
+    .collect();
+    cases.push(
+        "graph \"g\" (%x: f32[4,33]) {\n  %y: u8[4,33], %s: f32[], %z: u8[] = dynamic_quantize_linear (%x)\n  return %y, %s, %z\n}\n".into(),
+    );
+    for text in cases {
+        let g = parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let m = check_close(&g, 1, 0.0, 0.0);
+        assert!(
+            m.program.fallbacks.is_empty(),
+            "{text}: {:?}",
+            m.program.fallbacks
+        );
+    }
+}

@@ -51,6 +51,7 @@ pub fn handles(op: &Op) -> bool {
             | Op::Softmax { .. }
             | Op::LogSoftmax { .. }
             | Op::Gemm { .. }
+            | Op::DynamicQuantizeLinear {}
     )
 }
 
@@ -69,6 +70,7 @@ pub fn rewrite(g: &mut Graph, id: NodeId) {
         Op::LpPool { .. } => lp_pool::decompose(g, id),
         Op::Softmax { .. } | Op::LogSoftmax { .. } => softmax_axis::decompose(g, id),
         Op::Gemm { .. } => gemm::decompose(g, id),
+        Op::DynamicQuantizeLinear {} => quant::decompose_dynamic(g, id),
         _ => {}
     }
 }

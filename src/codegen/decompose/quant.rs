@@ -1,5 +1,5 @@
 //! QuantizeLinear and DequantizeLinear (8- and 16-bit integers, f32, per tensor or per axis)
-//! as Cast and elementwise ops:
+//! as Cast and elementwise ops (and DynamicQuantizeLinear, see [`decompose_dynamic`]):
 //!
 //! ```text
 //! dequantize  y = (f32(x) - f32(zero_point)) · scale
@@ -154,4 +154,94 @@ pub fn decompose(g: &mut Graph, id: NodeId) {
         (Op::Mul {}, vec![d, scale])
     };
     become_last_step(bld.g, id, op, inputs, &[]);
+}
+
+/// Rewrites a DynamicQuantizeLinear node `id` (f32 to u8) into kernel-backed ops:
+///
+/// ```text
+/// lo, hi      min(0, min(x)), max(0, max(x))     (NaN elements ignored, as 0 would be)
+/// scale       (hi - lo) / 255
+/// zero_point  u8(clip(nan_to_0(round(-lo / scale)), 0, 255))
+/// y           u8(clip(nan_to_0(round(x / scale) + zero_point), 0, 255))
+/// ```
+///
+/// A zero or infinite scale makes every division NaN or 0, so y and the zero point are 0,
+/// which is the reference evaluator's special case (`passes/src/eval/nn/quant.rs`).
+pub fn decompose_dynamic(g: &mut Graph, id: NodeId) {
+    let node = g.node(id);
+    if !matches!(node.op, Op::DynamicQuantizeLinear {}) || node.outputs.len() != 3 {
+        return;
+    }
+    let Some(x) = node.inputs.first().copied().flatten() else {
+        return;
+    };
+    let Some(xs) = known(g, x) else {
+        return;
+    };
+    if g.dtype(x) != DType::F32 || xs.iter().product::<usize>() == 0 {
+        return;
+    }
+    let mut bld = Builder::for_node(g, id);
+    let zero = bld.constant("zero", Tensor::scalar(0f32));
+    // NaN as 0, then to a u8: what `round().clamp(0, 255) as u8` does.
+    let to_u8 = |bld: &mut Builder, what: &str, v: ValueRef, dims: &[usize]| {
+        let nan = bld.add(
+            &format!("{what}.nan"),
+            Op::IsNaN {},
+            vec![v],
+            DType::Bool,
+            dims,
+        );
+        let v = bld.f32(
+            &format!("{what}.zeroed"),
+            Op::Where {},
+            vec![nan, zero, v],
+            dims,
+        );
+        let lo = bld.constant(&format!("{what}.min"), Tensor::scalar(0f32));
+        let hi = bld.constant(&format!("{what}.max"), Tensor::scalar(255f32));
+        bld.f32(&format!("{what}.clip"), Op::Clip {}, vec![v, lo, hi], dims)
+    };
+    let nan = bld.add("x.nan", Op::IsNaN {}, vec![x], DType::Bool, &xs);
+    let clean = bld.f32("x.clean", Op::Where {}, vec![nan, zero, x], &xs);
+    // Over all axes (no axes input), to a scalar.
+    let (keepdims, noop) = (0, 0);
+    let mn = bld.f32(
+        "min",
+        Op::ReduceMin {
+            keepdims,
+            noop_with_empty_axes: noop,
+        },
+        vec![clean],
+        &[],
+    );
+    let mx = bld.f32(
+        "max",
+        Op::ReduceMax {
+            keepdims,
+            noop_with_empty_axes: noop,
+        },
+        vec![clean],
+        &[],
+    );
+    let lo = bld.f32("lo", Op::Min {}, vec![mn, zero], &[]);
+    let hi = bld.f32("hi", Op::Max {}, vec![mx, zero], &[]);
+    let range = bld.f32("range", Op::Sub {}, vec![hi, lo], &[]);
+    let levels = bld.constant("levels", Tensor::scalar(255f32));
+    let scale = bld.f32("scale", Op::Div {}, vec![range, levels], &[]);
+    let neg = bld.f32("neg_lo", Op::Sub {}, vec![zero, lo], &[]);
+    let z = bld.f32("zp.div", Op::Div {}, vec![neg, scale], &[]);
+    let z = bld.f32("zp.round", Op::Round {}, vec![z], &[]);
+    let zf = to_u8(&mut bld, "zp", z, &[]);
+    let u8_cast = || Op::Cast {
+        to: DType::U8,
+        saturate: 1,
+        round_mode: "up".into(),
+    };
+    let zp = bld.add("zp.u8", u8_cast(), vec![zf], DType::U8, &[]);
+    let q = bld.f32("y.div", Op::Div {}, vec![x, scale], &xs);
+    let q = bld.f32("y.round", Op::Round {}, vec![q], &xs);
+    let q = bld.f32("y.shift", Op::Add {}, vec![q, zf], &xs);
+    let q = to_u8(&mut bld, "y", q, &xs);
+    become_last_step(bld.g, id, u8_cast(), vec![q], &[scale, zp]);
 }
