@@ -596,6 +596,21 @@ fn quantize_and_dequantize_run_as_kernels() {
 }
 "#
         .to_string(),
+        // Blocked scales: 7 = 3 + 3 + 1 along axis 1; 5 = 2 + 2 + 1 along axis 0.
+        r#"graph "g" (%x: f32[2,7]) {
+  %s: f32[2,3] = constant {value: f32[2,3] [0.01, 0.02, 0.5, 0.003, 0.04, 0.1]}
+  %z: u8[2,3] = constant {value: u8[2,3] [128, 0, 10, 255, 3, 77]}
+  %y: u8[2,7] = quantize_linear {axis: 1, block_size: 3} (%x, %s, %z)
+  return %y
+}
+"#
+        .to_string(),
+        r#"graph "g" (%x: i8[5,3], %s: f32[3,3], %z: i8[3,3]) {
+  %y: f32[5,3] = dequantize_linear {axis: 0, block_size: 2} (%x, %s, %z)
+  return %y
+}
+"#
+        .to_string(),
     ];
     for text in cases {
         let g = parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));

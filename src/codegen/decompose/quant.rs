@@ -8,8 +8,8 @@
 //!
 //! which is what the reference evaluator computes (`passes/src/eval/nn/quant.rs`): the
 //! division in f32, the subtraction exact for these types, and the product of two f32 values
-//! rounded once either way. Blocked scales, other types and a `precision` attribute are left
-//! whole.
+//! rounded once either way. Blocked scales are repeated along their axis first (Reshape,
+//! Expand, Reshape, Slice). Other types and a `precision` attribute are left whole.
 
 use graphc_passes::ir::{DType, Graph, NodeId, Op, Tensor, ValueRef};
 
@@ -51,6 +51,8 @@ struct Plan {
     xs: Vec<usize>,
     /// Broadcast shapes of the scale and zero point.
     pshape: Vec<usize>,
+    /// Blocked scales: the axis and the block size (each value covers `block` elements).
+    blocked: Option<(usize, usize)>,
     /// The integer type: the output's (quantize) or the input's (dequantize).
     int: DType,
     quantize: bool,
@@ -70,7 +72,7 @@ fn plan(g: &Graph, id: NodeId) -> Option<Plan> {
         } => (axis, block_size, false),
         _ => return None,
     };
-    if block != 0 || node.outputs.len() != 1 || node.inputs.len() > 3 {
+    if block < 0 || node.outputs.len() != 1 || node.inputs.len() > 3 {
         return None;
     }
     let input = |i: usize| node.inputs.get(i).copied().flatten();
@@ -86,9 +88,25 @@ fn plan(g: &Graph, id: NodeId) -> Option<Plan> {
         return None;
     }
     let xs = known(g, x)?;
-    let pshape = param_shape(g, scale, &xs, axis)?;
+    let (pshape, blocked) = if block == 0 {
+        (param_shape(g, scale, &xs, axis)?, None)
+    } else {
+        // Same rank as x, ceil(d / block) values along the axis.
+        let r = xs.len() as i64;
+        let ax = usize::try_from(if axis < 0 { axis + r } else { axis })
+            .ok()
+            .filter(|&a| a < xs.len())?;
+        let b = block as usize;
+        let mut want = xs.clone();
+        want[ax] = xs[ax].div_ceil(b);
+        (known(g, scale).filter(|s| *s == want)?, Some((ax, b)))
+    };
     if let Some(z) = zero {
-        if param_shape(g, z, &xs, axis)? != pshape {
+        let zs = match blocked {
+            None => param_shape(g, z, &xs, axis)?,
+            Some(_) => known(g, z)?,
+        };
+        if zs != pshape {
             return None;
         }
     }
@@ -98,6 +116,7 @@ fn plan(g: &Graph, id: NodeId) -> Option<Plan> {
         zero,
         xs,
         pshape,
+        blocked,
         int,
         quantize,
     })
@@ -111,7 +130,30 @@ pub fn decompose(g: &mut Graph, id: NodeId) {
     };
     let mut bld = Builder::for_node(g, id);
     let xs = p.xs.clone();
+    // Blocked parameters: each value repeated `block` times along the axis, cut to x's size.
+    let unblock = |bld: &mut Builder, what: &str, v: ValueRef| match p.blocked {
+        None => v,
+        Some((ax, b)) => {
+            let nb = p.pshape[ax];
+            let mut one = p.pshape.clone();
+            one.insert(ax + 1, 1);
+            let v = bld.reshape(&format!("{what}.blocks"), v, &one);
+            let mut wide = one.clone();
+            wide[ax + 1] = b;
+            let to = bld.shape(&format!("{what}.expand.shape"), &wide);
+            let v = bld.f32(&format!("{what}.expand"), Op::Expand {}, vec![v, to], &wide);
+            let mut flat = p.pshape.clone();
+            flat[ax] = nb * b;
+            let v = bld.reshape(&format!("{what}.repeated"), v, &flat);
+            if nb * b == xs[ax] {
+                v
+            } else {
+                bld.range(&format!("{what}.cut"), v, ax, 0, xs[ax])
+            }
+        }
+    };
     let scale = bld.reshape("scale", p.scale, &p.pshape);
+    let scale = unblock(&mut bld, "scale", scale);
     let zero = p.zero.map(|z| {
         let z = bld.reshape("zero", z, &p.pshape);
         let cast = Op::Cast {
@@ -119,7 +161,8 @@ pub fn decompose(g: &mut Graph, id: NodeId) {
             saturate: 1,
             round_mode: "up".into(),
         };
-        bld.f32("zero.f32", cast, vec![z], &p.pshape)
+        let z = bld.f32("zero.f32", cast, vec![z], &p.pshape);
+        unblock(&mut bld, "zero", z)
     });
     let (op, inputs) = if p.quantize {
         let (lo, hi) = small_int(p.int).expect("checked by plan");
