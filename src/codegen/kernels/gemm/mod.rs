@@ -98,9 +98,9 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
         }
     }
     let plan = match &n.op {
-        Op::MatMul {} => matmul(g, node, Activation::None, false),
+        Op::MatMul {} => matmul(g, node, Activation::None, false, false),
         Op::FusedMatMul { .. } => match act {
-            Some(act) => matmul(g, node, act, true),
+            Some(act) => matmul(g, node, act, true, false),
             None => None,
         },
         Op::Gemm {
@@ -108,7 +108,7 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
             beta,
             trans_a,
             trans_b,
-        } => gemm(g, node, *alpha, *beta, *trans_a != 0, *trans_b != 0),
+        } => gemm(g, node, *alpha, *beta, *trans_a != 0, *trans_b != 0, false),
         Op::Conv {
             auto_pad,
             dilations,
@@ -532,6 +532,22 @@ fn const_f32(g: &Graph, v: ValueRef) -> Option<Vec<f32>> {
     }
 }
 
+/// B as constant data ([`const_f32`]); when only `probing` whether a plan exists, an empty
+/// stand-in for a constant B, so that the decision is the same without copying the weights.
+fn const_b(g: &Graph, v: ValueRef, probing: bool) -> Option<Vec<f32>> {
+    if probing {
+        let is_f32_const = matches!(
+            &g.node(v.node).op,
+            Op::Constant {
+                value: Tensor::F32(_)
+            }
+        );
+        is_f32_const.then(Vec::new)
+    } else {
+        const_f32(g, v)
+    }
+}
+
 /// The output's f32 dims.
 fn out_dims(g: &Graph, node: NodeId) -> Option<Vec<usize>> {
     let o = g.node(node).outputs.first()?;
@@ -605,7 +621,7 @@ pub fn takes_fused_mat_mul(g: &Graph, node: NodeId) -> bool {
         Some(a) => a,
         None => return false,
     };
-    matmul(g, node, act, true).is_some()
+    matmul(g, node, act, true, true).is_some()
 }
 
 /// Whether [`lower`] compiles Gemm node `node` as one GEMM (alpha folds into a constant B,
@@ -617,13 +633,14 @@ pub fn takes_gemm(g: &Graph, node: NodeId) -> bool {
             beta,
             trans_a,
             trans_b,
-        } => gemm(g, node, alpha, beta, trans_a != 0, trans_b != 0).is_some(),
+        } => gemm(g, node, alpha, beta, trans_a != 0, trans_b != 0, true).is_some(),
         _ => false,
     }
 }
 
 /// MatMul and FusedMatMul (bias input 2, residual input 3).
-fn matmul(g: &Graph, node: NodeId, act: Activation, fused: bool) -> Option<Plan> {
+/// `probing`: only whether a plan exists matters (constant weights are not copied).
+fn matmul(g: &Graph, node: NodeId, act: Activation, fused: bool, probing: bool) -> Option<Plan> {
     let act = epilogue(&act)?;
     let (av, bv) = (input(g, node, 0)?, input(g, node, 1)?);
     let (ad, bd) = (dims(g, av)?, dims(g, bv)?);
@@ -678,7 +695,7 @@ fn matmul(g: &Graph, node: NodeId, act: Activation, fused: bool) -> Option<Plan>
     // B shared by all batches and A not broadcast: fold the batch into M.
     let fold = b_mats == 1 && a_mats == nbatch;
     let (gm, batches_n) = if fold { (m * nbatch, 1) } else { (m, nbatch) };
-    let b = match const_f32(g, bv) {
+    let b = match const_b(g, bv, probing) {
         Some(data) => BSource::Const {
             data,
             mats: b_mats,
@@ -755,7 +772,7 @@ fn matrix_gather(k: usize, n: usize, trans: bool) -> Gather {
     }
 }
 
-/// Gemm: `alpha·A'·B' + beta·C`.
+/// Gemm: `alpha·A'·B' + beta·C`; `probing` as for [`matmul`].
 fn gemm(
     g: &Graph,
     node: NodeId,
@@ -763,6 +780,7 @@ fn gemm(
     beta: f32,
     trans_a: bool,
     trans_b: bool,
+    probing: bool,
 ) -> Option<Plan> {
     let (av, bv) = (input(g, node, 0)?, input(g, node, 1)?);
     let (ad, bd) = (dims(g, av)?, dims(g, bv)?);
@@ -783,7 +801,7 @@ fn gemm(
     if k != kb || m == 0 || n == 0 || k == 0 || out != [m, n] {
         return None;
     }
-    let b = match const_f32(g, bv) {
+    let b = match const_b(g, bv, probing) {
         Some(mut data) => {
             if alpha != 1.0 {
                 data.iter_mut().for_each(|x| *x *= alpha);
