@@ -149,6 +149,21 @@ fn attention_runs_as_kernels() {
     }
 }
 
+/// Parses `text`, types it (outputs declared `[..]` take their inferred shapes), compiles it
+/// with `threads`, checks it against the reference evaluator within the tolerance, and checks
+/// that every node ran a kernel (no reference fallback).
+fn compiled_without_fallback(text: &str, threads: usize, rtol: f64, atol: f64) -> JitModel {
+    let mut g = parse(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    graphc::passes::infer::infer_graph(&mut g).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let m = check_close(&g, threads, rtol, atol);
+    assert!(
+        m.program.fallbacks.is_empty(),
+        "{text}: {:?}",
+        m.program.fallbacks
+    );
+    m
+}
+
 /// Attention forms beyond the fusion's: 3-D inputs with grouped-query heads, a KV cache,
 /// causal masking, a mask shorter than the keys, softcap and each QK output mode; a boolean
 /// mask; nonpad_kv_seqlen as an input. Each is decomposed into compiled kernels (no fallback)
@@ -164,31 +179,24 @@ fn attention_forms_run_as_kernels() {
 "#
         )
     };
-    let mut cases: Vec<(String, String)> = Vec::new();
-    for mode in 0..=3 {
-        cases.push((
-            format!("gqa, past, causal, mode {mode}"),
-            gqa_past(mode, ""),
-        ));
-        cases.push((
-            format!("gqa, past, causal, softcap, mode {mode}"),
-            gqa_past(mode, ", softcap: 2.5"),
-        ));
-    }
-    // Every query row keeps at least one key (the diagonal), so no row is all -inf.
-    cases.push((
-        "bool mask, 4-D, default scale".into(),
+    // Grouped-query heads with a KV cache and causal masking, each QK output mode, with and
+    // without softcap.
+    let mut cases: Vec<String> = (0..=3)
+        .flat_map(|mode| [gqa_past(mode, ""), gqa_past(mode, ", softcap: 2.5")])
+        .collect();
+    // A bool mask, 4-D inputs, the default scale. Every query row keeps at least one key (the
+    // diagonal), so no row is all -inf.
+    cases.push(
         r#"graph "g" (%q: f32[1,2,4,3], %k: f32[1,2,5,3], %v: f32[1,2,5,7]) {
-  %m: bool[4,5] = constant {value: bool[4,5] [BOOLS]}
+  %m: bool[4,5] = constant {value: bool[4,5] [true, false, false, true, false, false, true, false, false, true, false, false, true, false, false, true, false, false, true, false]}
   %y: f32[1,2,4,7] = attention (%q, %k, %v, %m)
   return %y
 }
 "#
-        .replace("BOOLS", "true, false, false, true, false, false, true, false, false, true, false, false, true, false, false, true, false, false, true, false"),
-    ));
-    // The lengths pass through a copy, so they are not a compile-time constant.
-    cases.push((
-        "nonpad_kv_seqlen at run time, 4-D mask".into(),
+        .into(),
+    );
+    // nonpad_kv_seqlen at run time (through a copy, so not a compile-time constant), 4-D mask.
+    cases.push(
         r#"graph "g" (%q: f32[3,2,1,4], %k: f32[3,2,6,4], %v: f32[3,2,6,4], %m: f32[3,2,1,6]) {
   %n0: i64[3] = constant {value: i64[3] [6, 1, 4]}
   %n: i64[3] = identity (%n0)
@@ -197,15 +205,9 @@ fn attention_forms_run_as_kernels() {
 }
 "#
         .into(),
-    ));
-    for (what, text) in cases {
-        let g = parse(&text).unwrap_or_else(|e| panic!("{what}: {e}"));
-        let m = check_close(&g, 2, 1e-5, 1e-6);
-        assert!(
-            m.program.fallbacks.is_empty(),
-            "{what}: {:?}",
-            m.program.fallbacks
-        );
+    );
+    for text in cases {
+        compiled_without_fallback(&text, 2, 1e-5, 1e-6);
     }
 }
 
@@ -213,16 +215,16 @@ fn attention_forms_run_as_kernels() {
 /// the batch, as a causal mask is) runs as its standard ops, each compiled.
 #[test]
 fn fused_mat_mul_with_a_broadcast_bias_is_unfused() {
-    let g = parse(
+    let m = compiled_without_fallback(
         r#"graph "g" (%a: f32[2,3,5,7], %b: f32[2,3,7,6], %m: f32[5,6]) {
   %y: f32[2,3,5,6] = fused_mat_mul {activation: "relu"} (%a, %b, %m)
   return %y
 }
 "#,
-    )
-    .unwrap();
-    let m = check_close(&g, 2, 1e-5, 1e-6);
-    assert!(m.program.fallbacks.is_empty(), "{:?}", m.program.fallbacks);
+        2,
+        1e-5,
+        1e-6,
+    );
     // MatMul, Add, Relu.
     assert_eq!(m.program.steps.len(), 3);
 }
@@ -303,14 +305,7 @@ fn conv_transpose_runs_as_conv_kernels() {
             let text = format!(
                 "graph \"g\" (%x: f32{xs}{winput}, %b: f32[{m}]) {{\n{wdecl}  %y: f32[..] = conv_transpose {{{attrs}}} (%x, %w, %b)\n  return %y\n}}\n"
             );
-            let mut g = parse(&text).unwrap_or_else(|e| panic!("{attrs}: {e}\n{text}"));
-            graphc::passes::infer::infer_graph(&mut g).unwrap();
-            let jm = check_close(&g, 1, 1e-5, 1e-5);
-            assert!(
-                jm.program.fallbacks.is_empty(),
-                "{attrs} (constant weight {constant}): {:?}",
-                jm.program.fallbacks
-            );
+            compiled_without_fallback(&text, 1, 1e-5, 1e-5);
         }
     }
 }
@@ -364,13 +359,7 @@ fn rotary_embedding_runs_as_kernels() {
         let text = format!(
             "graph \"g\" (%x: f32{x}, %c: f32{cache}, %s: f32{cache}) {{\n{pos_decl}  %y: f32{x} = rotary_embedding {{{attrs}}} (%x, %c, %s{pos_arg})\n  return %y\n}}\n"
         );
-        let g = parse(&text).unwrap_or_else(|e| panic!("{attrs}: {e}\n{text}"));
-        let m = check_close(&g, 1, 1e-5, 1e-6);
-        assert!(
-            m.program.fallbacks.is_empty(),
-            "{x} {attrs}: {:?}",
-            m.program.fallbacks
-        );
+        compiled_without_fallback(&text, 1, 1e-5, 1e-6);
     }
 }
 
@@ -542,14 +531,7 @@ fn recurrent_ops_run_as_kernels() {
             ins.join(", "),
             args.join(", ")
         );
-        let mut g = parse(&text).unwrap_or_else(|e| panic!("{op} {attrs}: {e}\n{text}"));
-        graphc::passes::infer::infer_graph(&mut g).unwrap();
-        let m = check_close(&g, 1, 1e-5, 1e-6);
-        assert!(
-            m.program.fallbacks.is_empty(),
-            "{op} {attrs} {extras}: {:?}",
-            m.program.fallbacks
-        );
+        compiled_without_fallback(&text, 1, 1e-5, 1e-6);
     }
 }
 
@@ -613,14 +595,8 @@ fn quantize_and_dequantize_run_as_kernels() {
         .to_string(),
     ];
     for text in cases {
-        let g = parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         // Quantized outputs are integers: exact; dequantized ones within one rounding.
-        let m = check_close(&g, 1, 1e-7, 0.0);
-        assert!(
-            m.program.fallbacks.is_empty(),
-            "{text}: {:?}",
-            m.program.fallbacks
-        );
+        compiled_without_fallback(&text, 1, 1e-7, 0.0);
     }
 }
 
@@ -655,14 +631,7 @@ fn one_dimensional_pools_run_as_kernels() {
         let text = format!(
             "graph \"g\" (%x: f32{x}) {{\n  %y: f32[..] = {op} {{{attrs}}} (%x)\n  return %y\n}}\n"
         );
-        let mut g = parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-        graphc::passes::infer::infer_graph(&mut g).unwrap();
-        let m = check_close(&g, 1, 1e-6, 1e-7);
-        assert!(
-            m.program.fallbacks.is_empty(),
-            "{op} {attrs}: {:?}",
-            m.program.fallbacks
-        );
+        compiled_without_fallback(&text, 1, 1e-6, 1e-7);
     }
 }
 
@@ -675,16 +644,10 @@ fn block_moves_and_group_norm_run_as_kernels() {
         "%y: f32[2,2,6,9] = depth_to_space {blocksize: 3, mode: \"CRD\"} (%x)",
     ] {
         let text = format!("graph \"g\" (%x: f32[2,18,2,3]) {{\n  {node}\n  return %y\n}}\n");
-        let m = check_close(&parse(&text).unwrap(), 1, 0.0, 0.0);
-        assert!(
-            m.program.fallbacks.is_empty(),
-            "{node}: {:?}",
-            m.program.fallbacks
-        );
+        compiled_without_fallback(&text, 1, 0.0, 0.0);
     }
     let text = "graph \"g\" (%x: i64[1,3,4,6]) {\n  %y: i64[1,12,2,3] = space_to_depth {blocksize: 2} (%x)\n  return %y\n}\n";
-    let m = check_close(&parse(text).unwrap(), 1, 0.0, 0.0);
-    assert!(m.program.fallbacks.is_empty(), "{:?}", m.program.fallbacks);
+    compiled_without_fallback(&text, 1, 0.0, 0.0);
     for (x, groups) in [("[2,6,5,3]", 3), ("[1,4,7]", 4), ("[3,8,2,2]", 1)] {
         let c: usize = x
             .trim_matches(['[', ']'])
@@ -696,12 +659,7 @@ fn block_moves_and_group_norm_run_as_kernels() {
         let text = format!(
             "graph \"g\" (%x: f32{x}, %s: f32[{c}], %b: f32[{c}]) {{\n  %y: f32{x} = group_normalization {{epsilon: 0.001, num_groups: {groups}}} (%x, %s, %b)\n  return %y\n}}\n"
         );
-        let m = check_close(&parse(&text).unwrap(), 1, 1e-4, 1e-5);
-        assert!(
-            m.program.fallbacks.is_empty(),
-            "{x} {groups}: {:?}",
-            m.program.fallbacks
-        );
+        compiled_without_fallback(&text, 1, 1e-4, 1e-5);
     }
 }
 
@@ -717,14 +675,7 @@ fn lp_pool_runs_as_kernels() {
         let text = format!(
             "graph \"g\" (%x: f32[2,3,7,6]) {{\n  %y: f32[..] = lp_pool {{{attrs}}} (%x)\n  return %y\n}}\n"
         );
-        let mut g = parse(&text).unwrap();
-        graphc::passes::infer::infer_graph(&mut g).unwrap();
-        let m = check_close(&g, 1, 1e-5, 1e-6);
-        assert!(
-            m.program.fallbacks.is_empty(),
-            "{attrs}: {:?}",
-            m.program.fallbacks
-        );
+        compiled_without_fallback(&text, 1, 1e-5, 1e-6);
     }
 }
 
@@ -740,12 +691,7 @@ fn softmax_along_inner_axes_runs_as_kernels() {
         let text = format!(
             "graph \"g\" (%x: f32[3,5,7]) {{\n  %y: f32[3,5,7] = {op} {{axis: {axis}}} (%x)\n  return %y\n}}\n"
         );
-        let m = check_close(&parse(&text).unwrap(), 1, 1e-5, 1e-6);
-        assert!(
-            m.program.fallbacks.is_empty(),
-            "{op} {axis}: {:?}",
-            m.program.fallbacks
-        );
+        compiled_without_fallback(&text, 1, 1e-5, 1e-6);
     }
 }
 
@@ -772,14 +718,7 @@ fn gemm_with_alpha_beta_runs_as_kernels() {
         let text = format!(
             "graph \"g\" (%a: f32{a}, %b: f32{b}{cdecl}) {{\n  %y: f32[..] = gemm {{{attrs}}} (%a, %b{carg})\n  return %y\n}}\n"
         );
-        let mut g = parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-        graphc::passes::infer::infer_graph(&mut g).unwrap();
-        let m = check_close(&g, 1, 1e-5, 1e-6);
-        assert!(
-            m.program.fallbacks.is_empty(),
-            "{attrs}: {:?}",
-            m.program.fallbacks
-        );
+        compiled_without_fallback(&text, 1, 1e-5, 1e-6);
     }
 }
 
@@ -804,12 +743,6 @@ fn dynamic_quantize_runs_as_kernels() {
         "graph \"g\" (%x: f32[4,33]) {\n  %y: u8[4,33], %s: f32[], %z: u8[] = dynamic_quantize_linear (%x)\n  return %y, %s, %z\n}\n".into(),
     );
     for text in cases {
-        let g = parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-        let m = check_close(&g, 1, 0.0, 0.0);
-        assert!(
-            m.program.fallbacks.is_empty(),
-            "{text}: {:?}",
-            m.program.fallbacks
-        );
+        compiled_without_fallback(&text, 1, 0.0, 0.0);
     }
 }
