@@ -251,13 +251,14 @@ int main(void) {
 #[test]
 fn a_model_without_kernels_is_refused_naming_the_ops() {
     let dir = scratch("refuse");
-    let model = dir.join("topk.onnx");
-    // TopK has no kernel: the library cannot be built, and the error names the op.
+    let model = dir.join("dropout.onnx");
+    // Dropout with a run-time training flag has no kernel (it would have to draw random
+    // masks): the library cannot be built, and the error names the op.
     let g = graphc::passes::ir::text::parse(
-        r#"graph "g" (%x: f32[4,6]) {
-  %k: i64[1] = constant {value: i64[1] [2]}
-  %v: f32[4,2], %i: i64[4,2] = top_k {axis: -1} (%x, %k)
-  return %v
+        r#"graph "g" (%x: f32[4,6], %t: bool[]) {
+  %r: f32[] = constant {value: f32[] [0.5]}
+  %y: f32[4,6] = dropout (%x, %r, %t)
+  return %y
 }
 "#,
     )
@@ -268,13 +269,13 @@ fn a_model_without_kernels_is_refused_naming_the_ops() {
         .arg("optimize")
         .arg(&model)
         .arg("-o")
-        .arg(dir.join("topk.so"))
+        .arg(dir.join("dropout.so"))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("no kernel for") && err.contains("TopK"),
+        err.contains("no kernel for") && err.contains("Dropout"),
         "{err}"
     );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
