@@ -28,6 +28,7 @@ mod tests;
 
 use std::collections::HashMap;
 
+pub use control::condition_passes_through;
 pub use shape_inputs::{shape_inputs, shape_operands};
 
 use crate::ir::{DType, Dim, Graph, NodeId, Op, Shape, Tensor, TypeInfo, ValueRef};

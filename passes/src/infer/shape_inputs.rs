@@ -41,8 +41,9 @@ pub fn shape_operands(op: &Op) -> &'static [usize] {
         Op::ConstantOfShape { .. }
         | Op::HannWindow { .. }
         | Op::HammingWindow { .. }
-        | Op::BlackmanWindow { .. }
-        | Op::Loop { .. } => &[0],
+        | Op::BlackmanWindow { .. } => &[0],
+        // The trip count and the initial condition decide how many scan outputs there are.
+        Op::Loop { .. } => &[0, 1],
         Op::Range {} => &[0, 1, 2],
         Op::Slice {} => &[1, 2, 3, 4],
         Op::Pad { .. } => &[1, 3],

@@ -4,6 +4,8 @@
 //!
 //! - [`attention`]: Attention (opset 23/24) as MatMul, Softmax and friends.
 //! - [`blocks`]: DepthToSpace and SpaceToDepth as Reshape, Transpose, Reshape.
+//! - [`control`]: If, Loop and Scan inlined (both If branches and a Where for a run-time
+//!   condition; Loop and Scan unrolled).
 //! - [`conv_transpose`]: ConvTranspose as a Conv over the zero-upsampled input.
 //! - [`gemm`]: a Gemm the GEMM kernel declines as Transpose, MatMul, Mul and Add.
 //! - [`group_norm`]: GroupNormalization as LayerNormalization over each group.
@@ -20,6 +22,7 @@ use graphc_passes::ir::{
 
 pub mod attention;
 pub mod blocks;
+pub mod control;
 pub mod conv_transpose;
 pub mod gemm;
 pub mod group_norm;
@@ -52,6 +55,9 @@ pub fn handles(op: &Op) -> bool {
             | Op::LogSoftmax { .. }
             | Op::Gemm { .. }
             | Op::DynamicQuantizeLinear {}
+            | Op::If { .. }
+            | Op::Loop { .. }
+            | Op::Scan { .. }
     )
 }
 
@@ -71,6 +77,7 @@ pub fn rewrite(g: &mut Graph, id: NodeId) {
         Op::Softmax { .. } | Op::LogSoftmax { .. } => softmax_axis::decompose(g, id),
         Op::Gemm { .. } => gemm::decompose(g, id),
         Op::DynamicQuantizeLinear {} => quant::decompose_dynamic(g, id),
+        Op::If { .. } | Op::Loop { .. } | Op::Scan { .. } => control::decompose(g, id),
         _ => {}
     }
 }
