@@ -209,15 +209,23 @@ pub fn prepare(g: &Graph) -> Graph {
         node.op = Op::Constant { value };
     }
     // A FusedMatMul whose bias or residual the GEMM epilogue cannot take (a bias broadcast
-    // over the batch, as attention masks are) runs as its standard ops, each compiled.
+    // over the batch, as attention masks are), and a half-precision FusedSoftmax, run as
+    // their standard ops, each compiled.
     let unfuse: Vec<NodeId> = g
         .node_ids()
         .iter()
         .copied()
         .filter(|&id| {
-            matches!(g.node(id).op, Op::FusedMatMul { .. })
-                && g.node(id).outputs[0].ty.dtype == DType::F32
-                && !kernels::gemm::takes_fused_mat_mul(&g, id)
+            let dt = g.node(id).outputs[0].ty.dtype;
+            match g.node(id).op {
+                Op::FusedMatMul { .. } => {
+                    dt == DType::F32 && !kernels::gemm::takes_fused_mat_mul(&g, id)
+                }
+                // Half precision: the standard ops round where the reference rounds (the
+                // sum before Softmax), and `decompose` widens the MatMul and Softmax.
+                Op::FusedSoftmax { .. } => matches!(dt, DType::F16 | DType::BF16),
+                _ => false,
+            }
         })
         .collect();
     if !unfuse.is_empty() {

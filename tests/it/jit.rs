@@ -835,3 +835,38 @@ fn control_flow_is_inlined_into_kernels() {
         1e-6,
     );
 }
+
+/// Half-precision MatMul, Softmax, FusedSoftmax and Attention, which the reference computes
+/// wider and rounds once, compile as their f32 forms between Casts (no fallback); results
+/// within one f16 rounding of the reference.
+#[test]
+fn half_precision_ops_run_widened() {
+    for dt in ["f16", "bf16"] {
+        let (rtol, atol) = if dt == "f16" { (1e-3, 1e-3) } else { (8e-3, 8e-3) };
+        compiled_without_fallback(
+            &format!(
+                r#"graph "g" (%a: {dt}[2,3,7], %b: {dt}[7,5], %m: {dt}[2,3,5]) {{
+  %p: {dt}[2,3,5] = mat_mul (%a, %b)
+  %s: {dt}[2,3,5] = softmax {{axis: -1}} (%p)
+  %f: {dt}[2,3,5] = fused_softmax {{axis: -1}} (%p, %m)
+  %l: {dt}[2,3,5] = log_softmax {{axis: 1}} (%p)
+  return %s, %f, %l
+}}
+"#
+            ),
+            1,
+            rtol,
+            atol,
+        );
+    }
+    compiled_without_fallback(
+        r#"graph "g" (%q: f16[2,4,3,8], %k: f16[2,2,5,8], %v: f16[2,2,5,6]) {
+  %y: f16[2,4,3,6] = attention {is_causal: 1} (%q, %k, %v)
+  return %y
+}
+"#,
+        1,
+        1e-3,
+        1e-3,
+    );
+}

@@ -14,6 +14,8 @@
 //! - [`quant`]: QuantizeLinear and DequantizeLinear as Cast and elementwise ops.
 //! - [`recurrent`]: LSTM, GRU and RNN unrolled over their sequence.
 //! - [`softmax_axis`]: Softmax/LogSoftmax along an inner axis between two Transposes.
+//! - f16/bf16 Attention, MatMul, Softmax and LogSoftmax (the reference computes them wider
+//!   and rounds once) as their f32 forms between Casts (`widen_half`).
 //! - [`rotary`]: RotaryEmbedding as Gather, Slice, Mul/Add/Sub and Concat.
 
 use graphc_passes::ir::{
@@ -58,6 +60,7 @@ pub fn handles(op: &Op) -> bool {
             | Op::If { .. }
             | Op::Loop { .. }
             | Op::Scan { .. }
+            | Op::MatMul {}
     )
 }
 
@@ -65,7 +68,10 @@ pub fn handles(op: &Op) -> bool {
 /// as it is otherwise.
 pub fn rewrite(g: &mut Graph, id: NodeId) {
     match g.node(id).op {
-        Op::Attention { .. } => attention::decompose(g, id),
+        Op::Attention { .. } => {
+            let id = widen_half(g, id).unwrap_or(id);
+            attention::decompose(g, id)
+        }
         Op::ConvTranspose { .. } => conv_transpose::decompose(g, id),
         Op::RotaryEmbedding { .. } => rotary::decompose(g, id),
         Op::Lstm { .. } | Op::Gru { .. } | Op::Rnn { .. } => recurrent::decompose(g, id),
@@ -74,12 +80,85 @@ pub fn rewrite(g: &mut Graph, id: NodeId) {
         Op::DepthToSpace { .. } | Op::SpaceToDepth { .. } => blocks::decompose(g, id),
         Op::GroupNormalization { .. } => group_norm::decompose(g, id),
         Op::LpPool { .. } => lp_pool::decompose(g, id),
-        Op::Softmax { .. } | Op::LogSoftmax { .. } => softmax_axis::decompose(g, id),
+        Op::Softmax { .. } | Op::LogSoftmax { .. } => {
+            let id = widen_half(g, id).unwrap_or(id);
+            softmax_axis::decompose(g, id)
+        }
+        Op::MatMul {} => {
+            widen_half(g, id);
+        }
         Op::Gemm { .. } => gemm::decompose(g, id),
         Op::DynamicQuantizeLinear {} => quant::decompose_dynamic(g, id),
         Op::If { .. } | Op::Loop { .. } | Op::Scan { .. } => control::decompose(g, id),
         _ => {}
     }
+}
+
+/// A half-precision (f16/bf16) node that the reference computes in f32 or f64 and rounds
+/// once at the end (Attention, MatMul, Softmax, LogSoftmax) as the
+/// same op over f32 Casts of its half inputs, its outputs cast back: returns the f32 node
+/// (the original's readers now read the Casts), or `None` when the node is not half.
+fn widen_half(g: &mut Graph, id: NodeId) -> Option<NodeId> {
+    let node = g.node(id).clone();
+    let half = |dt: DType| matches!(dt, DType::F16 | DType::BF16);
+    let x = node.inputs.first().copied().flatten()?;
+    let dt = g.dtype(x);
+    if !half(dt)
+        || node
+            .outputs
+            .iter()
+            .any(|o| o.ty.dtype != dt || o.ty.shape.as_known().is_none())
+        || node.inputs.iter().flatten().any(|&v| known(g, v).is_none())
+    {
+        return None;
+    }
+    let mut b = Builder::for_node(g, id);
+    let cast = |b: &mut Builder, suffix: &str, v: ValueRef, to: DType| {
+        let dims = known(b.g, v)?;
+        let op = Op::Cast {
+            to,
+            saturate: 1,
+            round_mode: "up".into(),
+        };
+        Some(b.add(suffix, op, vec![v], to, &dims))
+    };
+    let mut inputs = Vec::with_capacity(node.inputs.len());
+    for (i, v) in node.inputs.iter().enumerate() {
+        inputs.push(match v {
+            Some(v) if half(b.g.dtype(*v)) => {
+                Some(cast(&mut b, &format!("in{i}.f32"), *v, DType::F32)?)
+            }
+            other => *other,
+        });
+    }
+    let wide = b.g.add_node(Node {
+        name: String::new(),
+        op: node.op.clone(),
+        inputs: Vec::new(),
+        outputs: node
+            .outputs
+            .iter()
+            .map(|o| ValueInfo {
+                name: format!("{}.f32", o.name),
+                ty: TypeInfo {
+                    dtype: DType::F32,
+                    shape: o.ty.shape.clone(),
+                },
+            })
+            .collect(),
+    });
+    for (slot, v) in inputs.into_iter().enumerate() {
+        b.g.set_input(wide, slot, v);
+    }
+    for k in 0..node.outputs.len() {
+        let w = ValueRef {
+            node: wide,
+            port: k as u32,
+        };
+        let back = cast(&mut b, &format!("out{k}"), w, dt)?;
+        redirect(b.g, id, k as u32, back);
+    }
+    Some(wide)
 }
 
 /// The static shape of `v`.
