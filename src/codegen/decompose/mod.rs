@@ -5,6 +5,7 @@
 //! - [`attention`]: Attention (opset 23/24) as MatMul, Softmax and friends.
 //! - [`blocks`]: DepthToSpace and SpaceToDepth as Reshape, Transpose, Reshape.
 //! - [`conv_transpose`]: ConvTranspose as a Conv over the zero-upsampled input.
+//! - [`einsum`]: Einsum as Gather (diagonals), Transpose, Reshape, Mul and ReduceSum.
 //! - [`gemm`]: a Gemm the GEMM kernel declines as Transpose, MatMul, Mul and Add.
 //! - [`group_norm`]: GroupNormalization as LayerNormalization over each group.
 //! - [`lp_pool`]: LpPool as AveragePool of `|x|^p`, scaled, then `^(1/p)`.
@@ -21,6 +22,7 @@ use graphc_passes::ir::{
 pub mod attention;
 pub mod blocks;
 pub mod conv_transpose;
+pub mod einsum;
 pub mod gemm;
 pub mod group_norm;
 pub mod lp_pool;
@@ -52,6 +54,7 @@ pub fn handles(op: &Op) -> bool {
             | Op::LogSoftmax { .. }
             | Op::Gemm { .. }
             | Op::DynamicQuantizeLinear {}
+            | Op::Einsum { .. }
     )
 }
 
@@ -71,6 +74,7 @@ pub fn rewrite(g: &mut Graph, id: NodeId) {
         Op::Softmax { .. } | Op::LogSoftmax { .. } => softmax_axis::decompose(g, id),
         Op::Gemm { .. } => gemm::decompose(g, id),
         Op::DynamicQuantizeLinear {} => quant::decompose_dynamic(g, id),
+        Op::Einsum { .. } => einsum::decompose(g, id),
         _ => {}
     }
 }
@@ -190,7 +194,8 @@ impl<'a> Builder<'a> {
         dims: &[usize],
     ) -> ValueRef {
         let perm = Some(perm.to_vec());
-        self.f32(suffix, Op::Transpose { perm }, vec![x], dims)
+        let dtype = self.g.dtype(x);
+        self.add(suffix, Op::Transpose { perm }, vec![x], dtype, dims)
     }
 }
 
