@@ -47,3 +47,47 @@ fn einsum_runs_as_kernels() {
         }
     }
 }
+
+/// Training-mode BatchNormalization (with and without the running statistics, rank 2 to 4,
+/// f32 and f64) and MeanVarianceNormalization (default and explicit axes).
+#[test]
+fn batch_norm_training_and_mvn_run_as_kernels() {
+    for (dt, x, c) in [
+        ("f32", "[2,3,4,5]", 3),
+        ("f32", "[5,7]", 7),
+        ("f64", "[3,2,9]", 2),
+        ("f32", "[1,1,3,3]", 1),
+    ] {
+        let tol = if dt == "f32" {
+            (1e-6, 1e-7)
+        } else {
+            (1e-12, 1e-13)
+        };
+        let ins =
+            format!("%x: {dt}{x}, %s: {dt}[{c}], %b: {dt}[{c}], %m: {dt}[{c}], %v: {dt}[{c}]");
+        let full = format!(
+            "graph \"g\" ({ins}) {{\n  %y: {dt}{x}, %rm: {dt}[{c}], %rv: {dt}[{c}] = batch_normalization {{epsilon: 0.01, momentum: 0.8, training_mode: 1}} (%x, %s, %b, %m, %v)\n  return %y, %rm, %rv\n}}\n"
+        );
+        compiled_without_fallback(&full, 2, tol.0, tol.1);
+        let y_only = format!(
+            "graph \"g\" ({ins}) {{\n  %y: {dt}{x} = batch_normalization {{training_mode: 1}} (%x, %s, %b, %m, %v)\n  return %y\n}}\n"
+        );
+        compiled_without_fallback(&y_only, 1, tol.0, tol.1);
+    }
+    for (dt, x, attrs) in [
+        ("f32", "[3,3,3,1]", ""),
+        ("f32", "[2,5,7]", "axes: [1]"),
+        ("f64", "[4,9]", "axes: [-1]"),
+        ("f32", "[2,3,5]", "axes: [0, 2]"),
+    ] {
+        let tol = if dt == "f32" {
+            (1e-6, 1e-7)
+        } else {
+            (1e-12, 1e-13)
+        };
+        let text = format!(
+            "graph \"g\" (%x: {dt}{x}) {{\n  %y: {dt}{x} = mean_variance_normalization {{{attrs}}} (%x)\n  return %y\n}}\n"
+        );
+        compiled_without_fallback(&text, 2, tol.0, tol.1);
+    }
+}

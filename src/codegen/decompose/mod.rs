@@ -9,6 +9,8 @@
 //! - [`gemm`]: a Gemm the GEMM kernel declines as Transpose, MatMul, Mul and Add.
 //! - [`group_norm`]: GroupNormalization as LayerNormalization over each group.
 //! - [`lp_pool`]: LpPool as AveragePool of `|x|^p`, scaled, then `^(1/p)`.
+//! - [`moments`]: training-mode BatchNormalization and MeanVarianceNormalization as f64
+//!   ReduceMean and elementwise ops.
 //! - [`pool1d`]: 1-D MaxPool and AveragePool as the 2-D pools over a height of 1.
 //! - [`quant`]: QuantizeLinear and DequantizeLinear as Cast and elementwise ops.
 //! - [`recurrent`]: LSTM, GRU and RNN unrolled over their sequence.
@@ -26,6 +28,7 @@ pub mod einsum;
 pub mod gemm;
 pub mod group_norm;
 pub mod lp_pool;
+pub mod moments;
 pub mod pool1d;
 pub mod quant;
 pub mod recurrent;
@@ -55,6 +58,8 @@ pub fn handles(op: &Op) -> bool {
             | Op::Gemm { .. }
             | Op::DynamicQuantizeLinear {}
             | Op::Einsum { .. }
+            | Op::BatchNormalization { .. }
+            | Op::MeanVarianceNormalization { .. }
     )
 }
 
@@ -75,6 +80,8 @@ pub fn rewrite(g: &mut Graph, id: NodeId) {
         Op::Gemm { .. } => gemm::decompose(g, id),
         Op::DynamicQuantizeLinear {} => quant::decompose_dynamic(g, id),
         Op::Einsum { .. } => einsum::decompose(g, id),
+        Op::BatchNormalization { .. } => moments::decompose_batch_norm(g, id),
+        Op::MeanVarianceNormalization { .. } => moments::decompose_mvn(g, id),
         _ => {}
     }
 }
