@@ -91,3 +91,56 @@ fn batch_norm_training_and_mvn_run_as_kernels() {
         compiled_without_fallback(&text, 2, tol.0, tol.1);
     }
 }
+
+/// DFT: forward, inverse, one-sided and the inverse of a one-sided spectrum, real and
+/// complex signals, every axis position, `dft_length` truncating and zero-padding (odd and
+/// even), the axis as an attribute or a constant input; f32 and f64. The kernel repeats the
+/// reference's arithmetic, so the results are exact.
+#[test]
+fn dft_runs_as_kernels() {
+    let cases: &[(&str, &str, Option<i64>, Option<i64>)] = &[
+        ("[1,10,10,1]", "axis: 1", None, None),
+        ("[1,10,10,1]", "axis: 2", None, None),
+        ("[2,7,3,2]", "axis: 1", None, None),
+        ("[2,7,3,2]", "inverse: 1, axis: -3", None, None),
+        ("[3,9,2]", "onesided: 1, axis: 1", None, None),
+        ("[3,8,1]", "onesided: 1", None, Some(0)),
+        ("[2,6,5,2]", "inverse: 1, onesided: 1, axis: 1", None, None),
+        ("[2,6,5,2]", "inverse: 1, onesided: 1", Some(11), Some(1)),
+        ("[2,4,5,2]", "inverse: 1, onesided: 1", Some(9), Some(1)),
+        ("[5,13,1]", "axis: 1", Some(6), None),
+        ("[5,6,2]", "inverse: 1, axis: 1", Some(17), None),
+        ("[4,5,1]", "onesided: 1", Some(12), Some(-2)),
+        ("[1,1,2]", "axis: 1", None, None),
+    ];
+    for dt in ["f32", "f64"] {
+        for (x, attrs, len, axis) in cases {
+            let mut consts = String::new();
+            let len_arg = match len {
+                Some(n) => {
+                    consts += &format!("  %len: i64[] = constant {{value: i64[] [{n}]}}\n");
+                    "%len"
+                }
+                None => "_",
+            };
+            let axis_arg = match axis {
+                Some(a) => {
+                    consts += &format!("  %axis: i64[] = constant {{value: i64[] [{a}]}}\n");
+                    ", %axis"
+                }
+                None => "",
+            };
+            let args = if axis_arg.is_empty() && len_arg == "_" {
+                String::new()
+            } else if axis_arg.is_empty() {
+                format!(", {len_arg}")
+            } else {
+                format!(", {len_arg}{axis_arg}")
+            };
+            let text = format!(
+                "graph \"g\" (%x: {dt}{x}) {{\n{consts}  %y: {dt}[..] = dft {{{attrs}}} (%x{args})\n  return %y\n}}\n"
+            );
+            compiled_without_fallback(&text, 2, 0.0, 0.0);
+        }
+    }
+}

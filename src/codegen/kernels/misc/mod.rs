@@ -12,6 +12,7 @@
 //! - `elem`: ConstantOfShape, Cast (f32/f64/integers/bool), Where (broadcasting).
 //! - `index`: GatherElements, GatherND, ScatterElements, ScatterND (reductions), OneHot,
 //!   EyeLike, NegativeLogLikelihoodLoss and SoftmaxCrossEntropyLoss (f32).
+//! - [`signal`]: DFT (f32, f64; forward, inverse, one-sided, constant `dft_length`/`axis`).
 //! - [`resize`]: Resize, nearest (any rank) and bilinear (NCHW, H and W), constant scales/sizes.
 //!
 //! Every emitter declines (`Ok(None)`) what it does not handle exactly like the reference
@@ -31,6 +32,7 @@ pub mod pool;
 pub mod reduce;
 pub mod resize;
 pub mod scan;
+pub mod signal;
 pub mod softmax;
 
 #[cfg(test)]
@@ -84,6 +86,7 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
             norm::lower(cx, g, node)
         }
         Op::Resize { .. } => resize::lower(cx, g, node),
+        Op::Dft { .. } => signal::lower(cx, g, node),
         Op::ConstantOfShape { .. } | Op::Cast { .. } | Op::Where {} => elem::lower(cx, g, node),
         Op::GatherElements { .. }
         | Op::GatherND { .. }
