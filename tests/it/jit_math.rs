@@ -144,3 +144,91 @@ fn dft_runs_as_kernels() {
         }
     }
 }
+
+/// ReverseSequence with run-time lengths (both axis orders, trailing dims, several element
+/// types), and lengths outside `0..=T` clamped into it.
+#[test]
+fn reverse_sequence_runs_as_kernels() {
+    for (dt, x, attrs, lens) in [
+        (
+            "f32",
+            "[4,4]",
+            "batch_axis: 0, time_axis: 1",
+            "[4] [4, 3, 2, 1]",
+        ),
+        ("f32", "[4,4]", "", "[4] [4, 3, 2, 1]"),
+        ("i64", "[5,3,2,3]", "", "[3] [5, 0, 2]"),
+        (
+            "u8",
+            "[3,7,5]",
+            "batch_axis: 0, time_axis: 1",
+            "[3] [1, 7, 6]",
+        ),
+        ("f64", "[1,2,1]", "batch_axis: 0, time_axis: 1", "[1] [2]"),
+    ] {
+        let text = format!(
+            "graph \"g\" (%x: {dt}{x}) {{\n  %l0: i64{} = constant {{value: i64{lens}}}\n  %l: i64{} = identity (%l0)\n  %y: {dt}{x} = reverse_sequence {{{attrs}}} (%x, %l)\n  return %y\n}}\n",
+            &lens[..3],
+            &lens[..3],
+        );
+        compiled_without_fallback(&text, 2, 0.0, 0.0);
+    }
+    // Out-of-range lengths (the reference refuses them) are clamped into 0..=T.
+    use graphc::codegen::jit::{JitModel, JitOptions};
+    use graphc::passes::eval::{compare, eval_graph};
+    use graphc::passes::ir::{text::parse, Tensor};
+    let mut g = parse(
+        "graph \"g\" (%x: f32[3,5], %l: i64[3]) {\n  %y: f32[3,5] = reverse_sequence {batch_axis: 0, time_axis: 1} (%x, %l)\n  return %y\n}\n",
+    )
+    .unwrap();
+    graphc::passes::infer::infer_graph(&mut g).unwrap();
+    let x = Tensor::from_vec(&[3, 5], (0..15).map(|v| v as f32).collect()).unwrap();
+    let mut m = JitModel::compile(&g, &JitOptions::default()).unwrap();
+    assert!(m.program.fallbacks.is_empty());
+    let got = m
+        .run(&[
+            x.clone(),
+            Tensor::from_vec(&[3], vec![-4i64, 99, 3]).unwrap(),
+        ])
+        .unwrap();
+    let clamped = Tensor::from_vec(&[3], vec![0i64, 5, 3]).unwrap();
+    let want = eval_graph(&g, &[Some(x), Some(clamped)]).unwrap();
+    compare(&got[0], &want[0], 0.0, 0.0).unwrap();
+}
+
+/// Det of random matrices (1x1 to 7x7, batched, f32 and f64), singular matrices (a zero
+/// pivot), pivot ties (the last largest row wins) and NaN: the reference's elimination step
+/// for step, so the results are exact.
+#[test]
+fn det_runs_as_kernels() {
+    for (dt, x) in [
+        ("f32", "[2,2]"),
+        ("f32", "[3,2,2]"),
+        ("f64", "[5,5]"),
+        ("f32", "[2,3,7,7]"),
+        ("f64", "[4,1,1]"),
+        ("f32", "[3,3]"),
+    ] {
+        let y = {
+            let dims: Vec<&str> = x.trim_matches(['[', ']']).split(',').collect();
+            format!("[{}]", dims[..dims.len() - 2].join(","))
+        };
+        let text =
+            format!("graph \"g\" (%x: {dt}{x}) {{\n  %y: {dt}{y} = det (%x)\n  return %y\n}}\n");
+        compiled_without_fallback(&text, 2, 0.0, 0.0);
+    }
+    for m in [
+        "[1.0, 2.0, 3.0, 2.0, 4.0, 6.0, 1.0, 0.0, 1.0]",
+        "[0.0, 2.0, 3.0, 0.0, 4.0, 5.0, 0.0, 1.0, 1.0]",
+        "[1.0, 2.0, 3.0, -1.0, 3.0, 0.5, 1.0, -7.0, 2.0]",
+        // A three-way tie whose first and last rows give different roundings.
+        "[0.3, 0.18, -0.52, -0.3, 0.5, -1.74, 0.3, 1.35, -0.96]",
+        "[1.0, nan, 3.0, -1.0, 3.0, 0.5, 1.0, -7.0, 2.0]",
+        "[0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]",
+    ] {
+        let text = format!(
+            "graph \"g\" () {{\n  %x0: f64[3,3] = constant {{value: f64[3,3] {m}}}\n  %x: f64[3,3] = identity (%x0)\n  %y: f64[] = det (%x)\n  return %y\n}}\n"
+        );
+        compiled_without_fallback(&text, 1, 0.0, 0.0);
+    }
+}

@@ -12,6 +12,7 @@
 //! - `elem`: ConstantOfShape, Cast (f32/f64/integers/bool), Where (broadcasting).
 //! - `index`: GatherElements, GatherND, ScatterElements, ScatterND (reductions), OneHot,
 //!   EyeLike, NegativeLogLikelihoodLoss and SoftmaxCrossEntropyLoss (f32).
+//! - `linalg`: ReverseSequence (run-time lengths, clamped), Det (f32, f64; partial pivoting).
 //! - [`signal`]: DFT (f32, f64; forward, inverse, one-sided, constant `dft_length`/`axis`).
 //! - [`resize`]: Resize, nearest (any rank) and bilinear (NCHW, H and W), constant scales/sizes.
 //!
@@ -26,6 +27,7 @@ use crate::codegen::kernel::{KernelCx, Lowered};
 mod elem;
 mod index;
 mod ir;
+mod linalg;
 pub mod movement;
 pub mod norm;
 pub mod pool;
@@ -87,6 +89,7 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
         }
         Op::Resize { .. } => resize::lower(cx, g, node),
         Op::Dft { .. } => signal::lower(cx, g, node),
+        Op::ReverseSequence { .. } | Op::Det {} => linalg::lower(cx, g, node),
         Op::ConstantOfShape { .. } | Op::Cast { .. } | Op::Where {} => elem::lower(cx, g, node),
         Op::GatherElements { .. }
         | Op::GatherND { .. }
