@@ -232,3 +232,87 @@ fn det_runs_as_kernels() {
         compiled_without_fallback(&text, 1, 0.0, 0.0);
     }
 }
+
+/// MatMulInteger and ConvInteger (8-bit operands, scalar, per-row, per-column and
+/// per-channel zero points, batches, padding, strides, groups) as exact f32 products; a
+/// product whose partial sums could leave the f32-exact range is declined (it falls back).
+#[test]
+fn integer_products_run_as_kernels() {
+    for (a, b, az, bz) in [
+        ("u8[4,3]", "u8[3,2]", Some("u8[1]"), Some("u8[1]")),
+        ("i8[2,5,7]", "i8[7,3]", Some("i8[]"), None),
+        ("u8[2,1,3,9]", "u8[3,9,5]", Some("u8[1]"), Some("u8[5]")),
+        ("i8[6,4]", "u8[4,9]", Some("i8[6]"), Some("u8[9]")),
+        ("u8[1,258]", "u8[258,3]", None, None),
+    ] {
+        let mut decls = format!("%a: {a}, %b: {b}");
+        let mut args = "%a, %b".to_string();
+        for (name, z) in [("az", az), ("bz", bz)] {
+            match z {
+                Some(t) => {
+                    decls += &format!(", %{name}: {t}");
+                    args += &format!(", %{name}");
+                }
+                None => args += ", _",
+            }
+        }
+        let text = format!(
+            "graph \"g\" ({decls}) {{\n  %y: i32[..] = mat_mul_integer ({args})\n  return %y\n}}\n"
+        );
+        compiled_without_fallback(&text, 2, 0.0, 0.0);
+    }
+    for (x, w, attrs, wz) in [
+        ("u8[1,1,3,3]", "u8[2,1,2,2]", "pads: [1, 1, 1, 1]", "u8[2]"),
+        ("u8[1,1,3,3]", "u8[1,1,2,2]", "", "u8[]"),
+        (
+            "i8[2,4,7,6]",
+            "i8[6,2,3,3]",
+            "group: 2, strides: [2, 1], pads: [1, 0, 1, 2]",
+            "i8[1]",
+        ),
+        ("u8[1,3,9]", "u8[5,3,4]", "dilations: [2]", "u8[5]"),
+    ] {
+        let text = format!(
+            "graph \"g\" (%x: {x}, %w: {w}, %xz: {}[], %wz: {wz}) {{\n  %y: i32[..] = conv_integer {{{attrs}}} (%x, %w, %xz, %wz)\n  return %y\n}}\n",
+            &x[..2]
+        );
+        compiled_without_fallback(&text, 2, 0.0, 0.0);
+    }
+    // K · 255 · 255 above 2^24: declined rather than inexact.
+    let mut g = graphc::passes::ir::text::parse(
+        "graph \"g\" (%a: u8[2,300], %b: u8[300,2]) {\n  %y: i32[2,2] = mat_mul_integer (%a, %b)\n  return %y\n}\n",
+    )
+    .unwrap();
+    graphc::passes::infer::infer_graph(&mut g).unwrap();
+    let m = graphc::codegen::jit::JitModel::compile(&g, &Default::default()).unwrap();
+    assert_eq!(m.program.fallbacks.len(), 1);
+}
+
+/// QLinearMatMul: 8-bit operands, f32, f16 and f64 scales (run time), results that wrap
+/// (numpy `astype`, as the reference), and a huge scale that saturates through i64.
+#[test]
+fn qlinear_matmul_runs_as_kernels() {
+    for (t, s, a, b) in [
+        ("u8", "f32", "[2,4]", "[4,3]"),
+        ("i8", "f16", "[2,4]", "[4,3]"),
+        ("u8", "f16", "[2,2,4]", "[2,4,3]"),
+        ("i8", "f32", "[3,1,2,7]", "[2,7,5]"),
+        ("u8", "f64", "[5,9]", "[9,6]"),
+    ] {
+        let text = format!(
+            "graph \"g\" (%a: {t}{a}, %sa: {s}[1], %za: {t}[1], %b: {t}{b}, %sb: {s}[1], %zb: {t}[1], %sy: {s}[1], %zy: {t}[1]) {{\n  %y: {t}[..] = q_linear_mat_mul (%a, %sa, %za, %b, %sb, %zb, %sy, %zy)\n  return %y\n}}\n"
+        );
+        compiled_without_fallback(&text, 2, 0.0, 0.0);
+    }
+    for (sy, t) in [
+        ("1e-30", "u8"),
+        ("1e-30", "i8"),
+        ("-1e-30", "u8"),
+        ("0.003", "i8"),
+    ] {
+        let text = format!(
+            "graph \"g\" (%a: {t}[3,4], %b: {t}[4,2]) {{\n  %sa: f32[] = constant {{value: f32[] [0.5]}}\n  %sb: f32[] = constant {{value: f32[] [0.25]}}\n  %sy0: f32[] = constant {{value: f32[] [{sy}]}}\n  %sy: f32[] = identity (%sy0)\n  %zy0: {t}[] = constant {{value: {t}[] [3]}}\n  %zy: {t}[] = identity (%zy0)\n  %y: {t}[3,2] = q_linear_mat_mul (%a, %sa, _, %b, %sb, _, %sy, %zy)\n  return %y\n}}\n"
+        );
+        compiled_without_fallback(&text, 1, 0.0, 0.0);
+    }
+}

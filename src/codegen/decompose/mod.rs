@@ -8,6 +8,8 @@
 //! - [`einsum`]: Einsum as Gather (diagonals), Transpose, Reshape, Mul and ReduceSum.
 //! - [`gemm`]: a Gemm the GEMM kernel declines as Transpose, MatMul, Mul and Add.
 //! - [`group_norm`]: GroupNormalization as LayerNormalization over each group.
+//! - [`int_product`]: MatMulInteger, ConvInteger and QLinearMatMul as the f32 MatMul/Conv of
+//!   the shifted operands when that is exact, then Cast (and the requantization in f64).
 //! - [`lp_pool`]: LpPool as AveragePool of `|x|^p`, scaled, then `^(1/p)`.
 //! - [`moments`]: training-mode BatchNormalization and MeanVarianceNormalization as f64
 //!   ReduceMean and elementwise ops.
@@ -27,6 +29,7 @@ pub mod conv_transpose;
 pub mod einsum;
 pub mod gemm;
 pub mod group_norm;
+pub mod int_product;
 pub mod lp_pool;
 pub mod moments;
 pub mod pool1d;
@@ -60,6 +63,9 @@ pub fn handles(op: &Op) -> bool {
             | Op::Einsum { .. }
             | Op::BatchNormalization { .. }
             | Op::MeanVarianceNormalization { .. }
+            | Op::MatMulInteger {}
+            | Op::QLinearMatMul {}
+            | Op::ConvInteger { .. }
     )
 }
 
@@ -82,6 +88,8 @@ pub fn rewrite(g: &mut Graph, id: NodeId) {
         Op::Einsum { .. } => einsum::decompose(g, id),
         Op::BatchNormalization { .. } => moments::decompose_batch_norm(g, id),
         Op::MeanVarianceNormalization { .. } => moments::decompose_mvn(g, id),
+        Op::MatMulInteger {} | Op::QLinearMatMul {} => int_product::decompose_matmul(g, id),
+        Op::ConvInteger { .. } => int_product::decompose_conv(g, id),
         _ => {}
     }
 }
