@@ -240,6 +240,9 @@ pub fn prepare(g: &Graph) -> Graph {
         .collect();
     if !rewrite.is_empty() {
         let before = g.clone();
+        let inlined = rewrite
+            .iter()
+            .any(|&id| super::decompose::control::is_control(&g.node(id).op));
         for id in rewrite {
             super::decompose::rewrite(&mut g, id);
         }
@@ -249,8 +252,74 @@ pub fn prepare(g: &Graph) -> Graph {
             return before;
         }
         remove_dead_nodes(&mut g);
+        if inlined {
+            // Inlined bodies compute indices from constant iteration numbers: fold them, and
+            // type the inlined nodes exactly.
+            let mut folded = g.clone();
+            fold_constants(&mut folded);
+            remove_dead_nodes(&mut folded);
+            if graphc_passes::infer::infer_graph(&mut folded).is_ok() {
+                g = folded;
+            }
+        }
     }
     g
+}
+
+/// Largest number of elements [`fold_constants`] computes for one value.
+const FOLD_ELEMENTS: usize = 4096;
+
+/// Replaces every single-output node whose inputs are all constants (and whose output is
+/// small) by the constant the reference evaluator computes for it, in order.
+fn fold_constants(g: &mut Graph) {
+    if g.toposort().is_err() {
+        return;
+    }
+    for id in g.node_ids().to_vec() {
+        let node = g.node(id);
+        if matches!(
+            node.op,
+            Op::Input { .. }
+                | Op::Constant { .. }
+                | Op::If { .. }
+                | Op::Loop { .. }
+                | Op::Scan { .. }
+                | Op::Dropout { .. }
+        ) || node.outputs.len() != 1
+            || node.inputs.is_empty()
+            || node.outputs[0]
+                .ty
+                .shape
+                .num_elements()
+                .is_none_or(|n| n > FOLD_ELEMENTS)
+        {
+            continue;
+        }
+        let args: Option<Vec<Option<&graphc_passes::ir::Tensor>>> = node
+            .inputs
+            .iter()
+            .map(|v| match v {
+                None => Some(None),
+                Some(v) => match &g.node(v.node).op {
+                    Op::Constant { value } => Some(Some(value)),
+                    _ => None,
+                },
+            })
+            .collect();
+        let Some(args) = args else {
+            continue;
+        };
+        let Ok(mut out) = graphc_passes::eval::eval_op(&node.op, &args, 1) else {
+            continue;
+        };
+        let value = out.remove(0);
+        for slot in 0..g.node(id).inputs.len() {
+            g.set_input(id, slot, None);
+        }
+        let node = g.node_mut(id);
+        node.inputs.clear();
+        node.op = Op::Constant { value };
+    }
 }
 
 /// Removes the nodes (other than graph inputs) whose values nothing reads.

@@ -49,16 +49,15 @@ fn outputs_may_be_inputs_constants_or_repeated() {
 
 #[test]
 fn fallback_nodes_run_between_kernels() {
-    // TopK has no kernel: it runs with the reference evaluator between two copies, reading
-    // a constant and writing a buffer of the arena.
+    // GlobalLpPool has no kernel: it runs with the reference evaluator between two copies,
+    // reading a buffer of the arena and writing one.
     let g = parse(
         r#"graph "g" (%x: f32[3,4]) {
-  %s: i64[1] = constant {value: i64[1] [12]}
-  %a: f32[12] = reshape (%x, %s)
-  %k: i64[1] = constant {value: i64[1] [12]}
-  %b: f32[12], %i: i64[12] = top_k (%a, %k)
-  %t: i64[2] = constant {value: i64[2] [4, 3]}
-  %c: f32[4,3] = reshape (%b, %t)
+  %s: i64[4] = constant {value: i64[4] [1, 3, 2, 2]}
+  %a: f32[1,3,2,2] = reshape (%x, %s)
+  %b: f32[1,3,1,1] = global_lp_pool (%a)
+  %t: i64[1] = constant {value: i64[1] [3]}
+  %c: f32[3] = reshape (%b, %t)
   return %c, %b
 }
 "#,
@@ -750,4 +749,94 @@ fn dynamic_quantize_runs_as_kernels() {
     for text in cases {
         compiled_without_fallback(&text, 1, 0.0, 0.0);
     }
+}
+
+/// If with a run-time condition (both branches inlined, outputs picked by Where; run for
+/// both values), Scan with reversed and non-leading axes, and Loop with a constant trip
+/// count: each inlined into compiled kernels (no fallback) and matching the reference.
+#[test]
+fn control_flow_is_inlined_into_kernels() {
+    let if_graph = r#"graph "g" (%c: bool[], %x: f32[3,5]) {
+  %y: f32[3,5], %z: f32[5] = if {
+    then_branch: graph "then" (%a: f32[3,5]) {
+      %t: f32[3,5] = tanh (%a)
+      %s: i64[1] = constant {value: i64[1] [0]}
+      %r: f32[5] = reduce_sum {keepdims: 0} (%a, %s)
+      return %t, %r
+    },
+    else_branch: graph "else" (%b: f32[3,5]) {
+      %e: f32[3,5] = mul (%b, %b)
+      %s: i64[1] = constant {value: i64[1] [0]}
+      %r: f32[5] = reduce_max {keepdims: 0} (%b, %s)
+      return %e, %r
+    }
+  } (%c, %x)
+  return %y, %z
+}
+"#;
+    let g = parse(if_graph).unwrap();
+    for cond in [true, false] {
+        let x = random_inputs(&g, 3).unwrap().pop().unwrap();
+        let inputs = vec![Some(graphc::passes::ir::Tensor::scalar(cond)), x];
+        let want = eval_graph(&g, &inputs).unwrap();
+        let mut m = JitModel::compile(&g, &JitOptions::default()).unwrap();
+        assert!(m.program.fallbacks.is_empty(), "{:?}", m.program.fallbacks);
+        let ins: Vec<_> = inputs.into_iter().map(Option::unwrap).collect();
+        let got = m.run(&ins).unwrap();
+        for (a, b) in got.iter().zip(&want) {
+            compare(a, b, 1e-6, 1e-6).unwrap();
+        }
+    }
+    // Scan: a running sum over axis 1 of one input read backwards, the step outputs stacked
+    // along axis 1 in reverse, a second scan input along axis 0, and a capture.
+    compiled_without_fallback(
+        r#"graph "g" (%s0: f32[2], %x: f32[2,7], %w: f32[7,2], %k: f32[2]) {
+  %s: f32[2], %ys: f32[2,7], %zs: f32[7,2] = scan {
+    body: graph "body" (%acc: f32[2], %xi: f32[2], %wi: f32[2], %kk: f32[2]) {
+      %a1: f32[2] = add (%acc, %xi)
+      %a2: f32[2] = mul (%a1, %kk)
+      %o: f32[2] = sub (%a2, %wi)
+      %o2: f32[2] = identity (%a2)
+      return %a2, %o, %o2
+    },
+    num_scan_inputs: 2,
+    num_captures: 1,
+    scan_input_axes: [1, 0],
+    scan_input_directions: [1, 0],
+    scan_output_axes: [1, 0],
+    scan_output_directions: [1, 0]
+  } (%s0, %x, %w, %k)
+  return %s, %ys, %zs
+}
+"#,
+        1,
+        1e-5,
+        1e-6,
+    );
+    // Loop: 4 iterations, the iteration number selecting a row (index arithmetic folded).
+    compiled_without_fallback(
+        r#"graph "g" (%y0: f32[3], %x: f32[4,3]) {
+  %m: i64[] = constant {value: i64[] [4]}
+  %c: bool[] = constant {value: bool[] [true]}
+  %y: f32[3], %rows: f32[4,3] = loop {
+    body: graph "body" (%i: i64[], %ci: bool[], %acc: f32[3], %xx: f32[4,3]) {
+      %co: bool[] = identity (%ci)
+      %z: i64[1] = constant {value: i64[1] [0]}
+      %iu: i64[1] = unsqueeze (%i, %z)
+      %row: f32[1,3] = gather {axis: 0} (%xx, %iu)
+      %three: i64[1] = constant {value: i64[1] [3]}
+      %r: f32[3] = reshape (%row, %three)
+      %next: f32[3] = add (%acc, %r)
+      %out: f32[3] = sigmoid (%next)
+      return %co, %next, %out
+    },
+    num_captures: 1
+  } (%m, %c, %y0, %x)
+  return %y, %rows
+}
+"#,
+        1,
+        1e-5,
+        1e-6,
+    );
 }

@@ -3,7 +3,7 @@
 
 use super::dims::*;
 use super::{infer_graph, Fact};
-use crate::ir::{DType, Dim, Graph, Shape, TypeInfo};
+use crate::ir::{DType, Dim, Graph, Op, Shape, TypeInfo};
 
 type Ins<'a, 'b> = &'b [Option<Fact<'a>>];
 
@@ -178,8 +178,17 @@ pub fn loop_(ins: Ins<'_, '_>, body: &Graph, num_captures: i64, n: usize) -> Res
     ];
     let rest = input_types(&ins[2 + n_carried..]);
     let (state, out) = iterate(body, &lead, carried, &rest, 1, "loop body")?;
-    let trips = match (scalar_int(opt(ins, 0)), opt(ins, 1)) {
-        (Some(m), None) => Dim::Known(m.max(0) as usize),
+    // The trip count is M when nothing can stop the loop early: no condition, or a constant
+    // true one that the body passes through unchanged.
+    let always = match opt(ins, 1) {
+        None => true,
+        Some(c) => {
+            c.value.and_then(|t| t.to_i64_vec().ok()).as_deref() == Some(&[1])
+                && condition_passes_through(body)
+        }
+    };
+    let trips = match scalar_int(opt(ins, 0)) {
+        Some(m) if always => Dim::Known(m.max(0) as usize),
         _ => Dim::Unknown,
     };
     let scans = &out[1 + n_carried..];
@@ -202,6 +211,27 @@ pub fn loop_(ins: Ins<'_, '_>, body: &Graph, num_captures: i64, n: usize) -> Res
         ty(t.dtype, shape)
     });
     Ok(state.into_iter().chain(stacked).collect())
+}
+
+/// Whether a loop body's condition output is its condition input (through Identity nodes) or
+/// a constant true.
+pub fn condition_passes_through(body: &Graph) -> bool {
+    let (Some(out), Some(&cond_in)) = (body.outputs.first(), body.inputs.get(1)) else {
+        return false;
+    };
+    let mut v = out.value;
+    loop {
+        let n = body.node(v.node);
+        match &n.op {
+            _ if v.node == cond_in => return true,
+            Op::Identity {} => match n.inputs.first().copied().flatten() {
+                Some(i) => v = i,
+                None => return false,
+            },
+            Op::Constant { value } => return value.to_i64_vec().ok().as_deref() == Some(&[1]),
+            _ => return false,
+        }
+    }
 }
 
 /// Scan attributes.

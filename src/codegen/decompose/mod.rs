@@ -4,6 +4,8 @@
 //!
 //! - [`attention`]: Attention (opset 23/24) as MatMul, Softmax and friends.
 //! - [`blocks`]: DepthToSpace and SpaceToDepth as Reshape, Transpose, Reshape.
+//! - [`control`]: If, Loop and Scan inlined (both If branches and a Where for a run-time
+//!   condition; Loop and Scan unrolled).
 //! - [`conv_transpose`]: ConvTranspose as a Conv over the zero-upsampled input.
 //! - [`einsum`]: Einsum as Gather (diagonals), Transpose, Reshape, Mul and ReduceSum.
 //! - [`gemm`]: a Gemm the GEMM kernel declines as Transpose, MatMul, Mul and Add.
@@ -25,6 +27,7 @@ use graphc_passes::ir::{
 
 pub mod attention;
 pub mod blocks;
+pub mod control;
 pub mod conv_transpose;
 pub mod einsum;
 pub mod gemm;
@@ -66,6 +69,9 @@ pub fn handles(op: &Op) -> bool {
             | Op::MatMulInteger {}
             | Op::QLinearMatMul {}
             | Op::ConvInteger { .. }
+            | Op::If { .. }
+            | Op::Loop { .. }
+            | Op::Scan { .. }
     )
 }
 
@@ -90,6 +96,7 @@ pub fn rewrite(g: &mut Graph, id: NodeId) {
         Op::MeanVarianceNormalization { .. } => moments::decompose_mvn(g, id),
         Op::MatMulInteger {} | Op::QLinearMatMul {} => int_product::decompose_matmul(g, id),
         Op::ConvInteger { .. } => int_product::decompose_conv(g, id),
+        Op::If { .. } | Op::Loop { .. } | Op::Scan { .. } => control::decompose(g, id),
         _ => {}
     }
 }
