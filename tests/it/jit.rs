@@ -151,7 +151,12 @@ fn attention_runs_as_kernels() {
 /// Parses `text`, types it (outputs declared `[..]` take their inferred shapes), compiles it
 /// with `threads`, checks it against the reference evaluator within the tolerance, and checks
 /// that every node ran a kernel (no reference fallback).
-fn compiled_without_fallback(text: &str, threads: usize, rtol: f64, atol: f64) -> JitModel {
+pub(crate) fn compiled_without_fallback(
+    text: &str,
+    threads: usize,
+    rtol: f64,
+    atol: f64,
+) -> JitModel {
     let mut g = parse(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     graphc::passes::infer::infer_graph(&mut g).unwrap_or_else(|e| panic!("{e}\n{text}"));
     let m = check_close(&g, threads, rtol, atol);

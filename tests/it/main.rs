@@ -6,6 +6,7 @@ mod export;
 mod filetests;
 mod hostile;
 mod jit;
+mod jit_math;
 mod memory;
 mod optimize;
 mod so;

@@ -7,9 +7,14 @@
 //! - [`control`]: If, Loop and Scan inlined (both If branches and a Where for a run-time
 //!   condition; Loop and Scan unrolled).
 //! - [`conv_transpose`]: ConvTranspose as a Conv over the zero-upsampled input.
+//! - [`einsum`]: Einsum as Gather (diagonals), Transpose, Reshape, Mul and ReduceSum.
 //! - [`gemm`]: a Gemm the GEMM kernel declines as Transpose, MatMul, Mul and Add.
 //! - [`group_norm`]: GroupNormalization as LayerNormalization over each group.
+//! - [`int_product`]: MatMulInteger, ConvInteger and QLinearMatMul as the f32 MatMul/Conv of
+//!   the shifted operands when that is exact, then Cast (and the requantization in f64).
 //! - [`lp_pool`]: LpPool as AveragePool of `|x|^p`, scaled, then `^(1/p)`.
+//! - [`moments`]: training-mode BatchNormalization and MeanVarianceNormalization as f64
+//!   ReduceMean and elementwise ops.
 //! - [`pool1d`]: 1-D MaxPool and AveragePool as the 2-D pools over a height of 1.
 //! - [`quant`]: QuantizeLinear and DequantizeLinear as Cast and elementwise ops.
 //! - [`recurrent`]: LSTM, GRU and RNN unrolled over their sequence.
@@ -26,9 +31,12 @@ pub mod attention;
 pub mod blocks;
 pub mod control;
 pub mod conv_transpose;
+pub mod einsum;
 pub mod gemm;
 pub mod group_norm;
+pub mod int_product;
 pub mod lp_pool;
+pub mod moments;
 pub mod pool1d;
 pub mod quant;
 pub mod recurrent;
@@ -57,6 +65,12 @@ pub fn handles(op: &Op) -> bool {
             | Op::LogSoftmax { .. }
             | Op::Gemm { .. }
             | Op::DynamicQuantizeLinear {}
+            | Op::Einsum { .. }
+            | Op::BatchNormalization { .. }
+            | Op::MeanVarianceNormalization { .. }
+            | Op::MatMulInteger {}
+            | Op::QLinearMatMul {}
+            | Op::ConvInteger { .. }
             | Op::If { .. }
             | Op::Loop { .. }
             | Op::Scan { .. }
@@ -89,6 +103,11 @@ pub fn rewrite(g: &mut Graph, id: NodeId) {
         }
         Op::Gemm { .. } => gemm::decompose(g, id),
         Op::DynamicQuantizeLinear {} => quant::decompose_dynamic(g, id),
+        Op::Einsum { .. } => einsum::decompose(g, id),
+        Op::BatchNormalization { .. } => moments::decompose_batch_norm(g, id),
+        Op::MeanVarianceNormalization { .. } => moments::decompose_mvn(g, id),
+        Op::MatMulInteger {} | Op::QLinearMatMul {} => int_product::decompose_matmul(g, id),
+        Op::ConvInteger { .. } => int_product::decompose_conv(g, id),
         Op::If { .. } | Op::Loop { .. } | Op::Scan { .. } => control::decompose(g, id),
         _ => {}
     }
@@ -276,7 +295,8 @@ impl<'a> Builder<'a> {
         dims: &[usize],
     ) -> ValueRef {
         let perm = Some(perm.to_vec());
-        self.f32(suffix, Op::Transpose { perm }, vec![x], dims)
+        let dtype = self.g.dtype(x);
+        self.add(suffix, Op::Transpose { perm }, vec![x], dtype, dims)
     }
 }
 

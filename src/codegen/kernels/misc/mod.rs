@@ -14,6 +14,8 @@
 //! - `elem`: ConstantOfShape, Cast (f32/f64/integers/bool), Where (broadcasting).
 //! - `index`: GatherElements, GatherND, ScatterElements, ScatterND (reductions), OneHot,
 //!   EyeLike, NegativeLogLikelihoodLoss and SoftmaxCrossEntropyLoss (f32).
+//! - `linalg`: ReverseSequence (run-time lengths, clamped), Det (f32, f64; partial pivoting).
+//! - [`signal`]: DFT (f32, f64; forward, inverse, one-sided, constant `dft_length`/`axis`).
 //! - [`resize`]: Resize, nearest (any rank) and bilinear (NCHW, H and W), constant scales/sizes.
 //!
 //! Every emitter declines (`Ok(None)`) what it does not handle exactly like the reference
@@ -27,12 +29,14 @@ use crate::codegen::kernel::{KernelCx, Lowered};
 mod elem;
 mod index;
 mod ir;
+mod linalg;
 pub mod movement;
 pub mod norm;
 pub mod pool;
 pub mod reduce;
 pub mod resize;
 pub mod scan;
+pub mod signal;
 pub mod softmax;
 
 #[cfg(test)]
@@ -88,6 +92,8 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
             norm::lower(cx, g, node)
         }
         Op::Resize { .. } => resize::lower(cx, g, node),
+        Op::Dft { .. } => signal::lower(cx, g, node),
+        Op::ReverseSequence { .. } | Op::Det {} => linalg::lower(cx, g, node),
         Op::ConstantOfShape { .. } | Op::Cast { .. } | Op::Where {} => elem::lower(cx, g, node),
         Op::GatherElements { .. }
         | Op::GatherND { .. }
