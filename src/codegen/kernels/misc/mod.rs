@@ -3,6 +3,8 @@
 //! - [`movement`]: Transpose, Concat, Split, Slice, Expand, Tile, Pad (constant mode) and
 //!   Gather, for every fixed-size element type, as strided row copies.
 //! - [`pool`]: MaxPool, AveragePool (2-D, f32, NCHW), GlobalAveragePool, GlobalMaxPool.
+//! - [`pool_nd`]: MaxPool (f32/u8/i8, with Indices) and AveragePool (f32) over any number of
+//!   spatial dims.
 //! - [`reduce`]: Reduce{Sum,Mean,Max,Min,Prod,L1,L2,SumSquare,LogSum,LogSumExp} over any axes
 //!   (constant or run-time), ArgMax/ArgMin (f32).
 //! - [`scan`]: CumSum/CumProd, Hardmax, LpNormalization along one axis, Trilu.
@@ -28,6 +30,7 @@ mod ir;
 pub mod movement;
 pub mod norm;
 pub mod pool;
+pub mod pool_nd;
 pub mod reduce;
 pub mod resize;
 pub mod scan;
@@ -39,6 +42,8 @@ mod tests;
 mod tests_index;
 #[cfg(test)]
 mod tests_more;
+#[cfg(test)]
+mod tests_pool;
 #[cfg(test)]
 mod tests_reduce;
 
