@@ -679,6 +679,29 @@ fn lp_pool_runs_as_kernels() {
     }
 }
 
+/// A 3-D ConvTranspose runs as a 3-D Conv on the GEMM kernels (the N-D im2col table).
+#[test]
+fn conv_transpose_3d_runs_as_kernels() {
+    for (x, w, attrs) in [
+        ("[1,2,3,4,3]", "[2,3,3,3,3]", "strides: [1, 1, 1]"),
+        (
+            "[2,2,3,2,4]",
+            "[2,2,2,3,2]",
+            "strides: [2, 1, 2], pads: [1, 0, 0, 1, 1, 0]",
+        ),
+        (
+            "[1,4,2,3,3]",
+            "[4,1,3,2,2]",
+            "group: 2, dilations: [1, 2, 1]",
+        ),
+    ] {
+        let text = format!(
+            "graph \"g\" (%x: f32{x}, %w: f32{w}) {{\n  %y: f32[..] = conv_transpose {{{attrs}}} (%x, %w)\n  return %y\n}}\n"
+        );
+        compiled_without_fallback(&text, 1, 1e-5, 1e-5);
+    }
+}
+
 /// Softmax and LogSoftmax along an inner axis run between two Transposes.
 #[test]
 fn softmax_along_inner_axes_runs_as_kernels() {
