@@ -663,17 +663,31 @@ fn block_moves_and_group_norm_run_as_kernels() {
     }
 }
 
-/// LpPool (p = 1, 2, 3) as AveragePool of |x|^p scaled by the window size, then ^(1/p).
+/// LpPool (p = 1, 2, 3; 1-D, 2-D and 3-D) as AveragePool of |x|^p scaled by the window
+/// size, then ^(1/p).
 #[test]
 fn lp_pool_runs_as_kernels() {
-    for attrs in [
-        "kernel_shape: [2, 2], p: 1",
-        "kernel_shape: [3, 3], pads: [1, 1, 1, 1], strides: [2, 2]",
-        "auto_pad: \"SAME_UPPER\", kernel_shape: [2, 3], p: 3",
-        "dilations: [2, 1], kernel_shape: [2, 2]",
+    for (x, attrs) in [
+        ("[2,3,7,6]", "kernel_shape: [2, 2], p: 1"),
+        (
+            "[2,3,7,6]",
+            "kernel_shape: [3, 3], pads: [1, 1, 1, 1], strides: [2, 2]",
+        ),
+        (
+            "[2,3,7,6]",
+            "auto_pad: \"SAME_UPPER\", kernel_shape: [2, 3], p: 3",
+        ),
+        ("[2,3,7,6]", "dilations: [2, 1], kernel_shape: [2, 2]"),
+        ("[2,3,13]", "kernel_shape: [3], pads: [1, 2], strides: [2]"),
+        ("[1,2,9]", "kernel_shape: [2], p: 3, dilations: [3]"),
+        ("[1,2,5,6,7]", "kernel_shape: [2, 2, 2]"),
+        (
+            "[2,1,6,5,7]",
+            "kernel_shape: [3, 2, 3], pads: [1, 0, 1, 1, 1, 0], strides: [2, 1, 2], p: 1",
+        ),
     ] {
         let text = format!(
-            "graph \"g\" (%x: f32[2,3,7,6]) {{\n  %y: f32[..] = lp_pool {{{attrs}}} (%x)\n  return %y\n}}\n"
+            "graph \"g\" (%x: f32{x}) {{\n  %y: f32[..] = lp_pool {{{attrs}}} (%x)\n  return %y\n}}\n"
         );
         compiled_without_fallback(&text, 1, 1e-5, 1e-6);
     }

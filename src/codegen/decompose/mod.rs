@@ -7,7 +7,7 @@
 //! - [`conv_transpose`]: ConvTranspose as a Conv over the zero-upsampled input.
 //! - [`gemm`]: a Gemm the GEMM kernel declines as Transpose, MatMul, Mul and Add.
 //! - [`group_norm`]: GroupNormalization as LayerNormalization over each group.
-//! - [`lp_pool`]: LpPool as AveragePool of `|x|^p`, scaled, then `^(1/p)`.
+//! - [`lp_pool`]: LpPool (any rank) as AveragePool of `|x|^p`, scaled, then `^(1/p)`.
 //! - [`pool1d`]: 1-D MaxPool and AveragePool as the 2-D pools over a height of 1.
 //! - [`quant`]: QuantizeLinear and DequantizeLinear as Cast and elementwise ops.
 //! - [`recurrent`]: LSTM, GRU and RNN unrolled over their sequence.
