@@ -5,6 +5,7 @@
 //! - [`pool`]: MaxPool, AveragePool (2-D, f32, NCHW), GlobalAveragePool, GlobalMaxPool.
 //! - [`pool_nd`]: MaxPool (f32/u8/i8, with Indices) and AveragePool (f32) over any number of
 //!   spatial dims.
+//! - [`unpool`]: MaxUnpool and Col2Im (constant shape inputs).
 //! - [`reduce`]: Reduce{Sum,Mean,Max,Min,Prod,L1,L2,SumSquare,LogSum,LogSumExp} over any axes
 //!   (constant or run-time), ArgMax/ArgMin (f32).
 //! - [`scan`]: CumSum/CumProd, Hardmax, LpNormalization along one axis, Trilu.
@@ -35,6 +36,7 @@ pub mod reduce;
 pub mod resize;
 pub mod scan;
 pub mod softmax;
+pub mod unpool;
 
 #[cfg(test)]
 mod tests;
@@ -89,6 +91,7 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
             norm::lower(cx, g, node)
         }
         Op::Resize { .. } => resize::lower(cx, g, node),
+        Op::MaxUnpool { .. } | Op::Col2Im { .. } => unpool::lower(cx, g, node),
         Op::ConstantOfShape { .. } | Op::Cast { .. } | Op::Where {} => elem::lower(cx, g, node),
         Op::GatherElements { .. }
         | Op::GatherND { .. }
