@@ -693,6 +693,25 @@ fn lp_pool_runs_as_kernels() {
     }
 }
 
+/// N-D pools, MaxPool's Indices, u8 MaxPool, MaxUnpool and Col2Im with constant shape
+/// inputs, and a 3-D Conv with a fused bias and Relu run as kernels through the whole
+/// pipeline.
+#[test]
+fn n_d_pools_unpool_and_conv_3d_run_as_kernels() {
+    let cases = [
+        "graph \"g\" (%x: f32[1,2,6,7,5]) {\n  %y: f32[..] = max_pool {kernel_shape: [3, 2, 2], pads: [1, 0, 1, 1, 1, 0], strides: [2, 2, 1], ceil_mode: 1} (%x)\n  return %y\n}\n".to_string(),
+        "graph \"g\" (%x: f32[2,3,5,6,7]) {\n  %y: f32[..] = average_pool {kernel_shape: [2, 3, 2], dilations: [2, 1, 2], pads: [1, 1, 1, 1, 1, 1], count_include_pad: 1} (%x)\n  return %y\n}\n".to_string(),
+        "graph \"g\" (%x: f32[1,3,7,6]) {\n  %y: f32[..], %i: i64[..] = max_pool {kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], storage_order: 1} (%x)\n  return %y, %i\n}\n".to_string(),
+        "graph \"g\" (%x: u8[1,2,9,9]) {\n  %y: u8[..] = max_pool {kernel_shape: [3, 3], strides: [2, 2]} (%x)\n  return %y\n}\n".to_string(),
+        "graph \"g\" (%x: f32[1,1,2,2]) {\n  %i: i64[1,1,2,2] = constant {value: i64[1,1,2,2] [5, 2, 13, 5]}\n  %s: i64[4] = constant {value: i64[4] [1, 1, 5, 5]}\n  %y: f32[..] = max_unpool {kernel_shape: [2, 2], strides: [2, 2]} (%x, %i, %s)\n  return %y\n}\n".to_string(),
+        "graph \"g\" (%x: f32[2,8,12]) {\n  %im: i64[2] = constant {value: i64[2] [4, 5]}\n  %bl: i64[2] = constant {value: i64[2] [2, 2]}\n  %y: f32[..] = col2im {strides: [2, 1], pads: [1, 0, 1, 0]} (%x, %im, %bl)\n  return %y\n}\n".to_string(),
+        "graph \"g\" (%x: f32[1,3,5,6,7], %w: f32[4,3,3,3,3], %b: f32[4]) {\n  %c: f32[1,4,5,6,7] = conv {pads: [1, 1, 1, 1, 1, 1]} (%x, %w, %b)\n  %y: f32[1,4,5,6,7] = relu (%c)\n  return %y\n}\n".to_string(),
+    ];
+    for text in cases {
+        compiled_without_fallback(&text, 2, 1e-5, 1e-5);
+    }
+}
+
 /// A 3-D ConvTranspose runs as a 3-D Conv on the GEMM kernels (the N-D im2col table).
 #[test]
 fn conv_transpose_3d_runs_as_kernels() {

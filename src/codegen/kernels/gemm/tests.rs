@@ -402,12 +402,15 @@ fn fused_conv_bias_residual_activation() {
     }
 }
 
+/// Input shape, weight shape, attributes, output shape.
+type ConvCase<'a> = (&'a [usize], &'a [usize], &'a str, &'a [usize]);
+
 /// Convolutions over three and four spatial dims (the N-D im2col table): pads, strides,
 /// dilations, groups, auto_pad, 1-sized dims, fused epilogues, and one big enough for column
 /// chunks.
 #[test]
 fn conv_nd_geometries() {
-    let cases: &[(&[usize], &[usize], &str, &[usize])] = &[
+    let cases: &[ConvCase] = &[
         (&[1, 2, 4, 5, 5], &[3, 2, 3, 3, 3], "{}", &[1, 3, 2, 3, 3]),
         (
             &[2, 3, 5, 6, 7],

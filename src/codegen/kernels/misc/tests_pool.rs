@@ -198,11 +198,14 @@ fn dims(d: &[usize]) -> String {
     format!("[{}]", v.join(","))
 }
 
+/// X's shape, attributes, the unpooled shape, the output_shape input.
+type UnpoolCase<'a> = (&'a [usize], &'a str, &'a [usize], Option<&'a [usize]>);
+
 /// MaxUnpool over 1-D, 2-D and 3-D windows, with and without a constant output_shape, for
 /// f32 and integer elements; duplicate indices (the later element wins).
 #[test]
 fn max_unpool_scatters() {
-    let cases: &[(&[usize], &str, &[usize], Option<&[usize]>)] = &[
+    let cases: &[UnpoolCase] = &[
         (
             &[1, 2, 2, 2],
             "kernel_shape: [2,2], strides: [2,2]",
