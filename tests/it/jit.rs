@@ -667,19 +667,75 @@ fn block_moves_and_group_norm_run_as_kernels() {
     }
 }
 
-/// LpPool (p = 1, 2, 3) as AveragePool of |x|^p scaled by the window size, then ^(1/p).
+/// LpPool (p = 1, 2, 3; 1-D, 2-D and 3-D) as AveragePool of |x|^p scaled by the window
+/// size, then ^(1/p).
 #[test]
 fn lp_pool_runs_as_kernels() {
-    for attrs in [
-        "kernel_shape: [2, 2], p: 1",
-        "kernel_shape: [3, 3], pads: [1, 1, 1, 1], strides: [2, 2]",
-        "auto_pad: \"SAME_UPPER\", kernel_shape: [2, 3], p: 3",
-        "dilations: [2, 1], kernel_shape: [2, 2]",
+    for (x, attrs) in [
+        ("[2,3,7,6]", "kernel_shape: [2, 2], p: 1"),
+        (
+            "[2,3,7,6]",
+            "kernel_shape: [3, 3], pads: [1, 1, 1, 1], strides: [2, 2]",
+        ),
+        (
+            "[2,3,7,6]",
+            "auto_pad: \"SAME_UPPER\", kernel_shape: [2, 3], p: 3",
+        ),
+        ("[2,3,7,6]", "dilations: [2, 1], kernel_shape: [2, 2]"),
+        ("[2,3,13]", "kernel_shape: [3], pads: [1, 2], strides: [2]"),
+        ("[1,2,9]", "kernel_shape: [2], p: 3, dilations: [3]"),
+        ("[1,2,5,6,7]", "kernel_shape: [2, 2, 2]"),
+        (
+            "[2,1,6,5,7]",
+            "kernel_shape: [3, 2, 3], pads: [1, 0, 1, 1, 1, 0], strides: [2, 1, 2], p: 1",
+        ),
     ] {
         let text = format!(
-            "graph \"g\" (%x: f32[2,3,7,6]) {{\n  %y: f32[..] = lp_pool {{{attrs}}} (%x)\n  return %y\n}}\n"
+            "graph \"g\" (%x: f32{x}) {{\n  %y: f32[..] = lp_pool {{{attrs}}} (%x)\n  return %y\n}}\n"
         );
         compiled_without_fallback(&text, 1, 1e-5, 1e-6);
+    }
+}
+
+/// N-D pools, MaxPool's Indices, u8 MaxPool, MaxUnpool and Col2Im with constant shape
+/// inputs, and a 3-D Conv with a fused bias and Relu run as kernels through the whole
+/// pipeline.
+#[test]
+fn n_d_pools_unpool_and_conv_3d_run_as_kernels() {
+    let cases = [
+        "graph \"g\" (%x: f32[1,2,6,7,5]) {\n  %y: f32[..] = max_pool {kernel_shape: [3, 2, 2], pads: [1, 0, 1, 1, 1, 0], strides: [2, 2, 1], ceil_mode: 1} (%x)\n  return %y\n}\n".to_string(),
+        "graph \"g\" (%x: f32[2,3,5,6,7]) {\n  %y: f32[..] = average_pool {kernel_shape: [2, 3, 2], dilations: [2, 1, 2], pads: [1, 1, 1, 1, 1, 1], count_include_pad: 1} (%x)\n  return %y\n}\n".to_string(),
+        "graph \"g\" (%x: f32[1,3,7,6]) {\n  %y: f32[..], %i: i64[..] = max_pool {kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], storage_order: 1} (%x)\n  return %y, %i\n}\n".to_string(),
+        "graph \"g\" (%x: u8[1,2,9,9]) {\n  %y: u8[..] = max_pool {kernel_shape: [3, 3], strides: [2, 2]} (%x)\n  return %y\n}\n".to_string(),
+        "graph \"g\" (%x: f32[1,1,2,2]) {\n  %i: i64[1,1,2,2] = constant {value: i64[1,1,2,2] [5, 2, 13, 5]}\n  %s: i64[4] = constant {value: i64[4] [1, 1, 5, 5]}\n  %y: f32[..] = max_unpool {kernel_shape: [2, 2], strides: [2, 2]} (%x, %i, %s)\n  return %y\n}\n".to_string(),
+        "graph \"g\" (%x: f32[2,8,12]) {\n  %im: i64[2] = constant {value: i64[2] [4, 5]}\n  %bl: i64[2] = constant {value: i64[2] [2, 2]}\n  %y: f32[..] = col2im {strides: [2, 1], pads: [1, 0, 1, 0]} (%x, %im, %bl)\n  return %y\n}\n".to_string(),
+        "graph \"g\" (%x: f32[1,3,5,6,7], %w: f32[4,3,3,3,3], %b: f32[4]) {\n  %c: f32[1,4,5,6,7] = conv {pads: [1, 1, 1, 1, 1, 1]} (%x, %w, %b)\n  %y: f32[1,4,5,6,7] = relu (%c)\n  return %y\n}\n".to_string(),
+    ];
+    for text in cases {
+        compiled_without_fallback(&text, 2, 1e-5, 1e-5);
+    }
+}
+
+/// A 3-D ConvTranspose runs as a 3-D Conv on the GEMM kernels (the N-D im2col table).
+#[test]
+fn conv_transpose_3d_runs_as_kernels() {
+    for (x, w, attrs) in [
+        ("[1,2,3,4,3]", "[2,3,3,3,3]", "strides: [1, 1, 1]"),
+        (
+            "[2,2,3,2,4]",
+            "[2,2,2,3,2]",
+            "strides: [2, 1, 2], pads: [1, 0, 0, 1, 1, 0]",
+        ),
+        (
+            "[1,4,2,3,3]",
+            "[4,1,3,2,2]",
+            "group: 2, dilations: [1, 2, 1]",
+        ),
+    ] {
+        let text = format!(
+            "graph \"g\" (%x: f32{x}, %w: f32{w}) {{\n  %y: f32[..] = conv_transpose {{{attrs}}} (%x, %w)\n  return %y\n}}\n"
+        );
+        compiled_without_fallback(&text, 1, 1e-5, 1e-5);
     }
 }
 

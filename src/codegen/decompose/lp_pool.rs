@@ -1,5 +1,5 @@
-//! LpPool (2-D, f32, floor mode) as `AveragePool(|x|^p, count_include_pad) · taps` then
-//! `^(1/p)`: with floor mode every window lies inside the padded input, so the average over a
+//! LpPool (f32, floor mode, any number of spatial dims: the 1-D and 3-D AveragePools run on
+//! `pool_nd`) as `AveragePool(|x|^p, count_include_pad) · taps` then `^(1/p)`: with floor mode every window lies inside the padded input, so the average over a
 //! window that counts padding is its sum over the taps divided by the window's size, and
 //! padding adds nothing to a sum of `|x|^p`, which is the reference's sum over valid taps
 //! (`passes/src/eval/nn/pool.rs`). p = 1 and p = 2 use Abs and Mul / Sqrt; other p use Pow.
@@ -29,11 +29,11 @@ pub fn decompose(g: &mut Graph, id: NodeId) {
     let (Some(xs), Some(ys)) = (known(g, x), node.outputs[0].ty.shape.as_known()) else {
         return;
     };
-    if node.outputs.len() != 1 || g.dtype(x) != DType::F32 || xs.len() != 4 || *p < 1 {
+    if node.outputs.len() != 1 || g.dtype(x) != DType::F32 || *p < 1 {
         return;
     }
     let taps: i64 = kernel_shape.iter().product();
-    if kernel_shape.len() != 2 || taps < 1 {
+    if kernel_shape.is_empty() || xs.len() != kernel_shape.len() + 2 || taps < 1 {
         return;
     }
     let avg = Op::AveragePool {

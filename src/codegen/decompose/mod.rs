@@ -12,7 +12,7 @@
 //! - [`group_norm`]: GroupNormalization as LayerNormalization over each group.
 //! - [`int_product`]: MatMulInteger, ConvInteger and QLinearMatMul as the f32 MatMul/Conv of
 //!   the shifted operands when that is exact, then Cast (and the requantization in f64).
-//! - [`lp_pool`]: LpPool as AveragePool of `|x|^p`, scaled, then `^(1/p)`.
+//! - [`lp_pool`]: LpPool (any rank) as AveragePool of `|x|^p`, scaled, then `^(1/p)`.
 //! - [`moments`]: training-mode BatchNormalization and MeanVarianceNormalization as f64
 //!   ReduceMean and elementwise ops.
 //! - [`pool1d`]: 1-D MaxPool and AveragePool as the 2-D pools over a height of 1.

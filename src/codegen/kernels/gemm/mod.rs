@@ -8,7 +8,8 @@
 //! - B is in the packed-panel layout of [`pack_b`]: packed at compile time into a constant
 //!   when B is a constant (Gemm's `alpha` folded in), otherwise written at run time by the
 //!   vectorized gather of `pack`, which also performs a conv's im2col (B = the input
-//!   patches, `Cin/g·KH·KW × OH·OW`);
+//!   patches, `Cin/g·KH·KW × OH·OW`; a conv with three or more spatial dims flattens its
+//!   kernel taps and output positions the same way, `conv_nd_cols`);
 //! - the GEMM function is the emitted AVX2/AVX-512 kernel ([`emit_gemm`]) — or, without
 //!   AVX2/FMA (`Target::baseline()`), the 128-bit Cranelift GEMM `launch::baseline_gemm`
 //!   with the same ABI and packed layout;
@@ -1019,10 +1020,16 @@ fn conv_geom(g: &Graph, node: NodeId, at: &ConvAttrs) -> Option<ConvGeom> {
     })
 }
 
-/// Conv and FusedConv (NCHW, 1-D and 2-D): bias input 2 (per output channel), residual
-/// input 3.
+/// Conv and FusedConv (NCHW, 1-D and 2-D here, more spatial dims in [`conv_nd_cols`]): bias
+/// input 2 (per output channel), residual input 3.
 fn conv(g: &Graph, node: NodeId, at: &ConvAttrs, act: Activation) -> Option<Plan> {
     let act = epilogue(&act)?;
+    if input(g, node, 0)
+        .and_then(|x| dims(g, x))
+        .is_some_and(|d| d.len() > 4)
+    {
+        return conv_plan(g, node, act, conv_nd_cols(g, node, at)?);
+    }
     let ConvGeom {
         batch,
         cin,
@@ -1042,8 +1049,74 @@ fn conv(g: &Graph, node: NodeId, at: &ConvAttrs, act: Activation) -> Option<Plan
         ow,
         out,
     } = conv_geom(g, node, at)?;
+    let n = oh * ow;
+    let windows = kh * kw;
+    let width = panels(n) * NR;
+    let mut lanes = vec![-1i32; windows * width];
+    for r in 0..windows {
+        let (ki, kj) = (r / kw, r % kw);
+        for c in 0..n {
+            let (y, x) = (c / ow, c % ow);
+            let iy = (y * sh + ki * dh) as isize - pt as isize;
+            let ix = (x * sw + kj * dw) as isize - pl as isize;
+            if (0..h as isize).contains(&iy) && (0..w as isize).contains(&ix) {
+                lanes[r * width + c] = i32::try_from(iy as usize * w + ix as usize).ok()?;
+            }
+        }
+    }
+    conv_plan(
+        g,
+        node,
+        act,
+        ConvCols {
+            batch,
+            cin,
+            co,
+            groups,
+            n,
+            windows,
+            chan_stride: h * w,
+            step: if sw <= 2 { sw } else { 0 },
+            lanes,
+            out,
+        },
+    )
+}
+
+/// A conv as a GEMM over its im2col matrix: sizes and the im2col lane table of [`Gather`].
+struct ConvCols {
+    batch: usize,
+    cin: usize,
+    co: usize,
+    groups: usize,
+    /// Output positions per channel (columns of B).
+    n: usize,
+    /// Kernel taps (window positions).
+    windows: usize,
+    /// Input elements per channel.
+    chan_stride: usize,
+    /// Lane spacing of the vector packing path (the stride along the last dim), 0 for none.
+    step: usize,
+    lanes: Vec<i32>,
+    out: Vec<usize>,
+}
+
+/// The GEMM plan of a conv's [`ConvCols`] (bias input 2, residual input 3).
+fn conv_plan(g: &Graph, node: NodeId, act: Epilogue, c: ConvCols) -> Option<Plan> {
+    let ConvCols {
+        batch,
+        cin,
+        co,
+        groups,
+        n,
+        windows,
+        chan_stride,
+        step,
+        lanes,
+        out,
+    } = c;
     let (cig, cog) = (cin / groups, co / groups);
-    let (m, n, k) = (cog, oh * ow, cig * kh * kw);
+    let (m, k) = (cog, cig * windows);
     // Bias per output channel (row), residual in the output's layout.
     let mut bias = None;
     if let Some(bv) = input(g, node, 2) {
@@ -1059,26 +1132,12 @@ fn conv(g: &Graph, node: NodeId, at: &ConvAttrs, act: Activation) -> Option<Plan
         }
         residual = Some(Data::Input(3));
     }
-    let windows = kh * kw;
-    let width = panels(n) * NR;
-    let mut lanes = vec![-1i32; windows * width];
-    for r in 0..windows {
-        let (ki, kj) = (r / kw, r % kw);
-        for c in 0..n {
-            let (y, x) = (c / ow, c % ow);
-            let iy = (y * sh + ki * dh) as isize - pt as isize;
-            let ix = (x * sw + kj * dw) as isize - pl as isize;
-            if (0..h as isize).contains(&iy) && (0..w as isize).contains(&ix) {
-                lanes[r * width + c] = i32::try_from(iy as usize * w + ix as usize).ok()?;
-            }
-        }
-    }
     let gather = Gather {
         k,
         n,
         windows,
-        chan_stride: h * w,
-        step: if sw <= 2 { sw } else { 0 },
+        chan_stride,
+        step,
         lanes,
     };
     gather.validate().ok()?;
@@ -1108,11 +1167,129 @@ fn conv(g: &Graph, node: NodeId, at: &ConvAttrs, act: Activation) -> Option<Plan
             input: 0,
             gather,
             mats: batch * groups,
-            src_stride: cig * h * w * 4,
+            src_stride: cig * chan_stride * 4,
         },
         bias,
         residual,
         batches,
         name: "conv",
     })
+}
+
+/// Most im2col lanes (taps times padded output positions) of an N-D conv's table.
+const MAX_ND_LANES: usize = 1 << 24;
+
+/// The [`ConvCols`] of a conv with three or more spatial dims (same padding rules as
+/// [`conv_geom`]): lane `(tap, position)` is the input offset within the channel of tap
+/// `tap` (row-major over the kernel) of output position `position` (row-major), or -1 in
+/// the padding.
+fn conv_nd_cols(g: &Graph, node: NodeId, at: &ConvAttrs) -> Option<ConvCols> {
+    let (xv, wv) = (input(g, node, 0)?, input(g, node, 1)?);
+    let (xd, wd) = (dims(g, xv)?, dims(g, wv)?);
+    let out = out_dims(g, node)?;
+    let sp = xd.len().checked_sub(2)?;
+    if sp < 3 || wd.len() != xd.len() || out.len() != xd.len() {
+        return None;
+    }
+    let ks = &wd[2..];
+    if ks.contains(&0) || (!at.kernel_shape.is_empty() && list(at.kernel_shape, sp, 1, 1)? != ks) {
+        return None;
+    }
+    let strides = list(at.strides, sp, 1, 1)?;
+    let dil = list(at.dilations, sp, 1, 1)?;
+    let xs = &xd[2..];
+    let pads = match at.auto_pad {
+        AutoPad::NotSet => list(at.pads, 2 * sp, 0, 0)?,
+        AutoPad::Valid => vec![0; 2 * sp],
+        AutoPad::SameUpper | AutoPad::SameLower => {
+            let mut pads = vec![0; 2 * sp];
+            for d in 0..sp {
+                let (x, s) = (xs[d], strides[d]);
+                let span = (ks[d] - 1) * dil[d] + 1;
+                let total = ((x.div_ceil(s).max(1) - 1) * s + span).saturating_sub(x);
+                let small = total / 2;
+                let (b, e) = if at.auto_pad == AutoPad::SameUpper {
+                    (small, total - small)
+                } else {
+                    (total - small, small)
+                };
+                pads[d] = b;
+                pads[d + sp] = e;
+            }
+            pads
+        }
+    };
+    let (batch, cin, co) = (xd[0], xd[1], wd[0]);
+    let groups = usize::try_from(at.group).ok().filter(|&x| x > 0)?;
+    if cin % groups != 0 || co % groups != 0 || wd[1] * groups != cin {
+        return None;
+    }
+    let mut os = Vec::with_capacity(sp);
+    for d in 0..sp {
+        let eff = dil[d].checked_mul(ks[d] - 1)? + 1;
+        let padded = xs[d] + pads[d] + pads[d + sp];
+        os.push(padded.checked_sub(eff)? / strides[d] + 1);
+    }
+    let mut want = vec![batch, co];
+    want.extend(&os);
+    if out != want || batch == 0 || cin == 0 || co == 0 {
+        return None;
+    }
+    let n: usize = os.iter().product();
+    let windows: usize = ks.iter().product();
+    let width = panels(n) * NR;
+    if windows.checked_mul(width)? > MAX_ND_LANES {
+        return None;
+    }
+    let chan_stride: usize = xs.iter().product();
+    let mut in_strides = vec![1usize; sp];
+    for d in (0..sp - 1).rev() {
+        in_strides[d] = in_strides[d + 1] * xs[d + 1];
+    }
+    let mut lanes = vec![-1i32; windows * width];
+    let mut tap = vec![0usize; sp];
+    for r in 0..windows {
+        let mut pos = vec![0usize; sp];
+        for c in 0..n {
+            let mut off = Some(0usize);
+            for d in 0..sp {
+                let i = (pos[d] * strides[d] + tap[d] * dil[d]) as isize - pads[d] as isize;
+                off = off
+                    .filter(|_| (0..xs[d] as isize).contains(&i))
+                    .map(|o| o + i as usize * in_strides[d]);
+            }
+            if let Some(o) = off {
+                lanes[r * width + c] = i32::try_from(o).ok()?;
+            }
+            odometer(&mut pos, &os);
+        }
+        odometer(&mut tap, ks);
+    }
+    Some(ConvCols {
+        batch,
+        cin,
+        co,
+        groups,
+        n,
+        windows,
+        chan_stride,
+        step: if strides[sp - 1] <= 2 {
+            strides[sp - 1]
+        } else {
+            0
+        },
+        lanes,
+        out,
+    })
+}
+
+/// Advances a row-major multi-index within `shape` (wrapping to zero at the end).
+fn odometer(idx: &mut [usize], shape: &[usize]) {
+    for d in (0..idx.len()).rev() {
+        idx[d] += 1;
+        if idx[d] < shape[d] {
+            return;
+        }
+        idx[d] = 0;
+    }
 }

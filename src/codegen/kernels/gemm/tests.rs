@@ -402,17 +402,90 @@ fn fused_conv_bias_residual_activation() {
     }
 }
 
+/// Input shape, weight shape, attributes, output shape.
+type ConvCase<'a> = (&'a [usize], &'a [usize], &'a str, &'a [usize]);
+
+/// Convolutions over three and four spatial dims (the N-D im2col table): pads, strides,
+/// dilations, groups, auto_pad, 1-sized dims, fused epilogues, and one big enough for column
+/// chunks.
+#[test]
+fn conv_nd_geometries() {
+    let cases: &[ConvCase] = &[
+        (&[1, 2, 4, 5, 5], &[3, 2, 3, 3, 3], "{}", &[1, 3, 2, 3, 3]),
+        (
+            &[2, 3, 5, 6, 7],
+            &[4, 3, 2, 3, 2],
+            "{pads: [1, 1, 0, 1, 0, 1], strides: [2, 1, 3]}",
+            &[2, 4, 3, 5, 3],
+        ),
+        (
+            &[1, 4, 6, 7, 9],
+            &[6, 2, 3, 2, 3],
+            "{group: 2, dilations: [2, 1, 2], pads: [2, 0, 1, 2, 1, 2]}",
+            &[1, 6, 6, 7, 8],
+        ),
+        (
+            &[1, 3, 4, 5, 6],
+            &[5, 3, 3, 3, 3],
+            "{auto_pad: \"SAME_UPPER\", strides: [2, 2, 2]}",
+            &[1, 5, 2, 3, 3],
+        ),
+        (
+            &[1, 3, 4, 5, 6],
+            &[5, 3, 2, 2, 2],
+            "{auto_pad: \"SAME_LOWER\"}",
+            &[1, 5, 4, 5, 6],
+        ),
+        (&[1, 1, 3, 3, 3], &[2, 1, 1, 1, 1], "{}", &[1, 2, 3, 3, 3]),
+        (&[1, 2, 1, 1, 1], &[3, 2, 1, 1, 1], "{}", &[1, 3, 1, 1, 1]),
+        (
+            &[1, 2, 3, 4, 3, 5],
+            &[3, 2, 2, 2, 2, 3],
+            "{}",
+            &[1, 3, 2, 3, 2, 3],
+        ),
+        (
+            &[1, 4, 4, 5, 6],
+            &[4, 1, 3, 3, 3],
+            "{group: 4, pads: [1, 1, 1, 1, 1, 1]}",
+            &[1, 4, 4, 5, 6],
+        ),
+        (
+            &[1, 8, 10, 12, 14],
+            &[16, 8, 3, 3, 3],
+            "{pads: [1, 1, 1, 1, 1, 1]}",
+            &[1, 16, 10, 12, 14],
+        ),
+    ];
+    for (i, &(x, w, attrs, out)) in cases.iter().enumerate() {
+        conv_case(x, w, attrs, out, "", 300 + i as u64);
+    }
+    for (i, extra) in ["bias", "bias res relu", "bias silu"].iter().enumerate() {
+        let (x, w, attrs, out) = cases[1];
+        conv_case(x, w, attrs, out, extra, 320 + i as u64);
+    }
+}
+
 #[test]
 fn declines_what_it_does_not_handle() {
     use crate::codegen::testing::run_node;
     use graphc_passes::eval::random_inputs;
-    // A 3-D convolution.
-    for text in [graph(
-        &[("x", &[1, 2, 4, 5, 5]), ("w", &[3, 2, 3, 3, 3])],
-        "",
-        "conv (%x, %w)",
-        &[1, 3, 2, 3, 3],
-    )] {
+    // A kernel_shape that disagrees with the weight, a 3-D conv with an output shape that
+    // disagrees with its geometry.
+    for text in [
+        graph(
+            &[("x", &[1, 2, 5, 5]), ("w", &[3, 2, 3, 3])],
+            "",
+            "conv {kernel_shape: [2, 2]} (%x, %w)",
+            &[1, 3, 4, 4],
+        ),
+        graph(
+            &[("x", &[1, 2, 4, 5, 5]), ("w", &[3, 2, 3, 3, 3])],
+            "",
+            "conv (%x, %w)",
+            &[1, 3, 2, 3, 4],
+        ),
+    ] {
         let g = parse(&text).unwrap();
         let node = crate::codegen::testing::single_compute_node(&g).unwrap();
         let inputs = random_inputs(&g, 1).unwrap();

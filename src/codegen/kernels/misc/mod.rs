@@ -5,6 +5,9 @@
 //!   element type, as strided row copies; edge/reflect/wrap Pads as a table gather (the one
 //!   nearest Resize uses).
 //! - [`pool`]: MaxPool, AveragePool (2-D, f32, NCHW), GlobalAveragePool, GlobalMaxPool.
+//! - [`pool_nd`]: MaxPool (f32/u8/i8, with Indices) and AveragePool (f32) over any number of
+//!   spatial dims.
+//! - [`unpool`]: MaxUnpool and Col2Im (constant shape inputs).
 //! - [`reduce`]: Reduce{Sum,Mean,Max,Min,Prod,L1,L2,SumSquare,LogSum,LogSumExp} over any axes
 //!   (constant or run-time), ArgMax/ArgMin (f32).
 //! - [`scan`]: CumSum/CumProd, Hardmax, LpNormalization, TopK along one axis, Trilu.
@@ -33,11 +36,13 @@ mod linalg;
 pub mod movement;
 pub mod norm;
 pub mod pool;
+pub mod pool_nd;
 pub mod reduce;
 pub mod resize;
 pub mod scan;
 pub mod signal;
 pub mod softmax;
+pub mod unpool;
 
 #[cfg(test)]
 mod tests;
@@ -45,6 +50,8 @@ mod tests;
 mod tests_index;
 #[cfg(test)]
 mod tests_more;
+#[cfg(test)]
+mod tests_pool;
 #[cfg(test)]
 mod tests_reduce;
 
@@ -94,6 +101,7 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
         Op::Resize { .. } => resize::lower(cx, g, node),
         Op::Dft { .. } => signal::lower(cx, g, node),
         Op::ReverseSequence { .. } | Op::Det {} => linalg::lower(cx, g, node),
+        Op::MaxUnpool { .. } | Op::Col2Im { .. } => unpool::lower(cx, g, node),
         Op::ConstantOfShape { .. } | Op::Cast { .. } | Op::Where {} => elem::lower(cx, g, node),
         Op::GatherElements { .. }
         | Op::GatherND { .. }

@@ -1,6 +1,7 @@
 //! Pooling over f32 NCHW tensors: MaxPool and AveragePool with two spatial dims (kernel,
 //! strides, pads or auto_pad, dilations, ceil_mode, count_include_pad), GlobalAveragePool and
-//! GlobalMaxPool with any number of spatial dims.
+//! GlobalMaxPool with any number of spatial dims. Other windowed pools (other ranks, an
+//! Indices output, integer MaxPool) go to [`super::pool_nd`].
 //!
 //! Windowed pools: a work item is one output row of one (n, c) plane. The valid kernel rows of
 //! every output row come from a compile-time table; output columns whose taps are all inside
@@ -25,6 +26,9 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
     let Some(x) = input(g, node, 0) else {
         return Ok(None);
     };
+    if matches!(n.op, Op::MaxPool { .. } | Op::AveragePool { .. }) && !fast_2d(g, node) {
+        return super::pool_nd::lower(cx, g, node);
+    }
     if g.dtype(x) != DType::F32 || n.outputs.first().map(|o| o.ty.dtype) != Some(DType::F32) {
         return Ok(None);
     }
@@ -101,6 +105,21 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
     }
 }
 
+/// Whether a MaxPool/AveragePool node is one for the 2-D kernels: f32 `[N, C, H, W]`, a 2-D
+/// window, no Indices output.
+fn fast_2d(g: &Graph, node: NodeId) -> bool {
+    let n = g.node(node);
+    let kernel = match &n.op {
+        Op::MaxPool { kernel_shape, .. } | Op::AveragePool { kernel_shape, .. } => kernel_shape,
+        _ => return false,
+    };
+    input(g, node, 0).is_some_and(|x| g.dtype(x) == DType::F32)
+        && n.outputs.first().map(|o| o.ty.dtype) == Some(DType::F32)
+        && in_shape(g, node, 0).is_some_and(|xs| xs.len() == 4)
+        && kernel.len() == 2
+        && !(1..n.outputs.len()).any(|i| output_used(g, node, i))
+}
+
 /// Max, or average (including the padding in the count when set).
 #[derive(Clone, Copy, PartialEq)]
 enum Kind {
@@ -110,26 +129,26 @@ enum Kind {
 
 /// One spatial dim of a window: input size, kernel, stride, dilation, begin/end pads, output.
 #[derive(Clone, Copy, Debug)]
-struct Dim {
-    i: usize,
-    k: usize,
-    s: usize,
-    d: usize,
-    pb: usize,
-    pe: usize,
-    o: usize,
+pub(super) struct Dim {
+    pub i: usize,
+    pub k: usize,
+    pub s: usize,
+    pub d: usize,
+    pub pb: usize,
+    pub pe: usize,
+    pub o: usize,
 }
 
 impl Dim {
     /// The input index of tap `k` of output `o` (may be outside the input).
-    fn at(&self, o: usize, k: usize) -> i64 {
+    pub fn at(&self, o: usize, k: usize) -> i64 {
         (o * self.s + k * self.d) as i64 - self.pb as i64
     }
-    fn valid(&self, o: usize, k: usize) -> bool {
+    pub fn valid(&self, o: usize, k: usize) -> bool {
         (0..self.i as i64).contains(&self.at(o, k))
     }
     /// The valid taps of output `o`: a contiguous range.
-    fn range(&self, o: usize) -> (usize, usize) {
+    pub fn range(&self, o: usize) -> (usize, usize) {
         let v: Vec<usize> = (0..self.k).filter(|&k| self.valid(o, k)).collect();
         match (v.first(), v.last()) {
             (Some(&a), Some(&z)) => (a, z + 1),
@@ -137,7 +156,7 @@ impl Dim {
         }
     }
     /// The divisor's factor for output `o`: valid taps, or taps not in the ceil_mode overhang.
-    fn count(&self, o: usize, include_pad: bool) -> usize {
+    pub fn count(&self, o: usize, include_pad: bool) -> usize {
         (0..self.k)
             .filter(|&k| {
                 if include_pad {
@@ -158,9 +177,96 @@ struct Geo {
     w: Dim,
 }
 
+/// The reference's geometry (`eval::nn::Window`) of every spatial dim of `sp`; `None` for
+/// what it would reject.
+pub(super) fn window(
+    sp: &[usize],
+    kernel: &[i64],
+    strides: &[i64],
+    dilations: &[i64],
+    pads: &[i64],
+    auto_pad: AutoPad,
+    ceil_mode: bool,
+) -> Option<Vec<Dim>> {
+    let r = sp.len();
+    if kernel.len() != r || r == 0 {
+        return None;
+    }
+    let list = |v: &[i64], n: usize, fill: usize| -> Option<Vec<usize>> {
+        if v.is_empty() {
+            return Some(vec![fill; n]);
+        }
+        if v.len() != n {
+            return None;
+        }
+        v.iter().map(|&x| usize::try_from(x).ok()).collect()
+    };
+    let k = list(kernel, r, 0)?;
+    let s = list(strides, r, 1)?;
+    let d = list(dilations, r, 1)?;
+    let p = list(pads, 2 * r, 0)?;
+    let mut dims = Vec::new();
+    for a in 0..r {
+        let i = sp[a];
+        if k[a] == 0 || s[a] == 0 || d[a] == 0 {
+            return None;
+        }
+        let ek = (k[a] - 1).checked_mul(d[a])? + 1;
+        let (mut pb, mut pe) = (p[a], p[a + r]);
+        let o = match auto_pad {
+            AutoPad::NotSet => {
+                let padded = i + pb + pe;
+                if padded < ek {
+                    return None;
+                }
+                let span = padded - ek;
+                let mut o = if ceil_mode {
+                    span.div_ceil(s[a]) + 1
+                } else {
+                    span / s[a] + 1
+                };
+                if ceil_mode && (o - 1) * s[a] >= i + pb {
+                    o -= 1;
+                }
+                o
+            }
+            AutoPad::Valid => {
+                pb = 0;
+                pe = 0;
+                if i < ek {
+                    0
+                } else {
+                    (i - ek) / s[a] + 1
+                }
+            }
+            AutoPad::SameUpper | AutoPad::SameLower => {
+                let o = i.div_ceil(s[a]);
+                let total = ((o.max(1) - 1) * s[a] + ek).saturating_sub(i);
+                let small = total / 2;
+                (pb, pe) = if auto_pad == AutoPad::SameUpper {
+                    (small, total - small)
+                } else {
+                    (total - small, small)
+                };
+                o
+            }
+        };
+        dims.push(Dim {
+            i,
+            k: k[a],
+            s: s[a],
+            d: d[a],
+            pb,
+            pe,
+            o,
+        });
+    }
+    Some(dims)
+}
+
 impl Geo {
-    /// The reference's geometry (`eval::nn::Window`); `None` for what it would reject or what
-    /// this kernel does not handle (other ranks).
+    /// The 2-D geometry; `None` for what the reference would reject or what this kernel does
+    /// not handle (other ranks).
     fn new(
         xs: &[usize],
         kernel: &[i64],
@@ -173,75 +279,15 @@ impl Geo {
         if xs.len() != 4 || kernel.len() != 2 {
             return None;
         }
-        let list = |v: &[i64], n: usize, fill: usize| -> Option<Vec<usize>> {
-            if v.is_empty() {
-                return Some(vec![fill; n]);
-            }
-            if v.len() != n {
-                return None;
-            }
-            v.iter().map(|&x| usize::try_from(x).ok()).collect()
-        };
-        let k = list(kernel, 2, 0)?;
-        let s = list(strides, 2, 1)?;
-        let d = list(dilations, 2, 1)?;
-        let p = list(pads, 4, 0)?;
-        let mut dims = Vec::new();
-        for a in 0..2 {
-            let i = xs[2 + a];
-            if k[a] == 0 || s[a] == 0 || d[a] == 0 {
-                return None;
-            }
-            let ek = (k[a] - 1) * d[a] + 1;
-            let (mut pb, mut pe) = (p[a], p[a + 2]);
-            let o = match auto_pad {
-                AutoPad::NotSet => {
-                    let padded = i + pb + pe;
-                    if padded < ek {
-                        return None;
-                    }
-                    let span = padded - ek;
-                    let mut o = if ceil_mode {
-                        span.div_ceil(s[a]) + 1
-                    } else {
-                        span / s[a] + 1
-                    };
-                    if ceil_mode && (o - 1) * s[a] >= i + pb {
-                        o -= 1;
-                    }
-                    o
-                }
-                AutoPad::Valid => {
-                    pb = 0;
-                    pe = 0;
-                    if i < ek {
-                        0
-                    } else {
-                        (i - ek) / s[a] + 1
-                    }
-                }
-                AutoPad::SameUpper | AutoPad::SameLower => {
-                    let o = i.div_ceil(s[a]);
-                    let total = ((o.max(1) - 1) * s[a] + ek).saturating_sub(i);
-                    let small = total / 2;
-                    (pb, pe) = if auto_pad == AutoPad::SameUpper {
-                        (small, total - small)
-                    } else {
-                        (total - small, small)
-                    };
-                    o
-                }
-            };
-            dims.push(Dim {
-                i,
-                k: k[a],
-                s: s[a],
-                d: d[a],
-                pb,
-                pe,
-                o,
-            });
-        }
+        let dims = window(
+            &xs[2..],
+            kernel,
+            strides,
+            dilations,
+            pads,
+            auto_pad,
+            ceil_mode,
+        )?;
         Some(Geo {
             n: xs[0],
             c: xs[1],
