@@ -13,6 +13,7 @@
 //! - `index`: GatherElements, GatherND, ScatterElements, ScatterND (reductions), OneHot,
 //!   EyeLike, NegativeLogLikelihoodLoss and SoftmaxCrossEntropyLoss (f32).
 //! - [`resize`]: Resize, nearest (any rank) and bilinear (NCHW, H and W), constant scales/sizes.
+//! - [`sample`]: GridSample (1-3 spatial dims, every mode and padding; f32).
 //!
 //! Every emitter declines (`Ok(None)`) what it does not handle exactly like the reference
 //! evaluator: other element types, dynamic shapes, inputs that must be constants and are not,
@@ -30,6 +31,7 @@ pub mod norm;
 pub mod pool;
 pub mod reduce;
 pub mod resize;
+pub mod sample;
 pub mod scan;
 pub mod softmax;
 
@@ -41,6 +43,8 @@ mod tests_index;
 mod tests_more;
 #[cfg(test)]
 mod tests_reduce;
+#[cfg(test)]
+mod tests_sample;
 
 /// See [`super`]: `None` for nodes this family does not compile.
 pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowered>, String> {
@@ -84,6 +88,7 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
             norm::lower(cx, g, node)
         }
         Op::Resize { .. } => resize::lower(cx, g, node),
+        Op::GridSample { .. } => sample::lower(cx, g, node),
         Op::ConstantOfShape { .. } | Op::Cast { .. } | Op::Where {} => elem::lower(cx, g, node),
         Op::GatherElements { .. }
         | Op::GatherND { .. }

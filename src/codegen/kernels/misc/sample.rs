@@ -1,0 +1,389 @@
+//! Sampling at run-time positions (f32 data, f64 arithmetic as the reference evaluator):
+//!
+//! - GridSample over N-D input (`[N, C, D1..Dk]`, k = 1, 2 or 3 spatial dims), modes
+//!   nearest/linear/cubic, padding zeros/border/reflection, both `align_corners`. A work item
+//!   is one grid point of one batch: its per-dim taps (index, weight, in range) are computed
+//!   once, then every channel sums the tensor product of the taps, as the reference does
+//!   (same operation order, so the f64 sums agree up to the final f32 rounding).
+//!
+//! Grid values that are NaN or infinite follow the reference where it is defined: a position
+//! converts to an index with Rust's saturating `as` (NaN to 0, infinities to the i64
+//! extremes), and an index out of the input reads nothing (zeros padding) or is clamped
+//! (border, reflection). Every load is clamped into the input whatever the index, so no grid
+//! value reads out of bounds.
+
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::{types, InstBuilder, Value};
+use cranelift_frontend::FunctionBuilder;
+use graphc_passes::ir::{DType, Graph, NodeId, Op};
+
+use super::ir::{buf, c64, for_range, index, sflags};
+use super::{in_shape, input, out_shape, strides};
+use crate::codegen::kernel::{KernelCx, Launch, Lowered, Operand};
+
+/// See [`super`].
+pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowered>, String> {
+    let n = g.node(node);
+    let f32_in = |i: usize| input(g, node, i).map(|v| g.dtype(v)) == Some(DType::F32);
+    if n.outputs.first().map(|o| o.ty.dtype) != Some(DType::F32) {
+        return Ok(None);
+    }
+    match &n.op {
+        Op::GridSample {
+            align_corners,
+            mode,
+            padding_mode,
+        } => {
+            if !f32_in(0) || !f32_in(1) {
+                return Ok(None);
+            }
+            let mode = match mode.as_str() {
+                "nearest" => Mode::Nearest,
+                "linear" | "bilinear" => Mode::Linear,
+                "cubic" | "bicubic" => Mode::Cubic,
+                _ => return Ok(None),
+            };
+            let pad = match padding_mode.as_str() {
+                "zeros" => Pad::Zeros,
+                "border" => Pad::Border,
+                "reflection" => Pad::Reflection,
+                _ => return Ok(None),
+            };
+            let (Some(xs), Some(gs), Some(ys)) = (
+                in_shape(g, node, 0),
+                in_shape(g, node, 1),
+                out_shape(g, node, 0),
+            ) else {
+                return Ok(None);
+            };
+            if xs.len() < 3 || xs.len() > 5 {
+                return Ok(None);
+            }
+            let k = xs.len() - 2;
+            if gs.len() != k + 2 || gs[0] != xs[0] || gs[k + 1] != k {
+                return Ok(None);
+            }
+            let mut want = vec![xs[0], xs[1]];
+            want.extend(&gs[1..=k]);
+            if ys != want {
+                return Ok(None);
+            }
+            if ys.contains(&0) {
+                return Ok(Some(Lowered::default()));
+            }
+            // The reference cannot clamp into an empty dim.
+            if xs[2..].contains(&0) {
+                return Ok(None);
+            }
+            let s = GridSample {
+                xs,
+                points: gs[1..=k].iter().product(),
+                mode,
+                pad,
+                align: *align_corners != 0,
+            };
+            grid_sample(cx, &s).map(Some)
+        }
+        _ => Ok(None),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Mode {
+    Nearest,
+    Linear,
+    Cubic,
+}
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Pad {
+    Zeros,
+    Border,
+    Reflection,
+}
+
+struct GridSample {
+    /// `[N, C, D1..Dk]`.
+    xs: Vec<usize>,
+    /// Grid points per batch.
+    points: usize,
+    mode: Mode,
+    pad: Pad,
+    align: bool,
+}
+
+fn f64c(b: &mut FunctionBuilder, v: f64) -> Value {
+    b.ins().f64const(v)
+}
+
+/// `x < a ? a : x` then `x > c ? c : x` on f64 (NaN stays NaN, as `f64::clamp`).
+fn fclamp(b: &mut FunctionBuilder, x: Value, lo: f64, hi: f64) -> Value {
+    let l = f64c(b, lo);
+    let h = f64c(b, hi);
+    let below = b.ins().fcmp(FloatCC::LessThan, x, l);
+    let x = b.ins().select(below, l, x);
+    let above = b.ins().fcmp(FloatCC::GreaterThan, x, h);
+    b.ins().select(above, h, x)
+}
+
+/// `i` clamped into `0..=last` (i64).
+fn iclamp(b: &mut FunctionBuilder, i: Value, last: i64) -> Value {
+    let z = c64(b, 0);
+    let l = c64(b, last);
+    let i = b.ins().smax(i, z);
+    b.ins().smin(i, l)
+}
+
+/// The reference's `reflect(x, lo, hi)`: `x` bounced off the borders into `[lo, hi]`.
+fn reflect(b: &mut FunctionBuilder, x: Value, lo: f64, hi: f64) -> Value {
+    let range = hi - lo;
+    if range <= 0.0 {
+        return f64c(b, lo);
+    }
+    let l = f64c(b, lo);
+    let h = f64c(b, hi);
+    let below = b.ins().fcmp(FloatCC::LessThan, x, l);
+    let above = b.ins().fcmp(FloatCC::GreaterThan, x, h);
+    let d_lo = b.ins().fsub(l, x);
+    let d_hi = b.ins().fsub(x, h);
+    let dx = b.ins().select(below, d_lo, d_hi);
+    let rg = f64c(b, range);
+    let q = b.ins().fdiv(dx, rg);
+    let nf = b.ins().floor(q);
+    let t = b.ins().fmul(nf, rg);
+    let r = b.ins().fsub(dx, t);
+    // `n as i64 % 2 == 0` (n >= 0 or NaN; saturating like `as`).
+    let ni = b.ins().fcvt_to_sint_sat(types::I64, nf);
+    let bit = b.ins().band_imm(ni, 1);
+    let even = b.ins().icmp_imm_s(IntCC::Equal, bit, 0);
+    let same = b.ins().icmp(IntCC::Equal, even, below);
+    let up = b.ins().fadd(l, r);
+    let down = b.ins().fsub(h, r);
+    let res = b.ins().select(same, up, down);
+    let out = b.ins().bor(below, above);
+    b.ins().select(out, res, x)
+}
+
+/// One tap along one dim: the index to load (always inside the dim), whether the reference
+/// reads it (`None`: always), and its weight.
+struct Tap {
+    idx: Value,
+    valid: Option<Value>,
+    w: Value,
+}
+
+/// The reference's cubic weights (A = -0.75) of the taps at -1, 0, 1, 2 for fraction `t`.
+fn cubic_weights(b: &mut FunctionBuilder, t: Value) -> [Value; 4] {
+    let a = -0.75f64;
+    let far = |b: &mut FunctionBuilder, x: Value| {
+        // ((a x - 5a) x + 8a) x - 4a
+        let ca = f64c(b, a);
+        let v = b.ins().fmul(ca, x);
+        let c5 = f64c(b, 5.0 * a);
+        let v = b.ins().fsub(v, c5);
+        let v = b.ins().fmul(v, x);
+        let c8 = f64c(b, 8.0 * a);
+        let v = b.ins().fadd(v, c8);
+        let v = b.ins().fmul(v, x);
+        let c4 = f64c(b, 4.0 * a);
+        b.ins().fsub(v, c4)
+    };
+    let near = |b: &mut FunctionBuilder, x: Value| {
+        // ((a + 2) x - (a + 3)) x x + 1
+        let c2 = f64c(b, a + 2.0);
+        let v = b.ins().fmul(c2, x);
+        let c3 = f64c(b, a + 3.0);
+        let v = b.ins().fsub(v, c3);
+        let v = b.ins().fmul(v, x);
+        let v = b.ins().fmul(v, x);
+        let one = f64c(b, 1.0);
+        b.ins().fadd(v, one)
+    };
+    let one = f64c(b, 1.0);
+    let two = f64c(b, 2.0);
+    let t1 = b.ins().fadd(t, one);
+    let u = b.ins().fsub(one, t);
+    let v = b.ins().fsub(two, t);
+    [far(b, t1), near(b, t), near(b, u), far(b, v)]
+}
+
+/// The taps of grid coordinate `v` (f64) along a dim of `d` elements.
+fn dim_taps(b: &mut FunctionBuilder, s: &GridSample, v: Value, d: usize) -> Vec<Tap> {
+    let df = d as f64;
+    let (lo, hi) = if s.align {
+        (0.0, df - 1.0)
+    } else {
+        (-0.5, df - 0.5)
+    };
+    let one = f64c(b, 1.0);
+    let two = f64c(b, 2.0);
+    let vp = b.ins().fadd(v, one);
+    let mut c = if s.align {
+        let t = b.ins().fdiv(vp, two);
+        let dm = f64c(b, df - 1.0);
+        b.ins().fmul(t, dm)
+    } else {
+        let dd = f64c(b, df);
+        let t = b.ins().fmul(vp, dd);
+        let t = b.ins().fsub(t, one);
+        b.ins().fdiv(t, two)
+    };
+    if s.mode == Mode::Nearest {
+        c = b.ins().nearest(c);
+    }
+    // Out of [lo, hi]: border clamps into [0, d - 1], reflection bounces, zeros keeps it.
+    match s.pad {
+        Pad::Zeros => {}
+        Pad::Border => {
+            let l = f64c(b, lo);
+            let h = f64c(b, hi);
+            let below = b.ins().fcmp(FloatCC::LessThan, c, l);
+            let above = b.ins().fcmp(FloatCC::GreaterThan, c, h);
+            let out = b.ins().bor(below, above);
+            let cl = fclamp(b, c, 0.0, df - 1.0);
+            c = b.ins().select(out, cl, c);
+        }
+        Pad::Reflection => c = reflect(b, c, lo, hi),
+    }
+    let last = d as i64 - 1;
+    let fetch = |b: &mut FunctionBuilder, i: Value| -> (Value, Option<Value>) {
+        match s.pad {
+            Pad::Zeros => {
+                let ge = b.ins().icmp_imm_s(IntCC::SignedGreaterThanOrEqual, i, 0);
+                let lt = b.ins().icmp_imm_s(IntCC::SignedLessThan, i, d as i64);
+                let valid = b.ins().band(ge, lt);
+                (iclamp(b, i, last), Some(valid))
+            }
+            Pad::Border => (iclamp(b, i, last), None),
+            Pad::Reflection => {
+                let f = b.ins().fcvt_from_sint(types::F64, i);
+                let r = reflect(b, f, lo, hi);
+                let ri = b.ins().fcvt_to_sint_sat(types::I64, r);
+                (iclamp(b, ri, last), None)
+            }
+        }
+    };
+    let tap = |b: &mut FunctionBuilder, i: Value, w: Value| {
+        let (idx, valid) = fetch(b, i);
+        Tap { idx, valid, w }
+    };
+    match s.mode {
+        Mode::Nearest => {
+            let i = b.ins().fcvt_to_sint_sat(types::I64, c);
+            vec![tap(b, i, one)]
+        }
+        Mode::Linear => {
+            let f = b.ins().floor(c);
+            let t = b.ins().fsub(c, f);
+            let i0 = b.ins().fcvt_to_sint_sat(types::I64, f);
+            let i1 = b.ins().iadd_imm_s(i0, 1);
+            let w0 = b.ins().fsub(one, t);
+            vec![tap(b, i0, w0), tap(b, i1, t)]
+        }
+        Mode::Cubic => {
+            let f = b.ins().floor(c);
+            let t = b.ins().fsub(c, f);
+            let fi = b.ins().fcvt_to_sint_sat(types::I64, f);
+            let ws = cubic_weights(b, t);
+            (0..4)
+                .map(|j| {
+                    let i = b.ins().iadd_imm_s(fi, j - 1);
+                    tap(b, i, ws[j as usize])
+                })
+                .collect()
+        }
+    }
+}
+
+/// GridSample: a work item is one grid point `(n, p)`; per channel, the sum over the tensor
+/// product of the per-dim taps (dim 0 outermost) of `w * x`, taps the reference skips
+/// contributing nothing.
+fn grid_sample(cx: &mut KernelCx, s: &GridSample) -> Result<Lowered, String> {
+    let k = s.xs.len() - 2;
+    let (nb, ch) = (s.xs[0], s.xs[1]);
+    let dims = s.xs[2..].to_vec();
+    let plane: usize = dims.iter().product();
+    let dst = strides(&dims);
+    let points = s.points;
+    let func = cx.define_kernel("grid_sample", |b, p| {
+        let x = buf(b, p, 0);
+        let grid = buf(b, p, 1);
+        let y = buf(b, p, 2);
+        for_range(b, p.begin, p.end, |b, item| {
+            let pv = c64(b, points as i64);
+            let bi = b.ins().udiv(item, pv);
+            let pi = b.ins().urem(item, pv);
+            let gp = index(b, grid, item, (k * 4) as i64);
+            let taps: Vec<Vec<Tap>> = (0..k)
+                .map(|i| {
+                    // The grid lists coordinates innermost dim first (x, y, z).
+                    let v = b
+                        .ins()
+                        .load(types::F32, sflags(), gp, (4 * (k - 1 - i)) as i32);
+                    let v = b.ins().fpromote(types::F64, v);
+                    dim_taps(b, s, v, dims[i])
+                })
+                .collect();
+            // The tensor product: (element offset, validity, weight) per combination.
+            let mut combos: Vec<(Value, Option<Value>, Option<Value>)> = Vec::new();
+            let z = c64(b, 0);
+            combos.push((z, None, None));
+            for (i, ti) in taps.iter().enumerate() {
+                let mut next = Vec::with_capacity(combos.len() * ti.len());
+                for &(off, valid, w) in &combos {
+                    for t in ti {
+                        let o = b.ins().imul_imm_s(t.idx, dst[i] as i64);
+                        let o = b.ins().iadd(off, o);
+                        let v = match (valid, t.valid) {
+                            (Some(a), Some(c)) => Some(b.ins().band(a, c)),
+                            (a, c) => a.or(c),
+                        };
+                        let w = match w {
+                            Some(w) => b.ins().fmul(w, t.w),
+                            None => t.w,
+                        };
+                        next.push((o, v, Some(w)));
+                    }
+                }
+                combos = next;
+            }
+            let chv = c64(b, ch as i64);
+            let plane0 = b.ins().imul(bi, chv);
+            let zero = c64(b, 0);
+            for_range(b, zero, chv, |b, c| {
+                let pl = b.ins().iadd(plane0, c);
+                let base = index(b, x, pl, (plane * 4) as i64);
+                let mut acc = f64c(b, -0.0);
+                let fz = f64c(b, 0.0);
+                for &(off, valid, w) in &combos {
+                    let a = index(b, base, off, 4);
+                    let xv = b.ins().load(types::F32, sflags(), a, 0);
+                    let xv = b.ins().fpromote(types::F64, xv);
+                    let w = w.expect("k >= 1");
+                    let mut t = b.ins().fmul(w, xv);
+                    if let Some(v) = valid {
+                        t = b.ins().select(v, t, fz);
+                    }
+                    acc = b.ins().fadd(acc, t);
+                }
+                let r = b.ins().fdemote(types::F32, acc);
+                let row = b.ins().imul_imm_s(pl, points as i64);
+                let o = b.ins().iadd(row, pi);
+                let d = index(b, y, o, 4);
+                b.ins().store(sflags(), r, d, 0);
+            });
+        });
+        b.ins().return_(&[]);
+        Ok(())
+    })?;
+    Ok(Lowered {
+        launches: vec![Launch {
+            func,
+            operands: vec![Operand::Input(0), Operand::Input(1), Operand::Output(0)],
+            items: (nb * points) as u64,
+            grain: (256 / ch.max(1)).max(1) as u64,
+            name: "grid_sample".into(),
+        }],
+        scratch_bytes: 0,
+    })
+}

@@ -1,0 +1,141 @@
+//! Tests of the sampling kernels (GridSample, RoiAlign) against the reference evaluator.
+
+use graphc_passes::ir::Tensor;
+
+use crate::codegen::testing::check_text;
+
+/// A one-node graph over graph inputs `ins`.
+fn graph(ins: &str, node: &str) -> String {
+    format!("graph \"g\" ({ins}) {{\n  {node}\n  return %y\n}}\n")
+}
+
+/// Runs a one-node graph on given inputs and compares with the reference exactly.
+fn exact_on(text: &str, inputs: Vec<Option<Tensor>>) {
+    let g = graphc_passes::ir::text::parse(text).unwrap();
+    let node = crate::codegen::testing::single_compute_node(&g).unwrap();
+    let want = graphc_passes::eval::eval_graph(&g, &inputs).unwrap();
+    let got = crate::codegen::testing::run_node(
+        &g,
+        node,
+        &inputs,
+        crate::codegen::kernel::Target::host(),
+    )
+    .unwrap()
+    .unwrap_or_else(|| panic!("no kernel\n{text}"));
+    graphc_passes::eval::compare(&got[0], &want[0], 0.0, 0.0)
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
+}
+
+fn grid_sample_text(xs: &[usize], out: &[usize], attrs: &str) -> String {
+    let k = xs.len() - 2;
+    let dims = |d: &[usize]| {
+        d.iter()
+            .map(|v| v.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let mut gs = vec![xs[0]];
+    gs.extend(out);
+    gs.push(k);
+    let mut ys = vec![xs[0], xs[1]];
+    ys.extend(out);
+    graph(
+        &format!("%x: f32[{}], %g: f32[{}]", dims(xs), dims(&gs)),
+        &format!("%y: f32[{}] = grid_sample {{{attrs}}} (%x, %g)", dims(&ys)),
+    )
+}
+
+const MODES: [&str; 3] = ["nearest", "linear", "cubic"];
+const PADS: [&str; 3] = ["zeros", "border", "reflection"];
+
+// The kernel does the reference's f64 arithmetic in the same order and rounds once: exact.
+// Random grid values are in [-2, 2): positions inside, near and well outside the input.
+#[test]
+fn grid_sample_modes_paddings_ranks() {
+    let shapes: [(&[usize], &[usize]); 7] = [
+        (&[1, 1, 4, 4], &[3, 5]),
+        (&[2, 3, 5, 7], &[6, 9]),
+        (&[1, 2, 1, 6], &[2, 3]),
+        (&[2, 1, 3, 1], &[4, 1]),
+        (&[1, 2, 3, 4, 5], &[2, 3, 3]),
+        (&[2, 1, 1, 2, 3], &[3, 1, 2]),
+        (&[2, 3, 9], &[7]),
+    ];
+    for (xs, out) in shapes {
+        for mode in MODES {
+            for pad in PADS {
+                for align in [0, 1] {
+                    let attrs = format!(
+                        "mode: \"{mode}\", padding_mode: \"{pad}\", align_corners: {align}"
+                    );
+                    let text = grid_sample_text(xs, out, &attrs);
+                    for seed in [1, 2] {
+                        check_text(&text, seed, 0.0, 0.0).unwrap_or_else(|e| panic!("{e}\n{text}"));
+                    }
+                }
+            }
+        }
+    }
+}
+
+// NaN and infinite grid values: the reference's saturating conversions, skipped taps and
+// reflections are followed; nothing reads outside X (the buffers are exactly sized). Huge
+// and infinite values with zeros padding (linear, cubic) overflow the reference's index
+// arithmetic (`i64::MAX + 1`), so those only go through nearest.
+#[test]
+fn grid_sample_non_finite_grid() {
+    let xs = [1usize, 2, 3, 4];
+    let x: Vec<f32> = (0..24).map(|i| i as f32 * 0.25 - 2.0).collect();
+    let specials = [
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        1e30,
+        -1e30,
+        0.3,
+        -0.7,
+        1.0,
+        -1.0,
+        f32::NAN,
+    ];
+    // 5 points x 2 coordinates = 10 values; rotate so every pairing appears.
+    for rot in 0..specials.len() {
+        let g: Vec<f32> = (0..10).map(|i| specials[(i + rot) % 10]).collect();
+        let finite_only = g.iter().all(|v| v.is_nan() || v.abs() < 1e6);
+        for mode in MODES {
+            for pad in PADS {
+                if pad == "zeros" && mode != "nearest" && !finite_only {
+                    continue;
+                }
+                for align in [0, 1] {
+                    let attrs = format!(
+                        "mode: \"{mode}\", padding_mode: \"{pad}\", align_corners: {align}"
+                    );
+                    let text = grid_sample_text(&xs, &[1, 5], &attrs);
+                    let xt = Tensor::from_vec(&xs, x.clone()).unwrap();
+                    let gt = Tensor::from_vec(&[1, 1, 5, 2], g.clone()).unwrap();
+                    exact_on(&text, vec![Some(xt), Some(gt)]);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn grid_sample_declines_other_types() {
+    let text = graph(
+        "%x: f64[1,1,3,3], %g: f64[1,2,2,2]",
+        "%y: f64[1,1,2,2] = grid_sample (%x, %g)",
+    );
+    let g = graphc_passes::ir::text::parse(&text).unwrap();
+    let node = crate::codegen::testing::single_compute_node(&g).unwrap();
+    let inputs = graphc_passes::eval::random_inputs(&g, 1).unwrap();
+    let got = crate::codegen::testing::run_node(
+        &g,
+        node,
+        &inputs,
+        crate::codegen::kernel::Target::host(),
+    )
+    .unwrap();
+    assert!(got.is_none());
+}
