@@ -12,7 +12,9 @@
 //! - `elem`: ConstantOfShape, Cast (f32/f64/integers/bool), Where (broadcasting).
 //! - `index`: GatherElements, GatherND, ScatterElements, ScatterND (reductions), OneHot,
 //!   EyeLike, NegativeLogLikelihoodLoss and SoftmaxCrossEntropyLoss (f32).
-//! - [`resize`]: Resize, nearest (any rank) and bilinear (NCHW, H and W), constant scales/sizes.
+//! - [`resize`]: Resize and Upsample with constant scales/sizes/roi: nearest (any rank, most
+//!   types), and for f32 linear and cubic over any axes, antialias, exclude_outside,
+//!   tf_crop_and_resize, keep_aspect_ratio_policy.
 //! - [`sample`]: GridSample (1-3 spatial dims, every mode and padding; f32).
 //!
 //! Every emitter declines (`Ok(None)`) what it does not handle exactly like the reference
@@ -43,6 +45,8 @@ mod tests_index;
 mod tests_more;
 #[cfg(test)]
 mod tests_reduce;
+#[cfg(test)]
+mod tests_resize;
 #[cfg(test)]
 mod tests_sample;
 
@@ -87,7 +91,7 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
         Op::Lrn { .. } | Op::BatchNormalization { .. } | Op::InstanceNormalization { .. } => {
             norm::lower(cx, g, node)
         }
-        Op::Resize { .. } => resize::lower(cx, g, node),
+        Op::Resize { .. } | Op::Upsample { .. } => resize::lower(cx, g, node),
         Op::GridSample { .. } => sample::lower(cx, g, node),
         Op::ConstantOfShape { .. } | Op::Cast { .. } | Op::Where {} => elem::lower(cx, g, node),
         Op::GatherElements { .. }

@@ -154,7 +154,7 @@ fn reflect(b: &mut FunctionBuilder, x: Value, lo: f64, hi: f64) -> Value {
     let r = b.ins().fsub(dx, t);
     // `n as i64 % 2 == 0` (n >= 0 or NaN; saturating like `as`).
     let ni = b.ins().fcvt_to_sint_sat(types::I64, nf);
-    let bit = b.ins().band_imm(ni, 1);
+    let bit = b.ins().band_imm_s(ni, 1);
     let even = b.ins().icmp_imm_s(IntCC::Equal, bit, 0);
     let same = b.ins().icmp(IntCC::Equal, even, below);
     let up = b.ins().fadd(l, r);
