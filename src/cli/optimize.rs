@@ -87,12 +87,29 @@ pub struct OptimizeArgs {
     /// Override an input's shape: NAME=D,D,... (numbers, symbolic names or ?).
     #[arg(long = "input-shape", value_name = "NAME=D,D,...", value_parser = super::parse_input_shape)]
     pub input_shapes: Vec<(String, Vec<Dim>)>,
+    /// Fix an input's value: NAME=PATH (.npy or .pb). The input becomes a constant of the
+    /// optimized model and leaves its inputs. A .so needs it for the inputs whose values
+    /// decide shapes (Resize scales, Slice starts, a Reshape's shape, ...).
+    #[arg(long = "bind", value_name = "NAME=PATH")]
+    pub binds: Vec<String>,
     /// Saturation limits.
     #[command(flatten)]
     pub runner: RunnerArgs,
     /// Resource limits.
     #[command(flatten)]
     pub limits: super::limits::LimitArgs,
+}
+
+/// Loads the model with the `--input-shape` overrides and freezes the `--bind` inputs.
+fn load_bound(args: &OptimizeArgs) -> anyhow::Result<Graph> {
+    let g = crate::onnx::load_model_with(
+        &args.model,
+        args.input_shapes.clone(),
+        &args.limits.limits(),
+    )?;
+    let names = super::run::bound_names(&g, &args.binds)?;
+    let mut values = super::run::bind_inputs_partial(&g, &args.binds)?;
+    super::run::freeze_bound(g, &mut values, &names)
 }
 
 /// Runs the pipeline the flags select (the default one unless `--layout`) on `g`.
@@ -184,11 +201,7 @@ pub fn run(args: OptimizeArgs) -> anyhow::Result<()> {
     if args.name.is_some() {
         bail!("--name only applies to a .so output");
     }
-    let g = crate::onnx::load_model_with(
-        &args.model,
-        args.input_shapes.clone(),
-        &args.limits.limits(),
-    )?;
+    let g = load_bound(&args)?;
     let (opt, report) = optimize_graph(&g, &args.runner)?;
     if args.report {
         print!("{report}");
@@ -229,11 +242,7 @@ fn write_library(args: &OptimizeArgs, out: &std::path::Path) -> anyhow::Result<(
     if !crate::codegen::aot::is_c_identifier(&name) {
         return Err(crate::codegen::aot::SoError::BadName(name).into());
     }
-    let g = crate::onnx::load_model_with(
-        &args.model,
-        args.input_shapes.clone(),
-        &args.limits.limits(),
-    )?;
+    let g = load_bound(args)?;
     // Initializers are constants of the library, not inputs.
     let mut none = vec![None; g.inputs.len()];
     let mut g = super::run::freeze_defaults(g, &mut none);
@@ -250,9 +259,9 @@ fn write_library(args: &OptimizeArgs, out: &std::path::Path) -> anyhow::Result<(
         print!("{report}");
         println!("{}", arena_line(&opt));
     }
-    if let Some(v) = super::run::first_dynamic_value(&opt) {
+    if let Some(why) = super::run::dynamic_shape_reason(&opt) {
         bail!(
-            "{}: cannot compile to a shared library: value {v} has a data-dependent shape",
+            "{}: cannot compile to a shared library: {why}",
             args.model.display()
         );
     }

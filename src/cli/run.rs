@@ -16,6 +16,11 @@ pub struct RunArgs {
     /// the graph inputs that have no initializer.
     #[arg(long = "input", short = 'i', value_name = "[NAME=]PATH")]
     pub inputs: Vec<String>,
+    /// Fix an input's value at compile time: NAME=PATH (.npy or .pb). The input becomes a
+    /// constant of the compiled model. The inputs whose values decide shapes (Resize scales,
+    /// Slice starts, a Reshape's shape, ...) need it with `--engine so`.
+    #[arg(long = "bind", value_name = "NAME=PATH")]
+    pub binds: Vec<String>,
     /// Override an input's shape: NAME=D,D,... (numbers, symbolic names or ?).
     #[arg(long = "input-shape", value_name = "NAME=D,D,...", value_parser = super::parse_input_shape)]
     pub input_shapes: Vec<(String, Vec<Dim>)>,
@@ -172,6 +177,81 @@ fn bind(g: &Graph, args: &[String], require_all: bool) -> anyhow::Result<Vec<Opt
     Ok(bound)
 }
 
+/// The input names of `--bind NAME=PATH` arguments, checked against the graph's inputs.
+pub fn bound_names(g: &Graph, binds: &[String]) -> anyhow::Result<Vec<String>> {
+    let names: Vec<&str> = g
+        .inputs
+        .iter()
+        .map(|&i| g.node(i).outputs[0].name.as_str())
+        .collect();
+    let mut out: Vec<String> = Vec::new();
+    for b in binds {
+        let Some((name, _)) = b.split_once('=') else {
+            bail!("--bind {b}: expected NAME=PATH");
+        };
+        if !names.contains(&name) {
+            bail!(
+                "--bind {b}: the model has no input named '{name}' (inputs: {})",
+                names.join(", ")
+            );
+        }
+        if out.iter().any(|n| n == name) {
+            bail!("input '{name}' is bound twice");
+        }
+        out.push(name.to_string());
+    }
+    Ok(out)
+}
+
+/// Turns the inputs named in `names` into constants holding their bound values, dropping
+/// them from the graph's inputs and from `inputs`, and infers again (shapes that depended
+/// on those values become static).
+pub fn freeze_bound(
+    mut g: Graph,
+    inputs: &mut Vec<Option<Tensor>>,
+    names: &[String],
+) -> anyhow::Result<Graph> {
+    if names.is_empty() {
+        return Ok(g);
+    }
+    let mut keep = Vec::new();
+    let mut kept_inputs = Vec::new();
+    for (k, id) in g.inputs.clone().into_iter().enumerate() {
+        let bound = inputs.get(k).cloned().flatten();
+        let name = &g.node(id).outputs[0].name;
+        match bound {
+            Some(value) if names.contains(name) => g.node_mut(id).op = Op::Constant { value },
+            _ => {
+                keep.push(id);
+                kept_inputs.push(bound);
+            }
+        }
+    }
+    g.inputs = keep;
+    *inputs = kept_inputs;
+    graphc_passes::infer::infer_graph(&mut g)?;
+    Ok(g)
+}
+
+/// The reason a fixed-shape library cannot hold `g`, naming the value with a data-dependent
+/// shape and, when the values of some inputs decide shapes, those inputs and the option
+/// that fixes them.
+pub fn dynamic_shape_reason(g: &Graph) -> Option<String> {
+    let v = first_dynamic_value(g)?;
+    let shape_inputs: Vec<String> = graphc_passes::infer::shape_inputs(g)
+        .into_iter()
+        .map(|k| format!("'{}'", g.node(g.inputs[k]).outputs[0].name))
+        .collect();
+    Some(if shape_inputs.is_empty() {
+        format!("value {v} has a data-dependent shape")
+    } else {
+        format!(
+            "value {v} has a data-dependent shape; the values of input(s) {} decide shapes: fix them with --bind NAME=FILE",
+            shape_inputs.join(", ")
+        )
+    })
+}
+
 /// `f32[2,3]`: a tensor's dtype and shape as the text format writes types.
 fn describe(t: &Tensor) -> String {
     format!("{}{}", t.dtype(), Shape::known(t.shape()))
@@ -325,8 +405,8 @@ fn run_so(
 ) -> anyhow::Result<Vec<Tensor>> {
     use crate::codegen::aot::{write_shared_library, SoOptions};
     use crate::onnx::tensor::{from_le_bytes, le_bytes};
-    if let Some(v) = first_dynamic_value(g) {
-        bail!("cannot compile to a shared library: value {v} has a data-dependent shape");
+    if let Some(why) = dynamic_shape_reason(g) {
+        bail!("cannot compile to a shared library: {why}");
     }
     let dir = std::env::temp_dir().join(format!(
         "graphc-run-so-{}-{}",
@@ -423,7 +503,10 @@ fn run_so(
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let limits = args.limits.limits();
     let g = crate::onnx::load_model_with(&args.model, args.input_shapes.clone(), &limits)?;
-    let mut inputs = bind_inputs(&g, &args.inputs)?;
+    let frozen = bound_names(&g, &args.binds)?;
+    let given: Vec<String> = args.inputs.iter().chain(&args.binds).cloned().collect();
+    let mut inputs = bind_inputs(&g, &given)?;
+    let g = freeze_bound(g, &mut inputs, &frozen)?;
     if args.threads == Some(0) {
         bail!("--threads must be at least 1");
     }

@@ -3,7 +3,10 @@
 //!
 //! Each column is an engine with or without the optimization pipeline: `reference` runs
 //! the model as imported (`--engine reference --no-optimize`), `reference-opt` runs it
-//! optimized, `jit` runs it optimized and compiled (`--engine jit`). Every node test runs (none may panic or hang); those on the column's allowlist
+//! optimized, `jit` runs it optimized and compiled (`--engine jit`), `so` compiles it to a
+//! shared library and runs that (`--engine so`), with the inputs whose values decide shapes
+//! (`graphc::passes::infer::shape_inputs`) fixed at compile time by `--bind`, as a
+//! fixed-shape library requires. Every node test runs (none may panic or hang); those on the column's allowlist
 //! (`tests/conformance/node-<column>.txt`) must pass, and the optimized column's allowlist
 //! must include every test of the unoptimized one. A test passing but not listed is
 //! reported so it can be added (`GRAPHC_UPDATE_ALLOWLIST=1` rewrites the list).
@@ -48,6 +51,11 @@ fn first_line(s: &str) -> String {
 /// Runs one node test (all its data sets) through the CLI.
 fn run_node_test(dir: &Path, column: &Column, scratch: &Path) -> Status {
     let model = dir.join("model.onnx");
+    let bound = if column.bind_shape_inputs {
+        shape_input_names(&model)
+    } else {
+        Vec::new()
+    };
     for set in subdirs(dir, "test_data_set_") {
         let out = scratch.join(format!(
             "{}-{}",
@@ -57,9 +65,20 @@ fn run_node_test(dir: &Path, column: &Column, scratch: &Path) -> Status {
         let _ = std::fs::remove_dir_all(&out);
         let mut args: Vec<OsString> = vec!["run".into(), model.clone().into()];
         args.extend(column.args.iter().map(OsString::from));
-        for input in numbered(&set, "input_") {
-            args.push("--input".into());
-            args.push(input.into());
+        for (k, input) in numbered(&set, "input_").into_iter().enumerate() {
+            match bound.get(k) {
+                // Named, so that the inputs given with --input bind to the right slots.
+                Some((name, bind)) => {
+                    let mut a = OsString::from(format!("{name}="));
+                    a.push(&input);
+                    args.push(if *bind { "--bind" } else { "--input" }.into());
+                    args.push(a);
+                }
+                None => {
+                    args.push("--input".into());
+                    args.push(input.into());
+                }
+            }
         }
         args.push("--output-dir".into());
         args.push(out.clone().into());
@@ -91,6 +110,31 @@ fn run_node_test(dir: &Path, column: &Column, scratch: &Path) -> Status {
     Status::Pass
 }
 
+/// For each input a test feeds (the graph inputs without an initializer, in order), its name
+/// and whether its value decides a shape (see `graphc::passes::infer::shape_inputs`): those
+/// are bound at compile time with `--bind NAME=PATH`, as a fixed-shape library needs. Empty
+/// when no input decides a shape or the model does not load (the run reports why).
+fn shape_input_names(model: &Path) -> Vec<(String, bool)> {
+    let Ok(g) = graphc::onnx::load_model(model, vec![]) else {
+        return Vec::new();
+    };
+    let shape = graphc::passes::infer::shape_inputs(&g);
+    if shape.is_empty() {
+        return Vec::new();
+    }
+    g.inputs
+        .iter()
+        .enumerate()
+        .filter(|(_, &id)| {
+            matches!(
+                g.node(id).op,
+                graphc::passes::ir::Op::Input { default: None }
+            )
+        })
+        .map(|(k, &id)| (g.node(id).outputs[0].name.clone(), shape.contains(&k)))
+        .collect()
+}
+
 fn read_allowlist(path: &Path) -> BTreeSet<String> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
@@ -104,26 +148,33 @@ fn read_allowlist(path: &Path) -> BTreeSet<String> {
 struct Column {
     name: &'static str,
     args: &'static [&'static str],
+    /// Whether the inputs whose values decide shapes are bound at compile time (`--bind`),
+    /// as building a fixed-shape library requires.
+    bind_shape_inputs: bool,
 }
 
 const REFERENCE: Column = Column {
     name: "reference",
     args: &["--engine", "reference", "--no-optimize"],
+    bind_shape_inputs: false,
 };
 
 const REFERENCE_OPT: Column = Column {
     name: "reference-opt",
     args: &["--engine", "reference"],
+    bind_shape_inputs: false,
 };
 
 const JIT: Column = Column {
     name: "jit",
     args: &["--engine", "jit"],
+    bind_shape_inputs: false,
 };
 
 const SO: Column = Column {
     name: "so",
     args: &["--engine", "so"],
+    bind_shape_inputs: true,
 };
 
 fn node_suite(column: &Column) {

@@ -49,16 +49,15 @@ fn outputs_may_be_inputs_constants_or_repeated() {
 
 #[test]
 fn fallback_nodes_run_between_kernels() {
-    // TopK has no kernel: it runs with the reference evaluator between two copies, reading
-    // a constant and writing a buffer of the arena.
+    // GlobalLpPool has no kernel: it runs with the reference evaluator between two copies,
+    // reading a buffer of the arena and writing one.
     let g = parse(
         r#"graph "g" (%x: f32[3,4]) {
-  %s: i64[1] = constant {value: i64[1] [12]}
-  %a: f32[12] = reshape (%x, %s)
-  %k: i64[1] = constant {value: i64[1] [12]}
-  %b: f32[12], %i: i64[12] = top_k (%a, %k)
-  %t: i64[2] = constant {value: i64[2] [4, 3]}
-  %c: f32[4,3] = reshape (%b, %t)
+  %s: i64[4] = constant {value: i64[4] [1, 3, 2, 2]}
+  %a: f32[1,3,2,2] = reshape (%x, %s)
+  %b: f32[1,3,1,1] = global_lp_pool (%a)
+  %t: i64[1] = constant {value: i64[1] [3]}
+  %c: f32[3] = reshape (%b, %t)
   return %c, %b
 }
 "#,

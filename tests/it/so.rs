@@ -251,13 +251,14 @@ int main(void) {
 #[test]
 fn a_model_without_kernels_is_refused_naming_the_ops() {
     let dir = scratch("refuse");
-    let model = dir.join("topk.onnx");
-    // TopK has no kernel: the library cannot be built, and the error names the op.
+    let model = dir.join("dropout.onnx");
+    // Dropout with a run-time training flag has no kernel (it would have to draw random
+    // masks): the library cannot be built, and the error names the op.
     let g = graphc::passes::ir::text::parse(
-        r#"graph "g" (%x: f32[4,6]) {
-  %k: i64[1] = constant {value: i64[1] [2]}
-  %v: f32[4,2], %i: i64[4,2] = top_k {axis: -1} (%x, %k)
-  return %v
+        r#"graph "g" (%x: f32[4,6], %t: bool[]) {
+  %r: f32[] = constant {value: f32[] [0.5]}
+  %y: f32[4,6] = dropout (%x, %r, %t)
+  return %y
 }
 "#,
     )
@@ -268,15 +269,85 @@ fn a_model_without_kernels_is_refused_naming_the_ops() {
         .arg("optimize")
         .arg(&model)
         .arg("-o")
-        .arg(dir.join("topk.so"))
+        .arg(dir.join("dropout.so"))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("no kernel for") && err.contains("TopK"),
+        err.contains("no kernel for") && err.contains("Dropout"),
         "{err}"
     );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An input whose value decides a shape (Slice's `starts`) must be fixed for a library: the
+/// error names it and `--bind`; bound, it leaves the library's inputs and the library
+/// computes what the JIT computes with the same value fed at run time.
+#[test]
+fn a_shape_input_is_named_then_bound() {
+    let dir = scratch("bind");
+    let model = dir.join("slice.onnx");
+    let g = graphc::passes::ir::text::parse(
+        r#"graph "g" (%x: f32[5,7], %starts: i64[2]) {
+  %ends: i64[2] = constant {value: i64[2] [5, 6]}
+  %y: f32[..] = slice (%x, %starts, %ends)
+  return %y
+}
+"#,
+    )
+    .unwrap();
+    let m = graphc::onnx::export_model(&g, 18).unwrap();
+    graphc::onnx::write_model(&model, &m).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_graphc"))
+        .arg("optimize")
+        .arg(&model)
+        .arg("-o")
+        .arg(dir.join("unbound.so"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("data-dependent shape") && err.contains("'starts'") && err.contains("--bind"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+
+    let starts = dir.join("starts.npy");
+    graphc::npy::write_npy(&starts, &Tensor::from_vec(&[2], vec![1i64, 2]).unwrap()).unwrap();
+    let so = build_library(
+        &model,
+        &dir,
+        "slice",
+        &["--bind", &format!("starts={}", starts.display())],
+    );
+    assert!(so.exists());
+    let header = std::fs::read_to_string(dir.join("slice.h")).unwrap();
+    assert!(
+        header.contains(" *   0: x ") && !header.contains("starts"),
+        "{header}"
+    );
+
+    // `run --engine so --bind` against the JIT fed `starts` at run time.
+    let x = dir.join("x.npy");
+    graphc::npy::write_npy(&x, &ramp(&[5, 7])).unwrap();
+    let mut outs = Vec::new();
+    for (engine, flag) in [("so", "--bind"), ("jit", "--input")] {
+        let o = dir.join(engine);
+        run(Command::new(env!("CARGO_BIN_EXE_graphc"))
+            .args(["run", "--engine", engine])
+            .arg(&model)
+            .arg("--input")
+            .arg(format!("x={}", x.display()))
+            .arg(flag)
+            .arg(format!("starts={}", starts.display()))
+            .arg("--output-dir")
+            .arg(&o));
+        outs.push(graphc::npy::read_npy(&o.join("output_0.npy")).unwrap());
+    }
+    assert_eq!(outs[0].shape(), &[4, 4]);
+    compare(&outs[0], &outs[1], 0.0, 0.0).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -12,7 +12,8 @@
 //!
 //! Modules: `dims` (dim algebra), `ops` (element-wise, data movement, reductions), `nn`
 //! (linear algebra, convolution, normalization, recurrent, ...), `control` (If, Loop,
-//! Scan), `shape_arith` (direct evaluation of small shape computations).
+//! Scan), `shape_arith` (direct evaluation of small shape computations), `shape_inputs` (the
+//! graph inputs whose values decide shapes).
 
 mod blocked;
 mod control;
@@ -20,11 +21,14 @@ mod dims;
 mod nn;
 mod ops;
 mod shape_arith;
+mod shape_inputs;
 
 #[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;
+
+pub use shape_inputs::{shape_inputs, shape_operands};
 
 use crate::ir::{DType, Dim, Graph, NodeId, Op, Shape, Tensor, TypeInfo, ValueRef};
 use dims::{req, ty, unify_shape, Res};

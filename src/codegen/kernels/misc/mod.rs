@@ -1,11 +1,13 @@
 //! Kernels: the ops that are neither matrix products nor elementwise.
 //!
-//! - [`movement`]: Transpose, Concat, Split, Slice, Expand, Tile, Pad (constant mode) and
-//!   Gather, for every fixed-size element type, as strided row copies.
+//! - [`movement`]: Transpose, Concat, Split, Slice, Expand, Tile, Pad (constant mode, the
+//!   value constant or read at run time), CenterCropPad and Gather, for every fixed-size
+//!   element type, as strided row copies; edge/reflect/wrap Pads as a table gather (the one
+//!   nearest Resize uses).
 //! - [`pool`]: MaxPool, AveragePool (2-D, f32, NCHW), GlobalAveragePool, GlobalMaxPool.
 //! - [`reduce`]: Reduce{Sum,Mean,Max,Min,Prod,L1,L2,SumSquare,LogSum,LogSumExp} over any axes
 //!   (constant or run-time), ArgMax/ArgMin (f32).
-//! - [`scan`]: CumSum/CumProd, Hardmax, LpNormalization along one axis, Trilu.
+//! - [`scan`]: CumSum/CumProd, Hardmax, LpNormalization, TopK along one axis, Trilu.
 //! - [`softmax`]: Softmax, LogSoftmax, FusedSoftmax, LayerNormalization, RMSNormalization
 //!   (f32).
 //! - [`norm`]: LRN, BatchNormalization (inference), InstanceNormalization (f32, NCHW-like).
@@ -61,6 +63,7 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
         | Op::Expand {}
         | Op::Tile {}
         | Op::Pad { .. }
+        | Op::CenterCropPad { .. }
         | Op::Gather { .. } => movement::lower(cx, g, node),
         Op::MaxPool { .. }
         | Op::AveragePool { .. }
@@ -82,7 +85,8 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
         | Op::CumProd { .. }
         | Op::Hardmax { .. }
         | Op::LpNormalization { .. }
-        | Op::Trilu { .. } => scan::lower(cx, g, node),
+        | Op::Trilu { .. }
+        | Op::TopK { .. } => scan::lower(cx, g, node),
         Op::Softmax { .. }
         | Op::LogSoftmax { .. }
         | Op::FusedSoftmax { .. }

@@ -409,21 +409,26 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
             push(cx, &c, Operand::Input(0), Operand::Output(0), "tile")?;
         }
         Op::Pad { mode } => {
-            if mode != "constant" {
-                return Ok(None);
-            }
-            let Some(plan) = pad_plan(g, node, &xs, &outs[0], es) else {
+            let Some((begin, end)) = pad_amounts(g, node, xs.len()) else {
                 return Ok(None);
             };
-            let (copy, bits) = plan;
-            let total = outs[0].iter().product::<usize>() * es;
-            if total > 0 {
-                launches.push(fill_launch(cx, total, es, bits)?);
+            if mode != "constant" {
+                return table_pad(cx, &xs, &outs[0], es, &begin, &end, mode);
             }
-            if let Some(l) =
-                strided_launch(cx, &copy, Operand::Input(0), Operand::Output(0), "pad")?
-            {
-                launches.push(l);
+            let Some(fill) = pad_fill(g, node, es) else {
+                return Ok(None);
+            };
+            if !constant_pad(cx, &xs, &outs[0], es, &begin, &end, fill, &mut launches)? {
+                return Ok(None);
+            }
+        }
+        Op::CenterCropPad { axes } => {
+            let Some((begin, end)) = center_crop_pad_amounts(g, node, &xs, axes.as_deref()) else {
+                return Ok(None);
+            };
+            let fill = PadFill::Bits(0);
+            if !constant_pad(cx, &xs, &outs[0], es, &begin, &end, fill, &mut launches)? {
+                return Ok(None);
             }
         }
         Op::Gather { axis } => return gather(cx, g, node, *axis, &xs, &outs[0], es),
@@ -524,15 +529,9 @@ fn slice_copy(g: &Graph, node: NodeId, xs: &[usize], out: &[usize], es: usize) -
     Some(Strided::into_dense(es, &dims, src, off))
 }
 
-/// The interior copy of a constant-mode Pad and the fill element's bits.
-fn pad_plan(
-    g: &Graph,
-    node: NodeId,
-    xs: &[usize],
-    out: &[usize],
-    es: usize,
-) -> Option<(Strided, u64)> {
-    let r = xs.len();
+/// Per-axis pads (added before, after; negative crops) of a Pad with constant `pads` and
+/// `axes`.
+fn pad_amounts(g: &Graph, node: NodeId, r: usize) -> Option<(Vec<i64>, Vec<i64>)> {
     let pads = const_input(g, node, 1)?.to_i64_vec().ok()?;
     let axes: Vec<usize> = match input(g, node, 3) {
         Some(_) => const_input(g, node, 3)?
@@ -552,23 +551,115 @@ fn pad_plan(
         begin[a] = pads[i];
         end[a] = pads[i + axes.len()];
     }
-    let bits = match input(g, node, 2) {
-        None => 0,
-        Some(_) => {
-            let t = const_input(g, node, 2)?;
-            if t.is_empty() {
-                0
-            } else {
-                if t.len() != 1 || t.dtype() != g.dtype(input(g, node, 0)?) {
-                    return None;
-                }
-                let bytes = crate::onnx::tensor::le_bytes(t)?;
-                let mut w = [0u8; 8];
-                w[..es].copy_from_slice(bytes.get(..es)?);
-                u64::from_le_bytes(w)
-            }
-        }
+    Some((begin, end))
+}
+
+/// CenterCropPad with a constant `shape` as pads: a crop takes `(d - s) / 2` off the start
+/// and the rest off the end; a pad adds `(s - d) / 2` zeros before and the rest after.
+fn center_crop_pad_amounts(
+    g: &Graph,
+    node: NodeId,
+    xs: &[usize],
+    axes: Option<&[i64]>,
+) -> Option<(Vec<i64>, Vec<i64>)> {
+    let r = xs.len();
+    let target = const_input(g, node, 1)?.to_i64_vec().ok()?;
+    let axes: Vec<usize> = match axes {
+        Some(a) => a.iter().map(|&a| norm_axis(a, r)).collect::<Option<_>>()?,
+        None => (0..r).collect(),
     };
+    if target.len() != axes.len() {
+        return None;
+    }
+    let mut begin = vec![0i64; r];
+    let mut end = vec![0i64; r];
+    for (&a, &s) in axes.iter().zip(&target) {
+        let d = xs[a] as i64;
+        if s < 0 {
+            return None;
+        }
+        let (b, e) = if s <= d {
+            let off = (d - s) / 2;
+            (-off, -(d - s - off))
+        } else {
+            let off = (s - d) / 2;
+            (off, s - d - off)
+        };
+        begin[a] = b;
+        end[a] = e;
+    }
+    Some((begin, end))
+}
+
+/// What a constant-mode Pad fills with: a compile-time element, or the `constant_value`
+/// input read when the kernel runs.
+#[derive(Clone, Copy, Debug)]
+enum PadFill {
+    Bits(u64),
+    Input(usize),
+}
+
+/// The fill of a constant-mode Pad: absent or empty `constant_value` is zero.
+fn pad_fill(g: &Graph, node: NodeId, es: usize) -> Option<PadFill> {
+    let Some(v) = input(g, node, 2) else {
+        return Some(PadFill::Bits(0));
+    };
+    let x = input(g, node, 0)?;
+    if g.dtype(v) != g.dtype(x) {
+        return None;
+    }
+    match const_input(g, node, 2) {
+        Some(t) if t.is_empty() => Some(PadFill::Bits(0)),
+        Some(t) => {
+            if t.len() != 1 {
+                return None;
+            }
+            let bytes = crate::onnx::tensor::le_bytes(t)?;
+            let mut w = [0u8; 8];
+            w[..es].copy_from_slice(bytes.get(..es)?);
+            Some(PadFill::Bits(u64::from_le_bytes(w)))
+        }
+        // A run-time value: one element (an empty one would mean zero, which only a
+        // constant can say).
+        None => {
+            (g.ty(v).shape.as_known()?.iter().product::<usize>() == 1).then_some(PadFill::Input(2))
+        }
+    }
+}
+
+/// A constant-mode pad (or crop) of `xs` to `out`: a fill of the whole output, then the
+/// interior copy. `false` when the amounts do not give `out`.
+#[allow(clippy::too_many_arguments)]
+fn constant_pad(
+    cx: &mut KernelCx,
+    xs: &[usize],
+    out: &[usize],
+    es: usize,
+    begin: &[i64],
+    end: &[i64],
+    fill: PadFill,
+    launches: &mut Vec<Launch>,
+) -> Result<bool, String> {
+    let Some(copy) = pad_copy(xs, out, es, begin, end) else {
+        return Ok(false);
+    };
+    let total = out.iter().product::<usize>() * es;
+    if total > 0 {
+        launches.push(match fill {
+            PadFill::Bits(bits) => fill_launch(cx, total, es, bits)?,
+            PadFill::Input(slot) => fill_from_input(cx, total / es, es, slot)?,
+        });
+    }
+    if let Some(l) = strided_launch(cx, &copy, Operand::Input(0), Operand::Output(0), "pad")? {
+        launches.push(l);
+    }
+    Ok(true)
+}
+
+/// The interior copy of a constant-mode Pad: input element `i - begin` to output element `i`
+/// where both exist.
+fn pad_copy(xs: &[usize], out: &[usize], es: usize, begin: &[i64], end: &[i64]) -> Option<Strided> {
+    let r = xs.len();
     let xst = strides(xs);
     let ost = strides(out);
     let mut dims = vec![0usize; r];
@@ -584,17 +675,94 @@ fn pad_plan(
         so += lo * (xst[k] * es) as i64;
         dof += b.max(0) * (ost[k] * es) as i64;
     }
-    Some((
-        Strided {
-            es,
-            dims,
-            src: xst.iter().map(|&s| (s * es) as i64).collect(),
-            dst: ost.iter().map(|&s| (s * es) as i64).collect(),
-            src_off: so,
-            dst_off: dof,
-        },
-        bits,
-    ))
+    Some(Strided {
+        es,
+        dims,
+        src: xst.iter().map(|&s| (s * es) as i64).collect(),
+        dst: ost.iter().map(|&s| (s * es) as i64).collect(),
+        src_off: so,
+        dst_off: dof,
+    })
+}
+
+/// An edge, reflect or wrap Pad as a gather through per-axis index tables, built by the
+/// reference's rule: output `j` of an axis reads input `j - begin` mapped back into range.
+fn table_pad(
+    cx: &mut KernelCx,
+    xs: &[usize],
+    out: &[usize],
+    es: usize,
+    begin: &[i64],
+    end: &[i64],
+    mode: &str,
+) -> Result<Option<Lowered>, String> {
+    let r = xs.len();
+    if r == 0 || !matches!(mode, "edge" | "reflect" | "wrap") {
+        return Ok(None);
+    }
+    let mut tabs = Vec::with_capacity(r);
+    for k in 0..r {
+        let (d, b) = (xs[k] as i64, begin[k]);
+        let n = d + b + end[k];
+        if n != out[k] as i64 || n < 0 || (d == 0 && n > 0) {
+            return Ok(None);
+        }
+        let tab: Vec<usize> = (0..n)
+            .map(|j| {
+                let p = j - b;
+                (match mode {
+                    "edge" => p.clamp(0, d - 1),
+                    "wrap" => p.rem_euclid(d),
+                    _ if d == 1 => 0,
+                    _ => {
+                        let q = p.rem_euclid(2 * (d - 1));
+                        if q < d {
+                            q
+                        } else {
+                            2 * (d - 1) - q
+                        }
+                    }
+                }) as usize
+            })
+            .collect();
+        tabs.push(tab);
+    }
+    if out.contains(&0) {
+        return Ok(Some(Lowered::default()));
+    }
+    let last_same = begin[r - 1] == 0 && end[r - 1] == 0;
+    super::resize::table_gather(cx, "pad_table", xs, out, &tabs, last_same, es).map(Some)
+}
+
+/// A launch filling the `n` elements of output 0 with the element of input `slot`, read when
+/// the kernel runs.
+fn fill_from_input(cx: &mut KernelCx, n: usize, es: usize, slot: usize) -> Result<Launch, String> {
+    let ety = int_type(es).ok_or("element size")?;
+    let per = (CHUNK / es) as i64;
+    let func = cx.define_kernel("pad_fill", |b, p| {
+        let v = buf(b, p, 0);
+        let dst = buf(b, p, 1);
+        let v = b.ins().load(ety, sflags(), v, 0);
+        for_range(b, p.begin, p.end, |b, item| {
+            let lo = b.ins().imul_imm_s(item, per);
+            let hi = b.ins().iadd_imm_s(lo, per);
+            let total = c64(b, n as i64);
+            let hi = b.ins().smin(hi, total);
+            for_range(b, lo, hi, |b, e| {
+                let d = index(b, dst, e, es as i64);
+                b.ins().store(sflags(), v, d, 0);
+            });
+        });
+        b.ins().return_(&[]);
+        Ok(())
+    })?;
+    Ok(Launch {
+        func,
+        operands: vec![Operand::Input(slot), Operand::Output(0)],
+        items: (n as u64).div_ceil(per as u64),
+        grain: 1,
+        name: "pad.fill".into(),
+    })
 }
 
 /// A launch filling `total` bytes of output 0 with the element pattern `bits`.

@@ -444,6 +444,21 @@ fn nearest(
     last_same: bool,
     es: usize,
 ) -> Result<Lowered, String> {
+    table_gather(cx, "resize_nearest", xs, out, tabs, last_same, es)
+}
+
+/// A gather whose output index `(o_0, ..., o_r-1)` reads input `(tabs[0][o_0], ...)`: nearest
+/// Resize and the edge/reflect/wrap Pads. `last_same`: `tabs[r-1]` is the identity (rows are
+/// contiguous runs). Rank at least 1, no 0-sized output dim.
+pub(super) fn table_gather(
+    cx: &mut KernelCx,
+    name: &str,
+    xs: &[usize],
+    out: &[usize],
+    tabs: &[Vec<usize>],
+    last_same: bool,
+    es: usize,
+) -> Result<Lowered, String> {
     let r = xs.len();
     let ety = int_type(es).ok_or("element size")?;
     let xst = strides(xs);
@@ -455,12 +470,12 @@ fn nearest(
         table.extend(tabs[k].iter().map(|&i| (i * xst[k] * es) as i64));
     }
     let bytes = table.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let tab = cx.add_const("resize_tab", bytes)?;
+    let tab = cx.add_const(&format!("{name}_tab"), bytes)?;
     let outer = out[..r - 1].to_vec();
     let rows: usize = outer.iter().product();
     let ow = out[r - 1];
     let row_bytes = ow * es;
-    let func = cx.define_kernel("resize_nearest", |b, p| {
+    let func = cx.define_kernel(name, |b, p| {
         let x = buf(b, p, 0);
         let t = buf(b, p, 1);
         let y = buf(b, p, 2);
@@ -497,7 +512,7 @@ fn nearest(
             operands: vec![Operand::Input(0), Operand::Const(tab), Operand::Output(0)],
             items: rows as u64,
             grain: (4096 / row_bytes.max(1)).max(1) as u64,
-            name: "resize_nearest".into(),
+            name: name.into(),
         }],
         scratch_bytes: 0,
     })

@@ -10,6 +10,9 @@
 //!   zero norm gives zeros.
 //! - Trilu (any fixed-size element type; `k` absent, a constant or an i32/i64 scalar read at
 //!   run time): elements outside the kept triangle of the last two dims become 0.
+//! - TopK (floats and integers; constant `k`): the reference's order (NaN first, then by
+//!   value, ties by index) by `k` selection passes over a lane, each taking the best element
+//!   ranked after the previous one: O(k * d) per lane, no scratch.
 //!
 //! All are scalar loops: these ops are rare and their lanes short.
 
@@ -19,7 +22,7 @@ use cranelift_frontend::FunctionBuilder;
 use graphc_passes::ir::{DType, Graph, NodeId, Op};
 
 use super::ir::{buf, c64, for_range, index, int_type, sflags};
-use super::{const_input, in_shape, input, norm_axis, out_shape, strides};
+use super::{const_input, in_shape, input, norm_axis, out_shape, output_used, strides};
 use crate::codegen::kernel::{KernelCx, KernelParams, Launch, Lowered, Operand};
 
 /// See [`super`].
@@ -38,6 +41,7 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
             _ => Ok(None),
         },
         Op::Trilu { upper } => trilu(cx, g, node, *upper != 0),
+        Op::TopK { axis, largest, .. } => top_k(cx, g, node, *axis, *largest != 0),
         _ => Ok(None),
     }
 }
@@ -521,6 +525,180 @@ fn trilu(
             items: rows as u64,
             grain: (4096 / w).max(1) as u64,
             name: "trilu".into(),
+        }],
+        scratch_bytes: 0,
+    }))
+}
+
+/// TopK along `axis` with a constant `k`: one work item per lane. Output 0 holds the values,
+/// output 1 (when used) their i64 indices.
+fn top_k(
+    cx: &mut KernelCx,
+    g: &Graph,
+    node: NodeId,
+    axis: i64,
+    largest: bool,
+) -> Result<Option<Lowered>, String> {
+    let n = g.node(node);
+    let Some(x) = input(g, node, 0) else {
+        return Ok(None);
+    };
+    let dt = g.dtype(x);
+    let float = matches!(dt, DType::F32 | DType::F64);
+    let signed = matches!(dt, DType::I8 | DType::I16 | DType::I32 | DType::I64);
+    let unsigned = matches!(dt, DType::U8 | DType::U16 | DType::U32 | DType::U64);
+    if !(float || signed || unsigned) || n.outputs[0].ty.dtype != dt {
+        return Ok(None);
+    }
+    let ety = if float {
+        num_type(dt).expect("a float type")
+    } else {
+        int_type(dt.size()).expect("an integer size")
+    };
+    let Some(xs) = in_shape(g, node, 0) else {
+        return Ok(None);
+    };
+    let Some(a) = norm_axis(axis, xs.len()) else {
+        return Ok(None);
+    };
+    let k = match const_input(g, node, 1).map(|t| t.to_i64_vec()) {
+        Some(Ok(v)) if v.len() == 1 => v[0],
+        _ => return Ok(None),
+    };
+    let d = xs[a];
+    if k < 0 || k as usize > d {
+        return Ok(None);
+    }
+    let k = k as usize;
+    let mut ys = xs.clone();
+    ys[a] = k;
+    if out_shape(g, node, 0).as_ref() != Some(&ys) {
+        return Ok(None);
+    }
+    let with_indices = n.outputs.len() > 1 && output_used(g, node, 1);
+    if with_indices
+        && (n.outputs[1].ty.dtype != DType::I64 || out_shape(g, node, 1).as_ref() != Some(&ys))
+    {
+        return Ok(None);
+    }
+    let outer: usize = xs[..a].iter().product();
+    let inner: usize = xs[a + 1..].iter().product();
+    let items = outer * inner;
+    if items == 0 || k == 0 {
+        return Ok(Some(Lowered::default()));
+    }
+    let es = dt.size() as i64;
+    // `a` (at index `ia`) ranks before `b` (at `ib`): NaN first, then by value, ties by index.
+    let before = move |b: &mut FunctionBuilder, av: Value, ia: Value, bv: Value, ib: Value| {
+        let (gt, eq) = if float {
+            let an = b.ins().fcmp(FloatCC::Unordered, av, av);
+            let bn = b.ins().fcmp(FloatCC::Unordered, bv, bv);
+            let bnum = b.ins().icmp_imm_s(IntCC::Equal, bn, 0);
+            let nan_first = b.ins().band(an, bnum);
+            let cc = if largest {
+                FloatCC::GreaterThan
+            } else {
+                FloatCC::LessThan
+            };
+            let by_value = b.ins().fcmp(cc, av, bv);
+            let gt = b.ins().bor(nan_first, by_value);
+            let both_nan = b.ins().band(an, bn);
+            let same = b.ins().fcmp(FloatCC::Equal, av, bv);
+            (gt, b.ins().bor(both_nan, same))
+        } else {
+            let cc = match (largest, signed) {
+                (true, true) => IntCC::SignedGreaterThan,
+                (true, false) => IntCC::UnsignedGreaterThan,
+                (false, true) => IntCC::SignedLessThan,
+                (false, false) => IntCC::UnsignedLessThan,
+            };
+            (b.ins().icmp(cc, av, bv), b.ins().icmp(IntCC::Equal, av, bv))
+        };
+        let earlier = b.ins().icmp(IntCC::SignedLessThan, ia, ib);
+        let tie = b.ins().band(eq, earlier);
+        b.ins().bor(gt, tie)
+    };
+    let func = cx.define_kernel("top_k", |b, p| {
+        let x = buf(b, p, 0);
+        let y = buf(b, p, 1);
+        let yi = if with_indices {
+            Some(buf(b, p, 2))
+        } else {
+            None
+        };
+        for_range(b, p.begin, p.end, |b, it| {
+            let iv = c64(b, inner as i64);
+            let o = b.ins().udiv(it, iv);
+            let i = b.ins().urem(it, iv);
+            let xo = b.ins().imul_imm_s(o, (d * inner) as i64);
+            let xe = b.ins().iadd(xo, i);
+            let xb = index(b, x, xe, es);
+            let yo = b.ins().imul_imm_s(o, (k * inner) as i64);
+            let ye = b.ins().iadd(yo, i);
+            let prev_v = b.declare_var(ety);
+            let prev_i = b.declare_var(types::I64);
+            let first = b.ins().load(ety, sflags(), xb, 0);
+            b.def_var(prev_v, first);
+            let none = c64(b, -1);
+            b.def_var(prev_i, none);
+            let lo = c64(b, 0);
+            let hi = c64(b, k as i64);
+            for_range(b, lo, hi, |b, j| {
+                let best_v = b.declare_var(ety);
+                let best_i = b.declare_var(types::I64);
+                let pv = b.use_var(prev_v);
+                b.def_var(best_v, pv);
+                let none = c64(b, -1);
+                b.def_var(best_i, none);
+                let lo = c64(b, 0);
+                let hi = c64(b, d as i64);
+                for_range(b, lo, hi, |b, e| {
+                    let addr = index(b, xb, e, inner as i64 * es);
+                    let v = b.ins().load(ety, sflags(), addr, 0);
+                    let pv = b.use_var(prev_v);
+                    let pi = b.use_var(prev_i);
+                    let after = before(b, pv, pi, v, e);
+                    let start = b.ins().icmp_imm_s(IntCC::SignedLessThan, pi, 0);
+                    let after = b.ins().bor(after, start);
+                    let bv = b.use_var(best_v);
+                    let bi = b.use_var(best_i);
+                    let better = before(b, v, e, bv, bi);
+                    let empty = b.ins().icmp_imm_s(IntCC::SignedLessThan, bi, 0);
+                    let better = b.ins().bor(better, empty);
+                    let take = b.ins().band(after, better);
+                    let nv = b.ins().select(take, v, bv);
+                    let ni = b.ins().select(take, e, bi);
+                    b.def_var(best_v, nv);
+                    b.def_var(best_i, ni);
+                });
+                let bv = b.use_var(best_v);
+                let bi = b.use_var(best_i);
+                let off = b.ins().imul_imm_s(j, inner as i64);
+                let at = b.ins().iadd(ye, off);
+                let dst = index(b, y, at, es);
+                b.ins().store(sflags(), bv, dst, 0);
+                if let Some(yi) = yi {
+                    let dst = index(b, yi, at, 8);
+                    b.ins().store(sflags(), bi, dst, 0);
+                }
+                b.def_var(prev_v, bv);
+                b.def_var(prev_i, bi);
+            });
+        });
+        b.ins().return_(&[]);
+        Ok(())
+    })?;
+    let mut operands = vec![Operand::Input(0), Operand::Output(0)];
+    if with_indices {
+        operands.push(Operand::Output(1));
+    }
+    Ok(Some(Lowered {
+        launches: vec![Launch {
+            func,
+            operands,
+            items: items as u64,
+            grain: (4096 / (d * k).max(1)).max(1) as u64,
+            name: "top_k".into(),
         }],
         scratch_bytes: 0,
     }))

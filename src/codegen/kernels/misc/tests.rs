@@ -167,6 +167,88 @@ fn pad_constant_with_crop_and_axes() {
     ));
 }
 
+/// Edge, reflect and wrap pads (pads longer than the axis for reflect and wrap, crops,
+/// 1-sized axes, the last axis padded or not) and a constant pad whose value is an input.
+#[test]
+fn pad_modes_and_runtime_value() {
+    for mode in ["edge", "reflect", "wrap"] {
+        for (dt, xs, pads, ys) in [
+            ("f32", "[2,3,5]", "[0, 1, 2, 1, 0, 3]", "[3,4,10]"),
+            ("f32", "[3,4]", "[5, 7, 6, 9]", "[14,20]"),
+            ("i64", "[4,6]", "[-1, 2, 1, -3]", "[4,5]"),
+            ("u8", "[1,7]", "[3, 0, 2, 0]", "[6,7]"),
+            ("i16", "[3,1,2]", "[0, 2, 0, 0, 1, 0]", "[3,4,2]"),
+        ] {
+            let np = pads.matches(',').count() + 1;
+            exact(&graph(
+                &format!("%x: {dt}{xs}"),
+                &[&format!(
+                    "%p: i64[{np}] = constant {{value: i64[{np}] {pads}}}"
+                )],
+                &format!("%y: {dt}{ys} = pad {{mode: \"{mode}\"}} (%x, %p)"),
+                "%y",
+            ));
+        }
+        // Through `axes`.
+        exact(
+            &graph(
+                "%x: f32[3,7]",
+                &[
+                    "%p: i64[2] = constant {value: i64[2] [4, 2]}",
+                    "%a: i64[1] = constant {value: i64[1] [-2]}",
+                ],
+                &format!("%y: f32[9,7] = pad {{mode: \"{mode}\"}} (%x, %p, %v, %a)"),
+                "%y",
+            )
+            .replace("(%x: f32[3,7])", "(%x: f32[3,7], %v: f32[])"),
+        );
+    }
+    // The constant value read at run time.
+    for (dt, xs, pads, ys) in [
+        ("f32", "[2,3,5]", "[0, 1, 2, 1, 0, 3]", "[3,4,10]"),
+        ("i32", "[5,1]", "[1, 2, -2, 3]", "[4,6]"),
+        ("u8", "[3,7]", "[2, 1, 0, 9]", "[5,17]"),
+    ] {
+        let np = pads.matches(',').count() + 1;
+        exact(&graph(
+            &format!("%x: {dt}{xs}, %v: {dt}[]"),
+            &[&format!(
+                "%p: i64[{np}] = constant {{value: i64[{np}] {pads}}}"
+            )],
+            &format!("%y: {dt}{ys} = pad (%x, %p, %v)"),
+            "%y",
+        ));
+    }
+}
+
+/// CenterCropPad: crops and pads (odd and even differences), on listed and negative axes.
+#[test]
+fn center_crop_pad_crops_and_pads() {
+    for (dt, xs, shape, axes, ys) in [
+        ("f32", "[20,10,3]", "[10, 7, 3]", "", "[10,7,3]"),
+        ("f32", "[10,7,3]", "[20, 10, 3]", "", "[20,10,3]"),
+        ("f32", "[20,8,3]", "[10, 9]", ", axes: [0, 1]", "[10,9,3]"),
+        ("i64", "[3,20,9]", "[11, 12]", ", axes: [1, 2]", "[3,11,12]"),
+        ("u8", "[5,4,3]", "[6, 1]", ", axes: [-3, -2]", "[6,1,3]"),
+    ] {
+        let n = shape.matches(',').count() + 1;
+        let attrs = axes.trim_start_matches(", ");
+        let attrs = if attrs.is_empty() {
+            String::new()
+        } else {
+            format!(" {{{attrs}}}")
+        };
+        exact(&graph(
+            &format!("%x: {dt}{xs}"),
+            &[&format!(
+                "%s: i64[{n}] = constant {{value: i64[{n}] {shape}}}"
+            )],
+            &format!("%y: {dt}{ys} = center_crop_pad{attrs} (%x, %s)"),
+            "%y",
+        ));
+    }
+}
+
 #[test]
 fn gather_constant_and_runtime_indices() {
     exact(&graph(

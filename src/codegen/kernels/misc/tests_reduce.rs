@@ -555,3 +555,44 @@ fn runtime_axes_out_of_range_read_nothing_out_of_bounds() {
         .unwrap();
     assert_eq!(got[0], Tensor::from_vec(&[3, 2], xv[..6].to_vec()).unwrap());
 }
+
+/// TopK: values and indices, largest and smallest, every axis, k from 0 to the whole axis,
+/// integer dtypes (random integers tie often), and explicit ties and NaNs.
+#[test]
+fn top_k_orders_like_the_reference() {
+    let text = |dt: &str, xs: &str, k: i64, attrs: &str, ys: &str| {
+        format!(
+            "graph \"g\" (%x: {dt}{xs}) {{\n  {}\n  %v: {dt}{ys}, %i: i64{ys} = top_k {{{attrs}}} (%x, %k)\n  return %v, %i\n}}\n",
+            ints("k", &[k])
+        )
+    };
+    for dt in ["f32", "f64", "i32", "i64", "u8", "i8", "u64"] {
+        for (xs, k, attrs, ys) in [
+            ("[3,4]", 3, "axis: 1", "[3,3]"),
+            ("[3,4]", 2, "axis: 0, largest: 0", "[2,4]"),
+            ("[2,5,3]", 5, "axis: 1", "[2,5,3]"),
+            ("[2,5,3]", 1, "axis: -1, largest: 0", "[2,5,1]"),
+            ("[7]", 4, "", "[4]"),
+            ("[1,9,1]", 0, "axis: 1", "[1,0,1]"),
+            ("[4,1]", 1, "axis: 1", "[4,1]"),
+        ] {
+            check(&text(dt, xs, k, attrs, ys), 0.0, 0.0);
+        }
+    }
+    let nan = f32::NAN;
+    let x = Tensor::from_vec(
+        &[3, 5],
+        vec![
+            2.0, nan, 2.0, -1.0, nan, 0.0, -0.0, 0.0, 3.0, 3.0, 1.0, 1.0, 1.0, 1.0, 1.0,
+        ],
+    )
+    .unwrap();
+    for largest in [1, 0] {
+        check_on(
+            &text("f32", "[3,5]", 4, &format!("largest: {largest}"), "[3,4]"),
+            vec![Some(x.clone())],
+            0.0,
+            0.0,
+        );
+    }
+}
