@@ -6,6 +6,9 @@
 //!   once, then every channel sums the tensor product of the taps, as the reference does
 //!   (same operation order, so the f64 sums agree up to the final f32 rounding).
 //!
+//! - AffineGrid 2-D and 3-D with a constant `size`: base coordinates from constant tables,
+//!   the affine map in f64 per point.
+//!
 //! Grid values that are NaN or infinite follow the reference where it is defined: a position
 //! converts to an index with Rust's saturating `as` (NaN to 0, infinities to the i64
 //! extremes), and an index out of the input reads nothing (zeros padding) or is clamped
@@ -17,8 +20,8 @@ use cranelift_codegen::ir::{types, InstBuilder, Value};
 use cranelift_frontend::FunctionBuilder;
 use graphc_passes::ir::{DType, Graph, NodeId, Op};
 
-use super::ir::{buf, c64, for_range, index, sflags};
-use super::{in_shape, input, out_shape, strides};
+use super::ir::{add_off, buf, c64, for_range, index, sflags, unflatten};
+use super::{const_input, in_shape, input, out_shape, strides};
 use crate::codegen::kernel::{KernelCx, Launch, Lowered, Operand};
 
 /// See [`super`].
@@ -84,8 +87,125 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
             };
             grid_sample(cx, &s).map(Some)
         }
+        Op::AffineGrid { align_corners } => {
+            if !f32_in(0) {
+                return Ok(None);
+            }
+            let (Some(ts), Some(ys), Some(size)) = (
+                in_shape(g, node, 0),
+                out_shape(g, node, 0),
+                const_input(g, node, 1),
+            ) else {
+                return Ok(None);
+            };
+            let Ok(size) = size.to_i64_vec() else {
+                return Ok(None);
+            };
+            let Some(size) = size
+                .iter()
+                .map(|&v| usize::try_from(v).ok())
+                .collect::<Option<Vec<usize>>>()
+            else {
+                return Ok(None);
+            };
+            let k = match size.len() {
+                4 => 2,
+                5 => 3,
+                _ => return Ok(None),
+            };
+            let mut want = vec![size[0]];
+            want.extend(&size[2..]);
+            want.push(k);
+            if ts != [size[0], k, k + 1] || ys != want {
+                return Ok(None);
+            }
+            if ys.contains(&0) {
+                return Ok(Some(Lowered::default()));
+            }
+            affine_grid(cx, size[0], &size[2..], *align_corners != 0).map(Some)
+        }
         _ => Ok(None),
     }
+}
+
+/// AffineGrid: a work item is one point `(n, p)` of the `spatial` grid; its base coordinates
+/// `(x, y[, z], 1)` come from per-dim constant tables (computed as the reference does) and
+/// each output `r` is `sum_j theta[n, r, j] * coord[j]` in f64, rounded once.
+fn affine_grid(
+    cx: &mut KernelCx,
+    nb: usize,
+    spatial: &[usize],
+    align: bool,
+) -> Result<Lowered, String> {
+    let k = spatial.len();
+    let base = |i: usize, len: usize| -> f64 {
+        if align {
+            if len <= 1 {
+                -1.0
+            } else {
+                -1.0 + 2.0 * i as f64 / (len - 1) as f64
+            }
+        } else {
+            (2 * i + 1) as f64 / len as f64 - 1.0
+        }
+    };
+    let mut table: Vec<u8> = Vec::new();
+    let mut starts = Vec::new();
+    for &len in spatial {
+        starts.push(table.len());
+        for i in 0..len {
+            table.extend(base(i, len).to_le_bytes());
+        }
+    }
+    let tab = cx.add_const("affine_grid_base", table)?;
+    let points: usize = spatial.iter().product();
+    let sp = spatial.to_vec();
+    let func = cx.define_kernel("affine_grid", |b, p| {
+        let th = buf(b, p, 0);
+        let t = buf(b, p, 1);
+        let y = buf(b, p, 2);
+        for_range(b, p.begin, p.end, |b, item| {
+            let pv = c64(b, points as i64);
+            let bi = b.ins().udiv(item, pv);
+            let pi = b.ins().urem(item, pv);
+            let idx = unflatten(b, pi, &sp);
+            // coord[k - 1 - i] is the base coordinate along spatial dim i; coord[k] = 1.
+            let mut coord = vec![None; k + 1];
+            for i in 0..k {
+                let ti = add_off(b, t, starts[i] as i64);
+                let a = index(b, ti, idx[i], 8);
+                coord[k - 1 - i] = Some(b.ins().load(types::F64, sflags(), a, 0));
+            }
+            coord[k] = Some(f64c(b, 1.0));
+            let tb = index(b, th, bi, (k * (k + 1) * 4) as i64);
+            let ob = index(b, y, item, (k * 4) as i64);
+            for r in 0..k {
+                let mut acc = f64c(b, -0.0);
+                for (j, c) in coord.iter().enumerate() {
+                    let v = b
+                        .ins()
+                        .load(types::F32, sflags(), tb, (4 * (r * (k + 1) + j)) as i32);
+                    let v = b.ins().fpromote(types::F64, v);
+                    let m = b.ins().fmul(v, c.expect("every coordinate set"));
+                    acc = b.ins().fadd(acc, m);
+                }
+                let v = b.ins().fdemote(types::F32, acc);
+                b.ins().store(sflags(), v, ob, (4 * r) as i32);
+            }
+        });
+        b.ins().return_(&[]);
+        Ok(())
+    })?;
+    Ok(Lowered {
+        launches: vec![Launch {
+            func,
+            operands: vec![Operand::Input(0), Operand::Const(tab), Operand::Output(0)],
+            items: (nb * points) as u64,
+            grain: 256,
+            name: "affine_grid".into(),
+        }],
+        scratch_bytes: 0,
+    })
 }
 
 #[derive(Clone, Copy, PartialEq, Debug)]

@@ -139,3 +139,40 @@ fn grid_sample_declines_other_types() {
     .unwrap();
     assert!(got.is_none());
 }
+
+// AffineGrid: the reference's f64 sums in the same order, rounded once: exact.
+#[test]
+fn affine_grid_2d_3d() {
+    for (size, align) in [
+        (vec![2, 3, 5, 7], 0),
+        (vec![2, 3, 5, 7], 1),
+        (vec![1, 1, 1, 6], 1),
+        (vec![3, 2, 4, 1], 0),
+        (vec![1, 2, 3, 4, 5], 0),
+        (vec![2, 1, 2, 1, 3], 1),
+        (vec![1, 1, 1, 1, 1], 1),
+    ] {
+        let k = size.len() - 2;
+        let mut ys = vec![size[0]];
+        ys.extend(&size[2..]);
+        ys.push(k);
+        let join = |v: &[usize]| {
+            v.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let text = format!(
+            "graph \"g\" (%t: f32[{},{k},{}]) {{\n  %s: i64[{}] = constant {{value: i64[{}] [{}]}}\n  %y: f32[{}] = affine_grid {{align_corners: {align}}} (%t, %s)\n  return %y\n}}\n",
+            size[0],
+            k + 1,
+            size.len(),
+            size.len(),
+            join(&size),
+            join(&ys)
+        );
+        for seed in [1, 2] {
+            check_text(&text, seed, 0.0, 0.0).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        }
+    }
+}
