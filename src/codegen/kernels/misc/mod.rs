@@ -18,7 +18,7 @@
 //!   types), and for f32 linear and cubic over any axes, antialias, exclude_outside,
 //!   tf_crop_and_resize, keep_aspect_ratio_policy.
 //! - [`sample`]: GridSample (1-3 spatial dims, every mode and padding), AffineGrid (2-D, 3-D,
-//!   constant size); f32.
+//!   constant size), RoiAlign (avg, max; run-time rois); f32.
 //!
 //! Every emitter declines (`Ok(None)`) what it does not handle exactly like the reference
 //! evaluator: other element types, dynamic shapes, inputs that must be constants and are not,
@@ -97,7 +97,9 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
             norm::lower(cx, g, node)
         }
         Op::Resize { .. } | Op::Upsample { .. } => resize::lower(cx, g, node),
-        Op::GridSample { .. } | Op::AffineGrid { .. } => sample::lower(cx, g, node),
+        Op::GridSample { .. } | Op::AffineGrid { .. } | Op::RoiAlign { .. } => {
+            sample::lower(cx, g, node)
+        }
         Op::ConstantOfShape { .. } | Op::Cast { .. } | Op::Where {} => elem::lower(cx, g, node),
         Op::GatherElements { .. }
         | Op::GatherND { .. }

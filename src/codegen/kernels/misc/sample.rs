@@ -9,6 +9,9 @@
 //! - AffineGrid 2-D and 3-D with a constant `size`: base coordinates from constant tables,
 //!   the affine map in f64 per point.
 //!
+//! - RoiAlign (avg, max; half_pixel, output_half_pixel) with run-time rois and batch
+//!   indices: per `(roi, channel)` plane, the reference's bilinear samples and sums in f64.
+//!
 //! Grid values that are NaN or infinite follow the reference where it is defined: a position
 //! converts to an index with Rust's saturating `as` (NaN to 0, infinities to the i64
 //! extremes), and an index out of the input reads nothing (zeros padding) or is clamped
@@ -124,8 +127,304 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
             }
             affine_grid(cx, size[0], &size[2..], *align_corners != 0).map(Some)
         }
+        Op::RoiAlign {
+            coordinate_transformation_mode,
+            mode,
+            output_height,
+            output_width,
+            sampling_ratio,
+            spatial_scale,
+        } => {
+            let idx_i64 = input(g, node, 2).map(|v| g.dtype(v)) == Some(DType::I64);
+            if !f32_in(0) || !f32_in(1) || !idx_i64 {
+                return Ok(None);
+            }
+            let half_pixel = match coordinate_transformation_mode.as_str() {
+                "half_pixel" => true,
+                "output_half_pixel" => false,
+                _ => return Ok(None),
+            };
+            let max = match mode.as_str() {
+                "avg" => false,
+                "max" => true,
+                _ => return Ok(None),
+            };
+            let (Ok(oh), Ok(ow), Ok(sr)) = (
+                usize::try_from(*output_height),
+                usize::try_from(*output_width),
+                usize::try_from(*sampling_ratio),
+            ) else {
+                return Ok(None);
+            };
+            let (Some(xs), Some(rs), Some(bs), Some(ys)) = (
+                in_shape(g, node, 0),
+                in_shape(g, node, 1),
+                in_shape(g, node, 2),
+                out_shape(g, node, 0),
+            ) else {
+                return Ok(None);
+            };
+            if xs.len() != 4 || bs.len() != 1 || rs != [bs[0], 4] || oh == 0 || ow == 0 {
+                return Ok(None);
+            }
+            if ys != [bs[0], xs[1], oh, ow] {
+                return Ok(None);
+            }
+            if ys.contains(&0) {
+                return Ok(Some(Lowered::default()));
+            }
+            // The reference errors on any roi of an empty batch or image.
+            if xs[0] == 0 || xs[2] == 0 || xs[3] == 0 {
+                return Ok(None);
+            }
+            let a = RoiAlign {
+                xs,
+                rois: bs[0],
+                oh,
+                ow,
+                sampling_ratio: sr,
+                scale: *spatial_scale as f64,
+                half_pixel,
+                max,
+            };
+            roi_align(cx, &a).map(Some)
+        }
         _ => Ok(None),
     }
+}
+
+struct RoiAlign {
+    /// `[N, C, H, W]`.
+    xs: Vec<usize>,
+    rois: usize,
+    oh: usize,
+    ow: usize,
+    sampling_ratio: usize,
+    scale: f64,
+    half_pixel: bool,
+    max: bool,
+}
+
+/// `f64::max(a, b)`: the other operand when one is NaN.
+fn fmax_num(b: &mut FunctionBuilder, a: Value, c: Value) -> Value {
+    let lt = b.ins().fcmp(FloatCC::LessThan, a, c);
+    let m = b.ins().select(lt, c, a);
+    let nan = b.ins().fcmp(FloatCC::Unordered, a, a);
+    b.ins().select(nan, c, m)
+}
+
+/// `f64::max(x, 0.0)` (NaN gives 0).
+fn max0(b: &mut FunctionBuilder, x: Value) -> Value {
+    let z = f64c(b, 0.0);
+    let gt = b.ins().fcmp(FloatCC::GreaterThan, x, z);
+    b.ins().select(gt, x, z)
+}
+
+/// RoiAlign: a work item is one `(roi, channel)` plane of `oh x ow` bins, each the average
+/// (or max) over a `grid_h x grid_w` grid of bilinear samples, in f64 in the reference's
+/// order. Batch indices are clamped into `0..N` (the reference rejects others); sample grids
+/// the reference rejects as too large (`grid_h * grid_w * oh * ow` above its element limit,
+/// infinite rois) are empty here, giving 0.
+fn roi_align(cx: &mut KernelCx, a: &RoiAlign) -> Result<Lowered, String> {
+    let (n, ch, h, w) = (a.xs[0], a.xs[1], a.xs[2], a.xs[3]);
+    let (oh, ow) = (a.oh, a.ow);
+    let limit = graphc_passes::eval::util::MAX_ELEMENTS as i64;
+    let func = cx.define_kernel("roi_align", |b, p| {
+        let x = buf(b, p, 0);
+        let rois = buf(b, p, 1);
+        let bidx = buf(b, p, 2);
+        let y = buf(b, p, 3);
+        let acc = b.declare_var(types::F64);
+        for_range(b, p.begin, p.end, |b, item| {
+            let chv = c64(b, ch as i64);
+            let r = b.ins().udiv(item, chv);
+            let c = b.ins().urem(item, chv);
+            let bp = index(b, bidx, r, 8);
+            let bi = b.ins().load(types::I64, sflags(), bp, 0);
+            let bi = iclamp(b, bi, n as i64 - 1);
+            let nc = b.ins().imul_imm_s(bi, ch as i64);
+            let plane = b.ins().iadd(nc, c);
+            let base = index(b, x, plane, (h * w * 4) as i64);
+            let rp = index(b, rois, r, 16);
+            let sc = f64c(b, a.scale);
+            let off = f64c(b, if a.half_pixel { 0.5 } else { 0.0 });
+            let roi: Vec<Value> = (0..4)
+                .map(|j| {
+                    let v = b.ins().load(types::F32, sflags(), rp, 4 * j);
+                    let v = b.ins().fpromote(types::F64, v);
+                    let v = b.ins().fmul(v, sc);
+                    b.ins().fsub(v, off)
+                })
+                .collect();
+            let (x0, y0) = (roi[0], roi[1]);
+            let mut rw = b.ins().fsub(roi[2], x0);
+            let mut rh = b.ins().fsub(roi[3], y0);
+            if !a.half_pixel {
+                let one = f64c(b, 1.0);
+                rw = fmax_num(b, rw, one);
+                rh = fmax_num(b, rh, one);
+            }
+            let ohf = f64c(b, oh as f64);
+            let owf = f64c(b, ow as f64);
+            let bin_h = b.ins().fdiv(rh, ohf);
+            let bin_w = b.ins().fdiv(rw, owf);
+            let grid = |b: &mut FunctionBuilder, bin: Value| -> Value {
+                if a.sampling_ratio > 0 {
+                    return c64(b, a.sampling_ratio.min(limit as usize) as i64);
+                }
+                let q = b.ins().ceil(bin);
+                let q = max0(b, q);
+                let g = b.ins().fcvt_to_sint_sat(types::I64, q);
+                let l = c64(b, limit);
+                b.ins().smin(g, l)
+            };
+            let gh = grid(b, bin_h);
+            let gw = grid(b, bin_w);
+            // Empty the grid when the reference would reject its size.
+            let ghw = b.ins().imul(gh, gw);
+            let big = b
+                .ins()
+                .icmp_imm_s(IntCC::SignedGreaterThan, ghw, limit / (oh * ow) as i64);
+            let z = c64(b, 0);
+            let gh = b.ins().select(big, z, gh);
+            let gw = b.ins().select(big, z, gw);
+            let ghw = b.ins().select(big, z, ghw);
+            let empty = b.ins().icmp_imm_s(IntCC::Equal, ghw, 0);
+            let one_i = c64(b, 1);
+            let cnt = b.ins().smax(ghw, one_i);
+            let count = b.ins().fcvt_from_sint(types::F64, cnt);
+            let ghf = b.ins().fcvt_from_sint(types::F64, gh);
+            let gwf = b.ins().fcvt_from_sint(types::F64, gw);
+            let out_plane = index(b, y, item, (oh * ow * 4) as i64);
+            let (hf, wf) = (h as f64, w as f64);
+            let zero = c64(b, 0);
+            let ohv = c64(b, oh as i64);
+            for_range(b, zero, ohv, |b, ph| {
+                let owv = c64(b, ow as i64);
+                for_range(b, zero, owv, |b, pw| {
+                    let init = f64c(b, if a.max { f64::NEG_INFINITY } else { -0.0 });
+                    b.def_var(acc, init);
+                    let phf = b.ins().fcvt_from_sint(types::F64, ph);
+                    let pwf = b.ins().fcvt_from_sint(types::F64, pw);
+                    let t = b.ins().fmul(phf, bin_h);
+                    let ybase = b.ins().fadd(y0, t);
+                    let t = b.ins().fmul(pwf, bin_w);
+                    let xbase = b.ins().fadd(x0, t);
+                    for_range(b, zero, gh, |b, iy| {
+                        // y = y0 + ph * bin_h + (iy + 0.5) * bin_h / grid_h
+                        let f = b.ins().fcvt_from_sint(types::F64, iy);
+                        let half = f64c(b, 0.5);
+                        let f = b.ins().fadd(f, half);
+                        let f = b.ins().fmul(f, bin_h);
+                        let f = b.ins().fdiv(f, ghf);
+                        let yy = b.ins().fadd(ybase, f);
+                        for_range(b, zero, gw, |b, ix| {
+                            let f = b.ins().fcvt_from_sint(types::F64, ix);
+                            let f = b.ins().fadd(f, half);
+                            let f = b.ins().fmul(f, bin_w);
+                            let f = b.ins().fdiv(f, gwf);
+                            let xx = b.ins().fadd(xbase, f);
+                            // Outside [-1, H] x [-1, W]: four zero terms.
+                            let m1 = f64c(b, -1.0);
+                            let c1 = b.ins().fcmp(FloatCC::LessThan, yy, m1);
+                            let hv = f64c(b, hf);
+                            let c2 = b.ins().fcmp(FloatCC::GreaterThan, yy, hv);
+                            let c3 = b.ins().fcmp(FloatCC::LessThan, xx, m1);
+                            let wv = f64c(b, wf);
+                            let c4 = b.ins().fcmp(FloatCC::GreaterThan, xx, wv);
+                            let o = b.ins().bor(c1, c2);
+                            let o = b.ins().bor(o, c3);
+                            let outside = b.ins().bor(o, c4);
+                            // One axis: (low index, high index, low weight, high weight).
+                            let axis = |b: &mut FunctionBuilder, v: Value, len: usize| {
+                                let v = max0(b, v);
+                                let lo = b.ins().fcvt_to_sint_sat(types::I64, v);
+                                let lo = iclamp(b, lo, len as i64 - 1);
+                                let at_end = b.ins().icmp_imm_s(
+                                    IntCC::SignedGreaterThanOrEqual,
+                                    lo,
+                                    len as i64 - 1,
+                                );
+                                let hi = b.ins().iadd_imm_s(lo, 1);
+                                let hi = b.ins().select(at_end, lo, hi);
+                                let lof = b.ins().fcvt_from_sint(types::F64, lo);
+                                let v = b.ins().select(at_end, lof, v);
+                                let l = b.ins().fsub(v, lof);
+                                let one = f64c(b, 1.0);
+                                let hgt = b.ins().fsub(one, l);
+                                (lo, hi, hgt, l)
+                            };
+                            let (yl, yh, hy, ly) = axis(b, yy, h);
+                            let (xl, xh, hx, lx) = axis(b, xx, w);
+                            let at = |b: &mut FunctionBuilder, r: Value, c: Value| {
+                                let o = b.ins().imul_imm_s(r, w as i64);
+                                let o = b.ins().iadd(o, c);
+                                let ad = index(b, base, o, 4);
+                                let v = b.ins().load(types::F32, sflags(), ad, 0);
+                                b.ins().fpromote(types::F64, v)
+                            };
+                            let fz = f64c(b, 0.0);
+                            let terms: Vec<Value> = [
+                                (hy, hx, yl, xl),
+                                (hy, lx, yl, xh),
+                                (ly, hx, yh, xl),
+                                (ly, lx, yh, xh),
+                            ]
+                            .into_iter()
+                            .map(|(wy, wx, r, c)| {
+                                let wt = b.ins().fmul(wy, wx);
+                                let v = at(b, r, c);
+                                let t = b.ins().fmul(wt, v);
+                                b.ins().select(outside, fz, t)
+                            })
+                            .collect();
+                            let cur = b.use_var(acc);
+                            let next = if a.max {
+                                let mut v = f64c(b, f64::NEG_INFINITY);
+                                for &t in &terms {
+                                    v = fmax_num(b, v, t);
+                                }
+                                fmax_num(b, cur, v)
+                            } else {
+                                let mut v = f64c(b, -0.0);
+                                for &t in &terms {
+                                    v = b.ins().fadd(v, t);
+                                }
+                                b.ins().fadd(cur, v)
+                            };
+                            b.def_var(acc, next);
+                        });
+                    });
+                    let v = b.use_var(acc);
+                    let v = if a.max { v } else { b.ins().fdiv(v, count) };
+                    let fz = f64c(b, 0.0);
+                    let v = b.ins().select(empty, fz, v);
+                    let v = b.ins().fdemote(types::F32, v);
+                    let o = b.ins().imul_imm_s(ph, ow as i64);
+                    let o = b.ins().iadd(o, pw);
+                    let d = index(b, out_plane, o, 4);
+                    b.ins().store(sflags(), v, d, 0);
+                });
+            });
+        });
+        b.ins().return_(&[]);
+        Ok(())
+    })?;
+    Ok(Lowered {
+        launches: vec![Launch {
+            func,
+            operands: vec![
+                Operand::Input(0),
+                Operand::Input(1),
+                Operand::Input(2),
+                Operand::Output(0),
+            ],
+            items: (a.rois * ch) as u64,
+            grain: 1,
+            name: "roi_align".into(),
+        }],
+        scratch_bytes: 0,
+    })
 }
 
 /// AffineGrid: a work item is one point `(n, p)` of the `spatial` grid; its base coordinates

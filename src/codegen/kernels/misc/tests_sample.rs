@@ -176,3 +176,121 @@ fn affine_grid_2d_3d() {
         }
     }
 }
+
+fn roi_text(xs: [usize; 4], nr: usize, oh: usize, ow: usize, attrs: &str) -> String {
+    graph(
+        &format!(
+            "%x: f32[{},{},{},{}], %r: f32[{nr},4], %b: i64[{nr}]",
+            xs[0], xs[1], xs[2], xs[3]
+        ),
+        &format!(
+            "%y: f32[{nr},{},{oh},{ow}] = roi_align {{output_height: {oh}, output_width: {ow}, {attrs}}} (%x, %r, %b)",
+            xs[1]
+        ),
+    )
+}
+
+/// Deterministic values in `[lo, hi)`.
+fn values(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            lo + (hi - lo) * ((s >> 40) as f32 / (1u64 << 24) as f32)
+        })
+        .collect()
+}
+
+// RoiAlign: the reference's f64 samples and sums in its order: exact. Rois inside, partly
+// and fully outside the image, reversed (negative extents), tiny and large (many samples
+// per bin), with NaN and infinite coordinates.
+#[test]
+fn roi_align_modes_and_awkward_rois() {
+    let rois: Vec<f32> = vec![
+        0.0,
+        0.0,
+        4.0,
+        3.0, // inside
+        1.5,
+        0.5,
+        6.5,
+        5.5, // partly outside
+        -3.0,
+        -2.0,
+        -1.5,
+        -1.2, // outside
+        5.0,
+        4.0,
+        1.0,
+        2.0, // reversed
+        2.2,
+        1.1,
+        2.3,
+        1.15, // tiny
+        -0.7,
+        -0.4,
+        30.0,
+        25.0, // large
+        f32::NAN,
+        1.0,
+        3.0,
+        4.0, // NaN
+        0.0,
+        f32::INFINITY,
+        2.0,
+        3.0, // infinite
+        1.0,
+        1.0,
+        f32::NEG_INFINITY,
+        3.0, // infinite extent
+    ];
+    let nr = rois.len() / 4;
+    for xs in [[2, 3, 6, 7], [1, 1, 1, 5], [3, 2, 9, 4]] {
+        for (oh, ow) in [(2, 3), (1, 1), (5, 4)] {
+            for mode in ["avg", "max"] {
+                for ctm in ["half_pixel", "output_half_pixel"] {
+                    for (sr, scale) in [(0, 1.0), (2, 0.5), (3, 1.5)] {
+                        let attrs = format!(
+                            "mode: \"{mode}\", coordinate_transformation_mode: \"{ctm}\", sampling_ratio: {sr}, spatial_scale: {scale}"
+                        );
+                        let text = roi_text(xs, nr, oh, ow, &attrs);
+                        let n: usize = xs.iter().product();
+                        let x = Tensor::from_vec(&xs, values(n, 7, -2.0, 2.0)).unwrap();
+                        let r = Tensor::from_vec(&[nr, 4], rois.clone()).unwrap();
+                        let b: Vec<i64> = (0..nr as i64).map(|i| i % xs[0] as i64).collect();
+                        let b = Tensor::from_vec(&[nr], b).unwrap();
+                        exact_on(&text, vec![Some(x), Some(r), Some(b)]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+// Batch indices outside `0..N` (the reference rejects them) are clamped: the output is the
+// reference's for the clamped indices, and nothing is read outside X.
+#[test]
+fn roi_align_clamps_batch_indices() {
+    let xs = [3usize, 2, 5, 5];
+    let text = roi_text(xs, 4, 2, 2, "mode: \"avg\"");
+    let g = graphc_passes::ir::text::parse(&text).unwrap();
+    let node = crate::codegen::testing::single_compute_node(&g).unwrap();
+    let x = Tensor::from_vec(&xs, values(150, 3, -2.0, 2.0)).unwrap();
+    let r = Tensor::from_vec(&[4, 4], values(16, 4, 0.0, 4.0)).unwrap();
+    let raw = Tensor::from_vec(&[4], vec![-5i64, 7, i64::MAX, i64::MIN]).unwrap();
+    let clamped = Tensor::from_vec(&[4], vec![0i64, 2, 2, 0]).unwrap();
+    let want =
+        graphc_passes::eval::eval_graph(&g, &[Some(x.clone()), Some(r.clone()), Some(clamped)])
+            .unwrap();
+    let got = crate::codegen::testing::run_node(
+        &g,
+        node,
+        &[Some(x), Some(r), Some(raw)],
+        crate::codegen::kernel::Target::host(),
+    )
+    .unwrap()
+    .expect("a kernel");
+    graphc_passes::eval::compare(&got[0], &want[0], 0.0, 0.0).unwrap();
+}
