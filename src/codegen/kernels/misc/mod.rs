@@ -19,7 +19,11 @@
 //!   EyeLike, NegativeLogLikelihoodLoss and SoftmaxCrossEntropyLoss (f32).
 //! - `linalg`: ReverseSequence (run-time lengths, clamped), Det (f32, f64; partial pivoting).
 //! - [`signal`]: DFT (f32, f64; forward, inverse, one-sided, constant `dft_length`/`axis`).
-//! - [`resize`]: Resize, nearest (any rank) and bilinear (NCHW, H and W), constant scales/sizes.
+//! - [`resize`]: Resize and Upsample with constant scales/sizes/roi: nearest (any rank, most
+//!   types), and for f32 linear and cubic over any axes, antialias, exclude_outside,
+//!   tf_crop_and_resize, keep_aspect_ratio_policy.
+//! - [`sample`]: GridSample (1-3 spatial dims, every mode and padding), AffineGrid (2-D, 3-D,
+//!   constant size), RoiAlign (avg, max; run-time rois); f32.
 //!
 //! Every emitter declines (`Ok(None)`) what it does not handle exactly like the reference
 //! evaluator: other element types, dynamic shapes, inputs that must be constants and are not,
@@ -39,6 +43,7 @@ pub mod pool;
 pub mod pool_nd;
 pub mod reduce;
 pub mod resize;
+pub mod sample;
 pub mod scan;
 pub mod signal;
 pub mod softmax;
@@ -54,6 +59,10 @@ mod tests_more;
 mod tests_pool;
 #[cfg(test)]
 mod tests_reduce;
+#[cfg(test)]
+mod tests_resize;
+#[cfg(test)]
+mod tests_sample;
 
 /// See [`super`]: `None` for nodes this family does not compile.
 pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowered>, String> {
@@ -98,7 +107,10 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
         Op::Lrn { .. } | Op::BatchNormalization { .. } | Op::InstanceNormalization { .. } => {
             norm::lower(cx, g, node)
         }
-        Op::Resize { .. } => resize::lower(cx, g, node),
+        Op::Resize { .. } | Op::Upsample { .. } => resize::lower(cx, g, node),
+        Op::GridSample { .. } | Op::AffineGrid { .. } | Op::RoiAlign { .. } => {
+            sample::lower(cx, g, node)
+        }
         Op::Dft { .. } => signal::lower(cx, g, node),
         Op::ReverseSequence { .. } | Op::Det {} => linalg::lower(cx, g, node),
         Op::MaxUnpool { .. } | Op::Col2Im { .. } => unpool::lower(cx, g, node),

@@ -1,20 +1,27 @@
-//! Resize with constant scales or sizes, its sampling positions computed here in f64 exactly
-//! as the reference evaluator does and baked into constant tables:
+//! Resize (and Upsample, a Resize with asymmetric coordinates) with constant scales or
+//! sizes (and roi), its sampling taps computed here in f64 exactly as the reference evaluator
+//! does and baked into constant tables:
 //!
 //! - `nearest` (every rank, every element type the reference round-trips exactly): a gather;
 //!   a work item is one output row (all dims but the last), whose source row is the sum of one
 //!   table entry per dim; the last dim is copied through a table of byte offsets (or as one
 //!   contiguous run when it is not resized).
-//! - `linear` on 4-D NCHW input resizing H and W only (f32): a work item is one output row;
-//!   two source rows blended with per-row weights, two columns with per-column weights.
+//! - two-tap `linear` on 4-D NCHW input resizing H and W only (f32): a work item is one output
+//!   row; two source rows blended with per-row weights, two columns with per-column weights.
+//! - everything else on f32 (cubic with `cubic_coeff_a`, `exclude_outside`, antialias,
+//!   linear over any axes, tf_crop_and_resize): separable passes, one per resized axis in the
+//!   reference's order, each a sum of `w * x` over the axis's taps in f64 (intermediates in f64
+//!   scratch, rounded to f32 once at the end, so the result is the reference's); positions
+//!   tf_crop_and_resize extrapolates are filled with `extrapolation_value` by a last launch.
 //!
 //! Coordinate modes: half_pixel, half_pixel_symmetric, pytorch_half_pixel, align_corners,
-//! asymmetric; nearest modes: round_prefer_floor, round_prefer_ceil, floor, ceil. Declined:
-//! cubic, antialias, tf_crop_and_resize, exclude_outside with linear, keep_aspect_ratio_policy
-//! other than stretch, run-time scales or sizes.
+//! asymmetric, tf_crop_and_resize; nearest modes: round_prefer_floor, round_prefer_ceil,
+//! floor, ceil; keep_aspect_ratio_policy stretch, not_larger, not_smaller. Declined: run-time
+//! scales, sizes or roi, non-f32 types outside plain nearest.
 
+use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, InstBuilder, Value};
-use graphc_passes::ir::{DType, Graph, NodeId, Op};
+use graphc_passes::ir::{DType, Graph, NodeId, Op, Tensor};
 
 use super::ir::{
     add_off, buf, c64, copy_bytes, for_n, for_range, index, int_type, sflags, unflatten,
@@ -22,27 +29,80 @@ use super::ir::{
 use super::{const_input, in_shape, input, norm_axis, out_shape, strides};
 use crate::codegen::kernel::{KernelCx, Launch, Lowered, Operand};
 
+/// Resize attributes and where its inputs are (Upsample maps onto them).
+struct Params<'a> {
+    antialias: bool,
+    axes: Option<&'a [i64]>,
+    coord: &'a str,
+    cubic_a: f64,
+    exclude_outside: bool,
+    extrapolation: f64,
+    keep: &'a str,
+    mode: &'a str,
+    nearest_mode: &'a str,
+    /// Input slots of roi, scales and sizes.
+    roi: Option<usize>,
+    scales: usize,
+    sizes: Option<usize>,
+}
+
+/// One axis's resampling: per output index its (input index, weight) taps, or `None` where
+/// tf_crop_and_resize extrapolates.
+type Taps = Vec<Option<Vec<(usize, f64)>>>;
+
 /// See [`super`].
 pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowered>, String> {
     let n = g.node(node);
-    let Op::Resize {
-        antialias,
-        axes,
-        coordinate_transformation_mode: coord,
-        exclude_outside,
-        keep_aspect_ratio_policy: keep,
-        mode,
-        nearest_mode,
-        ..
-    } = &n.op
-    else {
-        return Ok(None);
+    let p = match &n.op {
+        Op::Resize {
+            antialias,
+            axes,
+            coordinate_transformation_mode,
+            cubic_coeff_a,
+            exclude_outside,
+            extrapolation_value,
+            keep_aspect_ratio_policy,
+            mode,
+            nearest_mode,
+        } => Params {
+            antialias: *antialias != 0,
+            axes: axes.as_deref(),
+            coord: coordinate_transformation_mode,
+            cubic_a: *cubic_coeff_a as f64,
+            exclude_outside: *exclude_outside != 0,
+            extrapolation: *extrapolation_value as f64,
+            keep: keep_aspect_ratio_policy,
+            mode,
+            nearest_mode,
+            roi: Some(1),
+            scales: 2,
+            sizes: Some(3),
+        },
+        Op::Upsample { mode } => Params {
+            antialias: false,
+            axes: None,
+            coord: "asymmetric",
+            cubic_a: -0.75,
+            exclude_outside: false,
+            extrapolation: 0.0,
+            keep: "stretch",
+            mode: match mode.as_str() {
+                "nearest" => "nearest",
+                "linear" | "bilinear" => "linear",
+                _ => return Ok(None),
+            },
+            nearest_mode: "floor",
+            roi: None,
+            scales: 1,
+            sizes: None,
+        },
+        _ => return Ok(None),
     };
     let Some(x) = input(g, node, 0) else {
         return Ok(None);
     };
     let dt = g.dtype(x);
-    if n.outputs.first().map(|o| o.ty.dtype) != Some(dt) || *antialias != 0 {
+    if n.outputs.first().map(|o| o.ty.dtype) != Some(dt) {
         return Ok(None);
     }
     let (Some(xs), Some(ys)) = (in_shape(g, node, 0), out_shape(g, node, 0)) else {
@@ -52,7 +112,7 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
     if ys.len() != r || r == 0 {
         return Ok(None);
     }
-    let axes: Vec<usize> = match axes {
+    let axes: Vec<usize> = match p.axes {
         Some(a) => match a
             .iter()
             .map(|&v| norm_axis(v, r))
@@ -63,25 +123,35 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
         },
         None => (0..r).collect(),
     };
-    let Some((scales, out)) = scales_and_sizes(g, node, &xs, &axes, keep) else {
+    let Some((scales, out, roi)) = scales_and_sizes(g, node, &xs, &axes, &p) else {
         return Ok(None);
     };
     if out != ys {
         return Ok(None);
     }
     if !matches!(
-        coord.as_str(),
+        p.coord,
         "half_pixel"
             | "half_pixel_symmetric"
             | "pytorch_half_pixel"
             | "align_corners"
             | "asymmetric"
-    ) {
+            | "tf_crop_and_resize"
+    ) || !matches!(p.mode, "nearest" | "linear" | "cubic")
+        || !matches!(
+            p.nearest_mode,
+            "round_prefer_floor" | "round_prefer_ceil" | "floor" | "ceil"
+        )
+    {
         return Ok(None);
     }
     // The resized dims (the reference skips the others).
     let changed: Vec<bool> = (0..r)
-        .map(|a| !(scales[a] == 1.0 && out[a] == xs[a]))
+        .map(|a| {
+            !(scales[a] == 1.0
+                && out[a] == xs[a]
+                && (p.coord != "tf_crop_and_resize" || roi[a] == (0.0, 1.0)))
+        })
         .collect();
     if (0..r).any(|a| changed[a] && xs[a] == 0) {
         return Ok(None);
@@ -89,81 +159,84 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
     if out.contains(&0) {
         return Ok(Some(Lowered::default()));
     }
-    match mode.as_str() {
-        "nearest" => {
-            if !matches!(
-                nearest_mode.as_str(),
-                "round_prefer_floor" | "round_prefer_ceil" | "floor" | "ceil"
-            ) {
-                return Ok(None);
-            }
-            let exact = matches!(
-                dt,
-                DType::F32
-                    | DType::F64
-                    | DType::F16
-                    | DType::I8
-                    | DType::U8
-                    | DType::I16
-                    | DType::U16
-                    | DType::I32
-                    | DType::U32
-            );
-            if !exact {
-                return Ok(None);
-            }
+    let taps: Vec<Option<Taps>> = (0..r)
+        .map(|a| changed[a].then(|| axis_taps(xs[a], out[a], scales[a], roi[a], &p)))
+        .collect();
+    let extrapolates = taps.iter().flatten().flatten().any(Option::is_none);
+    if p.mode == "nearest" && !extrapolates {
+        let exact = matches!(
+            dt,
+            DType::F32
+                | DType::F64
+                | DType::F16
+                | DType::I8
+                | DType::U8
+                | DType::I16
+                | DType::U16
+                | DType::I32
+                | DType::U32
+        );
+        if exact {
             let tabs: Vec<Vec<usize>> = (0..r)
-                .map(|a| {
-                    if changed[a] {
-                        let t = taps(xs[a], out[a], scales[a], coord, nearest_mode, false);
-                        t.into_iter().map(|v| v[0].0).collect()
-                    } else {
-                        (0..xs[a]).collect()
-                    }
+                .map(|a| match &taps[a] {
+                    Some(t) => t.iter().flatten().map(|v| v[0].0).collect(),
+                    None => (0..xs[a]).collect(),
                 })
                 .collect();
-            nearest(cx, &xs, &out, &tabs, !changed[r - 1], dt.size()).map(Some)
+            return nearest(cx, &xs, &out, &tabs, !changed[r - 1], dt.size()).map(Some);
         }
-        "linear" => {
-            if dt != DType::F32 || r != 4 || changed[0] || changed[1] || *exclude_outside != 0 {
-                return Ok(None);
-            }
-            let mut pairs = Vec::new();
-            for a in [2, 3] {
-                let t = if changed[a] {
-                    taps(xs[a], out[a], scales[a], coord, nearest_mode, true)
-                } else {
-                    (0..xs[a]).map(|i| vec![(i, 1.0)]).collect()
-                };
-                // Exactly two taps each: a single tap (weight w) splits into two halves at the
-                // same index, which sum back to w * x exactly.
-                let mut p = Vec::with_capacity(t.len());
-                for v in t {
-                    p.push(match v.as_slice() {
-                        [(i, w)] => (*i, *i, (w / 2.0) as f32, (w / 2.0) as f32),
-                        [(i, w), (j, u)] => (*i, *j, *w as f32, *u as f32),
-                        _ => return Ok(None),
-                    });
-                }
-                pairs.push(p);
-            }
-            bilinear(cx, &xs, &out, &pairs[0], &pairs[1]).map(Some)
-        }
-        _ => Ok(None),
     }
+    if dt != DType::F32 {
+        return Ok(None);
+    }
+    // One or two taps per output index along H and W only: the blended-rows kernel.
+    let two_taps = |t: &Taps| {
+        t.iter()
+            .all(|v| matches!(v, Some(v) if (1..=2).contains(&v.len())))
+    };
+    if p.mode == "linear"
+        && r == 4
+        && !changed[0]
+        && !changed[1]
+        && taps.iter().flatten().all(two_taps)
+    {
+        let mut pairs = Vec::new();
+        for a in [2, 3] {
+            let t: Vec<Vec<(usize, f64)>> = match &taps[a] {
+                Some(t) => t.iter().flatten().cloned().collect(),
+                None => (0..xs[a]).map(|i| vec![(i, 1.0)]).collect(),
+            };
+            // Exactly two taps each: a single tap (weight w) splits into two halves at the
+            // same index, which sum back to w * x exactly.
+            let p: Vec<_> = t
+                .into_iter()
+                .map(|v| match v.as_slice() {
+                    [(i, w)] => (*i, *i, (w / 2.0) as f32, (w / 2.0) as f32),
+                    [(i, w), (j, u)] => (*i, *j, *w as f32, *u as f32),
+                    _ => unreachable!("one or two taps"),
+                })
+                .collect();
+            pairs.push(p);
+        }
+        return bilinear(cx, &xs, &out, &pairs[0], &pairs[1]).map(Some);
+    }
+    separable(cx, &xs, &taps, p.extrapolation as f32).map(Some)
 }
 
-/// Per-dim scales and the output shape, as the reference computes them (constant inputs only).
+/// Per-dim scales, the output shape and the per-dim roi, as the reference computes them
+/// (constant inputs only).
+#[allow(clippy::type_complexity)]
 fn scales_and_sizes(
     g: &Graph,
     node: NodeId,
     xs: &[usize],
     axes: &[usize],
-    keep: &str,
-) -> Option<(Vec<f64>, Vec<usize>)> {
+    p: &Params,
+) -> Option<(Vec<f64>, Vec<usize>, Vec<(f64, f64)>)> {
     let r = xs.len();
     // An input slot that is present and non-empty must be constant.
-    let present = |i: usize| -> Option<Option<&graphc_passes::ir::Tensor>> {
+    let present = |i: Option<usize>| -> Option<Option<&Tensor>> {
+        let Some(i) = i else { return Some(None) };
         match input(g, node, i) {
             None => Some(None),
             Some(_) => {
@@ -172,15 +245,9 @@ fn scales_and_sizes(
             }
         }
     };
-    // roi only matters for tf_crop_and_resize (declined): ignore its value, but it must not
-    // be a run-time tensor we would have to read.
-    let _ = present(1)?;
     let mut scales = vec![1.0f64; r];
     let mut out = xs.to_vec();
-    if let Some(sizes) = present(3)? {
-        if keep != "stretch" {
-            return None;
-        }
+    if let Some(sizes) = present(p.sizes)? {
         let sizes = sizes.to_i64_vec().ok()?;
         if sizes.len() != axes.len() {
             return None;
@@ -190,7 +257,19 @@ fn scales_and_sizes(
             scales[a] = s as f64 / xs[a] as f64;
             out[a] = s;
         }
-    } else if let Some(s) = present(2)? {
+        if p.keep != "stretch" {
+            let sel = axes.iter().map(|&a| scales[a]);
+            let s = match p.keep {
+                "not_larger" => sel.fold(f64::INFINITY, f64::min),
+                "not_smaller" => sel.fold(f64::NEG_INFINITY, f64::max),
+                _ => return None,
+            };
+            for &a in axes {
+                scales[a] = s;
+                out[a] = (s * xs[a] as f64 + 0.5) as usize;
+            }
+        }
+    } else if let Some(s) = present(Some(p.scales))? {
         let s = s.to_f64_vec();
         if s.len() != axes.len() {
             return None;
@@ -209,11 +288,38 @@ fn scales_and_sizes(
     } else {
         return None;
     }
-    Some((scales, out))
+    let mut roi = vec![(0.0, 1.0); r];
+    if let Some(t) = present(p.roi)? {
+        let v = t.to_f64_vec();
+        let k = if v.len() == 2 * axes.len() {
+            axes.len()
+        } else {
+            r
+        };
+        if v.len() != 2 * k {
+            return None;
+        }
+        let which: Vec<usize> = if k == r {
+            (0..r).collect()
+        } else {
+            axes.to_vec()
+        };
+        for (i, &a) in which.iter().enumerate() {
+            roi[a] = (v[i], v[k + i]);
+        }
+    }
+    Some((scales, out, roi))
 }
 
 /// The reference's source coordinate of output index `o`.
-fn source_coord(o: usize, len_in: usize, len_out: usize, scale: f64, mode: &str) -> f64 {
+fn source_coord(
+    o: usize,
+    len_in: usize,
+    len_out: usize,
+    scale: f64,
+    roi: (f64, f64),
+    mode: &str,
+) -> f64 {
     let o = o as f64;
     let (n_in, width) = (len_in as f64, scale * len_in as f64);
     match mode {
@@ -237,25 +343,42 @@ fn source_coord(o: usize, len_in: usize, len_out: usize, scale: f64, mode: &str)
                 o * (n_in - 1.0) / (width - 1.0)
             }
         }
+        "tf_crop_and_resize" => {
+            let x = if width == 1.0 {
+                (roi.1 - roi.0) * (n_in - 1.0) / 2.0
+            } else {
+                o * (roi.1 - roi.0) * (n_in - 1.0) / (width - 1.0)
+            };
+            x + roi.0 * (n_in - 1.0)
+        }
         _ => o / scale, // asymmetric
     }
 }
 
-/// Per output index of one axis, its (clamped input index, weight) taps: one for nearest,
-/// the non-zero ones of the two linear taps for linear.
-fn taps(
-    len_in: usize,
-    len_out: usize,
-    scale: f64,
-    coord: &str,
-    nearest_mode: &str,
-    linear: bool,
-) -> Vec<Vec<(usize, f64)>> {
+/// The cubic convolution kernel with coefficient `a`.
+fn cubic(t: f64, a: f64) -> f64 {
+    let t = t.abs();
+    if t <= 1.0 {
+        ((a + 2.0) * t - (a + 3.0)) * t * t + 1.0
+    } else if t < 2.0 {
+        ((a * t - 5.0 * a) * t + 8.0 * a) * t - 4.0 * a
+    } else {
+        0.0
+    }
+}
+
+/// Per output index of one axis, its (clamped input index, weight) taps with zero weights
+/// dropped: one for nearest; the kernel's support (widened by 1/scale under antialias) for
+/// linear and cubic, renormalized under exclude_outside or antialias.
+fn axis_taps(len_in: usize, len_out: usize, scale: f64, roi: (f64, f64), p: &Params) -> Taps {
     let last = len_in as isize - 1;
     let clamp = |i: isize| i.clamp(0, last) as usize;
     (0..len_out)
         .map(|o| {
-            let x = source_coord(o, len_in, len_out, scale, coord);
+            let x = source_coord(o, len_in, len_out, scale, roi, p.coord);
+            if p.coord == "tf_crop_and_resize" && (x < 0.0 || x > last as f64) {
+                return None;
+            }
             let integral = x.fract() == 0.0;
             let x0 = if integral {
                 x as isize - 1
@@ -263,23 +386,50 @@ fn taps(
                 x.floor() as isize
             };
             let ratio = x - x0 as f64;
-            if linear {
-                [(x0, 1.0 - ratio), (x0 + 1, 1.0 - (1.0 - ratio).abs())]
-                    .into_iter()
-                    .map(|(i, w)| (i, f64::max(w, 0.0)))
-                    .filter(|&(_, w)| w != 0.0)
-                    .map(|(i, w)| (clamp(i), w))
-                    .collect()
-            } else {
-                let up = match nearest_mode {
+            if p.mode == "nearest" {
+                let up = match p.nearest_mode {
                     _ if integral => true,
                     "round_prefer_floor" => ratio > 0.5,
                     "round_prefer_ceil" => ratio >= 0.5,
                     "floor" => false,
                     _ => true, // ceil
                 };
-                vec![(clamp(x0 + up as isize), 1.0)]
+                return Some(vec![(clamp(x0 + up as isize), 1.0)]);
             }
+            let linear = p.mode == "linear";
+            let radius = if linear { 1.0 } else { 2.0 };
+            let s = if p.antialias { scale.min(1.0) } else { 1.0 };
+            let lo = (-radius / s).floor() as isize + 1;
+            let mut t: Vec<(isize, f64)> = (lo..=1 - lo)
+                .map(|j| {
+                    let u = (j as f64 - ratio) * s;
+                    let w = if linear {
+                        (1.0 - u.abs()).max(0.0)
+                    } else {
+                        cubic(u, p.cubic_a)
+                    };
+                    (x0 + j, w)
+                })
+                .collect();
+            if p.exclude_outside {
+                for (i, w) in t.iter_mut() {
+                    if *i < 0 || *i > last {
+                        *w = 0.0;
+                    }
+                }
+            }
+            if p.exclude_outside || p.antialias {
+                let sum: f64 = t.iter().map(|(_, w)| w).sum();
+                if sum != 0.0 {
+                    t.iter_mut().for_each(|(_, w)| *w /= sum);
+                }
+            }
+            Some(
+                t.into_iter()
+                    .filter(|&(_, w)| w != 0.0)
+                    .map(|(i, w)| (clamp(i), w))
+                    .collect(),
+            )
         })
         .collect()
 }
@@ -464,5 +614,199 @@ fn bilinear(
             name: "resize_linear".into(),
         }],
         scratch_bytes: 0,
+    })
+}
+
+/// Separable resize of f32 `[..]` of shape `xs`: one launch per resized axis `a` (in order),
+/// over `[outer, len_in, inner] -> [outer, len_out, inner]` with a work item per
+/// `(outer, o)` row: `y[j] = sum_t w_t * x[idx_t, j]` in f64, taps in the table order. Pass
+/// results live in two f64 scratch buffers; the first pass reads f32, the last writes f32.
+/// Positions any axis extrapolates (taps `None`) get `extrapolation` in a last launch.
+fn separable(
+    cx: &mut KernelCx,
+    xs: &[usize],
+    taps: &[Option<Taps>],
+    extrapolation: f32,
+) -> Result<Lowered, String> {
+    let r = xs.len();
+    let axes: Vec<usize> = (0..r).filter(|&a| taps[a].is_some()).collect();
+    let mut launches = Vec::new();
+    let mut cur = xs.to_vec();
+    // The largest intermediate (f64) result, for the two scratch buffers.
+    let mut biggest = 0usize;
+    {
+        let mut c = xs.to_vec();
+        for (k, &a) in axes.iter().enumerate() {
+            c[a] = taps[a].as_ref().map_or(c[a], Vec::len);
+            if k + 1 < axes.len() {
+                biggest = biggest.max(c.iter().product());
+            }
+        }
+    }
+    let half = (biggest * 8).div_ceil(64) * 64;
+    for (k, &a) in axes.iter().enumerate() {
+        let t = taps[a].as_ref().expect("a resized axis");
+        let (first, last) = (k == 0, k + 1 == axes.len());
+        let outer: usize = cur[..a].iter().product();
+        let len_in = cur[a];
+        let inner: usize = cur[a + 1..].iter().product();
+        let len_out = t.len();
+        let (ies, oes) = (if first { 4 } else { 8 }, if last { 4 } else { 8 });
+        // Header per output index: (first tap, tap count) as u32; then per tap the byte
+        // offset of its input row in the lane (i64) and its weight (f64).
+        let mut head = Vec::with_capacity(len_out * 8);
+        let mut body = Vec::new();
+        let mut n = 0u32;
+        for v in t {
+            let v = v.as_deref().unwrap_or(&[]);
+            head.extend(n.to_le_bytes());
+            head.extend((v.len() as u32).to_le_bytes());
+            for &(i, w) in v {
+                body.extend(((i * inner * ies) as i64).to_le_bytes());
+                body.extend(w.to_le_bytes());
+            }
+            n = n
+                .checked_add(v.len() as u32)
+                .ok_or("resize: too many taps")?;
+        }
+        let hb = head.len() as i64;
+        head.extend(body);
+        let tab = cx.add_const("resize_taps", head)?;
+        let func = cx.define_kernel("resize_axis", |b, p| {
+            let x = buf(b, p, 0);
+            let tb = buf(b, p, 1);
+            let y = buf(b, p, 2);
+            for_range(b, p.begin, p.end, |b, item| {
+                let lo = c64(b, len_out as i64);
+                let oi = b.ins().udiv(item, lo);
+                let o = b.ins().urem(item, lo);
+                let src = index(b, x, oi, (len_in * inner * ies) as i64);
+                let dst = index(b, y, item, (inner * oes) as i64);
+                let h = index(b, tb, o, 8);
+                let start = b.ins().uload32(sflags(), h, 0);
+                let count = b.ins().uload32(sflags(), h, 4);
+                let tp = add_off(b, tb, hb);
+                let tp = index(b, tp, start, 16);
+                let zero = c64(b, 0);
+                let iv = c64(b, inner as i64);
+                for_range(b, zero, iv, |b, j| {
+                    let col = index(b, src, j, ies as i64);
+                    let acc = b.ins().f64const(-0.0);
+                    // The tap loop carries the sum as a block parameter.
+                    let head = b.create_block();
+                    let body = b.create_block();
+                    let exit = b.create_block();
+                    b.append_block_param(head, types::I64);
+                    b.append_block_param(head, types::F64);
+                    b.append_block_param(exit, types::F64);
+                    b.ins().jump(head, &[zero.into(), acc.into()]);
+                    b.switch_to_block(head);
+                    let ti = b.block_params(head)[0];
+                    let acc = b.block_params(head)[1];
+                    let more = b.ins().icmp(IntCC::UnsignedLessThan, ti, count);
+                    b.ins().brif(more, body, &[], exit, &[acc.into()]);
+                    b.switch_to_block(body);
+                    let e = index(b, tp, ti, 16);
+                    let off = b.ins().load(types::I64, sflags(), e, 0);
+                    let w = b.ins().load(types::F64, sflags(), e, 8);
+                    let at = b.ins().iadd(col, off);
+                    let v = if first {
+                        let v = b.ins().load(types::F32, sflags(), at, 0);
+                        b.ins().fpromote(types::F64, v)
+                    } else {
+                        b.ins().load(types::F64, sflags(), at, 0)
+                    };
+                    let m = b.ins().fmul(w, v);
+                    let acc = b.ins().fadd(acc, m);
+                    let next = b.ins().iadd_imm_s(ti, 1);
+                    b.ins().jump(head, &[next.into(), acc.into()]);
+                    b.switch_to_block(exit);
+                    let sum = b.block_params(exit)[0];
+                    let d = index(b, dst, j, oes as i64);
+                    let v = if last {
+                        b.ins().fdemote(types::F32, sum)
+                    } else {
+                        sum
+                    };
+                    b.ins().store(sflags(), v, d, 0);
+                });
+            });
+            b.ins().return_(&[]);
+            Ok(())
+        })?;
+        let src = if first {
+            Operand::Input(0)
+        } else {
+            Operand::Scratch(((k - 1) % 2) * half)
+        };
+        let dst = if last {
+            Operand::Output(0)
+        } else {
+            Operand::Scratch((k % 2) * half)
+        };
+        let width = t.iter().flatten().map(Vec::len).max().unwrap_or(0);
+        launches.push(Launch {
+            func,
+            operands: vec![src, Operand::Const(tab), dst],
+            items: (outer * len_out) as u64,
+            grain: (4096 / (inner * width.max(1)).max(1)).max(1) as u64,
+            name: "resize_axis".into(),
+        });
+        cur[a] = len_out;
+    }
+    // tf_crop_and_resize: per-dim masks of the extrapolated indices.
+    if taps.iter().flatten().flatten().any(Option::is_none) {
+        let mut masks = Vec::new();
+        let mut starts = Vec::new();
+        for a in 0..r {
+            starts.push(masks.len());
+            match &taps[a] {
+                Some(t) => masks.extend(t.iter().map(|v| v.is_none() as u8)),
+                None => masks.extend(std::iter::repeat_n(0u8, cur[a])),
+            }
+        }
+        let tab = cx.add_const("resize_mask", masks)?;
+        let outer = cur[..r - 1].to_vec();
+        let rows: usize = outer.iter().product();
+        let w = cur[r - 1];
+        let func = cx.define_kernel("resize_extrapolate", |b, p| {
+            let y = buf(b, p, 0);
+            let m = buf(b, p, 1);
+            for_range(b, p.begin, p.end, |b, item| {
+                let idx = unflatten(b, item, &outer);
+                let mut any = b.ins().iconst(types::I8, 0);
+                for (k, &i) in idx.iter().enumerate() {
+                    let mk = add_off(b, m, starts[k] as i64);
+                    let at = b.ins().iadd(mk, i);
+                    let v = b.ins().load(types::I8, sflags(), at, 0);
+                    any = b.ins().bor(any, v);
+                }
+                let e = b.ins().f32const(extrapolation);
+                let row = index(b, y, item, (w * 4) as i64);
+                let ml = add_off(b, m, starts[r - 1] as i64);
+                for_n(b, w, 4, |b, j| {
+                    let at = b.ins().iadd(ml, j);
+                    let v = b.ins().load(types::I8, sflags(), at, 0);
+                    let f = b.ins().bor(any, v);
+                    let d = index(b, row, j, 4);
+                    let old = b.ins().load(types::F32, sflags(), d, 0);
+                    let new = b.ins().select(f, e, old);
+                    b.ins().store(sflags(), new, d, 0);
+                });
+            });
+            b.ins().return_(&[]);
+            Ok(())
+        })?;
+        launches.push(Launch {
+            func,
+            operands: vec![Operand::Output(0), Operand::Const(tab)],
+            items: rows as u64,
+            grain: (4096 / w.max(1)).max(1) as u64,
+            name: "resize_extrapolate".into(),
+        });
+    }
+    Ok(Lowered {
+        launches,
+        scratch_bytes: if axes.len() > 1 { 2 * half } else { 0 },
     })
 }
