@@ -11,7 +11,7 @@
 //! - [`testing`]: one node's kernels run in isolation against the reference evaluator.
 pub mod aot;
 pub mod buffer;
-mod decompose;
+pub(crate) mod decompose;
 pub mod jit;
 pub mod kernel;
 pub mod kernels;

@@ -366,6 +366,34 @@ fn so_allowlist_within_jit() {
     );
 }
 
+/// The library loses no test either: every test that passes optimized with the reference
+/// evaluator runs as a shared library, except those listed with a reason in
+/// `tests/conformance/node-so-exceptions.txt` (outputs whose shape depends on the data,
+/// strings, random training-mode Dropout).
+#[test]
+fn so_allowlist_includes_optimized() {
+    let dir = repo().join("tests/conformance");
+    let opt = read_allowlist(&dir.join("node-reference-opt.txt"));
+    let so = read_allowlist(&dir.join("node-so.txt"));
+    let exceptions = read_allowlist(&dir.join("node-so-exceptions.txt"));
+    let missing: Vec<&String> = opt
+        .difference(&so)
+        .filter(|t| !exceptions.contains(*t))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} tests pass with the reference evaluator but not as a shared library: {missing:?}",
+        missing.len()
+    );
+    let stale: Vec<&String> = exceptions.intersection(&so).collect();
+    assert!(stale.is_empty(), "exceptions that pass now: {stale:?}");
+    let unknown: Vec<&String> = exceptions.difference(&opt).collect();
+    assert!(
+        unknown.is_empty(),
+        "exceptions not on the optimized list: {unknown:?}"
+    );
+}
+
 #[test]
 fn light_models_so() {
     light_models(&SO);

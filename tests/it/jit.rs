@@ -903,7 +903,11 @@ fn control_flow_is_inlined_into_kernels() {
 #[test]
 fn half_precision_ops_run_widened() {
     for dt in ["f16", "bf16"] {
-        let (rtol, atol) = if dt == "f16" { (1e-3, 1e-3) } else { (8e-3, 8e-3) };
+        let (rtol, atol) = if dt == "f16" {
+            (1e-3, 1e-3)
+        } else {
+            (8e-3, 8e-3)
+        };
         compiled_without_fallback(
             &format!(
                 r#"graph "g" (%a: {dt}[2,3,7], %b: {dt}[7,5], %m: {dt}[2,3,5]) {{

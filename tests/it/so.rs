@@ -351,3 +351,56 @@ fn a_shape_input_is_named_then_bound() {
     compare(&outs[0], &outs[1], 0.0, 0.0).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An If whose condition the optimizer folds (a test on a shape, as exported function bodies
+/// have) and whose branches give different shapes to a later Reshape: the branch taken is
+/// inlined and the passes run again, so the library has static shapes, and its result is
+/// the reference evaluator's.
+#[test]
+fn an_if_on_a_shape_is_inlined() {
+    let dir = scratch("if");
+    let model = dir.join("if.onnx");
+    let g = graphc::passes::ir::text::parse(
+        r#"graph "g" (%x: f32[6]) {
+  %n: i64[] = size (%x)
+  %six: i64[] = constant {value: i64[] [6]}
+  %c: bool[] = equal (%n, %six)
+  %s: i64[..] = if {
+    then_branch: graph "then" (%a: f32[6]) {
+      %sh: i64[1] = shape (%a)
+      %two: i64[1] = constant {value: i64[1] [2]}
+      %d: i64[1] = div (%sh, %two)
+      %t: i64[2] = concat {axis: 0} (%two, %d)
+      return %t
+    },
+    else_branch: graph "else" (%b: f32[6]) {
+      %e: i64[1] = shape (%b)
+      return %e
+    }
+  } (%c, %x)
+  %r: f32[..] = reshape (%x, %s)
+  %y: f32[..] = tanh (%r)
+  return %y
+}
+"#,
+    )
+    .unwrap();
+    let m = graphc::onnx::export_model(&g, 18).unwrap();
+    graphc::onnx::write_model(&model, &m).unwrap();
+    let x = dir.join("x.npy");
+    graphc::npy::write_npy(&x, &ramp(&[6])).unwrap();
+    let mut outs = Vec::new();
+    for engine in ["so", "reference"] {
+        let o = dir.join(engine);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_graphc"));
+        cmd.args(["run", "--engine", engine]).arg(&model);
+        if engine == "reference" {
+            cmd.arg("--no-optimize");
+        }
+        run(cmd.arg("--input").arg(&x).arg("--output-dir").arg(&o));
+        outs.push(graphc::npy::read_npy(&o.join("output_0.npy")).unwrap());
+    }
+    assert_eq!(outs[0].shape(), &[2, 3]);
+    compare(&outs[0], &outs[1], 1e-6, 1e-7).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -146,16 +146,6 @@ fn inline_if(g: &mut Graph, id: NodeId, then_branch: &Graph, else_branch: &Graph
     let Some(captures) = ins[1..].iter().copied().collect::<Option<Vec<_>>>() else {
         return;
     };
-    let Some(dims) = output_dims(g, id) else {
-        return;
-    };
-    let n_out = dims.len();
-    if then_branch.nodes().count() + else_branch.nodes().count() > MAX_INLINED_NODES
-        || then_branch.outputs.len() != n_out
-        || else_branch.outputs.len() != n_out
-    {
-        return;
-    }
     let constant = match &g.node(cond.node).op {
         Op::Constant { value } if value.len() == 1 => value
             .to_i64_vec()
@@ -163,6 +153,19 @@ fn inline_if(g: &mut Graph, id: NodeId, then_branch: &Graph, else_branch: &Graph
             .and_then(|v| v.first().map(|&c| c != 0)),
         _ => None,
     };
+    // Where needs the output shapes; a constant condition does not.
+    let dims = match (output_dims(g, id), constant) {
+        (Some(d), _) => d,
+        (None, Some(_)) => Vec::new(),
+        (None, None) => return,
+    };
+    let n_out = g.node(id).outputs.len();
+    if then_branch.nodes().count() + else_branch.nodes().count() > MAX_INLINED_NODES
+        || then_branch.outputs.len() != n_out
+        || else_branch.outputs.len() != n_out
+    {
+        return;
+    }
     // The branch outputs must have the node's types, so that Where needs no broadcasting.
     let types_match = |b: &Graph| {
         b.outputs
@@ -422,6 +425,33 @@ fn unroll_scan(g: &mut Graph, id: NodeId, body: &Graph, f: &ScanForm) {
         ));
     }
     replace_outputs(g, id, &result);
+}
+
+/// Inlines the branch taken of every If whose condition is a constant (the optimizer folds
+/// conditions on shapes, as exported function bodies have them); the If nodes are left
+/// without readers. Returns whether any was inlined.
+pub fn inline_constant_ifs(g: &mut Graph) -> bool {
+    let read = |g: &Graph, id: NodeId| {
+        !g.consumers(id).is_empty() || g.outputs.iter().any(|o| o.value.node == id)
+    };
+    let ifs: Vec<NodeId> = g
+        .node_ids()
+        .iter()
+        .copied()
+        .filter(|&id| {
+            let n = g.node(id);
+            let cond = n.inputs.first().copied().flatten();
+            matches!(n.op, Op::If { .. })
+                && cond.is_some_and(|c| matches!(g.node(c.node).op, Op::Constant { .. }))
+                && read(g, id)
+        })
+        .collect();
+    let mut any = false;
+    for id in ifs {
+        decompose(g, id);
+        any |= !read(g, id);
+    }
+    any
 }
 
 /// Whether `op` is a control-flow op this module inlines.
