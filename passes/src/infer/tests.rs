@@ -1233,10 +1233,30 @@ fn graph_loop_and_scan() {
     let cond = b.input("cond", "bool[]");
     let outs2 = b.node(
         Op::Loop {
-            body: lb,
+            body: lb.clone(),
             num_captures: 0,
         },
         &[Some(m), Some(cond), Some(init)],
+        &["f32[..]", "f32[..]"],
+    );
+    // A constant true condition the body passes through cannot stop the loop: M trips. A
+    // constant false one stops it before the first (not known here: unknown count).
+    let yes = b.konst(Tensor::scalar(true));
+    let outs_yes = b.node(
+        Op::Loop {
+            body: lb.clone(),
+            num_captures: 0,
+        },
+        &[Some(m), Some(yes), Some(init)],
+        &["f32[..]", "f32[..]"],
+    );
+    let no = b.konst(Tensor::scalar(false));
+    let outs_no = b.node(
+        Op::Loop {
+            body: lb,
+            num_captures: 0,
+        },
+        &[Some(m), Some(no), Some(init)],
         &["f32[..]", "f32[..]"],
     );
     // Scan body: (state f32[3], x_t f32[3]) -> (state + x_t, x_t * 2)
@@ -1260,6 +1280,8 @@ fn graph_loop_and_scan() {
     infer_graph(&mut b.g).unwrap();
     assert_eq!([b.ty(outs[0]), b.ty(outs[1])], ["f32[2]", "f32[5,2]"]);
     assert_eq!([b.ty(outs2[0]), b.ty(outs2[1])], ["f32[2]", "f32[?,2]"]);
+    assert_eq!(b.ty(outs_yes[1]), "f32[5,2]");
+    assert_eq!(b.ty(outs_no[1]), "f32[?,2]");
     assert_eq!([b.ty(outs3[0]), b.ty(outs3[1])], ["f32[3]", "f32[3,T]"]);
 }
 
