@@ -284,7 +284,8 @@ fn write_library(args: &OptimizeArgs, out: &std::path::Path) -> anyhow::Result<(
             name,
             target: args.target_cpu.target(),
         },
-    )?;
+    )
+    .map_err(|e| super::run::library_error(&opt, e))?;
     eprintln!(
         "wrote {} ({}, workspace {}) and {}",
         rep.library.display(),

@@ -252,6 +252,24 @@ pub fn dynamic_shape_reason(g: &Graph) -> Option<String> {
     })
 }
 
+/// A library build error, with a hint naming the unbound shape inputs when nodes had no
+/// kernel (kernels need such parameters as constants).
+pub fn library_error(g: &Graph, e: crate::codegen::aot::SoError) -> anyhow::Error {
+    use crate::codegen::aot::SoError;
+    use crate::codegen::program::CompileError;
+    let names: Vec<String> = graphc_passes::infer::shape_inputs(g)
+        .into_iter()
+        .map(|k| format!("'{}'", g.node(g.inputs[k]).outputs[0].name))
+        .collect();
+    match e {
+        SoError::Compile(CompileError::NoKernel(_)) if !names.is_empty() => anyhow::anyhow!(
+            "{e}; the values of input(s) {} decide shapes and parameters: fix them with --bind NAME=FILE",
+            names.join(", ")
+        ),
+        e => e.into(),
+    }
+}
+
 /// `f32[2,3]`: a tensor's dtype and shape as the text format writes types.
 fn describe(t: &Tensor) -> String {
     format!("{}{}", t.dtype(), Shape::known(t.shape()))
@@ -432,7 +450,8 @@ fn run_so(
             name: name.into(),
             target,
         },
-    )?;
+    )
+    .map_err(|e| library_error(g, e))?;
     let inputs = complete_inputs(g, inputs)?;
     let in_bytes: Vec<Vec<u8>> = inputs
         .iter()

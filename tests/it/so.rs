@@ -314,6 +314,32 @@ fn a_shape_input_is_named_then_bound() {
         "{err}"
     );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
+    // With the output's shape declared, the shape is static but the Slice kernel needs
+    // constant starts: the error names the input too.
+    let declared = dir.join("declared.onnx");
+    let text = r#"graph "g" (%x: f32[5,7], %starts: i64[2]) {
+  %ends: i64[2] = constant {value: i64[2] [5, 6]}
+  %y: f32[4,4] = slice (%x, %starts, %ends)
+  return %y
+}
+"#;
+    let m =
+        graphc::onnx::export_model(&graphc::passes::ir::text::parse(text).unwrap(), 18).unwrap();
+    graphc::onnx::write_model(&declared, &m).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_graphc"))
+        .arg("optimize")
+        .arg(&declared)
+        .arg("-o")
+        .arg(dir.join("declared.so"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no kernel for") && err.contains("'starts'") && err.contains("--bind"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
 
     let starts = dir.join("starts.npy");
     graphc::npy::write_npy(&starts, &Tensor::from_vec(&[2], vec![1i64, 2]).unwrap()).unwrap();
