@@ -25,6 +25,7 @@ pub use misc::rnn::{
     config as recurrent_config, Act as RecurrentAct, Cell as RecurrentCell,
     Config as RecurrentConfig,
 };
+pub use nn::resize::{axis_taps, ResizeParams, Taps};
 pub use random::random_inputs;
 mod nn;
 mod shape;

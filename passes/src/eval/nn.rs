@@ -19,7 +19,7 @@ mod linalg;
 mod norm;
 mod pool;
 mod quant;
-mod resize;
+pub(super) mod resize;
 
 /// Evaluates an op of this family.
 pub fn eval(op: &Op, inputs: &[Option<&Tensor>], n_outputs: usize) -> Result<Vec<Tensor>, String> {

@@ -13,21 +13,30 @@ use super::{from_f64, to_f64};
 use crate::eval::util::{checked_size, norm_axes, opt, req};
 use crate::ir::Tensor;
 
-/// Resize attributes.
-pub(super) struct ResizeParams<'a> {
+/// Resize attributes (the ONNX ones, numbers widened to f64).
+pub struct ResizeParams<'a> {
+    /// `antialias != 0`.
     pub antialias: bool,
+    /// `axes`: the axes `scales`/`sizes`/`roi` list (all when absent).
     pub axes: Option<&'a [i64]>,
+    /// `coordinate_transformation_mode`.
     pub coord_mode: &'a str,
+    /// `cubic_coeff_a`.
     pub cubic_a: f64,
+    /// `exclude_outside != 0`.
     pub exclude_outside: bool,
+    /// `extrapolation_value` (tf_crop_and_resize).
     pub extrapolation: f64,
+    /// `keep_aspect_ratio_policy`.
     pub keep_aspect: &'a str,
+    /// `mode`: nearest, linear or cubic.
     pub mode: &'a str,
+    /// `nearest_mode`.
     pub nearest_mode: &'a str,
 }
 
 /// The resampling of one axis: per output index, its taps, or `None` to extrapolate.
-type Taps = Vec<Option<Vec<(usize, f64)>>>;
+pub type Taps = Vec<Option<Vec<(usize, f64)>>>;
 
 /// Resize with inputs (X, roi, scales, sizes).
 pub(super) fn resize(inputs: &[Option<&Tensor>], p: &ResizeParams) -> Result<Vec<Tensor>, String> {
@@ -223,7 +232,11 @@ fn cubic(t: f64, a: f64) -> f64 {
     }
 }
 
-fn axis_taps(
+/// Per output index of one axis, its (clamped input index, weight) taps with zero weights
+/// dropped, or `None` where tf_crop_and_resize extrapolates: one tap for nearest; the
+/// kernel's support (widened by 1/scale under antialias) for linear and cubic, renormalized
+/// under exclude_outside or antialias. The compiled Resize bakes these same tables.
+pub fn axis_taps(
     len_in: usize,
     len_out: usize,
     scale: f64,

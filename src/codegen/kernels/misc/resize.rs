@@ -1,6 +1,6 @@
 //! Resize (and Upsample, a Resize with asymmetric coordinates) with constant scales or
-//! sizes (and roi), its sampling taps computed here in f64 exactly as the reference evaluator
-//! does and baked into constant tables:
+//! sizes (and roi), its sampling taps computed at compile time by the reference evaluator's
+//! own tap function (`graphc_passes::eval::axis_taps`) and baked into constant tables:
 //!
 //! - `nearest` (every rank, every element type the reference round-trips exactly): a gather;
 //!   a work item is one output row (all dims but the last), whose source row is the sum of one
@@ -21,6 +21,7 @@
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, InstBuilder, Value};
+use graphc_passes::eval::{axis_taps, ResizeParams, Taps};
 use graphc_passes::ir::{DType, Graph, NodeId, Op, Tensor};
 
 use super::ir::{
@@ -29,26 +30,15 @@ use super::ir::{
 use super::{const_input, in_shape, input, norm_axis, out_shape, strides};
 use crate::codegen::kernel::{KernelCx, Launch, Lowered, Operand};
 
-/// Resize attributes and where its inputs are (Upsample maps onto them).
+/// Resize attributes (the reference's, so that its tap tables are the reference's) and where
+/// its inputs are (Upsample maps onto them).
 struct Params<'a> {
-    antialias: bool,
-    axes: Option<&'a [i64]>,
-    coord: &'a str,
-    cubic_a: f64,
-    exclude_outside: bool,
-    extrapolation: f64,
-    keep: &'a str,
-    mode: &'a str,
-    nearest_mode: &'a str,
+    r: ResizeParams<'a>,
     /// Input slots of roi, scales and sizes.
     roi: Option<usize>,
     scales: usize,
     sizes: Option<usize>,
 }
-
-/// One axis's resampling: per output index its (input index, weight) taps, or `None` where
-/// tf_crop_and_resize extrapolates.
-type Taps = Vec<Option<Vec<(usize, f64)>>>;
 
 /// See [`super`].
 pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowered>, String> {
@@ -65,33 +55,37 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
             mode,
             nearest_mode,
         } => Params {
-            antialias: *antialias != 0,
-            axes: axes.as_deref(),
-            coord: coordinate_transformation_mode,
-            cubic_a: *cubic_coeff_a as f64,
-            exclude_outside: *exclude_outside != 0,
-            extrapolation: *extrapolation_value as f64,
-            keep: keep_aspect_ratio_policy,
-            mode,
-            nearest_mode,
+            r: ResizeParams {
+                antialias: *antialias != 0,
+                axes: axes.as_deref(),
+                coord_mode: coordinate_transformation_mode,
+                cubic_a: *cubic_coeff_a as f64,
+                exclude_outside: *exclude_outside != 0,
+                extrapolation: *extrapolation_value as f64,
+                keep_aspect: keep_aspect_ratio_policy,
+                mode,
+                nearest_mode,
+            },
             roi: Some(1),
             scales: 2,
             sizes: Some(3),
         },
         Op::Upsample { mode } => Params {
-            antialias: false,
-            axes: None,
-            coord: "asymmetric",
-            cubic_a: -0.75,
-            exclude_outside: false,
-            extrapolation: 0.0,
-            keep: "stretch",
-            mode: match mode.as_str() {
-                "nearest" => "nearest",
-                "linear" | "bilinear" => "linear",
-                _ => return Ok(None),
+            r: ResizeParams {
+                antialias: false,
+                axes: None,
+                coord_mode: "asymmetric",
+                cubic_a: -0.75,
+                exclude_outside: false,
+                extrapolation: 0.0,
+                keep_aspect: "stretch",
+                mode: match mode.as_str() {
+                    "nearest" => "nearest",
+                    "linear" | "bilinear" => "linear",
+                    _ => return Ok(None),
+                },
+                nearest_mode: "floor",
             },
-            nearest_mode: "floor",
             roi: None,
             scales: 1,
             sizes: None,
@@ -112,7 +106,7 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
     if ys.len() != r || r == 0 {
         return Ok(None);
     }
-    let axes: Vec<usize> = match p.axes {
+    let axes: Vec<usize> = match p.r.axes {
         Some(a) => match a
             .iter()
             .map(|&v| norm_axis(v, r))
@@ -130,16 +124,16 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
         return Ok(None);
     }
     if !matches!(
-        p.coord,
+        p.r.coord_mode,
         "half_pixel"
             | "half_pixel_symmetric"
             | "pytorch_half_pixel"
             | "align_corners"
             | "asymmetric"
             | "tf_crop_and_resize"
-    ) || !matches!(p.mode, "nearest" | "linear" | "cubic")
+    ) || !matches!(p.r.mode, "nearest" | "linear" | "cubic")
         || !matches!(
-            p.nearest_mode,
+            p.r.nearest_mode,
             "round_prefer_floor" | "round_prefer_ceil" | "floor" | "ceil"
         )
     {
@@ -150,7 +144,7 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
         .map(|a| {
             !(scales[a] == 1.0
                 && out[a] == xs[a]
-                && (p.coord != "tf_crop_and_resize" || roi[a] == (0.0, 1.0)))
+                && (p.r.coord_mode != "tf_crop_and_resize" || roi[a] == (0.0, 1.0)))
         })
         .collect();
     if (0..r).any(|a| changed[a] && xs[a] == 0) {
@@ -159,11 +153,18 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
     if out.contains(&0) {
         return Ok(Some(Lowered::default()));
     }
-    let taps: Vec<Option<Taps>> = (0..r)
-        .map(|a| changed[a].then(|| axis_taps(xs[a], out[a], scales[a], roi[a], &p)))
-        .collect();
+    let mut taps: Vec<Option<Taps>> = Vec::with_capacity(r);
+    for a in 0..r {
+        taps.push(match changed[a] {
+            false => None,
+            true => match axis_taps(xs[a], out[a], scales[a], roi[a], &p.r) {
+                Ok(t) => Some(t),
+                Err(_) => return Ok(None),
+            },
+        });
+    }
     let extrapolates = taps.iter().flatten().flatten().any(Option::is_none);
-    if p.mode == "nearest" && !extrapolates {
+    if p.r.mode == "nearest" && !extrapolates {
         let exact = matches!(
             dt,
             DType::F32
@@ -194,7 +195,7 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
         t.iter()
             .all(|v| matches!(v, Some(v) if (1..=2).contains(&v.len())))
     };
-    if p.mode == "linear"
+    if p.r.mode == "linear"
         && r == 4
         && !changed[0]
         && !changed[1]
@@ -220,7 +221,7 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
         }
         return bilinear(cx, &xs, &out, &pairs[0], &pairs[1]).map(Some);
     }
-    separable(cx, &xs, &taps, p.extrapolation as f32).map(Some)
+    separable(cx, &xs, &taps, p.r.extrapolation as f32).map(Some)
 }
 
 /// Per-dim scales, the output shape and the per-dim roi, as the reference computes them
@@ -257,9 +258,9 @@ fn scales_and_sizes(
             scales[a] = s as f64 / xs[a] as f64;
             out[a] = s;
         }
-        if p.keep != "stretch" {
+        if p.r.keep_aspect != "stretch" {
             let sel = axes.iter().map(|&a| scales[a]);
-            let s = match p.keep {
+            let s = match p.r.keep_aspect {
                 "not_larger" => sel.fold(f64::INFINITY, f64::min),
                 "not_smaller" => sel.fold(f64::NEG_INFINITY, f64::max),
                 _ => return None,
@@ -309,129 +310,6 @@ fn scales_and_sizes(
         }
     }
     Some((scales, out, roi))
-}
-
-/// The reference's source coordinate of output index `o`.
-fn source_coord(
-    o: usize,
-    len_in: usize,
-    len_out: usize,
-    scale: f64,
-    roi: (f64, f64),
-    mode: &str,
-) -> f64 {
-    let o = o as f64;
-    let (n_in, width) = (len_in as f64, scale * len_in as f64);
-    match mode {
-        "half_pixel" => (o + 0.5) / scale - 0.5,
-        "half_pixel_symmetric" => {
-            let adjustment = len_out as f64 / width;
-            let offset = n_in / 2.0 * (1.0 - adjustment);
-            offset + (o + 0.5) / scale - 0.5
-        }
-        "pytorch_half_pixel" => {
-            if width == 1.0 {
-                -0.5
-            } else {
-                (o + 0.5) / scale - 0.5
-            }
-        }
-        "align_corners" => {
-            if width == 1.0 {
-                0.0
-            } else {
-                o * (n_in - 1.0) / (width - 1.0)
-            }
-        }
-        "tf_crop_and_resize" => {
-            let x = if width == 1.0 {
-                (roi.1 - roi.0) * (n_in - 1.0) / 2.0
-            } else {
-                o * (roi.1 - roi.0) * (n_in - 1.0) / (width - 1.0)
-            };
-            x + roi.0 * (n_in - 1.0)
-        }
-        _ => o / scale, // asymmetric
-    }
-}
-
-/// The cubic convolution kernel with coefficient `a`.
-fn cubic(t: f64, a: f64) -> f64 {
-    let t = t.abs();
-    if t <= 1.0 {
-        ((a + 2.0) * t - (a + 3.0)) * t * t + 1.0
-    } else if t < 2.0 {
-        ((a * t - 5.0 * a) * t + 8.0 * a) * t - 4.0 * a
-    } else {
-        0.0
-    }
-}
-
-/// Per output index of one axis, its (clamped input index, weight) taps with zero weights
-/// dropped: one for nearest; the kernel's support (widened by 1/scale under antialias) for
-/// linear and cubic, renormalized under exclude_outside or antialias.
-fn axis_taps(len_in: usize, len_out: usize, scale: f64, roi: (f64, f64), p: &Params) -> Taps {
-    let last = len_in as isize - 1;
-    let clamp = |i: isize| i.clamp(0, last) as usize;
-    (0..len_out)
-        .map(|o| {
-            let x = source_coord(o, len_in, len_out, scale, roi, p.coord);
-            if p.coord == "tf_crop_and_resize" && (x < 0.0 || x > last as f64) {
-                return None;
-            }
-            let integral = x.fract() == 0.0;
-            let x0 = if integral {
-                x as isize - 1
-            } else {
-                x.floor() as isize
-            };
-            let ratio = x - x0 as f64;
-            if p.mode == "nearest" {
-                let up = match p.nearest_mode {
-                    _ if integral => true,
-                    "round_prefer_floor" => ratio > 0.5,
-                    "round_prefer_ceil" => ratio >= 0.5,
-                    "floor" => false,
-                    _ => true, // ceil
-                };
-                return Some(vec![(clamp(x0 + up as isize), 1.0)]);
-            }
-            let linear = p.mode == "linear";
-            let radius = if linear { 1.0 } else { 2.0 };
-            let s = if p.antialias { scale.min(1.0) } else { 1.0 };
-            let lo = (-radius / s).floor() as isize + 1;
-            let mut t: Vec<(isize, f64)> = (lo..=1 - lo)
-                .map(|j| {
-                    let u = (j as f64 - ratio) * s;
-                    let w = if linear {
-                        (1.0 - u.abs()).max(0.0)
-                    } else {
-                        cubic(u, p.cubic_a)
-                    };
-                    (x0 + j, w)
-                })
-                .collect();
-            if p.exclude_outside {
-                for (i, w) in t.iter_mut() {
-                    if *i < 0 || *i > last {
-                        *w = 0.0;
-                    }
-                }
-            }
-            if p.exclude_outside || p.antialias {
-                let sum: f64 = t.iter().map(|(_, w)| w).sum();
-                if sum != 0.0 {
-                    t.iter_mut().for_each(|(_, w)| *w /= sum);
-                }
-            }
-            Some(
-                t.into_iter()
-                    .filter(|&(_, w)| w != 0.0)
-                    .map(|(i, w)| (clamp(i), w))
-                    .collect(),
-            )
-        })
-        .collect()
 }
 
 /// Nearest resize: `tabs[k][o]` is the input index of output index `o` along dim `k`.
