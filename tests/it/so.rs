@@ -41,6 +41,29 @@ fn build_library(model: &Path, dir: &Path, name: &str, extra: &[&str]) -> PathBu
     so
 }
 
+/// Writes the graph in IR text `text` as an ONNX model (opset 18) at `path`.
+fn write_text_model(path: &Path, text: &str) {
+    let g = graphc::passes::ir::text::parse(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let m = graphc::onnx::export_model(&g, 18).unwrap();
+    graphc::onnx::write_model(path, &m).unwrap();
+}
+
+/// `graphc optimize MODEL -o OUT.so`, which must be refused: exit code 1 and one line on
+/// stderr, returned.
+fn refused(model: &Path, so: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_graphc"))
+        .arg("optimize")
+        .arg(model)
+        .arg("-o")
+        .arg(so)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    err
+}
+
 fn tiny_cnn() -> PathBuf {
     repo().join("examples/models/tiny_cnn.onnx")
 }
@@ -254,31 +277,20 @@ fn a_model_without_kernels_is_refused_naming_the_ops() {
     let model = dir.join("dropout.onnx");
     // Dropout with a run-time training flag has no kernel (it would have to draw random
     // masks): the library cannot be built, and the error names the op.
-    let g = graphc::passes::ir::text::parse(
+    write_text_model(
+        &model,
         r#"graph "g" (%x: f32[4,6], %t: bool[]) {
   %r: f32[] = constant {value: f32[] [0.5]}
   %y: f32[4,6] = dropout (%x, %r, %t)
   return %y
 }
 "#,
-    )
-    .unwrap();
-    let m = graphc::onnx::export_model(&g, 18).unwrap();
-    graphc::onnx::write_model(&model, &m).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_graphc"))
-        .arg("optimize")
-        .arg(&model)
-        .arg("-o")
-        .arg(dir.join("dropout.so"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    );
+    let err = refused(&model, &dir.join("dropout.so"));
     assert!(
         err.contains("no kernel for") && err.contains("Dropout"),
         "{err}"
     );
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -289,57 +301,32 @@ fn a_model_without_kernels_is_refused_naming_the_ops() {
 fn a_shape_input_is_named_then_bound() {
     let dir = scratch("bind");
     let model = dir.join("slice.onnx");
-    let g = graphc::passes::ir::text::parse(
-        r#"graph "g" (%x: f32[5,7], %starts: i64[2]) {
-  %ends: i64[2] = constant {value: i64[2] [5, 6]}
-  %y: f32[..] = slice (%x, %starts, %ends)
+    // `y` typed `out`: `[..]` leaves it to inference (unknown without `starts`).
+    let slice = |out: &str| {
+        format!(
+            r#"graph "g" (%x: f32[5,7], %starts: i64[2]) {{
+  %ends: i64[2] = constant {{value: i64[2] [5, 6]}}
+  %y: f32{out} = slice (%x, %starts, %ends)
   return %y
-}
-"#,
-    )
-    .unwrap();
-    let m = graphc::onnx::export_model(&g, 18).unwrap();
-    graphc::onnx::write_model(&model, &m).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_graphc"))
-        .arg("optimize")
-        .arg(&model)
-        .arg("-o")
-        .arg(dir.join("unbound.so"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+}}
+"#
+        )
+    };
+    write_text_model(&model, &slice("[..]"));
+    let err = refused(&model, &dir.join("unbound.so"));
     assert!(
         err.contains("data-dependent shape") && err.contains("'starts'") && err.contains("--bind"),
         "{err}"
     );
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
     // With the output's shape declared, the shape is static but the Slice kernel needs
     // constant starts: the error names the input too.
     let declared = dir.join("declared.onnx");
-    let text = r#"graph "g" (%x: f32[5,7], %starts: i64[2]) {
-  %ends: i64[2] = constant {value: i64[2] [5, 6]}
-  %y: f32[4,4] = slice (%x, %starts, %ends)
-  return %y
-}
-"#;
-    let m =
-        graphc::onnx::export_model(&graphc::passes::ir::text::parse(text).unwrap(), 18).unwrap();
-    graphc::onnx::write_model(&declared, &m).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_graphc"))
-        .arg("optimize")
-        .arg(&declared)
-        .arg("-o")
-        .arg(dir.join("declared.so"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    write_text_model(&declared, &slice("[4,4]"));
+    let err = refused(&declared, &dir.join("declared.so"));
     assert!(
         err.contains("no kernel for") && err.contains("'starts'") && err.contains("--bind"),
         "{err}"
     );
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
 
     let starts = dir.join("starts.npy");
     graphc::npy::write_npy(&starts, &Tensor::from_vec(&[2], vec![1i64, 2]).unwrap()).unwrap();
@@ -386,7 +373,8 @@ fn a_shape_input_is_named_then_bound() {
 fn an_if_on_a_shape_is_inlined() {
     let dir = scratch("if");
     let model = dir.join("if.onnx");
-    let g = graphc::passes::ir::text::parse(
+    write_text_model(
+        &model,
         r#"graph "g" (%x: f32[6]) {
   %n: i64[] = size (%x)
   %six: i64[] = constant {value: i64[] [6]}
@@ -409,10 +397,7 @@ fn an_if_on_a_shape_is_inlined() {
   return %y
 }
 "#,
-    )
-    .unwrap();
-    let m = graphc::onnx::export_model(&g, 18).unwrap();
-    graphc::onnx::write_model(&model, &m).unwrap();
+    );
     let x = dir.join("x.npy");
     graphc::npy::write_npy(&x, &ramp(&[6])).unwrap();
     let mut outs = Vec::new();
