@@ -55,12 +55,6 @@ pub fn decompose(g: &mut Graph, id: NodeId) {
     }
 }
 
-/// The node's inputs, all present (control-flow nodes have no optional inputs past the
-/// first two of Loop, handled there).
-fn inputs(g: &Graph, id: NodeId) -> Vec<Option<ValueRef>> {
-    g.node(id).inputs.clone()
-}
-
 /// The static shapes of every output of node `id`.
 fn output_dims(g: &Graph, id: NodeId) -> Option<Vec<Vec<usize>>> {
     g.node(id)
@@ -139,7 +133,7 @@ fn replace_outputs(g: &mut Graph, id: NodeId, to: &[ValueRef]) {
 }
 
 fn inline_if(g: &mut Graph, id: NodeId, then_branch: &Graph, else_branch: &Graph) {
-    let ins = inputs(g, id);
+    let ins = g.node(id).inputs.clone();
     let Some(Some(cond)) = ins.first().copied() else {
         return;
     };
@@ -213,7 +207,7 @@ fn inline_if(g: &mut Graph, id: NodeId, then_branch: &Graph, else_branch: &Graph
 }
 
 fn unroll_loop(g: &mut Graph, id: NodeId, body: &Graph, num_captures: i64) {
-    let ins = inputs(g, id);
+    let ins = g.node(id).inputs.clone();
     let Ok(c) = usize::try_from(num_captures) else {
         return;
     };
@@ -323,7 +317,7 @@ fn stack(
 }
 
 fn unroll_scan(g: &mut Graph, id: NodeId, body: &Graph, f: &ScanForm) {
-    let ins = inputs(g, id);
+    let ins = g.node(id).inputs.clone();
     let (Ok(c), Ok(n_scan_in)) = (
         usize::try_from(f.num_captures),
         usize::try_from(f.num_scan_inputs),
