@@ -333,13 +333,23 @@ pub fn specialize(mut g: Graph, inputs: &[Option<Tensor>]) -> anyhow::Result<Gra
     Ok(g)
 }
 
-/// The first value whose shape is not static, if any.
+/// The first value whose shape is not static, if any (a model output whose shape the data
+/// decides is not: it compiles with a bound).
 pub fn first_dynamic_value(g: &Graph) -> Option<String> {
-    g.nodes().find_map(|(_, n)| {
+    // Model outputs whose shape the data decides compile with a bound.
+    let (bounded, _) = crate::codegen::bounded::bounded_values(g);
+    g.nodes().find_map(|(id, n)| {
         n.outputs
             .iter()
-            .find(|o| o.ty.shape.as_known().is_none())
-            .map(|o| format!("'{}' ({})", o.name, o.ty))
+            .enumerate()
+            .find(|&(port, o)| {
+                let v = graphc_passes::ir::ValueRef {
+                    node: id,
+                    port: port as u32,
+                };
+                o.ty.shape.as_known().is_none() && !bounded.contains_key(&v)
+            })
+            .map(|(_, o)| format!("'{}' ({})", o.name, o.ty))
     })
 }
 
@@ -457,47 +467,62 @@ fn run_so(
         .iter()
         .map(|t| le_bytes(t).context("string inputs are not supported"))
         .collect::<anyhow::Result<_>>()?;
-    let out_types: Vec<_> = g
-        .outputs
-        .iter()
-        .map(|o| {
-            let ty = g.ty(o.value);
-            (ty.dtype, ty.shape.as_known().unwrap_or_default())
-        })
-        .collect();
-    // Outputs as u64 words: aligned for every element type.
-    let mut out_bufs: Vec<Vec<u64>> = out_types
-        .iter()
-        .map(|(dt, dims)| {
-            vec![
-                0u64;
-                (dims.iter().product::<usize>() * dt.size())
-                    .div_ceil(8)
-                    .max(1)
-            ]
-        })
-        .collect();
     // SAFETY: the library was just written by graphc with this API; the buffers have the
     // sizes its metadata declares, and it is unloaded after the last call.
     unsafe {
         let lib = libloading::Library::new(&so)?;
-        type RunFn = unsafe extern "C" fn(*const *const u8, *const *mut u8, *mut u8) -> i32;
+        type RunFn = unsafe extern "C" fn(
+            *const *const u8,
+            *const *mut u8,
+            *const *mut i64,
+            *mut u8,
+        ) -> i32;
+        type CountFn = unsafe extern "C" fn() -> usize;
+        type InfoFn = unsafe extern "C" fn(usize) -> *const TensorInfo;
         type SetThreadsFn = unsafe extern "C" fn(i32) -> i32;
         type ErrFn = unsafe extern "C" fn(i32) -> *const std::ffi::c_char;
-        let run: libloading::Symbol<RunFn> = lib.get(format!("{name}_run\0").as_bytes())?;
+        let sym = |what: &str| format!("{name}_{what}\0");
+        let run: libloading::Symbol<RunFn> = lib.get(sym("run_with_shapes").as_bytes())?;
+        let num_outputs: libloading::Symbol<CountFn> = lib.get(sym("num_outputs").as_bytes())?;
+        let output_info: libloading::Symbol<InfoFn> = lib.get(sym("output_info").as_bytes())?;
         let set_threads: libloading::Symbol<SetThreadsFn> =
-            lib.get(format!("{name}_set_threads\0").as_bytes())?;
-        let error: libloading::Symbol<ErrFn> =
-            lib.get(format!("{name}_error_string\0").as_bytes())?;
+            lib.get(sym("set_threads").as_bytes())?;
+        let error: libloading::Symbol<ErrFn> = lib.get(sym("error_string").as_bytes())?;
         let release: libloading::Symbol<unsafe extern "C" fn()> =
-            lib.get(format!("{name}_release\0").as_bytes())?;
+            lib.get(sym("release").as_bytes())?;
+        // What the library declares for each output (the bound for a bounded one).
+        let mut outs_info = Vec::new();
+        for j in 0..num_outputs() {
+            let info = &*output_info(j);
+            let dtype = graphc_passes::ir::DType::from_onnx(info.dtype)
+                .with_context(|| format!("output {j} has an unknown dtype {}", info.dtype))?;
+            let dims: Vec<usize> = (0..info.rank as usize)
+                .map(|d| *info.shape.add(d) as usize)
+                .collect();
+            outs_info.push((dtype, dims, info.bytes));
+        }
+        // Outputs as u64 words: aligned for every element type.
+        let mut out_bufs: Vec<Vec<u64>> = outs_info
+            .iter()
+            .map(|(_, _, bytes)| vec![0u64; bytes.div_ceil(8).max(1)])
+            .collect();
+        let mut shapes: Vec<Vec<i64>> = outs_info
+            .iter()
+            .map(|(_, dims, _)| vec![-1i64; dims.len().max(1)])
+            .collect();
         let rc = set_threads(threads.unwrap_or(0).min(256) as i32);
         if rc != 0 {
             bail!("--threads: the library refused it (code {rc})");
         }
         let ins: Vec<*const u8> = in_bytes.iter().map(|b| b.as_ptr()).collect();
         let outs: Vec<*mut u8> = out_bufs.iter_mut().map(|b| b.as_mut_ptr().cast()).collect();
-        let rc = run(ins.as_ptr(), outs.as_ptr(), std::ptr::null_mut());
+        let shape_ptrs: Vec<*mut i64> = shapes.iter_mut().map(|s| s.as_mut_ptr()).collect();
+        let rc = run(
+            ins.as_ptr(),
+            outs.as_ptr(),
+            shape_ptrs.as_ptr(),
+            std::ptr::null_mut(),
+        );
         release();
         if rc != 0 {
             let msg = std::ffi::CStr::from_ptr(error(rc))
@@ -505,17 +530,31 @@ fn run_so(
                 .into_owned();
             bail!("the compiled library failed: {msg} (code {rc})");
         }
+        outs_info
+            .iter()
+            .zip(&out_bufs)
+            .zip(&shapes)
+            .map(|(((dt, bound, _), b), reported)| {
+                let dims = crate::codegen::jit::actual_dims(&reported[..bound.len()], bound)
+                    .map_err(anyhow::Error::msg)?;
+                let n = dims.iter().product::<usize>() * dt.size();
+                // SAFETY: a u64 buffer of at least the bound's bytes viewed as bytes.
+                let bytes = std::slice::from_raw_parts(b.as_ptr().cast::<u8>(), n);
+                Ok(from_le_bytes(*dt, &dims, bytes))
+            })
+            .collect()
     }
-    Ok(out_types
-        .iter()
-        .zip(&out_bufs)
-        .map(|((dt, dims), b)| {
-            let n = dims.iter().product::<usize>() * dt.size();
-            // SAFETY: a u64 buffer viewed as its bytes.
-            let bytes = unsafe { std::slice::from_raw_parts(b.as_ptr().cast::<u8>(), n) };
-            from_le_bytes(*dt, dims, bytes)
-        })
-        .collect())
+}
+
+/// The library's `NAME_tensor_info` (see the generated header).
+#[repr(C)]
+struct TensorInfo {
+    name: *const std::ffi::c_char,
+    dtype: i32,
+    rank: i32,
+    shape: *const i64,
+    bytes: usize,
+    bounded: i32,
 }
 
 /// Runs `graphc run`.

@@ -18,7 +18,7 @@ use cranelift_object::{ObjectBuilder, ObjectModule};
 use graphc_passes::ir::{DType, Graph};
 
 use super::kernel::Target;
-use super::program::{compile, prepare, CompileError, CompileOptions};
+use super::program::{compile, prepare, CompileError, CompileOptions, CompiledOutput, Program};
 
 /// The runtime's C source, compiled into every library.
 const RUNTIME_C: &str = include_str!("../../runtime/graphc_rt.c");
@@ -48,6 +48,11 @@ pub const ERROR_CODES: &[(&str, i32, &str)] = &[
         "this CPU lacks the instruction set the library was compiled for",
     ),
     ("ERR_ARGUMENT", 6, "an argument is out of range"),
+    (
+        "ERR_NEEDS_SHAPES",
+        7,
+        "the data decides the shape of some outputs: call run_with_shapes",
+    ),
 ];
 
 /// How a library is built.
@@ -151,7 +156,7 @@ pub fn write_shared_library(g: &Graph, out: &Path, opts: &SoOptions) -> Result<S
     let api_path = dir.path.join("api.c");
     std::fs::write(
         &api_path,
-        api_source(g, name, program.workspace_bytes, opts.target),
+        api_source(g, &program, name, opts.target),
     )
     .map_err(|e| build("writing the API source", e))?;
 
@@ -193,7 +198,7 @@ pub fn write_shared_library(g: &Graph, out: &Path, opts: &SoOptions) -> Result<S
         )));
     }
     let header = out.with_extension("h");
-    std::fs::write(&header, header_source(g, name))
+    std::fs::write(&header, header_source(g, &program, name))
         .map_err(|e| build(&format!("writing {}", header.display()), e))?;
     let library_bytes = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
     Ok(SoReport {
@@ -248,33 +253,54 @@ fn c_string(s: &str) -> String {
 struct Io {
     name: String,
     dtype: DType,
+    /// The shape, or its upper bound when `bounded`.
     dims: Vec<usize>,
+    bounded: bool,
 }
 
-fn ios(g: &Graph) -> (Vec<Io>, Vec<Io>) {
-    let io = |name: &str, ty: &graphc_passes::ir::TypeInfo| Io {
-        name: name.to_string(),
-        dtype: ty.dtype,
-        dims: ty.shape.as_known().unwrap_or_default(),
-    };
+impl Io {
+    /// `f32[1,3]`, or `f32[<=4,3]`-style bounds: `f32[2,<=6]`.
+    fn describe(&self) -> String {
+        let dims: Vec<String> = self
+            .dims
+            .iter()
+            .map(|d| if self.bounded { format!("<={d}") } else { d.to_string() })
+            .collect();
+        format!("{}[{}]", self.dtype, dims.join(","))
+    }
+}
+
+fn ios(g: &Graph, outputs: &[CompiledOutput]) -> (Vec<Io>, Vec<Io>) {
     let inputs = g
         .inputs
         .iter()
         .map(|&id| {
             let o = &g.node(id).outputs[0];
-            io(&o.name, &o.ty)
+            Io {
+                name: o.name.clone(),
+                dtype: o.ty.dtype,
+                dims: o.ty.shape.as_known().unwrap_or_default(),
+                bounded: false,
+            }
         })
         .collect();
     let outputs = g
         .outputs
         .iter()
-        .map(|o| io(&o.name, g.ty(o.value)))
+        .zip(outputs)
+        .map(|(o, c)| Io {
+            name: o.name.clone(),
+            dtype: c.dtype,
+            dims: c.dims.clone(),
+            bounded: c.bounded,
+        })
         .collect();
     (inputs, outputs)
 }
 
-fn api_source(g: &Graph, name: &str, workspace: usize, target: Target) -> String {
-    let (inputs, outputs) = ios(g);
+fn api_source(g: &Graph, program: &Program, name: &str, target: Target) -> String {
+    let (inputs, outputs) = ios(g, &program.outputs);
+    let workspace = program.workspace_bytes;
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -287,7 +313,7 @@ fn api_source(g: &Graph, name: &str, workspace: usize, target: Target) -> String
          int {name}_rt_pool_threads(const graphc_pool *p);\n\
          int {name}_rt_available_threads(void);\n\
          int32_t {name}_entry(void *pool, void *host, const void *const *inputs, void *const *outputs, void *workspace);\n\n\
-         typedef struct {{ const char *name; int32_t dtype; int32_t rank; const int64_t *shape; size_t bytes; }} {name}_tensor_info;\n"
+         typedef struct {{ const char *name; int32_t dtype; int32_t rank; const int64_t *shape; size_t bytes; int32_t bounded; }} {name}_tensor_info;\n"
     );
     for (kind, list) in [("input", &inputs), ("output", &outputs)] {
         for (i, io) in list.iter().enumerate() {
@@ -304,14 +330,15 @@ fn api_source(g: &Graph, name: &str, workspace: usize, target: Target) -> String
             let bytes = io.dims.iter().product::<usize>() * io.dtype.size();
             let _ = writeln!(
                 s,
-                "    {{{}, {}, {}, {kind}{i}_shape, {bytes}u}},",
+                "    {{{}, {}, {}, {kind}{i}_shape, {bytes}u, {}}},",
                 c_string(&io.name),
                 io.dtype as i32,
-                io.dims.len()
+                io.dims.len(),
+                io.bounded as i32
             );
         }
         if list.is_empty() {
-            let _ = writeln!(s, "    {{0, 0, 0, 0, 0}},");
+            let _ = writeln!(s, "    {{0, 0, 0, 0, 0, 0}},");
         }
         let _ = writeln!(s, "}};");
     }
@@ -324,6 +351,14 @@ fn api_source(g: &Graph, name: &str, workspace: usize, target: Target) -> String
         "1"
     };
     let (ni, no) = (inputs.len(), outputs.len());
+    let nb = outputs.iter().filter(|o| o.bounded).count();
+    // The entry function takes the outputs, then the dims array of each bounded output.
+    let mut gather = String::new();
+    for (j, o) in outputs.iter().enumerate() {
+        if o.bounded {
+            let _ = write!(gather, "    outs[n++] = shapes[{j}];\n");
+        }
+    }
     let _ = write!(
         s,
         r#"
@@ -375,12 +410,20 @@ API const char *{name}_error_string(int code) {{
     }}
 }}
 
-API int {name}_run(const void *const *inputs, void *const *outputs, void *workspace) {{
+static int run(const void *const *inputs, void *const *outputs, int64_t *const *shapes,
+               void *workspace) {{
     if ({ni} > 0 && !inputs) return 1;
     if ({no} > 0 && !outputs) return 1;
     for (size_t i = 0; i < {ni}; i++) if (!inputs[i]) return 1;
     for (size_t i = 0; i < {no}; i++) if (!outputs[i]) return 1;
+    if ({nb} > 0 && !shapes) return 7;
+    for (size_t j = 0; j < {no}; j++)
+        if (outputs_info[j].bounded && !shapes[j]) return 1;
     if (((uintptr_t)workspace & 63u) != 0) return 2;
+    void *outs[{no} + {nb} + 1];
+    size_t n = 0;
+    for (size_t j = 0; j < {no}; j++) outs[n++] = outputs[j];
+{gather}
     if (!({cpu_check})) return 5;
     void *owned = NULL;
     if (!workspace) {{
@@ -390,18 +433,34 @@ API int {name}_run(const void *const *inputs, void *const *outputs, void *worksp
     }}
     pthread_mutex_lock(&lock);
     if (!pool) pool = {name}_rt_pool_new(threads_wanted);
-    int rc = pool ? (int){name}_entry(pool, NULL, inputs, outputs, workspace) : 4;
+    int rc = pool ? (int){name}_entry(pool, NULL, inputs, outs, workspace) : 4;
     pthread_mutex_unlock(&lock);
     free(owned);
+    if (rc == 0 && shapes)
+        for (size_t j = 0; j < {no}; j++)
+            if (shapes[j] && !outputs_info[j].bounded)
+                for (int32_t d = 0; d < outputs_info[j].rank; d++)
+                    shapes[j][d] = outputs_info[j].shape[d];
     return rc;
+}}
+
+API int {name}_run(const void *const *inputs, void *const *outputs, void *workspace) {{
+    return run(inputs, outputs, NULL, workspace);
+}}
+
+API int {name}_run_with_shapes(const void *const *inputs, void *const *outputs,
+                               int64_t *const *shapes, void *workspace) {{
+    if (!shapes) return 1;
+    return run(inputs, outputs, shapes, workspace);
 }}
 "#
     );
     s
 }
 
-fn header_source(g: &Graph, name: &str) -> String {
-    let (inputs, outputs) = ios(g);
+fn header_source(g: &Graph, program: &Program, name: &str) -> String {
+    let (inputs, outputs) = ios(g, &program.outputs);
+    let upper = name.to_ascii_uppercase();
     let guard = format!("GRAPHC_{}_H", name.to_ascii_uppercase());
     let mut s = String::new();
     let _ = writeln!(
@@ -417,20 +476,24 @@ fn header_source(g: &Graph, name: &str) -> String {
     for (i, io) in inputs.iter().enumerate() {
         let _ = writeln!(
             s,
-            " *   {i}: {} {}{:?}",
+            " *   {i}: {} {}",
             io.name.replace("*/", "* /"),
-            io.dtype,
-            io.dims
+            io.describe()
         );
     }
     let _ = writeln!(s, " * Outputs:");
     for (i, io) in outputs.iter().enumerate() {
         let _ = writeln!(
             s,
-            " *   {i}: {} {}{:?}",
+            " *   {i}: {} {}",
             io.name.replace("*/", "* /"),
-            io.dtype,
-            io.dims
+            io.describe()
+        );
+    }
+    if outputs.iter().any(|o| o.bounded) {
+        let _ = writeln!(
+            s,
+            " * (<=: the data decides that dim; call {name}_run_with_shapes.)"
         );
     }
     let _ = writeln!(s, " */\n");
@@ -449,8 +512,9 @@ typedef struct {{
     const char *name;      /* the ONNX value name */
     int32_t dtype;         /* ONNX TensorProto.DataType */
     int32_t rank;
-    const int64_t *shape;  /* rank entries */
+    const int64_t *shape;  /* rank entries; an upper bound when bounded */
     size_t bytes;          /* buffer size in bytes */
+    int32_t bounded;       /* 1: the data decides the shape (an output; see run_with_shapes) */
 }} {name}_tensor_info;
 
 size_t {name}_num_inputs(void);
@@ -468,6 +532,14 @@ size_t {name}_workspace_size(void);
  * no other call uses at the same time. Calls are serialized per model. Returns 0 or an error
  * code (see {name}_error_string); arguments are checked before anything runs. */
 int {name}_run(const void *const *inputs, void *const *outputs, void *workspace);
+
+/* {name}_run that also reports every output's shape: shapes[j] is NULL or points at
+ * output_info(j)->rank int64_t that receive output j's dims. For an output whose shape the data
+ * decides (output_info(j)->bounded, e.g. NonZero), shapes[j] is required, the buffer has room
+ * for the bound its info declares, and the output is written densely (row-major for the
+ * reported dims) at its start. {name}_run refuses such models ({upper}_ERR_NEEDS_SHAPES). */
+int {name}_run_with_shapes(const void *const *inputs, void *const *outputs,
+                           int64_t *const *shapes, void *workspace);
 
 /* Threads the next runs use, the caller included (0: one per CPU, the default); 0 or an
  * error code. */

@@ -5,6 +5,7 @@
 //! (`runtime/graphc_rt.c`) and whose fallback nodes call back into [`Host`], which runs them
 //! with the reference evaluator.
 
+use std::collections::HashSet;
 use std::ffi::{c_int, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
@@ -15,10 +16,12 @@ use cranelift_module::default_libcall_names;
 use graphc_passes::eval::eval_op;
 use graphc_passes::ir::{DType, Graph, NodeId, Tensor, ValueRef};
 
+use super::bounded::with_bounds;
 use super::buffer::AlignedBuf;
 use super::kernel::Target;
 use super::program::{
-    compile, prepare, CompileError, CompileOptions, Program, HOST_FALLBACK_SYMBOL, HOST_TICK_SYMBOL,
+    compile, prepare, CompiledOutput, CompileError, CompileOptions, Program, HOST_FALLBACK_SYMBOL,
+    HOST_TICK_SYMBOL,
 };
 use crate::onnx::tensor::{from_le_bytes, le_bytes};
 
@@ -78,7 +81,9 @@ impl Drop for Pool {
 
 /// The state fallback nodes run with, and the profile.
 pub struct Host {
+    /// The graph compiled, bounded values typed with their bound.
     graph: Graph,
+    bounded: HashSet<ValueRef>,
     fallbacks: Vec<NodeId>,
     error: Option<String>,
     last_tick: Option<Instant>,
@@ -110,10 +115,31 @@ impl Host {
                 node.op.onnx_name()
             )
         })?;
+        let mut dims_at = node.inputs.len() + node.outputs.len();
         for (o, t) in outs.iter().enumerate() {
             let ty = &node.outputs[o].ty;
             let dims = ty.shape.as_known().unwrap_or_default();
-            if t.dtype() != ty.dtype || t.shape() != dims.as_slice() {
+            let bounded = self.bounded.contains(&ValueRef {
+                node: id,
+                port: o as u32,
+            });
+            let fits = if bounded {
+                t.shape().len() == dims.len() && t.len() <= dims.iter().product::<usize>()
+            } else {
+                t.shape() == dims.as_slice()
+            };
+            if bounded && fits && t.dtype() == ty.dtype {
+                // SAFETY: after the outputs the table holds one i64[rank] array per bounded
+                // output, in port order.
+                unsafe {
+                    let d = (*table.add(dims_at)).cast::<i64>();
+                    for (k, &n) in t.shape().iter().enumerate() {
+                        *d.add(k) = n as i64;
+                    }
+                }
+                dims_at += 1;
+            }
+            if t.dtype() != ty.dtype || !fits {
                 return Err(format!(
                     "node '{}' ({}): output {o} is {}{:?}, compiled for {ty}",
                     node.display_name(),
@@ -214,18 +240,47 @@ impl Default for JitOptions {
 pub struct Io {
     inputs: Vec<AlignedBuf>,
     outputs: Vec<AlignedBuf>,
-    out_types: Vec<(DType, Vec<usize>)>,
+    out_types: Vec<CompiledOutput>,
+    /// The actual dims of each bounded output, in output order.
+    dims: Vec<Vec<i64>>,
 }
 
 impl Io {
-    /// The outputs of the last run.
-    pub fn outputs(&mut self) -> Vec<Tensor> {
+    /// The outputs of the last run (bounded ones with the dims the run reported).
+    pub fn outputs(&mut self) -> Result<Vec<Tensor>, String> {
+        let mut dims = self.dims.iter();
         self.out_types
             .iter()
             .zip(self.outputs.iter_mut())
-            .map(|((dt, dims), b)| from_le_bytes(*dt, dims, b.bytes_mut()))
+            .map(|(o, b)| {
+                let shape = if o.bounded {
+                    let d = dims.next().ok_or("missing dims of a bounded output")?;
+                    actual_dims(d, &o.dims)?
+                } else {
+                    o.dims.clone()
+                };
+                let n = shape.iter().product::<usize>() * o.dtype.size();
+                Ok(from_le_bytes(o.dtype, &shape, &b.bytes_mut()[..n]))
+            })
             .collect()
     }
+}
+
+/// The dims a run reported for a bounded output, checked against its bound: a kernel that
+/// reports more than the buffer holds is a compiler bug, caught here rather than read past.
+pub fn actual_dims(reported: &[i64], bound: &[usize]) -> Result<Vec<usize>, String> {
+    let dims: Vec<usize> = reported
+        .iter()
+        .map(|&d| usize::try_from(d).map_err(|_| format!("a negative dim {d} was reported")))
+        .collect::<Result<_, _>>()?;
+    let fits = dims.len() == bound.len()
+        && dims.iter().product::<usize>() <= bound.iter().product::<usize>();
+    if !fits {
+        return Err(format!(
+            "internal error: dims {dims:?} reported for an output bounded by {bound:?}"
+        ));
+    }
+    Ok(dims)
 }
 
 impl JitModel {
@@ -271,7 +326,8 @@ impl JitModel {
         let workspace =
             AlignedBuf::try_new(program.workspace_bytes, 0).map_err(CompileError::Unsupported)?;
         let host = Box::new(Host {
-            graph: g.clone(),
+            graph: with_bounds(g, &program.bounds),
+            bounded: program.bounds.keys().copied().collect(),
             fallbacks: program.fallbacks.clone(),
             error: None,
             last_tick: None,
@@ -298,7 +354,7 @@ impl JitModel {
     pub fn run(&mut self, inputs: &[Tensor]) -> Result<Vec<Tensor>, String> {
         let mut io = self.bind(inputs)?;
         self.run_io(&mut io)?;
-        Ok(io.outputs())
+        io.outputs()
     }
 
     /// Checks `inputs` against the compiled types and copies them into buffers, with output
@@ -329,29 +385,33 @@ impl JitModel {
                 &le_bytes(t).ok_or("string inputs are not supported")?,
             ));
         }
-        let out_types: Vec<(DType, Vec<usize>)> = g
-            .outputs
-            .iter()
-            .map(|o| {
-                let ty = g.ty(o.value);
-                (ty.dtype, ty.shape.as_known().unwrap_or_default())
-            })
-            .collect();
+        let out_types = self.program.outputs.clone();
         let outputs = out_types
             .iter()
-            .map(|(dt, dims)| AlignedBuf::try_new(dims.iter().product::<usize>() * dt.size(), 0))
+            .map(|o| AlignedBuf::try_new(o.bytes(), 0))
             .collect::<Result<_, _>>()?;
+        let dims = out_types
+            .iter()
+            .filter(|o| o.bounded)
+            .map(|o| vec![0i64; o.dims.len().max(1)])
+            .collect();
         Ok(Io {
             inputs: in_bufs,
             outputs,
             out_types,
+            dims,
         })
     }
 
     /// Runs the model on bound buffers.
     pub fn run_io(&mut self, io: &mut Io) -> Result<(), String> {
         let in_ptrs: Vec<*const u8> = io.inputs.iter_mut().map(|b| b.ptr() as *const u8).collect();
-        let out_ptrs: Vec<*mut u8> = io.outputs.iter_mut().map(|b| b.ptr()).collect();
+        let out_ptrs: Vec<*mut u8> = io
+            .outputs
+            .iter_mut()
+            .map(|b| b.ptr())
+            .chain(io.dims.iter_mut().map(|d| d.as_mut_ptr().cast()))
+            .collect();
         self.run_raw(&in_ptrs, &out_ptrs)
     }
 
@@ -367,10 +427,12 @@ impl JitModel {
     }
 
     /// Runs the model on raw buffers (for benchmarks: no conversions). Each pointer must point
-    /// at a buffer of the compiled size of its input or output.
+    /// at a buffer of the compiled size of its input or output ([`Program::outputs`]); after
+    /// the outputs, one `i64[rank]` array per bounded output receives its actual dims.
     pub fn run_raw(&mut self, inputs: &[*const u8], outputs: &[*mut u8]) -> Result<(), String> {
         let g = &self.host.graph;
-        if inputs.len() != g.inputs.len() || outputs.len() != g.outputs.len() {
+        let bounded = self.program.outputs.iter().filter(|o| o.bounded).count();
+        if inputs.len() != g.inputs.len() || outputs.len() != g.outputs.len() + bounded {
             return Err("wrong number of buffers".into());
         }
         self.host.error = None;

@@ -27,6 +27,8 @@ use cranelift_codegen::isa::CallConv;
 use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_module::{DataDescription, DataId, FuncId, Linkage, Module};
+use graphc_passes::ir::ValueRef;
+use std::collections::HashSet;
 
 /// The CPU features kernels may specialize on (detected at compile time for the JIT, or given
 /// for a `.so`).
@@ -70,6 +72,11 @@ pub enum Operand {
     /// Byte offset into the node's scratch space ([`Lowered::scratch_bytes`] long, 64-byte
     /// aligned, contents undefined on entry, shared by all threads of a launch).
     Scratch(usize),
+    /// The actual dims of the node's output `i`, one `i64` per dimension, which the kernel
+    /// writes. Only for an output whose shape the data decides ([`KernelCx::is_bounded`]):
+    /// its buffer has room for the upper bound its type declares, and the kernel writes the
+    /// actual tensor densely (row-major for the actual dims) at the start of it.
+    Dims(usize),
 }
 
 /// One call of a kernel over `0..items`.
@@ -116,6 +123,7 @@ pub struct KernelCx<'m> {
     prefix: String,
     counter: usize,
     fctx: FunctionBuilderContext,
+    bounded: HashSet<ValueRef>,
 }
 
 impl<'m> KernelCx<'m> {
@@ -127,7 +135,21 @@ impl<'m> KernelCx<'m> {
             prefix: prefix.to_string(),
             counter: 0,
             fctx: FunctionBuilderContext::new(),
+            bounded: HashSet::new(),
         }
+    }
+
+    /// Marks values whose shape the data decides as bounded: their type holds an upper bound
+    /// and their kernels report the actual dims through [`Operand::Dims`].
+    pub fn with_bounded(mut self, values: impl IntoIterator<Item = ValueRef>) -> Self {
+        self.bounded.extend(values);
+        self
+    }
+
+    /// Whether `v` is bounded (see [`with_bounded`](Self::with_bounded)): a kernel of a
+    /// data-dependent shape lowers only such outputs and declines the others.
+    pub fn is_bounded(&self, v: ValueRef) -> bool {
+        self.bounded.contains(&v)
     }
 
     /// The module (for anything the helpers here do not cover).

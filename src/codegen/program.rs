@@ -10,12 +10,14 @@
 //! ```
 //!
 //! `inputs[i]` / `outputs[j]` are the graph inputs and outputs in signature order, as dense
-//! row-major little-endian buffers; `workspace` is [`Program::workspace_bytes`] bytes aligned
+//! row-major little-endian buffers; after the outputs, `outputs` holds one `int64_t[rank]`
+//! array per output whose shape the data decides ([`CompiledOutput::bounded`]), which
+//! receives its actual dims. `workspace` is [`Program::workspace_bytes`] bytes aligned
 //! to 64 (the arena, then the scratch space the largest node needs). For each launch the entry
 //! function fills an operand table on its stack and calls the runtime's `parallel_for(pool,
 //! kernel, table, items, grain)`; a fallback node calls the host's `fallback(host, index,
-//! table)` with its inputs then outputs in the table, and a nonzero result is returned at
-//! once. Graph outputs are written in place by the nodes that produce them; outputs that are
+//! table)` with its inputs, its outputs, then the dims arrays of its bounded outputs in the
+//! table, and a nonzero result is returned at once. Graph outputs are written in place by the nodes that produce them; outputs that are
 //! graph inputs, constants or repeated are copied at the end.
 //!
 //! The same code is built into a JIT module (`graphc run`, `graphc bench`) and into an object
@@ -34,6 +36,7 @@ use cranelift_module::{DataId, FuncId, Linkage, Module};
 use graphc_passes::ir::{DType, Graph, NodeId, Op, ValueRef};
 use graphc_passes::plan::memory::{plan, MemoryPlan, ALIGN};
 
+use super::bounded::{bounded_values, with_bounds};
 use super::kernel::{KernelCx, Launch, Lowered, Operand, Target};
 use super::kernels;
 use crate::onnx::tensor::le_bytes;
@@ -117,6 +120,11 @@ pub struct Program {
     pub steps: Vec<Step>,
     /// Nodes run by the host's reference evaluator, by fallback index.
     pub fallbacks: Vec<NodeId>,
+    /// The model outputs as compiled, in signature order.
+    pub outputs: Vec<CompiledOutput>,
+    /// The values compiled with an upper bound of their shape (see
+    /// [`crate::codegen::bounded`]), with the bound.
+    pub bounds: HashMap<ValueRef, Vec<usize>>,
     /// The memory plan the arena follows.
     pub plan: MemoryPlan,
     /// Arena bytes (the start of the workspace).
@@ -125,6 +133,26 @@ pub struct Program {
     pub scratch_bytes: usize,
     /// Total workspace bytes the entry function needs.
     pub workspace_bytes: usize,
+}
+
+/// A model output as compiled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompiledOutput {
+    /// The element type.
+    pub dtype: DType,
+    /// The shape, or its upper bound when `bounded`.
+    pub dims: Vec<usize>,
+    /// The data decides the shape: the buffer has room for `dims` and the entry function
+    /// writes the actual dims to `outputs[num_outputs + k]` for the k-th bounded output (see
+    /// [`crate::codegen::bounded`]).
+    pub bounded: bool,
+}
+
+impl CompiledOutput {
+    /// Buffer bytes.
+    pub fn bytes(&self) -> usize {
+        self.dims.iter().product::<usize>() * self.dtype.size()
+    }
 }
 
 impl Program {
@@ -353,6 +381,19 @@ pub fn compile(
     g: &Graph,
     opts: &CompileOptions,
 ) -> Result<Program, CompileError> {
+    // Outputs whose shape the data decides get their bound as type (the JIT may leave the
+    // others to the reference evaluator; a library cannot).
+    let (bounds, refused) = bounded_values(g);
+    if let (Some(why), false) = (refused, opts.allow_fallback) {
+        return Err(CompileError::Unsupported(why));
+    }
+    let bounded_graph;
+    let g = if bounds.is_empty() {
+        g
+    } else {
+        bounded_graph = with_bounds(g, &bounds);
+        &bounded_graph
+    };
     for (id, node) in g.nodes() {
         let _ = id;
         for o in 0..node.outputs.len() {
@@ -374,7 +415,8 @@ pub fn compile(
     let mut const_data: HashMap<ValueRef, DataId> = HashMap::new();
     let mut scratch_bytes = 0usize;
     {
-        let mut cx = KernelCx::new(module, opts.target, &opts.prefix);
+        let mut cx = KernelCx::new(module, opts.target, &opts.prefix)
+            .with_bounded(bounds.keys().copied());
         for &id in &plan.schedule {
             let node = g.node(id);
             if matches!(node.op, Op::Input { .. } | Op::Constant { .. }) {
@@ -513,7 +555,32 @@ pub fn compile(
 
     let arena_bytes = plan.arena_bytes;
     let scratch_at = arena_bytes.div_ceil(ALIGN) * ALIGN;
-    let workspace_bytes = (scratch_at + scratch_bytes).max(ALIGN);
+    // The actual dims of a bounded output go to the caller's array after the output buffers
+    // (in output order); those of a bounded value nobody reads, to a sink after the scratch.
+    let sink_at = (scratch_at + scratch_bytes).div_ceil(ALIGN) * ALIGN;
+    let mut dims_loc: HashMap<ValueRef, Loc> = HashMap::new();
+    let mut outputs = Vec::with_capacity(g.outputs.len());
+    for out in &g.outputs {
+        let ty = g.ty(out.value);
+        let bounded = bounds.contains_key(&out.value);
+        if bounded {
+            let slot = g.outputs.len() + dims_loc.len();
+            dims_loc.insert(out.value, Loc::Output(slot));
+        }
+        outputs.push(CompiledOutput {
+            dtype: ty.dtype,
+            dims: ty.shape.as_known().unwrap_or_default(),
+            bounded,
+        });
+    }
+    let mut sink_bytes = 0;
+    for (v, dims) in &bounds {
+        if !dims_loc.contains_key(v) {
+            dims_loc.insert(*v, Loc::Arena(sink_at));
+            sink_bytes = sink_bytes.max(8 * dims.len());
+        }
+    }
+    let workspace_bytes = (sink_at + sink_bytes).max(ALIGN);
 
     let entry = build_entry(
         module,
@@ -521,6 +588,7 @@ pub fn compile(
         opts,
         &steps,
         &loc,
+        &dims_loc,
         scratch_at,
         &copies,
         &copy_funcs,
@@ -529,6 +597,8 @@ pub fn compile(
         entry,
         steps,
         fallbacks,
+        outputs,
+        bounds,
         plan,
         arena_bytes,
         scratch_bytes,
@@ -553,6 +623,7 @@ fn build_entry(
     opts: &CompileOptions,
     steps: &[Step],
     loc: &HashMap<ValueRef, Loc>,
+    dims_loc: &HashMap<ValueRef, Loc>,
     scratch_at: usize,
     copies: &[(Loc, usize, usize)],
     copy_funcs: &[(FuncId, u64)],
@@ -619,7 +690,7 @@ fn build_entry(
                 .unwrap_or(0),
             StepKind::Fallback(_) => {
                 let n = g.node(s.node);
-                n.inputs.len() + n.outputs.len()
+                n.inputs.len() + 2 * n.outputs.len()
             }
         })
         .max()
@@ -724,8 +795,8 @@ fn build_entry(
                             continue;
                         }
                         fill_table(
-                            &mut b, table, launch, node, s.node, &value_loc, &addr_of, ws,
-                            scratch_at,
+                            &mut b, table, launch, node, s.node, &value_loc, dims_loc, &addr_of,
+                            ws, scratch_at,
                         )?;
                         let kf = b.ins().func_addr(ptr, kernel_refs[&launch.func]);
                         let items = b.ins().iconst(types::I64, launch.items as i64);
@@ -754,6 +825,18 @@ fn build_entry(
                         let p = addr_of(&mut b, l);
                         b.ins().store(flags, p, table, (k * 8) as i32);
                         k += 1;
+                    }
+                    // Then the dims arrays of its bounded outputs, in port order.
+                    for o in 0..node.outputs.len() {
+                        let v = ValueRef {
+                            node: s.node,
+                            port: o as u32,
+                        };
+                        if let Some(&l) = dims_loc.get(&v) {
+                            let p = addr_of(&mut b, l);
+                            b.ins().store(flags, p, table, (k * 8) as i32);
+                            k += 1;
+                        }
                     }
                     let idx = b.ins().iconst(types::I64, *index as i64);
                     let call = b.ins().call(
@@ -813,6 +896,7 @@ fn fill_table(
     node: &graphc_passes::ir::Node,
     id: NodeId,
     value_loc: &dyn Fn(ValueRef) -> Result<Loc, CompileError>,
+    dims_loc: &HashMap<ValueRef, Loc>,
     addr_of: &dyn Fn(&mut FunctionBuilder, Loc) -> Value,
     ws: Value,
     scratch_at: usize,
@@ -849,6 +933,20 @@ fn fill_table(
             }
             Operand::Const(d) => addr_of(b, Loc::Const(d)),
             Operand::Scratch(off) => b.ins().iadd_imm_s(ws, (scratch_at + off) as i64),
+            Operand::Dims(o) => {
+                let v = ValueRef {
+                    node: id,
+                    port: o as u32,
+                };
+                let l = dims_loc.get(&v).copied().ok_or_else(|| {
+                    CompileError::Internal(format!(
+                        "launch {} writes the dims of output {o} of node '{}', which is not bounded",
+                        launch.name,
+                        node.display_name()
+                    ))
+                })?;
+                addr_of(b, l)
+            }
         };
         b.ins().store(flags, p, table, (k * 8) as i32);
     }

@@ -9,9 +9,13 @@ use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::default_libcall_names;
 use graphc_passes::eval::{compare, eval_graph, random_inputs};
 use graphc_passes::ir::text::parse;
-use graphc_passes::ir::{DType, Graph, NodeId, Op, Tensor};
+use graphc_passes::ir::{DType, Graph, NodeId, Op, Tensor, ValueRef};
 
+use std::collections::HashMap;
+
+use super::bounded::{data_dependent_bounds, with_bounds};
 use super::buffer::AlignedBuf as Buf;
+use super::jit::actual_dims;
 use super::kernel::{KernelCx, Lowered, Operand, Target};
 use super::kernels;
 use crate::onnx::tensor::{from_le_bytes, le_bytes};
@@ -75,8 +79,29 @@ pub fn run_node(
         .finish(settings::Flags::new(flags))
         .map_err(|e| e.to_string())?;
     let mut module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
+    // Outputs whose shape the data decides are compiled with their bound, as in a model.
+    let bounds: HashMap<usize, Vec<usize>> = data_dependent_bounds(g, node)
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let bounded_graph;
+    let g = if bounds.is_empty() {
+        g
+    } else {
+        let values: HashMap<ValueRef, Vec<usize>> = bounds
+            .iter()
+            .map(|(&p, d)| (ValueRef { node, port: p as u32 }, d.clone()))
+            .collect();
+        bounded_graph = with_bounds(g, &values);
+        &bounded_graph
+    };
+    let n = g.node(node);
     let lowered: Lowered = {
-        let mut cx = KernelCx::new(&mut module, target, "test_");
+        let mut cx = KernelCx::new(&mut module, target, "test_").with_bounded(
+            bounds
+                .keys()
+                .map(|&p| ValueRef { node, port: p as u32 }),
+        );
         match kernels::lower(&mut cx, g, node)? {
             Some(l) => l,
             None => return Ok(None),
@@ -107,6 +132,11 @@ pub fn run_node(
         .map(|(dt, dims)| Buf::new(dims.iter().product::<usize>() * dt.size(), POISON))
         .collect();
     let mut scratch = Buf::new(lowered.scratch_bytes, POISON);
+    // The dims arrays of bounded outputs, poisoned too.
+    let mut dims_bufs: HashMap<usize, Vec<i64>> = bounds
+        .iter()
+        .map(|(&p, d)| (p, vec![i64::MIN; d.len()]))
+        .collect();
 
     for launch in &lowered.launches {
         let mut ptrs: Vec<*mut u8> = Vec::new();
@@ -122,6 +152,11 @@ pub fn run_node(
                     .ok_or_else(|| format!("launch {}: no output {i}", launch.name))?
                     .ptr(),
                 Operand::Const(id) => module.get_finalized_data(id).0 as *mut u8,
+                Operand::Dims(i) => dims_bufs
+                    .get_mut(&i)
+                    .ok_or_else(|| format!("launch {}: output {i} is not bounded", launch.name))?
+                    .as_mut_ptr()
+                    .cast(),
                 Operand::Scratch(off) => {
                     if off > lowered.scratch_bytes {
                         return Err(format!(
@@ -150,11 +185,20 @@ pub fn run_node(
     let outs = out_types
         .iter()
         .zip(out_bufs.iter_mut())
-        .map(|((dt, dims), b)| from_le_bytes(*dt, dims, b.bytes_mut()))
-        .collect();
+        .enumerate()
+        .map(|(p, ((dt, bound), b))| {
+            let dims = match dims_bufs.get(&p) {
+                Some(reported) => actual_dims(reported, bound)
+                    .map_err(|e| format!("output {p}: {e}"))?,
+                None => bound.clone(),
+            };
+            let n = dims.iter().product::<usize>() * dt.size();
+            Ok(from_le_bytes(*dt, &dims, &b.bytes_mut()[..n]))
+        })
+        .collect::<Result<_, String>>();
     // SAFETY: no pointer into the module's memory outlives this function.
     unsafe { module.free_memory() };
-    Ok(Some(outs))
+    Ok(Some(outs?))
 }
 
 /// `0..items` cut into pieces of 1, 2, 3, ... grains (the last one shorter).

@@ -8,6 +8,8 @@
 //! - [`pool_nd`]: MaxPool (f32/u8/i8, with Indices) and AveragePool (f32) over any number of
 //!   spatial dims.
 //! - [`unpool`]: MaxUnpool and Col2Im (constant shape inputs).
+//! - [`compact`]: NonZero and Compress, whose output shape the data decides (compiled with
+//!   an upper bound, the actual dims reported).
 //! - [`reduce`]: Reduce{Sum,Mean,Max,Min,Prod,L1,L2,SumSquare,LogSum,LogSumExp} over any axes
 //!   (constant or run-time), ArgMax/ArgMin (f32).
 //! - [`scan`]: CumSum/CumProd, Hardmax, LpNormalization, TopK along one axis, Trilu.
@@ -33,6 +35,7 @@ use graphc_passes::ir::{Graph, NodeId, Op, Tensor, ValueRef};
 
 use crate::codegen::kernel::{KernelCx, Lowered};
 
+pub mod compact;
 mod elem;
 mod index;
 mod ir;
@@ -51,6 +54,8 @@ pub mod unpool;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_compact;
 #[cfg(test)]
 mod tests_index;
 #[cfg(test)]
@@ -114,6 +119,7 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
         Op::Dft { .. } => signal::lower(cx, g, node),
         Op::ReverseSequence { .. } | Op::Det {} => linalg::lower(cx, g, node),
         Op::MaxUnpool { .. } | Op::Col2Im { .. } => unpool::lower(cx, g, node),
+        Op::NonZero {} | Op::Compress { .. } => compact::lower(cx, g, node),
         Op::ConstantOfShape { .. } | Op::Cast { .. } | Op::Where {} => elem::lower(cx, g, node),
         Op::GatherElements { .. }
         | Op::GatherND { .. }

@@ -1,0 +1,151 @@
+//! Outputs whose shape the data decides (NonZero, Compress, Unique, NonMaxSuppression).
+//!
+//! Compiled code has a fixed buffer per value, so such an output is compiled with an *upper
+//! bound* of its shape, computed here from the input shapes and constant parameters. Its buffer
+//! holds the bound; the kernel writes the actual tensor densely (row-major for the actual dims)
+//! at the start of the buffer and the actual dims into an `i64` array
+//! ([`Operand::Dims`](super::kernel::Operand::Dims)). The entry function receives that array
+//! after the output buffers; the JIT and the library's `NAME_run_with_shapes` hand the actual
+//! dims to the caller.
+//!
+//! Only model outputs can be bounded: a node reading such a value would need shapes known at
+//! run time, which compiled kernels do not have.
+
+use std::collections::HashMap;
+
+use graphc_passes::ir::{Graph, NodeId, Op, Shape, ValueRef};
+
+/// The outputs of `node` whose shape the data decides, each with an upper bound of its shape;
+/// `None` for ops without such outputs or when an input shape is not static.
+pub fn data_dependent_bounds(g: &Graph, node: NodeId) -> Option<Vec<(usize, Vec<usize>)>> {
+    let n = g.node(node);
+    let in_shape = |i: usize| -> Option<Vec<usize>> {
+        g.ty(n.inputs.get(i).copied().flatten()?).shape.as_known()
+    };
+    let axis_of = |a: i64, rank: usize| -> Option<usize> {
+        let a = if a < 0 { a + rank as i64 } else { a };
+        (0..rank as i64).contains(&a).then_some(a as usize)
+    };
+    let ports = n.outputs.len();
+    let bounds = match &n.op {
+        Op::NonZero {} => {
+            let x = in_shape(0)?;
+            vec![(0, vec![x.len(), x.iter().product()])]
+        }
+        Op::Compress { axis } => {
+            let x = in_shape(0)?;
+            let c: usize = in_shape(1)?.iter().product();
+            match axis {
+                Some(a) => {
+                    let a = axis_of(*a, x.len())?;
+                    let mut d = x;
+                    d[a] = d[a].min(c);
+                    vec![(0, d)]
+                }
+                None => vec![(0, vec![x.iter().product::<usize>().min(c)])],
+            }
+        }
+        Op::Unique { axis, .. } => {
+            let x = in_shape(0)?;
+            let (y, items) = match axis {
+                Some(a) => {
+                    let a = axis_of(*a, x.len())?;
+                    let items = x[a];
+                    (x, items)
+                }
+                None => {
+                    let count: usize = x.iter().product();
+                    (vec![count], count)
+                }
+            };
+            // Y, the first index of each unique item, (inverse indices: one per item, a
+            // static shape,) the count of each.
+            [(0, y), (1, vec![items]), (3, vec![items])]
+                .into_iter()
+                .filter(|(p, _)| *p < ports)
+                .collect()
+        }
+        Op::NonMaxSuppression { .. } => {
+            let boxes = in_shape(0)?;
+            let scores = in_shape(1)?;
+            let (&[batches, spatial, _], &[_, classes, _]) = (boxes.as_slice(), scores.as_slice())
+            else {
+                return None;
+            };
+            // At most `max_output_boxes_per_class` boxes per batch and class (0 when absent).
+            let per_class = match n.inputs.get(2).copied().flatten() {
+                None => 0,
+                Some(v) => match &g.node(v.node).op {
+                    Op::Constant { value } => match value.to_i64_vec().ok()?.first() {
+                        Some(&m) => spatial.min(m.max(0) as usize),
+                        None => 0,
+                    },
+                    _ => spatial,
+                },
+            };
+            vec![(0, vec![batches * classes * per_class, 3])]
+        }
+        _ => return None,
+    };
+    Some(bounds)
+}
+
+/// The bounded values of `g` that may be compiled as such (model outputs listed once, read by
+/// no node), with their bounds, and the first one that may not, described for an error.
+pub fn bounded_values(g: &Graph) -> (HashMap<ValueRef, Vec<usize>>, Option<String>) {
+    let mut ok = HashMap::new();
+    let mut refused = None;
+    for (id, n) in g.nodes() {
+        let Some(bounds) = data_dependent_bounds(g, id) else {
+            continue;
+        };
+        for (port, bound) in bounds {
+            let v = ValueRef {
+                node: id,
+                port: port as u32,
+            };
+            let listed = g.outputs.iter().filter(|o| o.value == v).count();
+            let reader = g
+                .consumers(id)
+                .into_iter()
+                .find(|&(_, _, p)| p as usize == port);
+            let why = if let Some((reader, _, _)) = reader {
+                Some(format!(
+                    "is read by node '{}' ({})",
+                    g.node(reader).display_name(),
+                    g.node(reader).op.onnx_name()
+                ))
+            } else if listed > 1 {
+                Some("is listed more than once as a model output".to_string())
+            } else {
+                None
+            };
+            match why {
+                None => {
+                    ok.insert(v, bound);
+                }
+                Some(why) => {
+                    refused.get_or_insert_with(|| {
+                        format!(
+                            "value '{}' of node '{}' ({}) has a shape decided by the data and {why}; \
+                             compiled code supports such values only as model outputs",
+                            n.outputs[port].name,
+                            n.display_name(),
+                            n.op.onnx_name()
+                        )
+                    });
+                }
+            }
+        }
+    }
+    (ok, refused)
+}
+
+/// `g` with the type of every value in `bounds` set to its bound.
+pub fn with_bounds(g: &Graph, bounds: &HashMap<ValueRef, Vec<usize>>) -> Graph {
+    let mut g = g.clone();
+    for (v, dims) in bounds {
+        g.node_mut(v.node).outputs[v.port as usize].ty.shape = Shape::known(dims);
+    }
+    g
+}
