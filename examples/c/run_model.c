@@ -9,8 +9,10 @@
  *
  * Every float input is filled with arange(n) / n (n = its element count), the model runs
  * once, and each output is written as raw little-endian bytes to OUT_DIR/output_<i>.bin
- * (default: the current folder) and summarized on stdout. It also shows the error codes a
- * bad call gets.
+ * (default: the current folder) and summarized on stdout with the shape the run reported
+ * (for an output whose shape the data decides, info->bounded, the buffer is allocated for
+ * the bound its info declares and the run reports the actual shape). It also shows the error
+ * codes a bad call gets.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +29,8 @@ int main(int argc, char **argv) {
     size_t ni = API(num_inputs)(), no = API(num_outputs)();
     void **inputs = calloc(ni ? ni : 1, sizeof *inputs);
     void **outputs = calloc(no ? no : 1, sizeof *outputs);
-    if (!inputs || !outputs) return 1;
+    int64_t **shapes = calloc(no ? no : 1, sizeof *shapes);
+    if (!inputs || !outputs || !shapes) return 1;
 
     for (size_t i = 0; i < ni; i++) {
         const API(tensor_info) *t = API(input_info)(i);
@@ -45,7 +48,8 @@ int main(int argc, char **argv) {
     for (size_t j = 0; j < no; j++) {
         const API(tensor_info) *t = API(output_info)(j);
         outputs[j] = malloc(t->bytes ? t->bytes : 1);
-        if (!outputs[j]) return 1;
+        shapes[j] = calloc(t->rank ? (size_t)t->rank : 1, sizeof(int64_t));
+        if (!outputs[j] || !shapes[j]) return 1;
     }
 
     /* Bad calls are refused with an error code, never a crash. */
@@ -56,7 +60,8 @@ int main(int argc, char **argv) {
     rc = API(set_threads)(-1);
     printf("set_threads(-1): %d (%s)\n", rc, API(error_string)(rc));
 
-    rc = API(run)((const void *const *)inputs, (void *const *)outputs, NULL);
+    rc = API(run_with_shapes)((const void *const *)inputs, (void *const *)outputs,
+                              (int64_t *const *)shapes, NULL);
     if (rc != 0) {
         fprintf(stderr, "run failed: %d (%s)\n", rc, API(error_string)(rc));
         return 1;
@@ -64,22 +69,33 @@ int main(int argc, char **argv) {
     printf("threads: %d, workspace: %zu bytes\n", API(get_threads)(), API(workspace_size)());
     for (size_t j = 0; j < no; j++) {
         const API(tensor_info) *t = API(output_info)(j);
+        /* The bytes of the reported shape: all of the buffer unless the output is bounded. */
+        size_t bytes = t->bytes, bound = 1, actual = 1;
+        for (int d = 0; d < t->rank; d++) {
+            bound *= (size_t)t->shape[d];
+            actual *= (size_t)shapes[j][d];
+        }
+        if (bound) bytes = bytes / bound * actual;
         char path[4096];
         snprintf(path, sizeof path, "%s/output_%zu.bin", out_dir, j);
         FILE *f = fopen(path, "wb");
-        if (!f || fwrite(outputs[j], 1, t->bytes, f) != t->bytes) {
+        if (!f || fwrite(outputs[j], 1, bytes, f) != bytes) {
             fprintf(stderr, "cannot write %s\n", path);
             return 1;
         }
         fclose(f);
         printf("output %zu '%s': dtype %d, shape [", j, t->name, (int)t->dtype);
-        for (int d = 0; d < t->rank; d++) printf(d ? ", %lld" : "%lld", (long long)t->shape[d]);
-        printf("] -> %s\n", path);
+        for (int d = 0; d < t->rank; d++) printf(d ? ", %lld" : "%lld", (long long)shapes[j][d]);
+        printf("]%s -> %s\n", t->bounded ? " (decided by the data)" : "", path);
     }
     API(release)();
     for (size_t i = 0; i < ni; i++) free(inputs[i]);
-    for (size_t j = 0; j < no; j++) free(outputs[j]);
+    for (size_t j = 0; j < no; j++) {
+        free(outputs[j]);
+        free(shapes[j]);
+    }
     free(inputs);
     free(outputs);
+    free(shapes);
     return 0;
 }

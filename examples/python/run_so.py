@@ -4,7 +4,9 @@
     python3 run_so.py NAME.so [--name NAME] [--threads N] [--output-dir DIR] INPUT.npy...
 
 Inputs are .npy files in the model's input order (dtype and shape must match what the
-library was compiled for); each output is written to DIR/output_<i>.npy.
+library was compiled for); each output is written to DIR/output_<i>.npy with the shape the
+run reports (an output whose shape the data decides, such as NonZero's, is allocated for the
+bound the library declares and cut to the reported shape).
 """
 import argparse
 import ctypes
@@ -27,6 +29,7 @@ class TensorInfo(ctypes.Structure):
         ("rank", ctypes.c_int32),
         ("shape", ctypes.POINTER(ctypes.c_int64)),
         ("bytes", ctypes.c_size_t),
+        ("bounded", ctypes.c_int32),
     ]
 
 
@@ -40,8 +43,8 @@ class Model:
         for which in ("input_info", "output_info"):
             f(which).restype = ctypes.POINTER(TensorInfo)
             f(which).argtypes = [ctypes.c_size_t]
-        f("run").restype = ctypes.c_int
-        f("run").argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+        f("run_with_shapes").restype = ctypes.c_int
+        f("run_with_shapes").argtypes = [ctypes.c_void_p] * 4
         f("set_threads").argtypes = [ctypes.c_int]
         f("error_string").restype = ctypes.c_char_p
         f("error_string").argtypes = [ctypes.c_int]
@@ -72,11 +75,18 @@ class Model:
                 raise ValueError(f"input '{name}' must be {np.dtype(dtype)}{list(shape)}, "
                                  f"got {a.dtype}{list(a.shape)}")
             ins.append(np.ascontiguousarray(a))
-        outs = [np.empty(shape, dtype) for _, dtype, shape in self.outputs]
+        # Flat buffers of the declared (for a bounded output: the bound's) size.
+        outs = [np.empty(int(np.prod(shape)), dtype) for _, dtype, shape in self.outputs]
+        shapes = [np.zeros(max(1, len(shape)), np.int64) for _, _, shape in self.outputs]
         in_ptrs = (ctypes.c_void_p * max(1, len(ins)))(*[a.ctypes.data for a in ins])
         out_ptrs = (ctypes.c_void_p * max(1, len(outs)))(*[a.ctypes.data for a in outs])
-        self.check(self.fn("run")(in_ptrs, out_ptrs, None))
-        return outs
+        shape_ptrs = (ctypes.c_void_p * max(1, len(shapes)))(*[s.ctypes.data for s in shapes])
+        self.check(self.fn("run_with_shapes")(in_ptrs, out_ptrs, shape_ptrs, None))
+        result = []
+        for o, s, (_, _, shape) in zip(outs, shapes, self.outputs):
+            dims = tuple(int(d) for d in s[:len(shape)])
+            result.append(o[:int(np.prod(dims))].reshape(dims))
+        return result
 
 
 def main():

@@ -415,3 +415,117 @@ fn an_if_on_a_shape_is_inlined() {
     compare(&outs[0], &outs[1], 1e-6, 1e-7).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Outputs whose shape the data decides (NonZero, Compress) next to a static one: the header
+/// declares their bounds, `NAME_run` refuses the model with its own code, and the C and
+/// Python examples (through `NAME_run_with_shapes`) get the shapes and values the JIT gets.
+#[test]
+fn outputs_shaped_by_the_data_report_their_shape() {
+    let dir = scratch("bounded");
+    let model = dir.join("bounded.onnx");
+    write_text_model(
+        &model,
+        r#"graph "g" (%x: f32[2,5]) {
+  %half: f32[] = constant {value: f32[] [0.5]}
+  %nz: i64[2,?] = non_zero (%x)
+  %big: bool[2,5] = greater (%x, %half)
+  %sel: f32[?] = compress (%x, %big)
+  %r: f32[2,5] = relu (%x)
+  return %nz, %sel, %r
+}
+"#,
+    );
+    let so = build_library(&model, &dir, "bounded", &[]);
+    let header = std::fs::read_to_string(dir.join("bounded.h")).unwrap();
+    assert!(header.contains("0: nz i64[<=2,<=10]"), "{header}");
+    assert!(header.contains("1: sel f32[<=10]"), "{header}");
+    assert!(header.contains("2: r f32[2,5]"), "{header}");
+
+    // The JIT's outputs on the C example's input, arange(10) / 10: one zero, four above 0.5.
+    let input = ramp(&[2, 5]);
+    let inp = dir.join("x.npy");
+    graphc::npy::write_npy(&inp, &input).unwrap();
+    let jit = dir.join("jit");
+    run(Command::new(env!("CARGO_BIN_EXE_graphc"))
+        .arg("run")
+        .arg(&model)
+        .arg("--input")
+        .arg(&inp)
+        .arg("--output-dir")
+        .arg(&jit));
+    let want: Vec<Tensor> = (0..3)
+        .map(|i| graphc::npy::read_npy(&jit.join(format!("output_{i}.npy"))).unwrap())
+        .collect();
+    assert_eq!(want[0].shape(), &[2, 9]);
+    assert_eq!(want[1].shape(), &[4]);
+
+    // The C example.
+    let exe = dir.join("run_model");
+    run(
+        Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+            .args(["-O2", "-std=c11", "-Wall", "-Werror"])
+            .arg("-I")
+            .arg(&dir)
+            .arg("-DMODEL=bounded")
+            .arg("-DMODEL_HEADER=\"bounded.h\"")
+            .arg(repo().join("examples/c/run_model.c"))
+            .arg(&so)
+            .arg(format!("-Wl,-rpath,{}", dir.display()))
+            .arg("-o")
+            .arg(&exe),
+    );
+    let out = run(Command::new(&exe).arg(&dir));
+    assert!(
+        out.contains("output 0 'nz': dtype 7, shape [2, 9] (decided by the data)"),
+        "{out}"
+    );
+    assert!(out.contains("output 1 'sel': dtype 1, shape [4] (decided by the data)"), "{out}");
+    assert!(out.contains("output 2 'r': dtype 1, shape [2, 5] ->"), "{out}");
+    let bytes = |i: usize| std::fs::read(dir.join(format!("output_{i}.bin"))).unwrap();
+    let nz: Vec<i64> = bytes(0)
+        .chunks_exact(8)
+        .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    compare(&Tensor::from_vec(&[2, 9], nz).unwrap(), &want[0], 0.0, 0.0).unwrap();
+    let sel: Vec<f32> = bytes(1)
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    compare(&Tensor::from_vec(&[4], sel).unwrap(), &want[1], 0.0, 0.0).unwrap();
+
+    // The Python example on an input with more zeros.
+    let x2 = Tensor::from_vec(&[2, 5], vec![0f32, 0.9, 0., 0., 0.7, -1., 0., 2., 0., 0.]).unwrap();
+    let inp2 = dir.join("x2.npy");
+    graphc::npy::write_npy(&inp2, &x2).unwrap();
+    let py = dir.join("py");
+    run(Command::new(python())
+        .arg(repo().join("examples/python/run_so.py"))
+        .arg(&so)
+        .arg(&inp2)
+        .arg("--output-dir")
+        .arg(&py));
+    let nz = graphc::npy::read_npy(&py.join("output_0.npy")).unwrap();
+    let want_nz = Tensor::from_vec(&[2, 4], vec![0i64, 0, 1, 1, 1, 4, 0, 2]).unwrap();
+    compare(&nz, &want_nz, 0.0, 0.0).unwrap();
+    let sel = graphc::npy::read_npy(&py.join("output_1.npy")).unwrap();
+    compare(&sel, &Tensor::from_vec(&[3], vec![0.9f32, 0.7, 2.]).unwrap(), 0.0, 0.0).unwrap();
+
+    // NAME_run cannot report shapes: it refuses the model with ERR_NEEDS_SHAPES.
+    // SAFETY: the library was just built with this API; the buffers have its declared sizes.
+    unsafe {
+        let lib = libloading::Library::new(&so).unwrap();
+        type RunFn = unsafe extern "C" fn(*const *const u8, *const *mut u8, *mut u8) -> i32;
+        let run_plain: libloading::Symbol<RunFn> = lib.get(b"bounded_run\0").unwrap();
+        let x = [0f32; 10];
+        let (mut a, mut b, mut c) = ([0i64; 20], [0f32; 10], [0f32; 10]);
+        let ins = [x.as_ptr().cast::<u8>()];
+        let outs = [
+            a.as_mut_ptr().cast::<u8>(),
+            b.as_mut_ptr().cast(),
+            c.as_mut_ptr().cast(),
+        ];
+        assert_eq!(run_plain(ins.as_ptr(), outs.as_ptr(), std::ptr::null_mut()), 7);
+        assert!(header.contains("#define BOUNDED_ERR_NEEDS_SHAPES 7"), "{header}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
