@@ -4,7 +4,7 @@
     python3 run_so.py NAME.so [--name NAME] [--threads N] [--output-dir DIR] INPUT.npy...
 
 Inputs are .npy files in the model's input order (dtype and shape must match what the
-library was compiled for); each output is written to DIR/output_<i>.npy with the shape the
+library was compiled for; a string input takes an array of str); each output is written to DIR/output_<i>.npy with the shape the
 run reports (an output whose shape the data decides, such as NonZero's, is allocated for the
 bound the library declares and cut to the reported shape).
 """
@@ -20,6 +20,7 @@ DTYPES = {
     1: np.float32, 2: np.uint8, 3: np.int8, 4: np.uint16, 5: np.int16, 6: np.int32,
     7: np.int64, 9: np.bool_, 10: np.float16, 11: np.float64, 12: np.uint32, 13: np.uint64,
 }
+STRING = 8
 
 
 class TensorInfo(ctypes.Structure):
@@ -57,7 +58,9 @@ class Model:
     def _info(self, which, i):
         t = self.fn(which)(i).contents
         shape = tuple(t.shape[d] for d in range(t.rank))
-        return t.name.decode(), DTYPES[t.dtype], shape
+        # A string input (code 8) is an array of C string pointers.
+        dtype = np.str_ if t.dtype == STRING else DTYPES[t.dtype]
+        return t.name.decode(), dtype, shape
 
     def set_threads(self, n):
         self.check(self.fn("set_threads")(n))
@@ -71,6 +74,13 @@ class Model:
             raise ValueError(f"the model takes {len(self.inputs)} inputs, {len(arrays)} given")
         ins = []
         for a, (name, dtype, shape) in zip(arrays, self.inputs):
+            if dtype is np.str_:
+                if a.dtype.kind not in "USO" or a.shape != shape:
+                    raise ValueError(f"input '{name}' must be strings{list(shape)}, "
+                                     f"got {a.dtype}{list(a.shape)}")
+                encoded = [str(v).encode() for v in a.reshape(-1)]
+                ins.append((ctypes.c_char_p * max(1, len(encoded)))(*encoded))
+                continue
             if a.dtype != dtype or a.shape != shape:
                 raise ValueError(f"input '{name}' must be {np.dtype(dtype)}{list(shape)}, "
                                  f"got {a.dtype}{list(a.shape)}")
@@ -78,7 +88,8 @@ class Model:
         # Flat buffers of the declared (for a bounded output: the bound's) size.
         outs = [np.empty(int(np.prod(shape)), dtype) for _, dtype, shape in self.outputs]
         shapes = [np.zeros(max(1, len(shape)), np.int64) for _, _, shape in self.outputs]
-        in_ptrs = (ctypes.c_void_p * max(1, len(ins)))(*[a.ctypes.data for a in ins])
+        in_ptrs = (ctypes.c_void_p * max(1, len(ins)))(
+            *[ctypes.addressof(a) if isinstance(a, ctypes.Array) else a.ctypes.data for a in ins])
         out_ptrs = (ctypes.c_void_p * max(1, len(outs)))(*[a.ctypes.data for a in outs])
         shape_ptrs = (ctypes.c_void_p * max(1, len(shapes)))(*[s.ctypes.data for s in shapes])
         self.check(self.fn("run_with_shapes")(in_ptrs, out_ptrs, shape_ptrs, None))

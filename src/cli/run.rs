@@ -463,10 +463,19 @@ fn run_so(
     )
     .map_err(|e| library_error(g, e))?;
     let inputs = complete_inputs(g, inputs)?;
-    let in_bytes: Vec<Vec<u8>> = inputs
-        .iter()
-        .map(|t| le_bytes(t).context("string inputs are not supported"))
-        .collect::<anyhow::Result<_>>()?;
+    // Strings go as arrays of C string pointers into `_strings`.
+    let mut _strings = Vec::new();
+    let mut in_bytes: Vec<Vec<u8>> = Vec::with_capacity(inputs.len());
+    for t in &inputs {
+        if t.dtype() == graphc_passes::ir::DType::String {
+            let (owned, pointers) =
+                crate::codegen::buffer::c_string_array(t).map_err(anyhow::Error::msg)?;
+            _strings.push(owned);
+            in_bytes.push(pointers);
+        } else {
+            in_bytes.push(le_bytes(t).context("unexpected strings")?);
+        }
+    }
     // SAFETY: the library was just written by graphc with this API; the buffers have the
     // sizes its metadata declares, and it is unloaded after the last call.
     unsafe {

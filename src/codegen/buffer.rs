@@ -1,4 +1,9 @@
-//! Byte buffers aligned to 64 bytes (a cache line; what kernels may assume of operands).
+//! Byte buffers aligned to 64 bytes (a cache line; what kernels may assume of operands), and
+//! string tensors as arrays of C string pointers.
+
+use std::ffi::{CStr, CString};
+
+use graphc_passes::ir::Tensor;
 
 /// A 64-byte aligned byte buffer.
 pub struct AlignedBuf {
@@ -66,4 +71,44 @@ impl AlignedBuf {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+}
+
+/// A string tensor as compiled code takes it: NUL-terminated copies of its elements (`owned`,
+/// which must outlive every use of the pointers) and the row-major array of pointers to them
+/// as little-endian bytes. Errors on an element with a NUL byte inside or a tensor that holds
+/// no strings.
+pub fn c_string_array(t: &Tensor) -> Result<(Vec<CString>, Vec<u8>), String> {
+    let a = t
+        .as_array::<String>()
+        .ok_or_else(|| format!("expected strings, got {}", t.dtype()))?;
+    let owned: Vec<CString> = a
+        .iter()
+        .map(|s| {
+            CString::new(s.as_bytes())
+                .map_err(|_| format!("the string {s:?} has a NUL byte inside"))
+        })
+        .collect::<Result<_, _>>()?;
+    let pointers = owned
+        .iter()
+        .flat_map(|c| (c.as_ptr() as usize as u64).to_le_bytes())
+        .collect();
+    Ok((owned, pointers))
+}
+
+/// The string tensor of `dims` whose elements the row-major pointer array at `p` points at.
+///
+/// # Safety
+/// `p` points at `dims.product()` pointers, each to a NUL-terminated byte string.
+pub unsafe fn read_c_string_array(p: *const u8, dims: &[usize]) -> Result<Tensor, String> {
+    let n: usize = dims.iter().product();
+    let v: Vec<String> = (0..n)
+        .map(|i| {
+            // SAFETY: as the caller promises.
+            unsafe {
+                let s = std::ptr::read_unaligned(p.cast::<*const std::ffi::c_char>().add(i));
+                CStr::from_ptr(s).to_string_lossy().into_owned()
+            }
+        })
+        .collect();
+    Tensor::from_vec(dims, v)
 }

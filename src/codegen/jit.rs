@@ -17,7 +17,7 @@ use graphc_passes::eval::eval_op;
 use graphc_passes::ir::{DType, Graph, NodeId, Tensor, ValueRef};
 
 use super::bounded::with_bounds;
-use super::buffer::AlignedBuf;
+use super::buffer::{c_string_array, read_c_string_array, AlignedBuf};
 use super::kernel::Target;
 use super::program::{
     compile, prepare, CompiledOutput, CompileError, CompileOptions, Program, HOST_FALLBACK_SYMBOL,
@@ -164,7 +164,8 @@ fn read_value(g: &Graph, v: ValueRef, p: *const u8) -> Result<Tensor, String> {
     let dims = ty.shape.as_known().ok_or("dynamic shape")?;
     let n: usize = dims.iter().product::<usize>() * ty.dtype.size();
     if ty.dtype == DType::String {
-        return Err("string values are not supported".into());
+        // SAFETY: strings are graph inputs, arrays of C string pointers (see `bind`).
+        return unsafe { read_c_string_array(p, &dims) };
     }
     // SAFETY: the buffer holds the value, sized for its static type.
     let bytes = unsafe { std::slice::from_raw_parts(p, n) };
@@ -239,6 +240,8 @@ impl Default for JitOptions {
 /// Input and output buffers bound once, for repeated runs.
 pub struct Io {
     inputs: Vec<AlignedBuf>,
+    /// The bytes the pointers of string inputs point at.
+    _strings: Vec<Vec<std::ffi::CString>>,
     outputs: Vec<AlignedBuf>,
     out_types: Vec<CompiledOutput>,
     /// The actual dims of each bounded output, in output order.
@@ -369,6 +372,7 @@ impl JitModel {
             ));
         }
         let mut in_bufs = Vec::with_capacity(inputs.len());
+        let mut strings = Vec::new();
         for (k, (t, &id)) in inputs.iter().zip(&g.inputs).enumerate() {
             let info = &g.node(id).outputs[0];
             let dims = info.ty.shape.as_known().unwrap_or_default();
@@ -381,9 +385,13 @@ impl JitModel {
                     t.shape()
                 ));
             }
-            in_bufs.push(AlignedBuf::from(
-                &le_bytes(t).ok_or("string inputs are not supported")?,
-            ));
+            if t.dtype() == DType::String {
+                let (owned, pointers) = c_string_array(t)?;
+                in_bufs.push(AlignedBuf::from(&pointers));
+                strings.push(owned);
+            } else {
+                in_bufs.push(AlignedBuf::from(&le_bytes(t).ok_or("unexpected strings")?));
+            }
         }
         let out_types = self.program.outputs.clone();
         let outputs = out_types
@@ -397,6 +405,7 @@ impl JitModel {
             .collect();
         Ok(Io {
             inputs: in_bufs,
+            _strings: strings,
             outputs,
             out_types,
             dims,

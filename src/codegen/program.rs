@@ -179,11 +179,13 @@ pub fn fallback_ops(g: &Graph, p: &Program) -> Vec<(String, usize)> {
     v
 }
 
+/// Bytes of a value's buffer. Strings may only be graph inputs: an array of pointers to
+/// NUL-terminated bytes, one per element, which the caller owns.
 fn byte_len(g: &Graph, v: ValueRef) -> Result<usize, CompileError> {
     let ty = g.ty(v);
-    if ty.dtype == DType::String {
+    if ty.dtype == DType::String && !matches!(g.node(v.node).op, Op::Input { .. }) {
         return Err(CompileError::Unsupported(format!(
-            "value '{}' holds strings, which compiled models do not support",
+            "value '{}' holds strings, which compiled models support only as inputs",
             g.value(v).name
         )));
     }
@@ -501,6 +503,12 @@ pub fn compile(
     let mut final_copies: Vec<(ValueRef, usize, usize)> = Vec::new();
     let mut redirected: HashMap<ValueRef, usize> = HashMap::new();
     for (j, out) in g.outputs.iter().enumerate() {
+        if g.ty(out.value).dtype == DType::String {
+            return Err(CompileError::Unsupported(format!(
+                "output '{}' holds strings, which compiled models support only as inputs",
+                out.name
+            )));
+        }
         let bytes = byte_len(g, out.value)?;
         let producer = &g.node(out.value.node).op;
         let computed = !matches!(producer, Op::Input { .. } | Op::Constant { .. });

@@ -14,7 +14,7 @@ use graphc_passes::ir::{DType, Graph, NodeId, Op, Tensor, ValueRef};
 use std::collections::HashMap;
 
 use super::bounded::{data_dependent_bounds, with_bounds};
-use super::buffer::AlignedBuf as Buf;
+use super::buffer::{c_string_array, AlignedBuf as Buf};
 use super::jit::actual_dims;
 use super::kernel::{KernelCx, Lowered, Operand, Target};
 use super::kernels;
@@ -109,13 +109,20 @@ pub fn run_node(
     };
     module.finalize_definitions().map_err(|e| e.to_string())?;
 
-    let mut in_bufs: Vec<Option<Buf>> = args
-        .iter()
-        .map(|t| {
-            t.as_ref()
-                .map(|t| Buf::from(&le_bytes(t).expect("no string tensors in kernel tests")))
-        })
-        .collect();
+    // String tensors as arrays of C string pointers into `_strings`.
+    let mut _strings = Vec::new();
+    let mut in_bufs: Vec<Option<Buf>> = Vec::with_capacity(args.len());
+    for t in &args {
+        in_bufs.push(match t {
+            None => None,
+            Some(t) if t.dtype() == DType::String => {
+                let (owned, pointers) = c_string_array(t)?;
+                _strings.push(owned);
+                Some(Buf::from(&pointers))
+            }
+            Some(t) => Some(Buf::from(&le_bytes(t).ok_or("unexpected strings")?)),
+        });
+    }
     let out_types: Vec<(DType, Vec<usize>)> = n
         .outputs
         .iter()

@@ -529,3 +529,43 @@ fn outputs_shaped_by_the_data_report_their_shape() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A model with string inputs: the library takes them as arrays of C string pointers; the
+/// Python example passes numpy str arrays so (non-ASCII and empty strings included).
+#[test]
+fn string_inputs_are_arrays_of_c_strings() {
+    let dir = scratch("strings");
+    let model = dir.join("strings.onnx");
+    write_text_model(
+        &model,
+        r#"graph "g" (%x: string[2,3], %y: string[3]) {
+  %z: bool[2,3] = equal (%x, %y)
+  return %z
+}
+"#,
+    );
+    let so = build_library(&model, &dir, "strings", &[]);
+    let header = std::fs::read_to_string(dir.join("strings.h")).unwrap();
+    assert!(header.contains("0: x string[2,3]"), "{header}");
+    let (x, y) = (dir.join("x.npy"), dir.join("y.npy"));
+    run(Command::new(python())
+        .arg("-c")
+        .arg(format!(
+            "import numpy as np; np.save({:?}, np.array([['a', 'héllo', ''], ['ab', 'b', 'c']])); np.save({:?}, np.array(['a', 'b', '']))",
+            x.display().to_string(),
+            y.display().to_string()
+        )));
+    let out = dir.join("py");
+    run(Command::new(python())
+        .arg(repo().join("examples/python/run_so.py"))
+        .arg(&so)
+        .arg(&x)
+        .arg(&y)
+        .arg("--output-dir")
+        .arg(&out));
+    let got = graphc::npy::read_npy(&out.join("output_0.npy")).unwrap();
+    let want =
+        Tensor::from_vec(&[2, 3], vec![true, false, true, false, true, false]).unwrap();
+    compare(&got, &want, 0.0, 0.0).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

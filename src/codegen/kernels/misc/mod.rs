@@ -8,6 +8,7 @@
 //! - [`pool_nd`]: MaxPool (f32/u8/i8, with Indices) and AveragePool (f32) over any number of
 //!   spatial dims.
 //! - [`unpool`]: MaxUnpool and Col2Im (constant shape inputs).
+//! - [`strings`]: Equal of string tensors (graph inputs: arrays of C string pointers).
 //! - [`compact`]: NonZero and Compress, whose output shape the data decides (compiled with
 //!   an upper bound, the actual dims reported).
 //! - [`reduce`]: Reduce{Sum,Mean,Max,Min,Prod,L1,L2,SumSquare,LogSum,LogSumExp} over any axes
@@ -50,6 +51,7 @@ pub mod sample;
 pub mod scan;
 pub mod signal;
 pub mod softmax;
+pub mod strings;
 pub mod unpool;
 
 #[cfg(test)]
@@ -120,6 +122,7 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
         Op::ReverseSequence { .. } | Op::Det {} => linalg::lower(cx, g, node),
         Op::MaxUnpool { .. } | Op::Col2Im { .. } => unpool::lower(cx, g, node),
         Op::NonZero {} | Op::Compress { .. } => compact::lower(cx, g, node),
+        Op::Equal {} => strings::lower(cx, g, node),
         Op::ConstantOfShape { .. } | Op::Cast { .. } | Op::Where {} => elem::lower(cx, g, node),
         Op::GatherElements { .. }
         | Op::GatherND { .. }

@@ -1,5 +1,6 @@
-//! Tests of the kernels whose output shape the data decides (NonZero, Compress), against the
-//! reference evaluator on seeded inputs with many zeros, −0, NaN, and awkward shapes.
+//! Tests of the kernels whose output shape the data decides (NonZero, Compress) and of Equal
+//! on strings, against the reference evaluator on seeded inputs with many zeros, −0, NaN,
+//! duplicates, and awkward shapes.
 
 use graphc_passes::eval::{compare, eval_graph};
 use graphc_passes::ir::text::parse;
@@ -194,4 +195,42 @@ fn a_bounded_value_read_by_a_node_is_refused() {
     }
     // SAFETY: nothing compiled is used.
     unsafe { module.free_memory() };
+}
+
+/// Equal of string tensors (the library's string inputs are arrays of C string pointers):
+/// equal and unequal strings, prefixes, empty strings and non-ASCII text, with broadcasting.
+#[test]
+fn equal_of_strings_matches_the_reference() {
+    let words = ["", "a", "ab", "abc", "b", "héllo", "hé", "ab\u{7f}", "zz"];
+    let mut rng = Rng(5);
+    let mut pick = |n: usize| -> Vec<String> {
+        (0..n)
+            .map(|_| {
+                let k = ((rng.next() + 2.0) / 4.0 * words.len() as f64) as usize;
+                words[k.min(words.len() - 1)].to_string()
+            })
+            .collect()
+    };
+    let cases: &[(&[usize], &[usize], &[usize])] = &[
+        (&[2], &[2], &[2]),
+        (&[2], &[1], &[2]),
+        (&[7], &[7], &[7]),
+        (&[3, 1, 4], &[5, 1], &[3, 5, 4]),
+        (&[], &[6], &[6]),
+        (&[1, 9], &[3, 1], &[3, 9]),
+        (&[0, 2], &[2], &[0, 2]),
+    ];
+    for &(a, b, y) in cases {
+        for _ in 0..3 {
+            let x = Tensor::from_vec(a, pick(a.iter().product())).unwrap();
+            let z = Tensor::from_vec(b, pick(b.iter().product())).unwrap();
+            let text = format!(
+                "graph \"g\" (%x: string{}, %y: string{}) {{\n  %z: bool{} = equal (%x, %y)\n  return %z\n}}\n",
+                shape_text(a),
+                shape_text(b),
+                shape_text(y)
+            );
+            same_as_reference(&text, vec![Some(x), Some(z)]);
+        }
+    }
 }
