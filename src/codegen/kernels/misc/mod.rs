@@ -35,7 +35,7 @@ use crate::codegen::kernel::{KernelCx, Lowered};
 
 mod elem;
 mod index;
-mod ir;
+pub(crate) mod ir;
 mod linalg;
 pub mod movement;
 pub mod norm;
