@@ -512,6 +512,81 @@ mod tests {
         }
     }
 
+    /// Unchanged data is copied bit for bit: NaN payloads (signaling ones too), -0, inf and
+    /// subnormals survive, in f32 and f16.
+    #[test]
+    fn dropout_runtime_unchanged_keeps_bit_patterns() {
+        let f32_bits = [
+            0x7f80_0001u32,
+            0xffc0_1234,
+            0x8000_0000,
+            0x7f80_0000,
+            0x0000_0001,
+            0x3f80_0000,
+            0xbf00_0000,
+        ];
+        let f16_bits = [0x7c01u16, 0xfe12, 0x8000, 0x7c00, 0x0001, 0x3c00, 0xb800];
+        let n = f32_bits.len();
+        let xs = [
+            (
+                "f32",
+                Tensor::from_vec(&[n], f32_bits.iter().map(|&b| f32::from_bits(b)).collect())
+                    .unwrap(),
+            ),
+            (
+                "f16",
+                Tensor::from_vec(
+                    &[n],
+                    f16_bits.iter().map(|&b| half::f16::from_bits(b)).collect(),
+                )
+                .unwrap(),
+            ),
+        ];
+        for (t, x) in xs {
+            let text = runtime_graph(t, &format!("[{n}]"), "f32", "", true);
+            for (ratio, training) in [(0.0f32, true), (0.5, false)] {
+                let out = run(
+                    &text,
+                    &[
+                        Some(x.clone()),
+                        Some(Tensor::scalar(ratio)),
+                        Some(Tensor::scalar(training)),
+                    ],
+                );
+                let (got, want): (Vec<u64>, Vec<u64>) = match t {
+                    "f32" => (
+                        out[0]
+                            .as_array::<f32>()
+                            .unwrap()
+                            .iter()
+                            .map(|v| v.to_bits() as u64)
+                            .collect(),
+                        x.as_array::<f32>()
+                            .unwrap()
+                            .iter()
+                            .map(|v| v.to_bits() as u64)
+                            .collect(),
+                    ),
+                    _ => (
+                        out[0]
+                            .as_array::<half::f16>()
+                            .unwrap()
+                            .iter()
+                            .map(|v| v.to_bits() as u64)
+                            .collect(),
+                        x.as_array::<half::f16>()
+                            .unwrap()
+                            .iter()
+                            .map(|v| v.to_bits() as u64)
+                            .collect(),
+                    ),
+                };
+                assert_eq!(got, want, "{t} ratio {ratio} training {training}");
+                assert!(out[1].as_array::<bool>().unwrap().iter().all(|&k| k));
+            }
+        }
+    }
+
     fn dtype(t: &str) -> DType {
         match t {
             "f32" => DType::F32,
