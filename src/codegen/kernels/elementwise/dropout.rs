@@ -587,6 +587,43 @@ mod tests {
         }
     }
 
+    /// Through the JIT, whose output buffers start zeroed (`run_node`'s poison byte reads as
+    /// true, so only this shows a mask left unwritten), on 1 and 2 threads: the unchanged
+    /// cases give the data and an all-true mask. Training with ratio 0.5 runs too (the
+    /// reference would refuse it, so the node is not a fallback).
+    #[test]
+    fn dropout_runtime_through_the_jit() {
+        use crate::codegen::jit::{JitModel, JitOptions};
+        let n = 9000;
+        let text = runtime_graph("f32", &format!("[{n}]"), "f32", "", true);
+        let g = parse(&text).unwrap();
+        let x = data(n, "f32");
+        for threads in [1, 2] {
+            let opts = JitOptions {
+                threads,
+                ..JitOptions::default()
+            };
+            let mut model = JitModel::compile(&g, &opts).unwrap();
+            let out = model
+                .run(&[x.clone(), Tensor::scalar(0.5f32), Tensor::scalar(true)])
+                .unwrap();
+            let kept = out[1]
+                .as_array::<bool>()
+                .unwrap()
+                .iter()
+                .filter(|&&k| k)
+                .count();
+            assert!(kept > 0 && kept < n, "kept {kept} of {n}");
+            for (ratio, training) in [(0.0f32, true), (0.5, false)] {
+                let out = model
+                    .run(&[x.clone(), Tensor::scalar(ratio), Tensor::scalar(training)])
+                    .unwrap();
+                compare(&out[0], &x, 0.0, 0.0).unwrap();
+                assert!(out[1].as_array::<bool>().unwrap().iter().all(|&k| k));
+            }
+        }
+    }
+
     fn dtype(t: &str) -> DType {
         match t {
             "f32" => DType::F32,
