@@ -624,6 +624,33 @@ mod tests {
         }
     }
 
+    /// The draws are the documented generator's, and an element whose draw equals the ratio
+    /// is kept (`u >= ratio`): the ratio (f64) is set to one element's draw.
+    #[test]
+    fn dropout_training_draws_are_the_documented_generator() {
+        use super::{mix64, DEFAULT_SEED, GAMMA};
+        let n = 5000;
+        for (attrs, seed) in [("", DEFAULT_SEED), ("{seed: -7} ", -7i64 as u64)] {
+            let draw = |i: usize| {
+                let z = mix64(seed).wrapping_add((i as u64 + 1).wrapping_mul(GAMMA));
+                (mix64(z) >> 11) as f64 / (1u64 << 53) as f64
+            };
+            let k = (0..n).find(|&i| (0.3..0.7).contains(&draw(i))).unwrap();
+            let ratio = draw(k);
+            let text = runtime_graph("f64", &format!("[{n}]"), "f64", attrs, true);
+            let inputs = vec![
+                Some(data(n, "f64")),
+                Some(Tensor::scalar(ratio)),
+                Some(Tensor::scalar(true)),
+            ];
+            let out = run(&text, &inputs);
+            let mask: Vec<bool> = out[1].as_array::<bool>().unwrap().iter().copied().collect();
+            let want: Vec<bool> = (0..n).map(|i| draw(i) >= ratio).collect();
+            assert!(mask[k]);
+            assert_eq!(mask, want);
+        }
+    }
+
     fn dtype(t: &str) -> DType {
         match t {
             "f32" => DType::F32,
