@@ -742,6 +742,36 @@ mod tests {
         }
     }
 
+    /// A run-time ratio of each float type: 0.25 and 0.75 (exact in all of them) keep about
+    /// 3/4 and 1/4, scaled by 1/0.75 and 4 (f64 data, so the product is checked exactly).
+    #[test]
+    fn dropout_training_ratio_of_any_float_type() {
+        let n = 20000;
+        let x = data(n, "f64");
+        for rt in ["f16", "bf16", "f32", "f64"] {
+            let text = runtime_graph("f64", &format!("[{n}]"), rt, "", true);
+            for ratio in [0.25f32, 0.75] {
+                let r = Tensor::scalar(ratio).cast(dtype(rt));
+                let out = run(
+                    &text,
+                    &[Some(x.clone()), Some(r), Some(Tensor::scalar(true))],
+                );
+                let mask: Vec<bool> = out[1].as_array::<bool>().unwrap().iter().copied().collect();
+                let p = 1.0 - ratio as f64;
+                let kept = mask.iter().filter(|&&k| k).count() as f64;
+                let sd = (n as f64 * p * (1.0 - p)).sqrt();
+                assert!(
+                    (kept - n as f64 * p).abs() <= 4.0 * sd,
+                    "{rt} {ratio}: kept {kept}"
+                );
+                for ((a, y), k) in x.to_f64_vec().iter().zip(out[0].to_f64_vec()).zip(&mask) {
+                    // The documented f64 product x * (1 / (1 - ratio)).
+                    assert_eq!(y, if *k { *a * (1.0 / p) } else { 0.0 }, "{rt} {ratio}");
+                }
+            }
+        }
+    }
+
     /// The masks are a function of the seed: the same on every run, different across seeds.
     #[test]
     fn dropout_training_masks_follow_the_seed() {
