@@ -1,4 +1,4 @@
-//! Kernel: Dropout (any opset with the `ratio`/`training_mode` inputs).
+//! Kernel: Dropout.
 //!
 //! Where the result is known to be the data unchanged (and an all-true mask) — `training_mode`
 //! absent or a constant false (inference), or `ratio` a constant 0 — the data is copied. The
@@ -9,16 +9,16 @@
 //! run time. Not training, or a ratio of exactly 0, gives the data bit for bit and an all-true
 //! mask (what the reference evaluator computes). Training with another ratio `r` draws, for
 //! element `i` (row-major), `u_i` in `[0, 1)` from a counter-based generator: the top 53 bits
-//! of a splitmix64 finalizer of `seed_mix + (i + 1) * 0x9E3779B97F4A7C15`, where `seed_mix` is
-//! the splitmix64 finalizer of the op's `seed` attribute, or of [`DEFAULT_SEED`] without one.
-//! Element `i` is kept when `u_i >= r`: `y_i = x_i * (1 / (1 - r))` (computed in f64, rounded
-//! once to the element type) and `mask_i = true`; else `y_i = +0` and `mask_i = false`. So
-//! `r >= 1` (and a NaN `r`) drops every element (no inf or NaN is produced for dropped ones), and
-//! a negative `r` keeps every element, scaled. A compiled kernel has no state: the masks are
-//! the same on every run of a compiled model (and the same for every input with the same
-//! shape and seed). The reference evaluator refuses training with a non-zero ratio (the result
-//! is random in ONNX), so this is the documented behaviour of compiled code there. Random
-//! masks are drawn for f16, bf16, f32 and f64 data.
+//! of the splitmix64 finalizer of `seed_mix + (i + 1) * 0x9E3779B97F4A7C15` (wrapping), where
+//! `seed_mix` is the finalizer of the op's `seed` attribute, or of [`DEFAULT_SEED`] without
+//! one. Element `i` is kept when `u_i >= r`: `y_i = x_i * (1 / (1 - r))` (in f64, rounded once
+//! to the element type) and `mask_i = true`; else `y_i = +0` and `mask_i = false`. So `r >= 1`
+//! (or a NaN `r`) drops every element, producing no inf or NaN, and a negative `r` keeps every
+//! element, scaled. A compiled kernel has no state and `u_i` depends only on the seed and `i`:
+//! the masks are the same on every run of a compiled model, whatever the data. The reference
+//! evaluator refuses training with a non-zero ratio (ONNX leaves the draws unspecified), so
+//! this is the documented behaviour of compiled code (JIT and `.so`) there. Random masks are
+//! drawn for f16, bf16, f32 and f64 data; other element types have no kernel in training.
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{types, InstBuilder, MemFlagsData, Value};
