@@ -1011,7 +1011,7 @@ fn convert(b: &mut FunctionBuilder, v: Value, from: DType, to: DType) -> Value {
 }
 
 /// An f16/bf16 bit pattern (i16) widened exactly to f64.
-fn half_to_f64(b: &mut FunctionBuilder, h: Value, dt: DType) -> Value {
+pub(super) fn half_to_f64(b: &mut FunctionBuilder, h: Value, dt: DType) -> Value {
     let i64t = types::I64;
     let fl = MemFlagsData::new();
     let w = b.ins().uextend(i64t, h);
@@ -1054,7 +1054,7 @@ fn half_to_f64(b: &mut FunctionBuilder, h: Value, dt: DType) -> Value {
 /// f64 `v` rounded to nearest-even f16/bf16 (`dt`) in one step, as the reference (`half`
 /// after its round-to-odd f32), returned as an i16 bit pattern: NaN gives a quiet NaN,
 /// overflow gives inf, subnormal results are rounded at their own precision.
-fn f64_to_half(b: &mut FunctionBuilder, v: Value, dt: DType) -> Value {
+pub(super) fn f64_to_half(b: &mut FunctionBuilder, v: Value, dt: DType) -> Value {
     let i64t = types::I64;
     let fl = MemFlagsData::new();
     // Dropped mantissa bits, exponent rebias, smallest normal, a constant whose ulp is the

@@ -39,7 +39,7 @@ use crate::codegen::kernel::{KernelCx, Lowered};
 pub mod compact;
 mod elem;
 mod index;
-mod ir;
+pub(crate) mod ir;
 mod linalg;
 pub mod movement;
 pub mod norm;
