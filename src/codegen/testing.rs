@@ -2,7 +2,8 @@
 //! launches run one after the other on this thread, each over its item range cut into uneven
 //! pieces run last-first (so a kernel that depends on range order or writes outside its range
 //! shows). Outputs and scratch start filled with a poison byte pattern, so an element a kernel
-//! forgets to write fails the comparison.
+//! forgets to write fails the comparison (bool outputs must hold only the bytes 0 and 1, since
+//! the poison would read back as true).
 
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_jit::{JITBuilder, JITModule};
@@ -200,7 +201,15 @@ pub fn run_node(
                 None => bound.clone(),
             };
             let n = dims.iter().product::<usize>() * dt.size();
-            Ok(from_le_bytes(*dt, &dims, &b.bytes_mut()[..n]))
+            let bytes = &b.bytes_mut()[..n];
+            // A bool byte other than 0 or 1 is one the kernel never wrote (the poison would
+            // otherwise read back as true).
+            if *dt == DType::Bool {
+                if let Some(i) = bytes.iter().position(|&v| v > 1) {
+                    return Err(format!("output {p}: element {i} was not written"));
+                }
+            }
+            Ok(from_le_bytes(*dt, &dims, bytes))
         })
         .collect::<Result<_, String>>();
     // SAFETY: no pointer into the module's memory outlives this function.
