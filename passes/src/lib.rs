@@ -7,6 +7,7 @@ pub mod egraph;
 pub mod eval;
 pub mod fuse_elementwise;
 pub mod infer;
+pub mod inline;
 pub mod ir;
 pub mod lower;
 pub mod pipeline;

@@ -3,9 +3,12 @@
 //!
 //! The default pipeline is
 //! 1. `simplify`: equality saturation with the constant, algebra and BatchNorm rule sets;
-//! 2. `fuse`: equality saturation with the fusion rule set (epilogues, pattern recognition),
+//! 2. `inline-if`: an If whose condition `simplify` folded to a constant becomes the branch
+//!    it takes, and `simplify` runs again on the result (nothing happens, at no cost, when
+//!    there is no such If);
+//! 3. `fuse`: equality saturation with the fusion rule set (epilogues, pattern recognition),
 //!    on the simplified graph, so the fusion e-graph starts from the cheapest simple form;
-//! 3. `fuse-elementwise`: remaining chains of elementwise ops become `fused_elementwise`
+//! 4. `fuse-elementwise`: remaining chains of elementwise ops become `fused_elementwise`
 //!    nodes (a graph pass on the extracted graph).
 //!
 //! `Pipeline::with_layout` adds `layout` after `fuse`: equality saturation with the NCHWc
@@ -87,6 +90,55 @@ impl Pass for GraphPass {
 /// The stop reason recorded by a [`GraphPass`], which has no e-graph.
 pub const GRAPH_PASS: &str = "graph pass";
 
+/// The `inline-if` pass (see [`crate::inline`]): rounds of inlining the branch taken of every
+/// If with a constant condition, each followed by `simplify`, until no such If is left.
+pub struct InlineIfPass;
+
+/// Rounds of [`InlineIfPass`] at most (each can expose the nested Ifs of a branch).
+const MAX_INLINE_ROUNDS: usize = 8;
+
+impl Pass for InlineIfPass {
+    fn name(&self) -> &'static str {
+        "inline-if"
+    }
+
+    fn description(&self) -> &'static str {
+        "the branch taken of an If whose condition folded to a constant, simplified again"
+    }
+
+    fn run(&self, g: &Graph, cfg: &RunnerConfig) -> Result<(Graph, Report), OptimizeError> {
+        let t0 = std::time::Instant::now();
+        let mut cur = g.clone();
+        let mut last = None;
+        for _ in 0..MAX_INLINE_ROUNDS {
+            let Some(mut next) = crate::inline::inline_constant_ifs(&cur) else {
+                break;
+            };
+            crate::infer::infer_graph(&mut next)?;
+            crate::ir::verify::verify(&next)?;
+            let (simplified, r) = optimize(&next, &rules::simplify_rules(), cfg)?;
+            cur = simplified;
+            last = Some(r);
+        }
+        let report = match last {
+            // The report of the last simplify, counting from this pass's input.
+            Some(r) => Report {
+                ops_before: crate::egraph::runner::op_counts(g),
+                time: t0.elapsed(),
+                ..r
+            },
+            None => Report {
+                stop_reason: GRAPH_PASS.into(),
+                ops_before: crate::egraph::runner::op_counts(g),
+                ops_after: crate::egraph::runner::op_counts(&cur),
+                time: t0.elapsed(),
+                ..Report::default()
+            },
+        };
+        Ok((cur, report))
+    }
+}
+
 /// The `layout` pass: saturation with the NCHWc layout rules (`rules::layout`).
 pub fn layout_pass() -> SaturationPass {
     SaturationPass {
@@ -129,6 +181,7 @@ impl Default for Pipeline {
                     description: "constant folding, algebraic identities, BatchNorm folding",
                     rules: rules::simplify_rules,
                 }),
+                Box::new(InlineIfPass),
                 Box::new(SaturationPass {
                     name: "fuse",
                     description:

@@ -113,21 +113,9 @@ fn load_bound(args: &OptimizeArgs) -> anyhow::Result<Graph> {
 }
 
 /// Runs the pipeline the flags select (the default one unless `--layout`) on `g`.
-///
-/// When the passes fold an If's condition to a constant (conditions on shapes, as exported
-/// function bodies have them), the branch taken is inlined and the pipeline runs once more
-/// over the result, so that its shapes resolve; the report is then the second run's.
 pub fn optimize_graph(g: &Graph, runner: &RunnerArgs) -> anyhow::Result<(Graph, PipelineReport)> {
     let cfg = runner.config()?;
-    let (opt, report) = runner.pipeline().run(g, &cfg)?;
-    let mut inlined = opt.clone();
-    if crate::codegen::decompose::control::inline_constant_ifs(&mut inlined)
-        && inlined.toposort().is_ok()
-        && graphc_passes::infer::infer_graph(&mut inlined).is_ok()
-    {
-        return Ok(runner.pipeline().run(&inlined, &cfg)?);
-    }
-    Ok((opt, report))
+    Ok(runner.pipeline().run(g, &cfg)?)
 }
 
 /// Sets the symbolic and unknown dims of the graph inputs (those without a default) to 1,

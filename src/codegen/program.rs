@@ -289,13 +289,13 @@ pub fn prepare(g: &Graph) -> Graph {
             // nodes whole rather than compile a broken order.
             return before;
         }
-        remove_dead_nodes(&mut g);
+        g.remove_dead_nodes();
         if inlined {
             // Inlined bodies compute indices from constant iteration numbers: fold them, and
             // type the inlined nodes exactly.
             let mut folded = g.clone();
             fold_constants(&mut folded);
-            remove_dead_nodes(&mut folded);
+            folded.remove_dead_nodes();
             if graphc_passes::infer::infer_graph(&mut folded).is_ok() {
                 g = folded;
             }
@@ -357,23 +357,6 @@ fn fold_constants(g: &mut Graph) {
         let node = g.node_mut(id);
         node.inputs.clear();
         node.op = Op::Constant { value };
-    }
-}
-
-/// Removes the nodes (other than graph inputs) whose values nothing reads.
-fn remove_dead_nodes(g: &mut Graph) {
-    let outputs: std::collections::HashSet<NodeId> =
-        g.outputs.iter().map(|o| o.value.node).collect();
-    for id in g.node_ids().to_vec().into_iter().rev() {
-        if !matches!(g.node(id).op, Op::Input { .. })
-            && !outputs.contains(&id)
-            && g.consumers(id).is_empty()
-        {
-            for slot in 0..g.node(id).inputs.len() {
-                g.set_input(id, slot, None);
-            }
-            g.remove_node(id);
-        }
     }
 }
 

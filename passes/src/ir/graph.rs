@@ -173,6 +173,46 @@ impl Graph {
         }
     }
 
+    /// Moves every reader of output `port` of `id` (nodes and graph outputs) to `to`.
+    pub fn redirect(&mut self, id: NodeId, port: u32, to: ValueRef) {
+        for (consumer, slot, p) in self.consumers(id) {
+            if p == port {
+                self.set_input(consumer, slot as usize, Some(to));
+            }
+        }
+        for o in &mut self.outputs {
+            if o.value == (ValueRef { node: id, port }) {
+                o.value = to;
+            }
+        }
+    }
+
+    /// Removes the nodes nothing reads (neither a node nor a graph output), graph inputs
+    /// excepted, until none is left.
+    pub fn remove_dead_nodes(&mut self) {
+        let outputs: std::collections::HashSet<NodeId> =
+            self.outputs.iter().map(|o| o.value.node).collect();
+        // In a topological order one backward sweep removes whole chains.
+        loop {
+            let mut removed = false;
+            for id in self.order.clone().into_iter().rev() {
+                if !matches!(self.g[id].op, Op::Input { .. })
+                    && !outputs.contains(&id)
+                    && self.consumers(id).is_empty()
+                {
+                    for slot in 0..self.g[id].inputs.len() {
+                        self.set_input(id, slot, None);
+                    }
+                    self.remove_node(id);
+                    removed = true;
+                }
+            }
+            if !removed {
+                break;
+            }
+        }
+    }
+
     /// Removes a node. Its consumers must have been rewired first.
     pub fn remove_node(&mut self, id: NodeId) -> Option<Node> {
         self.order.retain(|n| *n != id);

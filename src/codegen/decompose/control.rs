@@ -13,11 +13,11 @@
 //! `prepare` folds the constant subexpressions (the iteration numbers feed index arithmetic)
 //! and infers the graph again, so the inlined nodes get exact types.
 
-use std::collections::HashMap;
 
-use graphc_passes::ir::{Graph, Node, NodeId, Op, Tensor, ValueInfo, ValueRef};
+use graphc_passes::inline::inline_subgraph;
+use graphc_passes::ir::{Graph, NodeId, Op, Tensor, ValueRef};
 
-use super::{known, redirect, Builder};
+use super::{known, Builder};
 
 /// The most nodes one If, Loop or Scan may add.
 pub const MAX_INLINED_NODES: usize = 20_000;
@@ -64,71 +64,17 @@ fn output_dims(g: &Graph, id: NodeId) -> Option<Vec<Vec<usize>>> {
         .collect()
 }
 
-/// Copies the nodes of `body` into `g` (through `b`), binding its inputs to `args`; returns
-/// the values of its outputs. Value names get `tag` so that copies do not collide.
+/// Copies the nodes of `body` into the graph `b` builds, binding its inputs to `args`;
+/// returns the values of its outputs. Value names get the node's name and `tag`.
 fn inline(b: &mut Builder, tag: &str, body: &Graph, args: &[ValueRef]) -> Option<Vec<ValueRef>> {
-    if body.inputs.len() != args.len() {
-        return None;
-    }
-    // A graph's nodes are kept in a topological order.
-    let order = body.node_ids().to_vec();
-    let mut map: HashMap<NodeId, NodeId> = HashMap::new();
-    let bound: HashMap<NodeId, ValueRef> = body
-        .inputs
-        .iter()
-        .copied()
-        .zip(args.iter().copied())
-        .collect();
-    let resolve = |map: &HashMap<NodeId, NodeId>, v: ValueRef| -> Option<ValueRef> {
-        match bound.get(&v.node) {
-            Some(&a) => Some(a),
-            None => Some(ValueRef {
-                node: *map.get(&v.node)?,
-                port: v.port,
-            }),
-        }
-    };
-    for id in order {
-        if bound.contains_key(&id) {
-            continue;
-        }
-        let n = body.node(id);
-        let ins: Option<Vec<Option<ValueRef>>> = n
-            .inputs
-            .iter()
-            .map(|v| match v {
-                None => Some(None),
-                Some(v) => resolve(&map, *v).map(Some),
-            })
-            .collect();
-        let new = b.g.add_node(Node {
-            name: String::new(),
-            op: n.op.clone(),
-            inputs: Vec::new(),
-            outputs: n
-                .outputs
-                .iter()
-                .map(|o| ValueInfo {
-                    name: format!("{}.{tag}.{}", b.name, o.name),
-                    ty: o.ty.clone(),
-                })
-                .collect(),
-        });
-        for (slot, v) in ins?.into_iter().enumerate() {
-            b.g.set_input(new, slot, v);
-        }
-        map.insert(id, new);
-    }
-    body.outputs
-        .iter()
-        .map(|o| resolve(&map, o.value))
-        .collect()
+    let prefix = format!("{}.{tag}", b.name);
+    inline_subgraph(b.g, &prefix, body, args)
 }
 
 /// Moves the readers of every output `k` of `id` to `to[k]`.
 fn replace_outputs(g: &mut Graph, id: NodeId, to: &[ValueRef]) {
     for (k, &v) in to.iter().enumerate() {
-        redirect(g, id, k as u32, v);
+        g.redirect(id, k as u32, v);
     }
 }
 
@@ -419,33 +365,6 @@ fn unroll_scan(g: &mut Graph, id: NodeId, body: &Graph, f: &ScanForm) {
         ));
     }
     replace_outputs(g, id, &result);
-}
-
-/// Inlines the branch taken of every If whose condition is a constant (the optimizer folds
-/// conditions on shapes, as exported function bodies have them); the If nodes are left
-/// without readers. Returns whether any was inlined.
-pub fn inline_constant_ifs(g: &mut Graph) -> bool {
-    let read = |g: &Graph, id: NodeId| {
-        !g.consumers(id).is_empty() || g.outputs.iter().any(|o| o.value.node == id)
-    };
-    let ifs: Vec<NodeId> = g
-        .node_ids()
-        .iter()
-        .copied()
-        .filter(|&id| {
-            let n = g.node(id);
-            let cond = n.inputs.first().copied().flatten();
-            matches!(n.op, Op::If { .. })
-                && cond.is_some_and(|c| matches!(g.node(c.node).op, Op::Constant { .. }))
-                && read(g, id)
-        })
-        .collect();
-    let mut any = false;
-    for id in ifs {
-        decompose(g, id);
-        any |= !read(g, id);
-    }
-    any
 }
 
 /// Whether `op` is a control-flow op this module inlines.

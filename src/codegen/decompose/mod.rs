@@ -175,7 +175,7 @@ fn widen_half(g: &mut Graph, id: NodeId) -> Option<NodeId> {
             port: k as u32,
         };
         let back = cast(&mut b, &format!("out{k}"), w, dt)?;
-        redirect(b.g, id, k as u32, back);
+        b.g.redirect(id, k as u32, back);
     }
     Some(wide)
 }
@@ -300,20 +300,6 @@ impl<'a> Builder<'a> {
     }
 }
 
-/// Moves the readers of `id`'s output `port` (consumers and graph outputs) to `to`.
-fn redirect(g: &mut Graph, id: NodeId, port: u32, to: ValueRef) {
-    for (consumer, slot, p) in g.consumers(id) {
-        if p == port {
-            g.set_input(consumer, slot as usize, Some(to));
-        }
-    }
-    for o in &mut g.outputs {
-        if o.value == (ValueRef { node: id, port }) {
-            o.value = to;
-        }
-    }
-}
-
 /// Turns node `id` into the last step of its first output, `op` over `inputs` (its readers
 /// are unchanged), after moving the readers of its other outputs to `others` (output 1, 2,
 /// ...; those the node does not have are ignored).
@@ -327,7 +313,7 @@ pub(super) fn become_last_step(
     let outputs = g.node(id).outputs.len();
     for (i, &to) in others.iter().enumerate() {
         if i + 1 < outputs {
-            redirect(g, id, (i + 1) as u32, to);
+            g.redirect(id, (i + 1) as u32, to);
         }
     }
     for slot in (0..g.node(id).inputs.len()).rev() {
