@@ -37,7 +37,9 @@ fn pool(dt: DType, few: bool) -> Vec<f64> {
         p.truncate(2);
     }
     if dt.is_float() {
-        p.extend([-0.0, f64::NAN, 0.5, f64::INFINITY, f64::NEG_INFINITY, -0.25]);
+        // NaNs of either sign and two payloads: all equal, above everything.
+        let payload = f64::from_bits(0x7FFC_0000_0000_0000);
+        p.extend([-0.0, f64::NAN, -f64::NAN, payload, 0.5, f64::INFINITY, f64::NEG_INFINITY, -0.25]);
     }
     p
 }
@@ -181,7 +183,7 @@ fn unique_along_an_axis_matches_the_reference() {
 }
 
 /// Slices that differ only in a late element, or only in −0 against 0 (equal), or in NaN
-/// (all NaNs equal, above everything): the lexicographic order and the equality the
+/// (all NaNs equal whatever their sign, above everything): the lexicographic order and the equality the
 /// reference uses.
 #[test]
 fn unique_slices_compare_lexicographically() {
@@ -193,7 +195,7 @@ fn unique_slices_compare_lexicographically() {
         [1.0, nan, 0.0],
         [1.0, 2.0, 3.0],
         [0.5, 9.0, 9.0],
-        [1.0, nan, -0.0],
+        [1.0, -nan, -0.0],
         [1.0, 2.0, 2.0],
     ]
     .concat();
