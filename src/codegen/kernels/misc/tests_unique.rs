@@ -39,7 +39,16 @@ fn pool(dt: DType, few: bool) -> Vec<f64> {
     if dt.is_float() {
         // NaNs of either sign and two payloads: all equal, above everything.
         let payload = f64::from_bits(0x7FFC_0000_0000_0000);
-        p.extend([-0.0, f64::NAN, -f64::NAN, payload, 0.5, f64::INFINITY, f64::NEG_INFINITY, -0.25]);
+        p.extend([
+            -0.0,
+            f64::NAN,
+            -f64::NAN,
+            payload,
+            0.5,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            -0.25,
+        ]);
     }
     p
 }
@@ -88,7 +97,13 @@ fn unique_text(
         None => "[?]".to_string(),
     };
     let items = match axis {
-        Some(a) => dims[if a < 0 { (a + rank as i64) as usize } else { a as usize }],
+        Some(a) => {
+            dims[if a < 0 {
+                (a + rank as i64) as usize
+            } else {
+                a as usize
+            }]
+        }
         None => dims.iter().product(),
     };
     let all = [
@@ -171,7 +186,15 @@ fn unique_along_an_axis_matches_the_reference() {
         (&[4, 0, 2], -1),
         (&[0, 3], 1),
     ];
-    for dt in [DType::F32, DType::F64, DType::I64, DType::I32, DType::I8, DType::U8, DType::F16] {
+    for dt in [
+        DType::F32,
+        DType::F64,
+        DType::I64,
+        DType::I32,
+        DType::I8,
+        DType::U8,
+        DType::F16,
+    ] {
         for &(dims, axis) in cases {
             for sorted in [0, 1] {
                 for outputs in [1, 2, 3, 4] {
@@ -240,7 +263,10 @@ fn unique_onnx_examples() {
         .unwrap()
         .unwrap();
     let i64t = |v: &[i64]| Tensor::from_vec(&[v.len()], v.to_vec()).unwrap();
-    assert_eq!(got[0], Tensor::from_vec(&[4], vec![2f32, 1., 3., 4.]).unwrap());
+    assert_eq!(
+        got[0],
+        Tensor::from_vec(&[4], vec![2f32, 1., 3., 4.]).unwrap()
+    );
     assert_eq!(got[1], i64t(&[0, 1, 3, 4]));
     assert_eq!(got[2], i64t(&[0, 1, 1, 2, 3, 2]));
     assert_eq!(got[3], i64t(&[1, 2, 2, 1]));

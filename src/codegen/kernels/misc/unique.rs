@@ -61,10 +61,12 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
         || !(1..=4).contains(&ports)
         || n.outputs[0].ty.dtype != dt
         || (1..ports).any(|p| n.outputs[p].ty.dtype != DType::I64)
-        || [0, 1, 3]
-            .into_iter()
-            .filter(|&p| p < ports)
-            .any(|p| !cx.is_bounded(ValueRef { node, port: p as u32 }))
+        || [0, 1, 3].into_iter().filter(|&p| p < ports).any(|p| {
+            !cx.is_bounded(ValueRef {
+                node,
+                port: p as u32,
+            })
+        })
     {
         return Ok(None);
     }
@@ -75,9 +77,25 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
             };
             let outer: usize = xs[..a].iter().product();
             let inner: usize = xs[a + 1..].iter().product();
-            (Layout { outer, d: xs[a], inner, dt }, Some(a))
+            (
+                Layout {
+                    outer,
+                    d: xs[a],
+                    inner,
+                    dt,
+                },
+                Some(a),
+            )
         }
-        None => (Layout { outer: 1, d: xs.iter().product(), inner: 1, dt }, None),
+        None => (
+            Layout {
+                outer: 1,
+                d: xs.iter().product(),
+                inner: 1,
+                dt,
+            },
+            None,
+        ),
     };
     let n_items = lay.d;
     let Some(scratch_bytes) = n_items.checked_mul(5 * 8) else {
@@ -326,7 +344,9 @@ fn key(b: &mut FunctionBuilder, p: Value, dt: DType) -> Value {
     let signed = b.ins().bor_imm_s(bits, sign as i64);
     let k = b.ins().select(neg, flipped, signed);
     // NaN: above every other key (the largest, +inf, is below u64::MAX for every width).
-    let is_nan = b.ins().icmp_imm_u(IntCC::UnsignedGreaterThan, mag, inf as i64);
+    let is_nan = b
+        .ins()
+        .icmp_imm_u(IntCC::UnsignedGreaterThan, mag, inf as i64);
     let top = c64(b, -1);
     b.ins().select(is_nan, top, k)
 }
@@ -382,7 +402,8 @@ fn compare_items(b: &mut FunctionBuilder, xp: Value, i: Value, j: Value, lay: La
     let plus = c64(b, 1);
     let res = b.ins().select(below, minus, plus);
     let e1 = b.ins().iadd_imm_s(e, 1);
-    b.ins().brif(differ, exit, &[res.into()], head, &[e1.into()]);
+    b.ins()
+        .brif(differ, exit, &[res.into()], head, &[e1.into()]);
 
     b.switch_to_block(exit);
     b.block_params(exit)[0]
