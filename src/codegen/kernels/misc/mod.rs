@@ -11,6 +11,8 @@
 //! - [`strings`]: Equal of string tensors (graph inputs: arrays of C string pointers).
 //! - [`compact`]: NonZero and Compress, whose output shape the data decides (compiled with
 //!   an upper bound, the actual dims reported).
+//! - [`unique`]: Unique (flattened or along an axis, sorted or not, every output; bounded
+//!   like `compact`).
 //! - [`reduce`]: Reduce{Sum,Mean,Max,Min,Prod,L1,L2,SumSquare,LogSum,LogSumExp} over any axes
 //!   (constant or run-time), ArgMax/ArgMin (f32).
 //! - [`scan`]: CumSum/CumProd, Hardmax, LpNormalization, TopK along one axis, Trilu.
@@ -52,6 +54,7 @@ pub mod scan;
 pub mod signal;
 pub mod softmax;
 pub mod strings;
+pub mod unique;
 pub mod unpool;
 
 #[cfg(test)]
@@ -70,6 +73,8 @@ mod tests_reduce;
 mod tests_resize;
 #[cfg(test)]
 mod tests_sample;
+#[cfg(test)]
+mod tests_unique;
 
 /// See [`super`]: `None` for nodes this family does not compile.
 pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowered>, String> {
@@ -123,6 +128,7 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
         Op::MaxUnpool { .. } | Op::Col2Im { .. } => unpool::lower(cx, g, node),
         Op::NonZero {} | Op::Compress { .. } => compact::lower(cx, g, node),
         Op::Equal {} => strings::lower(cx, g, node),
+        Op::Unique { .. } => unique::lower(cx, g, node),
         Op::ConstantOfShape { .. } | Op::Cast { .. } | Op::Where {} => elem::lower(cx, g, node),
         Op::GatherElements { .. }
         | Op::GatherND { .. }
