@@ -10,6 +10,8 @@
 //! - [`unpool`]: MaxUnpool and Col2Im (constant shape inputs).
 //! - [`compact`]: NonZero and Compress, whose output shape the data decides (compiled with
 //!   an upper bound, the actual dims reported).
+//! - [`nms`]: NonMaxSuppression (f32; optional inputs absent, constant or run-time), its
+//!   output compiled with an upper bound like `compact`'s.
 //! - [`reduce`]: Reduce{Sum,Mean,Max,Min,Prod,L1,L2,SumSquare,LogSum,LogSumExp} over any axes
 //!   (constant or run-time), ArgMax/ArgMin (f32).
 //! - [`scan`]: CumSum/CumProd, Hardmax, LpNormalization, TopK along one axis, Trilu.
@@ -41,6 +43,7 @@ mod index;
 mod ir;
 mod linalg;
 pub mod movement;
+pub mod nms;
 pub mod norm;
 pub mod pool;
 pub mod pool_nd;
@@ -60,6 +63,8 @@ mod tests_compact;
 mod tests_index;
 #[cfg(test)]
 mod tests_more;
+#[cfg(test)]
+mod tests_nms;
 #[cfg(test)]
 mod tests_pool;
 #[cfg(test)]
@@ -120,6 +125,7 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
         Op::ReverseSequence { .. } | Op::Det {} => linalg::lower(cx, g, node),
         Op::MaxUnpool { .. } | Op::Col2Im { .. } => unpool::lower(cx, g, node),
         Op::NonZero {} | Op::Compress { .. } => compact::lower(cx, g, node),
+        Op::NonMaxSuppression { .. } => nms::lower(cx, g, node),
         Op::ConstantOfShape { .. } | Op::Cast { .. } | Op::Where {} => elem::lower(cx, g, node),
         Op::GatherElements { .. }
         | Op::GatherND { .. }
