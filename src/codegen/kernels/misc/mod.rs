@@ -13,6 +13,8 @@
 //!   an upper bound, the actual dims reported).
 //! - [`unique`]: Unique (flattened or along an axis, sorted or not, every output; bounded
 //!   like `compact`).
+//! - [`nms`]: NonMaxSuppression (f32; optional inputs absent, constant or run-time), its
+//!   output compiled with an upper bound like `compact`'s.
 //! - [`reduce`]: Reduce{Sum,Mean,Max,Min,Prod,L1,L2,SumSquare,LogSum,LogSumExp} over any axes
 //!   (constant or run-time), ArgMax/ArgMin (f32).
 //! - [`scan`]: CumSum/CumProd, Hardmax, LpNormalization, TopK along one axis, Trilu.
@@ -44,6 +46,7 @@ mod index;
 pub(crate) mod ir;
 mod linalg;
 pub mod movement;
+pub mod nms;
 pub mod norm;
 pub mod pool;
 pub mod pool_nd;
@@ -65,6 +68,8 @@ mod tests_compact;
 mod tests_index;
 #[cfg(test)]
 mod tests_more;
+#[cfg(test)]
+mod tests_nms;
 #[cfg(test)]
 mod tests_pool;
 #[cfg(test)]
@@ -129,6 +134,7 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
         Op::NonZero {} | Op::Compress { .. } => compact::lower(cx, g, node),
         Op::Equal {} => strings::lower(cx, g, node),
         Op::Unique { .. } => unique::lower(cx, g, node),
+        Op::NonMaxSuppression { .. } => nms::lower(cx, g, node),
         Op::ConstantOfShape { .. } | Op::Cast { .. } | Op::Where {} => elem::lower(cx, g, node),
         Op::GatherElements { .. }
         | Op::GatherND { .. }
