@@ -79,9 +79,7 @@ pub fn inline_subgraph(
 /// The value of a constant condition: its single element is non-zero.
 fn constant_condition(g: &Graph, cond: ValueRef) -> Option<bool> {
     match &g.node(cond.node).op {
-        Op::Constant { value } if value.len() == 1 => {
-            value.to_f64_vec().first().map(|&c| c != 0.0)
-        }
+        Op::Constant { value } if value.len() == 1 => value.to_f64_vec().first().map(|&c| c != 0.0),
         _ => None,
     }
 }
@@ -124,7 +122,10 @@ pub fn inline_constant_ifs(g: &Graph) -> Option<Graph> {
         if branch.outputs.len() != node.outputs.len() {
             continue;
         }
-        let prefix = format!("{}.{tag}", node.outputs.first().map_or("if", |o| o.name.as_str()));
+        let prefix = format!(
+            "{}.{tag}",
+            node.outputs.first().map_or("if", |o| o.name.as_str())
+        );
         let Some(values) = inline_subgraph(&mut out, &prefix, branch, &captures) else {
             continue;
         };

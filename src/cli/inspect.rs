@@ -16,8 +16,8 @@ pub struct InspectArgs {
     /// Override an input's shape: NAME=D,D,... (numbers, symbolic names or ?).
     #[arg(long = "input-shape", value_name = "NAME=D,D,...", value_parser = super::parse_input_shape)]
     pub input_shapes: Vec<(String, Vec<Dim>)>,
-    /// Print the IR after the named pass of the optimization pipeline (simplify, fuse,
-    /// fuse-elementwise; layout with --layout nchwc).
+    /// Print the IR after the named pass of the optimization pipeline (simplify, inline-if,
+    /// fuse, fuse-elementwise; layout with --layout nchwc).
     #[arg(long, value_name = "PASS", conflicts_with = "after_all")]
     pub stop_after: Option<String>,
     /// Print the IR as imported and after every pass.

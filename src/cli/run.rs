@@ -480,12 +480,8 @@ fn run_so(
     // sizes its metadata declares, and it is unloaded after the last call.
     unsafe {
         let lib = libloading::Library::new(&so)?;
-        type RunFn = unsafe extern "C" fn(
-            *const *const u8,
-            *const *mut u8,
-            *const *mut i64,
-            *mut u8,
-        ) -> i32;
+        type RunFn =
+            unsafe extern "C" fn(*const *const u8, *const *mut u8, *const *mut i64, *mut u8) -> i32;
         type CountFn = unsafe extern "C" fn() -> usize;
         type InfoFn = unsafe extern "C" fn(usize) -> *const TensorInfo;
         type SetThreadsFn = unsafe extern "C" fn(i32) -> i32;

@@ -154,11 +154,8 @@ pub fn write_shared_library(g: &Graph, out: &Path, opts: &SoOptions) -> Result<S
     let rt_path = dir.path.join("graphc_rt.c");
     std::fs::write(&rt_path, RUNTIME_C).map_err(|e| build("writing the runtime", e))?;
     let api_path = dir.path.join("api.c");
-    std::fs::write(
-        &api_path,
-        api_source(g, &program, name, opts.target),
-    )
-    .map_err(|e| build("writing the API source", e))?;
+    std::fs::write(&api_path, api_source(g, &program, name, opts.target))
+        .map_err(|e| build("writing the API source", e))?;
 
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let output = Command::new(&cc)
@@ -264,7 +261,13 @@ impl Io {
         let dims: Vec<String> = self
             .dims
             .iter()
-            .map(|d| if self.bounded { format!("<={d}") } else { d.to_string() })
+            .map(|d| {
+                if self.bounded {
+                    format!("<={d}")
+                } else {
+                    d.to_string()
+                }
+            })
             .collect();
         format!("{}[{}]", self.dtype, dims.join(","))
     }

@@ -20,7 +20,7 @@ use super::bounded::with_bounds;
 use super::buffer::{c_string_array, read_c_string_array, AlignedBuf};
 use super::kernel::Target;
 use super::program::{
-    compile, prepare, CompiledOutput, CompileError, CompileOptions, Program, HOST_FALLBACK_SYMBOL,
+    compile, prepare, CompileError, CompileOptions, CompiledOutput, Program, HOST_FALLBACK_SYMBOL,
     HOST_TICK_SYMBOL,
 };
 use crate::onnx::tensor::{from_le_bytes, le_bytes};

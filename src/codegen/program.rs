@@ -400,8 +400,8 @@ pub fn compile(
     let mut const_data: HashMap<ValueRef, DataId> = HashMap::new();
     let mut scratch_bytes = 0usize;
     {
-        let mut cx = KernelCx::new(module, opts.target, &opts.prefix)
-            .with_bounded(bounds.keys().copied());
+        let mut cx =
+            KernelCx::new(module, opts.target, &opts.prefix).with_bounded(bounds.keys().copied());
         for &id in &plan.schedule {
             let node = g.node(id);
             if matches!(node.op, Op::Input { .. } | Op::Constant { .. }) {

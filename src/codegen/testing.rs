@@ -91,18 +91,28 @@ pub fn run_node(
     } else {
         let values: HashMap<ValueRef, Vec<usize>> = bounds
             .iter()
-            .map(|(&p, d)| (ValueRef { node, port: p as u32 }, d.clone()))
+            .map(|(&p, d)| {
+                (
+                    ValueRef {
+                        node,
+                        port: p as u32,
+                    },
+                    d.clone(),
+                )
+            })
             .collect();
         bounded_graph = with_bounds(g, &values);
         &bounded_graph
     };
     let n = g.node(node);
     let lowered: Lowered = {
-        let mut cx = KernelCx::new(&mut module, target, "test_").with_bounded(
-            bounds
-                .keys()
-                .map(|&p| ValueRef { node, port: p as u32 }),
-        );
+        let mut cx =
+            KernelCx::new(&mut module, target, "test_").with_bounded(bounds.keys().map(|&p| {
+                ValueRef {
+                    node,
+                    port: p as u32,
+                }
+            }));
         match kernels::lower(&mut cx, g, node)? {
             Some(l) => l,
             None => return Ok(None),
@@ -196,8 +206,9 @@ pub fn run_node(
         .enumerate()
         .map(|(p, ((dt, bound), b))| {
             let dims = match dims_bufs.get(&p) {
-                Some(reported) => actual_dims(reported, bound)
-                    .map_err(|e| format!("output {p}: {e}"))?,
+                Some(reported) => {
+                    actual_dims(reported, bound).map_err(|e| format!("output {p}: {e}"))?
+                }
                 None => bound.clone(),
             };
             let n = dims.iter().product::<usize>() * dt.size();

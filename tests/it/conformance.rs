@@ -368,8 +368,7 @@ fn so_allowlist_within_jit() {
 
 /// The library loses no test either: every test that passes optimized with the reference
 /// evaluator runs as a shared library, except those listed with a reason in
-/// `tests/conformance/node-so-exceptions.txt` (outputs whose shape depends on the data,
-/// strings).
+/// `tests/conformance/node-so-exceptions.txt` (none so far).
 #[test]
 fn so_allowlist_includes_optimized() {
     let dir = repo().join("tests/conformance");

@@ -385,6 +385,7 @@ mod cli {
         for want in [
             "; as imported",
             "; after pass simplify",
+            "; after pass inline-if",
             "; after pass fuse\n",
             "; after pass fuse-elementwise",
         ] {
@@ -406,7 +407,7 @@ mod cli {
             "nope".as_ref(),
         ]);
         assert!(
-            e.contains("no pass named 'nope' (passes: simplify, fuse, fuse-elementwise)"),
+            e.contains("no pass named 'nope' (passes: simplify, inline-if, fuse, fuse-elementwise)"),
             "{e}"
         );
     }

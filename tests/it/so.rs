@@ -478,8 +478,14 @@ fn outputs_shaped_by_the_data_report_their_shape() {
         out.contains("output 0 'nz': dtype 7, shape [2, 9] (decided by the data)"),
         "{out}"
     );
-    assert!(out.contains("output 1 'sel': dtype 1, shape [4] (decided by the data)"), "{out}");
-    assert!(out.contains("output 2 'r': dtype 1, shape [2, 5] ->"), "{out}");
+    assert!(
+        out.contains("output 1 'sel': dtype 1, shape [4] (decided by the data)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("output 2 'r': dtype 1, shape [2, 5] ->"),
+        "{out}"
+    );
     let bytes = |i: usize| std::fs::read(dir.join(format!("output_{i}.bin"))).unwrap();
     let nz: Vec<i64> = bytes(0)
         .chunks_exact(8)
@@ -507,7 +513,13 @@ fn outputs_shaped_by_the_data_report_their_shape() {
     let want_nz = Tensor::from_vec(&[2, 4], vec![0i64, 0, 1, 1, 1, 4, 0, 2]).unwrap();
     compare(&nz, &want_nz, 0.0, 0.0).unwrap();
     let sel = graphc::npy::read_npy(&py.join("output_1.npy")).unwrap();
-    compare(&sel, &Tensor::from_vec(&[3], vec![0.9f32, 0.7, 2.]).unwrap(), 0.0, 0.0).unwrap();
+    compare(
+        &sel,
+        &Tensor::from_vec(&[3], vec![0.9f32, 0.7, 2.]).unwrap(),
+        0.0,
+        0.0,
+    )
+    .unwrap();
 
     // NAME_run cannot report shapes: it refuses the model with ERR_NEEDS_SHAPES.
     // SAFETY: the library was just built with this API; the buffers have its declared sizes.
@@ -523,8 +535,14 @@ fn outputs_shaped_by_the_data_report_their_shape() {
             b.as_mut_ptr().cast(),
             c.as_mut_ptr().cast(),
         ];
-        assert_eq!(run_plain(ins.as_ptr(), outs.as_ptr(), std::ptr::null_mut()), 7);
-        assert!(header.contains("#define BOUNDED_ERR_NEEDS_SHAPES 7"), "{header}");
+        assert_eq!(
+            run_plain(ins.as_ptr(), outs.as_ptr(), std::ptr::null_mut()),
+            7
+        );
+        assert!(
+            header.contains("#define BOUNDED_ERR_NEEDS_SHAPES 7"),
+            "{header}"
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -563,8 +581,7 @@ fn string_inputs_are_arrays_of_c_strings() {
         .arg("--output-dir")
         .arg(&out));
     let got = graphc::npy::read_npy(&out.join("output_0.npy")).unwrap();
-    let want =
-        Tensor::from_vec(&[2, 3], vec![true, false, true, false, true, false]).unwrap();
+    let want = Tensor::from_vec(&[2, 3], vec![true, false, true, false, true, false]).unwrap();
     compare(&got, &want, 0.0, 0.0).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }

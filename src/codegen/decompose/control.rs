@@ -13,7 +13,6 @@
 //! `prepare` folds the constant subexpressions (the iteration numbers feed index arithmetic)
 //! and infers the graph again, so the inlined nodes get exact types.
 
-
 use graphc_passes::inline::inline_subgraph;
 use graphc_passes::ir::{Graph, NodeId, Op, Tensor, ValueRef};
 

@@ -58,8 +58,11 @@ fn is_non_zero(b: &mut FunctionBuilder, p: Value, dt: DType) -> Option<Value> {
 }
 
 fn non_zero(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowered>, String> {
-    let (Some(x), Some(xs), Some(ys)) = (input(g, node, 0), in_shape(g, node, 0), out_shape(g, node, 0))
-    else {
+    let (Some(x), Some(xs), Some(ys)) = (
+        input(g, node, 0),
+        in_shape(g, node, 0),
+        out_shape(g, node, 0),
+    ) else {
         return Ok(None);
     };
     let dt = g.dtype(x);
@@ -151,10 +154,7 @@ fn compress(
         return Ok(None);
     };
     let dt = g.dtype(x);
-    if dt == DType::String
-        || g.dtype(c) != DType::Bool
-        || g.node(node).outputs[0].ty.dtype != dt
-    {
+    if dt == DType::String || g.dtype(c) != DType::Bool || g.node(node).outputs[0].ty.dtype != dt {
         return Ok(None);
     }
     // The input as [outer, d, inner] along the axis; the output's dims with d replaced.

@@ -115,7 +115,13 @@ fn compress_matches_the_reference() {
     for dt in [DType::F32, DType::I64, DType::U8, DType::Bool, DType::F16] {
         for &(dims, axis, clen) in cases {
             let axis_len = match axis {
-                Some(a) => dims[if a < 0 { (a + dims.len() as i64) as usize } else { a as usize }],
+                Some(a) => {
+                    dims[if a < 0 {
+                        (a + dims.len() as i64) as usize
+                    } else {
+                        a as usize
+                    }]
+                }
                 None => dims.iter().product(),
             };
             for density in [0.0, 0.5, 1.0] {
@@ -189,7 +195,10 @@ fn a_bounded_value_read_by_a_node_is_refused() {
     };
     match compile(&mut module, &g, &opts) {
         Err(CompileError::Unsupported(e)) => {
-            assert!(e.contains("'y'") && e.contains("NonZero") && e.contains("Transpose"), "{e}")
+            assert!(
+                e.contains("'y'") && e.contains("NonZero") && e.contains("Transpose"),
+                "{e}"
+            )
         }
         other => panic!("expected a refusal, got {other:?}"),
     }
