@@ -104,6 +104,29 @@ pub struct Lowered {
     pub scratch_bytes: usize,
 }
 
+impl Lowered {
+    /// One launch of `func` over `items` work items cut in multiples of `grain`, with
+    /// `scratch_bytes` of scratch.
+    pub fn one(
+        func: FuncId,
+        operands: Vec<Operand>,
+        (items, grain): (u64, u64),
+        name: &str,
+        scratch_bytes: usize,
+    ) -> Lowered {
+        Lowered {
+            launches: vec![Launch {
+                func,
+                operands,
+                items,
+                grain,
+                name: name.into(),
+            }],
+            scratch_bytes,
+        }
+    }
+}
+
 /// The parameters of a kernel function under construction.
 #[derive(Clone, Copy, Debug)]
 pub struct KernelParams {

@@ -274,6 +274,58 @@ pub fn check_graph(
     Ok(())
 }
 
+/// A seeded stream for test inputs (a 64-bit LCG, its high bits).
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    /// A number in `[0, 1)`.
+    pub fn unit(&mut self) -> f64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) as f64 / (1u64 << 31) as f64
+    }
+
+    /// One of `0..n` (`n > 0`).
+    pub fn below(&mut self, n: usize) -> usize {
+        ((self.unit() * n as f64) as usize).min(n - 1)
+    }
+}
+
+/// Runs the one-node graph `text` on `inputs` with its kernels (there must be one) and with
+/// the reference evaluator. Every graph output must equal the reference's exactly: shape,
+/// values and bytes (so −0 and NaN payloads too; strings by value). Returns the reference's
+/// outputs.
+pub fn same_as_reference(text: &str, inputs: &[Option<Tensor>]) -> Result<Vec<Tensor>, String> {
+    let g = parse(text).map_err(|e| e.to_string())?;
+    let node = single_compute_node(&g)?;
+    let want = eval_graph(&g, inputs).map_err(|e| format!("reference: {e}"))?;
+    let got = run_node(&g, node, inputs, Target::host())?
+        .ok_or_else(|| format!("no kernel for {}", g.node(node).op.name()))?;
+    for (w, o) in want.iter().zip(&g.outputs) {
+        let port = o.value.port as usize;
+        if o.value.node != node {
+            return Err("graph outputs must be outputs of the compute node".into());
+        }
+        let a = &got[port];
+        if a.shape() != w.shape() {
+            return Err(format!(
+                "output {port}: shape {:?}, the reference's {:?}",
+                a.shape(),
+                w.shape()
+            ));
+        }
+        compare(a, w, 0.0, 0.0).map_err(|e| format!("output {port}: {e}"))?;
+        if le_bytes(a) != le_bytes(w) {
+            return Err(format!(
+                "output {port}: the bytes differ from the reference's"
+            ));
+        }
+    }
+    Ok(want)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -407,7 +407,9 @@ mod cli {
             "nope".as_ref(),
         ]);
         assert!(
-            e.contains("no pass named 'nope' (passes: simplify, inline-if, fuse, fuse-elementwise)"),
+            e.contains(
+                "no pass named 'nope' (passes: simplify, inline-if, fuse, fuse-elementwise)"
+            ),
             "{e}"
         );
     }

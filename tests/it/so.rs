@@ -41,6 +41,26 @@ fn build_library(model: &Path, dir: &Path, name: &str, extra: &[&str]) -> PathBu
     so
 }
 
+/// Builds `examples/c/run_model.c` against the library `so` (prefix `name`, header next to
+/// it in `dir`) with warnings as errors; returns the program.
+fn build_c_example(dir: &Path, name: &str, so: &Path) -> PathBuf {
+    let exe = dir.join("run_model");
+    run(
+        Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+            .args(["-O2", "-std=c11", "-Wall", "-Werror"])
+            .arg("-I")
+            .arg(dir)
+            .arg(format!("-DMODEL={name}"))
+            .arg(format!("-DMODEL_HEADER=\"{name}.h\""))
+            .arg(repo().join("examples/c/run_model.c"))
+            .arg(so)
+            .arg(format!("-Wl,-rpath,{}", dir.display()))
+            .arg("-o")
+            .arg(&exe),
+    );
+    exe
+}
+
 /// Writes the graph in IR text `text` as an ONNX model (opset 18) at `path`.
 fn write_text_model(path: &Path, text: &str) {
     let g = graphc::passes::ir::text::parse(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
@@ -130,20 +150,7 @@ fn c_example_matches_the_jit() {
         "tiny_cnn",
         &["--input-shape", "image=1,3,32,32"],
     );
-    let exe = dir.join("run_model");
-    run(
-        Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
-            .args(["-O2", "-std=c11", "-Wall", "-Werror"])
-            .arg("-I")
-            .arg(&dir)
-            .arg("-DMODEL=tiny_cnn")
-            .arg("-DMODEL_HEADER=\"tiny_cnn.h\"")
-            .arg(repo().join("examples/c/run_model.c"))
-            .arg(&so)
-            .arg(format!("-Wl,-rpath,{}", dir.display()))
-            .arg("-o")
-            .arg(&exe),
-    );
+    let exe = build_c_example(&dir, "tiny_cnn", &so);
     let out = run(Command::new(&exe).arg(&dir));
     assert!(out.contains("run with NULL inputs: 1 "), "{out}");
     assert!(out.contains("run with a misaligned workspace: 2 "), "{out}");
@@ -459,20 +466,7 @@ fn outputs_shaped_by_the_data_report_their_shape() {
     assert_eq!(want[1].shape(), &[4]);
 
     // The C example.
-    let exe = dir.join("run_model");
-    run(
-        Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
-            .args(["-O2", "-std=c11", "-Wall", "-Werror"])
-            .arg("-I")
-            .arg(&dir)
-            .arg("-DMODEL=bounded")
-            .arg("-DMODEL_HEADER=\"bounded.h\"")
-            .arg(repo().join("examples/c/run_model.c"))
-            .arg(&so)
-            .arg(format!("-Wl,-rpath,{}", dir.display()))
-            .arg("-o")
-            .arg(&exe),
-    );
+    let exe = build_c_example(&dir, "bounded", &so);
     let out = run(Command::new(&exe).arg(&dir));
     assert!(
         out.contains("output 0 'nz': dtype 7, shape [2, 9] (decided by the data)"),

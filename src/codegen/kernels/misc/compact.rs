@@ -18,7 +18,7 @@ use graphc_passes::ir::{DType, Graph, NodeId, Op, ValueRef};
 
 use super::ir::{buf, c64, copy_bytes, for_range, index, int_type, sflags};
 use super::{in_shape, input, norm_axis, out_shape};
-use crate::codegen::kernel::{KernelCx, Launch, Lowered, Operand};
+use crate::codegen::kernel::{KernelCx, Lowered, Operand};
 
 /// See [`self`].
 pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowered>, String> {
@@ -27,20 +27,6 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
         Op::NonZero {} if bounded => non_zero(cx, g, node),
         Op::Compress { axis } if bounded => compress(cx, g, node, axis),
         _ => Ok(None),
-    }
-}
-
-/// One launch of one item.
-fn single(func: cranelift_module::FuncId, operands: Vec<Operand>, name: &str) -> Lowered {
-    Lowered {
-        launches: vec![Launch {
-            func,
-            operands,
-            items: 1,
-            grain: 1,
-            name: name.into(),
-        }],
-        scratch_bytes: 0,
     }
 }
 
@@ -132,10 +118,12 @@ fn non_zero(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowered
         b.ins().return_(&[]);
         Ok(())
     })?;
-    Ok(Some(single(
+    Ok(Some(Lowered::one(
         func,
         vec![Operand::Input(0), Operand::Output(0), Operand::Dims(0)],
+        (1, 1),
         "non_zero",
+        0,
     )))
 }
 
@@ -224,7 +212,7 @@ fn compress(
         b.ins().return_(&[]);
         Ok(())
     })?;
-    Ok(Some(single(
+    Ok(Some(Lowered::one(
         func,
         vec![
             Operand::Input(0),
@@ -232,6 +220,8 @@ fn compress(
             Operand::Output(0),
             Operand::Dims(0),
         ],
+        (1, 1),
         "compress",
+        0,
     )))
 }

@@ -27,7 +27,7 @@ use graphc_passes::ir::{DType, Graph, NodeId, Op, ValueRef};
 
 use super::ir::{buf, c64, for_range, index, sflags};
 use super::{const_input, in_shape, input, out_shape};
-use crate::codegen::kernel::{KernelCx, Launch, Lowered, Operand};
+use crate::codegen::kernel::{KernelCx, Lowered, Operand};
 
 /// How the kernel gets an optional scalar input.
 #[derive(Clone, Copy)]
@@ -245,16 +245,13 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
         b.ins().return_(&[]);
         Ok(())
     })?;
-    Ok(Some(Lowered {
-        launches: vec![Launch {
-            func,
-            operands,
-            items: 1,
-            grain: 1,
-            name: "non_max_suppression".into(),
-        }],
-        scratch_bytes: ns.max(1),
-    }))
+    Ok(Some(Lowered::one(
+        func,
+        operands,
+        (1, 1),
+        "non_max_suppression",
+        ns.max(1),
+    )))
 }
 
 /// An optional f64 scalar: a compile-time value (`default` when absent) or its first

@@ -12,7 +12,7 @@ use graphc_passes::ir::{DType, Graph, NodeId, Op};
 
 use super::ir::{buf, c64, for_range, index, sflags, unflatten};
 use super::{in_shape, input, out_shape, strides};
-use crate::codegen::kernel::{KernelCx, Launch, Lowered, Operand};
+use crate::codegen::kernel::{KernelCx, Lowered, Operand};
 
 /// Output elements per grain.
 const GRAIN: u64 = 256;
@@ -65,16 +65,13 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
         b.ins().return_(&[]);
         Ok(())
     })?;
-    Ok(Some(Lowered {
-        launches: vec![Launch {
-            func,
-            operands: vec![Operand::Input(0), Operand::Input(1), Operand::Output(0)],
-            items: total as u64,
-            grain: GRAIN,
-            name: "equal_string".into(),
-        }],
-        scratch_bytes: 0,
-    }))
+    Ok(Some(Lowered::one(
+        func,
+        vec![Operand::Input(0), Operand::Input(1), Operand::Output(0)],
+        (total as u64, GRAIN),
+        "equal_string",
+        0,
+    )))
 }
 
 /// Element strides of an input of shape `s` broadcast to `out` (0 along broadcast dims), or

@@ -7,27 +7,14 @@ use graphc_passes::ir::text::parse;
 use graphc_passes::ir::{DType, Tensor};
 
 use crate::codegen::kernel::Target;
-use crate::codegen::testing::{run_node, single_compute_node};
-
-/// A seeded stream of f64 in [-2, 2).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((self.0 >> 33) as f64 / (1u64 << 31) as f64) * 4.0 - 2.0
-    }
-}
+use crate::codegen::testing::{run_node, same_as_reference, single_compute_node, Lcg};
 
 /// `n` values, about `zeros` of them 0 (and, for floats, some −0 and NaN).
-fn values(rng: &mut Rng, n: usize, zeros: f64, specials: bool) -> Vec<f64> {
+fn values(rng: &mut Lcg, n: usize, zeros: f64, specials: bool) -> Vec<f64> {
     (0..n)
         .map(|_| {
-            let v = rng.next();
-            let pick = (rng.next() + 2.0) / 4.0;
+            let v = symmetric(rng);
+            let pick = rng.unit();
             if pick < zeros {
                 0.0
             } else if specials && pick < zeros + 0.05 {
@@ -45,20 +32,14 @@ fn tensor(dims: &[usize], data: Vec<f64>, dt: DType) -> Tensor {
     Tensor::from_vec(dims, data).unwrap().cast(dt)
 }
 
-/// Runs the one-node graph `text` on `inputs` with its kernels (asserting there is one) and
-/// with the reference, and compares every output exactly, shapes included.
-fn same_as_reference(text: &str, inputs: Vec<Option<Tensor>>) {
-    let g = parse(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    let node = single_compute_node(&g).unwrap();
-    let want = eval_graph(&g, &inputs).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    let got = run_node(&g, node, &inputs, Target::host())
-        .unwrap_or_else(|e| panic!("{e}\n{text}"))
-        .unwrap_or_else(|| panic!("no kernel\n{text}"));
-    for (w, o) in want.iter().zip(&g.outputs) {
-        let a = &got[o.value.port as usize];
-        assert_eq!(a.shape(), w.shape(), "{text}");
-        compare(a, w, 0.0, 0.0).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    }
+/// [`same_as_reference`], failing the test with the graph text.
+fn check(text: &str, inputs: Vec<Option<Tensor>>) {
+    same_as_reference(text, &inputs).unwrap_or_else(|e| panic!("{e}\n{text}"));
+}
+
+/// A number in `[-2, 2)`.
+fn symmetric(rng: &mut Lcg) -> f64 {
+    rng.unit() * 4.0 - 2.0
 }
 
 fn shape_text(dims: &[usize]) -> String {
@@ -68,7 +49,7 @@ fn shape_text(dims: &[usize]) -> String {
 
 #[test]
 fn non_zero_matches_the_reference() {
-    let mut rng = Rng(7);
+    let mut rng = Lcg(7);
     let shapes: &[&[usize]] = &[&[], &[0], &[1], &[7], &[3, 1, 5], &[2, 3, 4, 5], &[4, 0, 2]];
     for dt in [
         DType::F32,
@@ -89,7 +70,7 @@ fn non_zero_matches_the_reference() {
                     shape_text(dims),
                     dims.len()
                 );
-                same_as_reference(&text, vec![Some(x)]);
+                check(&text, vec![Some(x)]);
             }
         }
     }
@@ -97,7 +78,7 @@ fn non_zero_matches_the_reference() {
 
 #[test]
 fn compress_matches_the_reference() {
-    let mut rng = Rng(11);
+    let mut rng = Lcg(11);
     // (input shape, axis, condition length): shorter than, as long as, longer than the axis.
     let cases: &[(&[usize], Option<i64>, usize)] = &[
         (&[3, 2], Some(0), 3),
@@ -129,7 +110,7 @@ fn compress_matches_the_reference() {
                 let x = tensor(dims, values(&mut rng, n, 0.2, false), dt);
                 // True entries past the axis are refused by the reference: keep them false.
                 let cond: Vec<bool> = (0..clen)
-                    .map(|j| j < axis_len && (rng.next() + 2.0) / 4.0 >= density)
+                    .map(|j| j < axis_len && rng.unit() >= density)
                     .collect();
                 let c = Tensor::from_vec(&[clen], cond).unwrap();
                 let attrs = axis.map_or(String::new(), |a| format!(" {{axis: {a}}}"));
@@ -144,7 +125,7 @@ fn compress_matches_the_reference() {
                     "graph \"g\" (%x: {dt}{}, %c: bool[{clen}]) {{\n  %y: {dt}{out_ty} = compress{attrs} (%x, %c)\n  return %y\n}}\n",
                     shape_text(dims)
                 );
-                same_as_reference(&text, vec![Some(x), Some(c)]);
+                check(&text, vec![Some(x), Some(c)]);
             }
         }
     }
@@ -211,11 +192,11 @@ fn a_bounded_value_read_by_a_node_is_refused() {
 #[test]
 fn equal_of_strings_matches_the_reference() {
     let words = ["", "a", "ab", "abc", "b", "héllo", "hé", "ab\u{7f}", "zz"];
-    let mut rng = Rng(5);
+    let mut rng = Lcg(5);
     let mut pick = |n: usize| -> Vec<String> {
         (0..n)
             .map(|_| {
-                let k = ((rng.next() + 2.0) / 4.0 * words.len() as f64) as usize;
+                let k = (rng.unit() * words.len() as f64) as usize;
                 words[k.min(words.len() - 1)].to_string()
             })
             .collect()
@@ -239,7 +220,7 @@ fn equal_of_strings_matches_the_reference() {
                 shape_text(b),
                 shape_text(y)
             );
-            same_as_reference(&text, vec![Some(x), Some(z)]);
+            check(&text, vec![Some(x), Some(z)]);
         }
     }
 }

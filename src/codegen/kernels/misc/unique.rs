@@ -26,7 +26,7 @@ use graphc_passes::ir::{DType, Graph, NodeId, Op, ValueRef};
 
 use super::ir::{buf, c64, copy_bytes, for_range, index, int_type, sflags};
 use super::{in_shape, input, norm_axis};
-use crate::codegen::kernel::{KernelCx, Launch, Lowered, Operand};
+use crate::codegen::kernel::{KernelCx, Lowered, Operand};
 
 /// How the input splits into items: `[outer, d, inner]` around the axis (`[1, numel, 1]`
 /// without one), and the element type.
@@ -276,16 +276,13 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
         b.ins().return_(&[]);
         Ok(())
     })?;
-    Ok(Some(Lowered {
-        launches: vec![Launch {
-            func,
-            operands,
-            items: 1,
-            grain: 1,
-            name: "unique".into(),
-        }],
+    Ok(Some(Lowered::one(
+        func,
+        operands,
+        (1, 1),
+        "unique",
         scratch_bytes,
-    }))
+    )))
 }
 
 /// `base[i]` of an i64 array.
