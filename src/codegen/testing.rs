@@ -41,6 +41,21 @@ pub fn single_compute_node(g: &Graph) -> Result<NodeId, String> {
     }
 }
 
+/// An empty JIT module for this CPU, as kernel tests compile into (free it with
+/// `free_memory` when done).
+pub fn jit_module() -> Result<JITModule, String> {
+    let mut flags = settings::builder();
+    flags.set("is_pic", "false").map_err(|e| e.to_string())?;
+    flags.set("opt_level", "speed").map_err(|e| e.to_string())?;
+    let isa = cranelift_native::builder()?
+        .finish(settings::Flags::new(flags))
+        .map_err(|e| e.to_string())?;
+    Ok(JITModule::new(JITBuilder::with_isa(
+        isa,
+        default_libcall_names(),
+    )))
+}
+
 /// Compiles `node` of `g` and runs it on `inputs` (one per graph input, `None` for an input
 /// with a default). Every input of the node must be a graph input or a constant. `Ok(None)`
 /// when no kernel family compiles the node.
@@ -73,13 +88,7 @@ pub fn run_node(
         args.push(Some(t));
     }
 
-    let mut flags = settings::builder();
-    flags.set("is_pic", "false").map_err(|e| e.to_string())?;
-    flags.set("opt_level", "speed").map_err(|e| e.to_string())?;
-    let isa = cranelift_native::builder()?
-        .finish(settings::Flags::new(flags))
-        .map_err(|e| e.to_string())?;
-    let mut module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
+    let mut module = jit_module()?;
     // Outputs whose shape the data decides are compiled with their bound, as in a model.
     let bounds: HashMap<usize, Vec<usize>> = data_dependent_bounds(g, node)
         .unwrap_or_default()

@@ -16,7 +16,7 @@ use cranelift_codegen::ir::{types, InstBuilder, Value};
 use cranelift_frontend::FunctionBuilder;
 use graphc_passes::ir::{DType, Graph, NodeId, Op, ValueRef};
 
-use super::ir::{buf, c64, copy_bytes, for_range, index, int_type, sflags};
+use super::ir::{buf, c64, copy_bytes, for_range, if_then, index, int_type, sflags};
 use super::{in_shape, input, norm_axis, out_shape};
 use crate::codegen::kernel::{KernelCx, Lowered, Operand};
 
@@ -89,31 +89,27 @@ fn non_zero(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowered
         for_range(b, zero, total, |b, i| {
             let a = index(b, xp, i, es);
             let nz = is_non_zero(b, a, dt).expect("checked above");
-            let yes = b.create_block();
-            let next = b.create_block();
-            b.ins().brif(nz, yes, &[], next, &[]);
-            b.switch_to_block(yes);
-            let kv = b.use_var(k);
-            let mut rest = i;
-            for d in (0..rank).rev() {
-                let coord = if d == 0 {
-                    rest
-                } else {
-                    let dim = c64(b, xs[d].max(1) as i64);
-                    let c = b.ins().urem(rest, dim);
-                    rest = b.ins().udiv(rest, dim);
-                    c
-                };
-                // Element (d, k) of the [rank, nnz] result.
-                let row = b.ins().imul_imm_s(nnz, d as i64);
-                let at = b.ins().iadd(row, kv);
-                let ya = index(b, yp, at, 8);
-                b.ins().store(sflags(), coord, ya, 0);
-            }
-            let k1 = b.ins().iadd_imm_s(kv, 1);
-            b.def_var(k, k1);
-            b.ins().jump(next, &[]);
-            b.switch_to_block(next);
+            if_then(b, nz, |b| {
+                let kv = b.use_var(k);
+                let mut rest = i;
+                for d in (0..rank).rev() {
+                    let coord = if d == 0 {
+                        rest
+                    } else {
+                        let dim = c64(b, xs[d].max(1) as i64);
+                        let c = b.ins().urem(rest, dim);
+                        rest = b.ins().udiv(rest, dim);
+                        c
+                    };
+                    // Element (d, k) of the [rank, nnz] result.
+                    let row = b.ins().imul_imm_s(nnz, d as i64);
+                    let at = b.ins().iadd(row, kv);
+                    let ya = index(b, yp, at, 8);
+                    b.ins().store(sflags(), coord, ya, 0);
+                }
+                let k1 = b.ins().iadd_imm_s(kv, 1);
+                b.def_var(k, k1);
+            });
         });
         b.ins().return_(&[]);
         Ok(())
@@ -194,19 +190,15 @@ fn compress(
             for_range(b, zero, mv, |b, j| {
                 let a = b.ins().iadd(cp, j);
                 let v = b.ins().load(types::I8, sflags(), a, 0);
-                let yes = b.create_block();
-                let next = b.create_block();
-                b.ins().brif(v, yes, &[], next, &[]);
-                b.switch_to_block(yes);
-                let kv = b.use_var(k);
-                let si = b.ins().iadd(src_row, j);
-                let s = index(b, xp, si, row as i64);
-                let t = index(b, yp, kv, row as i64);
-                copy_bytes(b, s, t, row);
-                let k1 = b.ins().iadd_imm_s(kv, 1);
-                b.def_var(k, k1);
-                b.ins().jump(next, &[]);
-                b.switch_to_block(next);
+                if_then(b, v, |b| {
+                    let kv = b.use_var(k);
+                    let si = b.ins().iadd(src_row, j);
+                    let s = index(b, xp, si, row as i64);
+                    let t = index(b, yp, kv, row as i64);
+                    copy_bytes(b, s, t, row);
+                    let k1 = b.ins().iadd_imm_s(kv, 1);
+                    b.def_var(k, k1);
+                });
             });
         });
         b.ins().return_(&[]);

@@ -93,6 +93,18 @@ pub fn for_n(
     }
 }
 
+/// `if cond != 0 { body() }`. `body` may create blocks; it must leave the builder in an
+/// unterminated block. Leaves the builder after the `if`.
+pub fn if_then(b: &mut FunctionBuilder, cond: Value, body: impl FnOnce(&mut FunctionBuilder)) {
+    let yes = b.create_block();
+    let next = b.create_block();
+    b.ins().brif(cond, yes, &[], next, &[]);
+    b.switch_to_block(yes);
+    body(b);
+    b.ins().jump(next, &[]);
+    b.switch_to_block(next);
+}
+
 /// The integer type of `size` bytes (1, 2, 4 or 8).
 pub fn int_type(size: usize) -> Option<Type> {
     Some(match size {

@@ -154,19 +154,9 @@ fn compress_ignores_true_entries_past_the_axis() {
 #[test]
 fn a_bounded_value_read_by_a_node_is_refused() {
     use crate::codegen::program::{compile, CompileError, CompileOptions};
-    use cranelift_module::default_libcall_names;
     let text = "graph \"g\" (%x: f32[4]) {\n  %y: i64[1,?] = non_zero (%x)\n  %z: i64[?,1] = transpose {perm: [1, 0]} (%y)\n  return %z\n}\n";
     let g = parse(text).unwrap();
-    let isa = cranelift_native::builder()
-        .unwrap()
-        .finish(cranelift_codegen::settings::Flags::new(
-            cranelift_codegen::settings::builder(),
-        ))
-        .unwrap();
-    let mut module = cranelift_jit::JITModule::new(cranelift_jit::JITBuilder::with_isa(
-        isa,
-        default_libcall_names(),
-    ));
+    let mut module = crate::codegen::testing::jit_module().unwrap();
     let opts = CompileOptions {
         target: Target::host(),
         prefix: "t_".into(),

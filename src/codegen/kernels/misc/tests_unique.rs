@@ -244,17 +244,7 @@ fn unique_onnx_examples() {
 fn unique_declines_strings_and_unbounded_outputs() {
     use crate::codegen::kernel::KernelCx;
     use crate::codegen::kernels;
-    use cranelift_module::default_libcall_names;
-    let isa = cranelift_native::builder()
-        .unwrap()
-        .finish(cranelift_codegen::settings::Flags::new(
-            cranelift_codegen::settings::builder(),
-        ))
-        .unwrap();
-    let mut module = cranelift_jit::JITModule::new(cranelift_jit::JITBuilder::with_isa(
-        isa,
-        default_libcall_names(),
-    ));
+    let mut module = crate::codegen::testing::jit_module().unwrap();
     let text = unique_text(DType::String, &[4], None, 1, 1, None);
     let g = parse(&text).unwrap();
     let node = single_compute_node(&g).unwrap();
