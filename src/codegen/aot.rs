@@ -253,16 +253,19 @@ struct Io {
     /// The shape, or its upper bound when `bounded`.
     dims: Vec<usize>,
     bounded: bool,
+    /// The dims the data decides, when `bounded`.
+    varying: Vec<bool>,
 }
 
 impl Io {
-    /// `f32[1,3]`, or `f32[<=4,3]`-style bounds: `f32[2,<=6]`.
+    /// `f32[1,3]`, with `<=` before a dim the data decides: `i64[2,<=6]`.
     fn describe(&self) -> String {
         let dims: Vec<String> = self
             .dims
             .iter()
-            .map(|d| {
-                if self.bounded {
+            .enumerate()
+            .map(|(k, d)| {
+                if self.varying.get(k).copied().unwrap_or(false) {
                     format!("<={d}")
                 } else {
                     d.to_string()
@@ -284,6 +287,7 @@ fn ios(g: &Graph, outputs: &[CompiledOutput]) -> (Vec<Io>, Vec<Io>) {
                 dtype: o.ty.dtype,
                 dims: o.ty.shape.as_known().unwrap_or_default(),
                 bounded: false,
+                varying: Vec::new(),
             }
         })
         .collect();
@@ -296,6 +300,7 @@ fn ios(g: &Graph, outputs: &[CompiledOutput]) -> (Vec<Io>, Vec<Io>) {
             dtype: c.dtype,
             dims: c.dims.clone(),
             bounded: c.bounded,
+            varying: c.varying.clone(),
         })
         .collect();
     (inputs, outputs)
@@ -497,7 +502,7 @@ fn header_source(g: &Graph, program: &Program, name: &str) -> String {
     if outputs.iter().any(|o| o.bounded) {
         let _ = writeln!(
             s,
-            " * (<=: the data decides that dim; call {name}_run_with_shapes.)"
+            " * (<=N: the data decides that dim, at most N; call {name}_run_with_shapes.)"
         );
     }
     let _ = writeln!(s, " */\n");

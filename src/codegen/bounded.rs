@@ -90,6 +90,31 @@ pub fn data_dependent_bounds(g: &Graph, node: NodeId) -> Option<Vec<(usize, Vec<
     Some(bounds)
 }
 
+/// Which dims of the bounded value `v` the data decides (the others are exact), by its op:
+/// NonZero's count, the compressed axis, Unique's items, NonMaxSuppression's rows.
+pub fn data_dependent_dims(g: &Graph, v: ValueRef) -> Vec<bool> {
+    let n = g.node(v.node);
+    let rank = n.outputs[v.port as usize]
+        .ty
+        .shape
+        .as_known()
+        .map_or(0, |d| d.len());
+    let axis = |a: Option<i64>| -> Option<usize> {
+        let a = a?;
+        let a = if a < 0 { a + rank as i64 } else { a };
+        usize::try_from(a).ok().filter(|&a| a < rank)
+    };
+    let varying = match (&n.op, v.port) {
+        (Op::NonZero {}, _) => Some(1),
+        (Op::NonMaxSuppression { .. }, _) => Some(0),
+        (Op::Compress { axis: a }, _) | (Op::Unique { axis: a, .. }, 0) => {
+            axis(*a).or(Some(0)).filter(|_| rank > 0)
+        }
+        _ => Some(0),
+    };
+    (0..rank).map(|d| Some(d) == varying).collect()
+}
+
 /// The bounded values of `g` that may be compiled as such (model outputs listed once, read by
 /// no node), with their bounds, and the first one that may not, described for an error.
 pub fn bounded_values(g: &Graph) -> (HashMap<ValueRef, Vec<usize>>, Option<String>) {

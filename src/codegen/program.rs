@@ -36,7 +36,7 @@ use cranelift_module::{DataId, FuncId, Linkage, Module};
 use graphc_passes::ir::{DType, Graph, NodeId, Op, ValueRef};
 use graphc_passes::plan::memory::{plan, MemoryPlan, ALIGN};
 
-use super::bounded::{bounded_values, with_bounds};
+use super::bounded::{bounded_values, data_dependent_dims, with_bounds};
 use super::kernel::{KernelCx, Launch, Lowered, Operand, Target};
 use super::kernels;
 use crate::onnx::tensor::le_bytes;
@@ -146,6 +146,8 @@ pub struct CompiledOutput {
     /// writes the actual dims to `outputs[num_outputs + k]` for the k-th bounded output (see
     /// [`crate::codegen::bounded`]).
     pub bounded: bool,
+    /// For a bounded output, which dims the data decides (the others are exact).
+    pub varying: Vec<bool>,
 }
 
 impl CompiledOutput {
@@ -562,6 +564,11 @@ pub fn compile(
             dtype: ty.dtype,
             dims: ty.shape.as_known().unwrap_or_default(),
             bounded,
+            varying: if bounded {
+                data_dependent_dims(g, out.value)
+            } else {
+                Vec::new()
+            },
         });
     }
     let mut sink_bytes = 0;
