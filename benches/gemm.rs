@@ -127,7 +127,6 @@ struct NodeCase {
 impl NodeCase {
     /// `x` and `w` are graph inputs (as weights would be constants: read in place either way).
     fn conv(x: [usize; 4], w: [usize; 4], attrs: &str, out: [usize; 4]) -> NodeCase {
-        use cranelift_codegen::settings::{self, Configurable};
         use graphc::codegen::kernel::{KernelCx, Operand, Target};
         let d = |v: &[usize]| format!("{v:?}").replace(' ', "");
         let text = format!(
@@ -139,17 +138,7 @@ impl NodeCase {
         );
         let g = graphc_passes::ir::text::parse(&text).expect("parse");
         let node = graphc::codegen::testing::single_compute_node(&g).expect("node");
-        let mut flags = settings::builder();
-        flags.set("is_pic", "false").unwrap();
-        flags.set("opt_level", "speed").unwrap();
-        let isa = cranelift_native::builder()
-            .unwrap()
-            .finish(settings::Flags::new(flags))
-            .unwrap();
-        let mut module = cranelift_jit::JITModule::new(cranelift_jit::JITBuilder::with_isa(
-            isa,
-            cranelift_module::default_libcall_names(),
-        ));
+        let mut module = graphc::codegen::testing::jit_module().expect("a JIT module");
         let lowered = {
             let mut cx = KernelCx::new(&mut module, Target::host(), "bench_");
             graphc::codegen::kernels::lower(&mut cx, &g, node)
@@ -175,6 +164,7 @@ impl NodeCase {
                     Operand::Output(_) => ptr(&mut bufs[2]),
                     Operand::Scratch(off) => ptr(&mut bufs[3]).wrapping_add(off),
                     Operand::Const(id) => module.get_finalized_data(id).0 as *mut u8,
+                    Operand::Dims(_) => unreachable!("a Conv's output shape is static"),
                 })
                 .collect();
             launches.push((l, ptrs));

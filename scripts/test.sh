@@ -6,3 +6,5 @@ cd "$(dirname "$0")/.."
 ./scripts/fetch-onnx-testdata.sh
 ./scripts/fetch-python-env.sh >/dev/null
 cargo test --workspace --locked "$@"
+# The benches are not tests, but they must keep compiling.
+cargo build --workspace --locked --benches

@@ -364,7 +364,7 @@ fn api_source(g: &Graph, program: &Program, name: &str, target: Target) -> Strin
     let mut gather = String::new();
     for (j, o) in outputs.iter().enumerate() {
         if o.bounded {
-            let _ = write!(gather, "    outs[n++] = shapes[{j}];\n");
+            let _ = writeln!(gather, "    outs[n++] = shapes[{j}];");
         }
     }
     let _ = write!(
