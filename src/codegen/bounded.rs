@@ -15,9 +15,26 @@ use std::collections::HashMap;
 
 use graphc_passes::ir::{Graph, NodeId, Op, Shape, ValueRef};
 
-/// The outputs of `node` whose shape the data decides, each with an upper bound of its shape;
-/// `None` for ops without such outputs or when an input shape is not static.
-pub fn data_dependent_bounds(g: &Graph, node: NodeId) -> Option<Vec<(usize, Vec<usize>)>> {
+/// An upper bound of a value's shape, and the one dim the data decides (the others are
+/// exact).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bound {
+    /// The bound.
+    pub dims: Vec<usize>,
+    /// The dim the data decides: NonZero's count, the compressed axis, Unique's items,
+    /// NonMaxSuppression's rows.
+    pub varying: usize,
+}
+
+impl Bound {
+    fn new(dims: Vec<usize>, varying: usize) -> Bound {
+        Bound { dims, varying }
+    }
+}
+
+/// The outputs of `node` whose shape the data decides, each with its [`Bound`]; `None` for
+/// ops without such outputs or when an input shape is not static.
+pub fn data_dependent_bounds(g: &Graph, node: NodeId) -> Option<Vec<(usize, Bound)>> {
     let n = g.node(node);
     let in_shape = |i: usize| -> Option<Vec<usize>> {
         g.ty(n.inputs.get(i).copied().flatten()?).shape.as_known()
@@ -30,7 +47,7 @@ pub fn data_dependent_bounds(g: &Graph, node: NodeId) -> Option<Vec<(usize, Vec<
     let bounds = match &n.op {
         Op::NonZero {} => {
             let x = in_shape(0)?;
-            vec![(0, vec![x.len(), x.iter().product()])]
+            vec![(0, Bound::new(vec![x.len(), x.iter().product()], 1))]
         }
         Op::Compress { axis } => {
             let x = in_shape(0)?;
@@ -40,30 +57,31 @@ pub fn data_dependent_bounds(g: &Graph, node: NodeId) -> Option<Vec<(usize, Vec<
                     let a = axis_of(*a, x.len())?;
                     let mut d = x;
                     d[a] = d[a].min(c);
-                    vec![(0, d)]
+                    vec![(0, Bound::new(d, a))]
                 }
-                None => vec![(0, vec![x.iter().product::<usize>().min(c)])],
+                None => vec![(0, Bound::new(vec![x.iter().product::<usize>().min(c)], 0))],
             }
         }
         Op::Unique { axis, .. } => {
             let x = in_shape(0)?;
-            let (y, items) = match axis {
+            let (y, a) = match axis {
                 Some(a) => {
                     let a = axis_of(*a, x.len())?;
-                    let items = x[a];
-                    (x, items)
+                    (x, a)
                 }
-                None => {
-                    let count: usize = x.iter().product();
-                    (vec![count], count)
-                }
+                None => (vec![x.iter().product()], 0),
             };
+            let items = y[a];
             // Y, the first index of each unique item, (inverse indices: one per item, a
             // static shape,) the count of each.
-            [(0, y), (1, vec![items]), (3, vec![items])]
-                .into_iter()
-                .filter(|(p, _)| *p < ports)
-                .collect()
+            [
+                (0, Bound::new(y, a)),
+                (1, Bound::new(vec![items], 0)),
+                (3, Bound::new(vec![items], 0)),
+            ]
+            .into_iter()
+            .filter(|(p, _)| *p < ports)
+            .collect()
         }
         Op::NonMaxSuppression { .. } => {
             let boxes = in_shape(0)?;
@@ -83,41 +101,16 @@ pub fn data_dependent_bounds(g: &Graph, node: NodeId) -> Option<Vec<(usize, Vec<
                     _ => spatial,
                 },
             };
-            vec![(0, vec![batches * classes * per_class, 3])]
+            vec![(0, Bound::new(vec![batches * classes * per_class, 3], 0))]
         }
         _ => return None,
     };
     Some(bounds)
 }
 
-/// Which dims of the bounded value `v` the data decides (the others are exact), by its op:
-/// NonZero's count, the compressed axis, Unique's items, NonMaxSuppression's rows.
-pub fn data_dependent_dims(g: &Graph, v: ValueRef) -> Vec<bool> {
-    let n = g.node(v.node);
-    let rank = n.outputs[v.port as usize]
-        .ty
-        .shape
-        .as_known()
-        .map_or(0, |d| d.len());
-    let axis = |a: Option<i64>| -> Option<usize> {
-        let a = a?;
-        let a = if a < 0 { a + rank as i64 } else { a };
-        usize::try_from(a).ok().filter(|&a| a < rank)
-    };
-    let varying = match (&n.op, v.port) {
-        (Op::NonZero {}, _) => Some(1),
-        (Op::NonMaxSuppression { .. }, _) => Some(0),
-        (Op::Compress { axis: a }, _) | (Op::Unique { axis: a, .. }, 0) => {
-            axis(*a).or(Some(0)).filter(|_| rank > 0)
-        }
-        _ => Some(0),
-    };
-    (0..rank).map(|d| Some(d) == varying).collect()
-}
-
 /// The bounded values of `g` that may be compiled as such (model outputs listed once, read by
 /// no node), with their bounds, and the first one that may not, described for an error.
-pub fn bounded_values(g: &Graph) -> (HashMap<ValueRef, Vec<usize>>, Option<String>) {
+pub fn bounded_values(g: &Graph) -> (HashMap<ValueRef, Bound>, Option<String>) {
     let mut ok = HashMap::new();
     let mut refused = None;
     for (id, n) in g.nodes() {
@@ -167,10 +160,10 @@ pub fn bounded_values(g: &Graph) -> (HashMap<ValueRef, Vec<usize>>, Option<Strin
 }
 
 /// `g` with the type of every value in `bounds` set to its bound.
-pub fn with_bounds(g: &Graph, bounds: &HashMap<ValueRef, Vec<usize>>) -> Graph {
+pub fn with_bounds(g: &Graph, bounds: &HashMap<ValueRef, Bound>) -> Graph {
     let mut g = g.clone();
-    for (v, dims) in bounds {
-        g.node_mut(v.node).outputs[v.port as usize].ty.shape = Shape::known(dims);
+    for (v, b) in bounds {
+        g.node_mut(v.node).outputs[v.port as usize].ty.shape = Shape::known(&b.dims);
     }
     g
 }

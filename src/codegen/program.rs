@@ -36,7 +36,7 @@ use cranelift_module::{DataId, FuncId, Linkage, Module};
 use graphc_passes::ir::{DType, Graph, NodeId, Op, ValueRef};
 use graphc_passes::plan::memory::{plan, MemoryPlan, ALIGN};
 
-use super::bounded::{bounded_values, data_dependent_dims, with_bounds};
+use super::bounded::{bounded_values, with_bounds, Bound};
 use super::kernel::{KernelCx, Launch, Lowered, Operand, Target};
 use super::kernels;
 use crate::onnx::tensor::le_bytes;
@@ -124,7 +124,7 @@ pub struct Program {
     pub outputs: Vec<CompiledOutput>,
     /// The values compiled with an upper bound of their shape (see
     /// [`crate::codegen::bounded`]), with the bound.
-    pub bounds: HashMap<ValueRef, Vec<usize>>,
+    pub bounds: HashMap<ValueRef, Bound>,
     /// The memory plan the arena follows.
     pub plan: MemoryPlan,
     /// Arena bytes (the start of the workspace).
@@ -564,18 +564,16 @@ pub fn compile(
             dtype: ty.dtype,
             dims: ty.shape.as_known().unwrap_or_default(),
             bounded,
-            varying: if bounded {
-                data_dependent_dims(g, out.value)
-            } else {
-                Vec::new()
-            },
+            varying: bounds.get(&out.value).map_or_else(Vec::new, |b| {
+                (0..b.dims.len()).map(|d| d == b.varying).collect()
+            }),
         });
     }
     let mut sink_bytes = 0;
-    for (v, dims) in &bounds {
+    for (v, b) in &bounds {
         if !dims_loc.contains_key(v) {
             dims_loc.insert(*v, Loc::Arena(sink_at));
-            sink_bytes = sink_bytes.max(8 * dims.len());
+            sink_bytes = sink_bytes.max(8 * b.dims.len());
         }
     }
     let workspace_bytes = (sink_at + sink_bytes).max(ALIGN);

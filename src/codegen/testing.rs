@@ -14,7 +14,7 @@ use graphc_passes::ir::{DType, Graph, NodeId, Op, Tensor, ValueRef};
 
 use std::collections::HashMap;
 
-use super::bounded::{data_dependent_bounds, with_bounds};
+use super::bounded::{data_dependent_bounds, with_bounds, Bound};
 use super::buffer::{c_string_array, AlignedBuf as Buf};
 use super::jit::actual_dims;
 use super::kernel::{KernelCx, Lowered, Operand, Target};
@@ -90,7 +90,7 @@ pub fn run_node(
 
     let mut module = jit_module()?;
     // Outputs whose shape the data decides are compiled with their bound, as in a model.
-    let bounds: HashMap<usize, Vec<usize>> = data_dependent_bounds(g, node)
+    let bounds: HashMap<usize, Bound> = data_dependent_bounds(g, node)
         .unwrap_or_default()
         .into_iter()
         .collect();
@@ -98,7 +98,7 @@ pub fn run_node(
     let g = if bounds.is_empty() {
         g
     } else {
-        let values: HashMap<ValueRef, Vec<usize>> = bounds
+        let values: HashMap<ValueRef, Bound> = bounds
             .iter()
             .map(|(&p, d)| {
                 (
@@ -162,7 +162,7 @@ pub fn run_node(
     // The dims arrays of bounded outputs, poisoned too.
     let mut dims_bufs: HashMap<usize, Vec<i64>> = bounds
         .iter()
-        .map(|(&p, d)| (p, vec![i64::MIN; d.len()]))
+        .map(|(&p, b)| (p, vec![i64::MIN; b.dims.len()]))
         .collect();
 
     for launch in &lowered.launches {
