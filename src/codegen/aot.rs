@@ -250,22 +250,25 @@ fn c_string(s: &str) -> String {
 struct Io {
     name: String,
     dtype: DType,
-    /// The shape, or its upper bound when `bounded`.
+    /// The shape, or its upper bound when the data decides a dim.
     dims: Vec<usize>,
-    bounded: bool,
-    /// The dims the data decides, when `bounded`.
-    varying: Vec<bool>,
+    /// The dim the data decides, if any.
+    varying: Option<usize>,
 }
 
 impl Io {
-    /// `f32[1,3]`, with `<=` before a dim the data decides: `i64[2,<=6]`.
+    fn bounded(&self) -> bool {
+        self.varying.is_some()
+    }
+
+    /// `f32[1,3]`, with `<=` before the dim the data decides: `i64[2,<=6]`.
     fn describe(&self) -> String {
         let dims: Vec<String> = self
             .dims
             .iter()
             .enumerate()
             .map(|(k, d)| {
-                if self.varying.get(k).copied().unwrap_or(false) {
+                if self.varying == Some(k) {
                     format!("<={d}")
                 } else {
                     d.to_string()
@@ -286,8 +289,7 @@ fn ios(g: &Graph, outputs: &[CompiledOutput]) -> (Vec<Io>, Vec<Io>) {
                 name: o.name.clone(),
                 dtype: o.ty.dtype,
                 dims: o.ty.shape.as_known().unwrap_or_default(),
-                bounded: false,
-                varying: Vec::new(),
+                varying: None,
             }
         })
         .collect();
@@ -299,8 +301,7 @@ fn ios(g: &Graph, outputs: &[CompiledOutput]) -> (Vec<Io>, Vec<Io>) {
             name: o.name.clone(),
             dtype: c.dtype,
             dims: c.dims.clone(),
-            bounded: c.bounded,
-            varying: c.varying.clone(),
+            varying: c.varying,
         })
         .collect();
     (inputs, outputs)
@@ -342,7 +343,7 @@ fn api_source(g: &Graph, program: &Program, name: &str, target: Target) -> Strin
                 c_string(&io.name),
                 io.dtype as i32,
                 io.dims.len(),
-                io.bounded as i32
+                io.bounded() as i32
             );
         }
         if list.is_empty() {
@@ -359,11 +360,11 @@ fn api_source(g: &Graph, program: &Program, name: &str, target: Target) -> Strin
         "1"
     };
     let (ni, no) = (inputs.len(), outputs.len());
-    let nb = outputs.iter().filter(|o| o.bounded).count();
+    let nb = outputs.iter().filter(|o| o.bounded()).count();
     // The entry function takes the outputs, then the dims array of each bounded output.
     let mut gather = String::new();
     for (j, o) in outputs.iter().enumerate() {
-        if o.bounded {
+        if o.bounded() {
             let _ = writeln!(gather, "    outs[n++] = shapes[{j}];");
         }
     }
@@ -499,7 +500,7 @@ fn header_source(g: &Graph, program: &Program, name: &str) -> String {
             io.describe()
         );
     }
-    if outputs.iter().any(|o| o.bounded) {
+    if outputs.iter().any(|o| o.bounded()) {
         let _ = writeln!(
             s,
             " * (<=N: the data decides that dim, at most N; call {name}_run_with_shapes.)"

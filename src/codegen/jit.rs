@@ -256,7 +256,7 @@ impl Io {
             .iter()
             .zip(self.outputs.iter_mut())
             .map(|(o, b)| {
-                let shape = if o.bounded {
+                let shape = if o.bounded() {
                     let d = dims.next().ok_or("missing dims of a bounded output")?;
                     actual_dims(d, &o.dims)?
                 } else {
@@ -400,7 +400,7 @@ impl JitModel {
             .collect::<Result<_, _>>()?;
         let dims = out_types
             .iter()
-            .filter(|o| o.bounded)
+            .filter(|o| o.bounded())
             .map(|o| vec![0i64; o.dims.len().max(1)])
             .collect();
         Ok(Io {
@@ -440,7 +440,7 @@ impl JitModel {
     /// the outputs, one `i64[rank]` array per bounded output receives its actual dims.
     pub fn run_raw(&mut self, inputs: &[*const u8], outputs: &[*mut u8]) -> Result<(), String> {
         let g = &self.host.graph;
-        let bounded = self.program.outputs.iter().filter(|o| o.bounded).count();
+        let bounded = self.program.outputs.iter().filter(|o| o.bounded()).count();
         if inputs.len() != g.inputs.len() || outputs.len() != g.outputs.len() + bounded {
             return Err("wrong number of buffers".into());
         }

@@ -140,17 +140,19 @@ pub struct Program {
 pub struct CompiledOutput {
     /// The element type.
     pub dtype: DType,
-    /// The shape, or its upper bound when `bounded`.
+    /// The shape, or its upper bound when [`bounded`](Self::bounded).
     pub dims: Vec<usize>,
-    /// The data decides the shape: the buffer has room for `dims` and the entry function
-    /// writes the actual dims to `outputs[num_outputs + k]` for the k-th bounded output (see
-    /// [`crate::codegen::bounded`]).
-    pub bounded: bool,
-    /// For a bounded output, which dims the data decides (the others are exact).
-    pub varying: Vec<bool>,
+    /// The dim the data decides, if any (see [`crate::codegen::bounded`]).
+    pub varying: Option<usize>,
 }
 
 impl CompiledOutput {
+    /// The data decides the shape: the buffer has room for `dims` and the entry function
+    /// writes the actual dims to `outputs[num_outputs + k]` for the k-th bounded output.
+    pub fn bounded(&self) -> bool {
+        self.varying.is_some()
+    }
+
     /// Buffer bytes.
     pub fn bytes(&self) -> usize {
         self.dims.iter().product::<usize>() * self.dtype.size()
@@ -555,18 +557,15 @@ pub fn compile(
     let mut outputs = Vec::with_capacity(g.outputs.len());
     for out in &g.outputs {
         let ty = g.ty(out.value);
-        let bounded = bounds.contains_key(&out.value);
-        if bounded {
+        let varying = bounds.get(&out.value).map(|b| b.varying);
+        if varying.is_some() {
             let slot = g.outputs.len() + dims_loc.len();
             dims_loc.insert(out.value, Loc::Output(slot));
         }
         outputs.push(CompiledOutput {
             dtype: ty.dtype,
             dims: ty.shape.as_known().unwrap_or_default(),
-            bounded,
-            varying: bounds.get(&out.value).map_or_else(Vec::new, |b| {
-                (0..b.dims.len()).map(|d| d == b.varying).collect()
-            }),
+            varying,
         });
     }
     let mut sink_bytes = 0;
