@@ -5,7 +5,7 @@ use cranelift_codegen::ir::{types, InstBuilder, MemFlagsData};
 use cranelift_frontend::FunctionBuilder;
 use graphc_passes::ir::{DType, Graph, NodeId, Op};
 
-use crate::codegen::kernel::{KernelCx, KernelParams, Launch, Lowered, Operand};
+use crate::codegen::kernel::{KernelCx, KernelParams, Lowered, Operand};
 
 /// Bytes one work item copies.
 pub const CHUNK: u64 = 16 * 1024;
@@ -56,16 +56,13 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
     let size = ty.dtype.size();
     let bytes = (dims.iter().product::<usize>() * size) as u64;
     let func = emit_copy(cx, bytes)?;
-    Ok(Some(Lowered {
-        launches: vec![Launch {
-            func,
-            operands: vec![Operand::Input(0), Operand::Output(0)],
-            items: bytes.div_ceil(CHUNK),
-            grain: 16,
-            name: "copy".into(),
-        }],
-        scratch_bytes: 0,
-    }))
+    Ok(Some(Lowered::one(
+        func,
+        vec![Operand::Input(0), Operand::Output(0)],
+        (bytes.div_ceil(CHUNK), 16),
+        "copy",
+        0,
+    )))
 }
 
 fn inference_dropout(g: &Graph, n: &graphc_passes::ir::Node) -> bool {

@@ -499,16 +499,13 @@ fn lower_f32(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
     })?;
     let mut operands = vec![Operand::Output(0)];
     operands.extend(leaves.iter().map(|l| Operand::Input(l.slot)));
-    Ok(Some(Lowered {
-        launches: vec![Launch {
-            func,
-            operands,
-            items,
-            grain,
-            name: format!("eltwise.{}", n.op.name()),
-        }],
-        scratch_bytes: 0,
-    }))
+    Ok(Some(Lowered::one(
+        func,
+        operands,
+        (items, grain),
+        &format!("eltwise.{}", n.op.name()),
+        0,
+    )))
 }
 
 /// Everything the kernel emitter needs.

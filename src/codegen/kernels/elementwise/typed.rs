@@ -35,7 +35,7 @@ use cranelift_frontend::FunctionBuilder;
 use graphc_passes::ir::{DType, Graph, NodeId, Op};
 
 use super::{collapse, vm, CHUNK};
-use crate::codegen::kernel::{KernelCx, KernelParams, Launch, Lowered, Operand};
+use crate::codegen::kernel::{KernelCx, KernelParams, Lowered, Operand};
 
 /// A unary function.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -532,16 +532,13 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
     })?;
     let mut operands = vec![Operand::Output(0)];
     operands.extend(expr.leaves.iter().map(|l| Operand::Input(l.0)));
-    Ok(Some(Lowered {
-        launches: vec![Launch {
-            func,
-            operands,
-            items: (rows * nchunks) as u64,
-            grain: (CHUNK / chunk).max(1) as u64,
-            name: format!("eltwise.{}", n.op.name()),
-        }],
-        scratch_bytes: 0,
-    }))
+    Ok(Some(Lowered::one(
+        func,
+        operands,
+        ((rows * nchunks) as u64, (CHUNK / chunk).max(1) as u64),
+        &format!("eltwise.{}", n.op.name()),
+        0,
+    )))
 }
 
 struct Plan<'a> {

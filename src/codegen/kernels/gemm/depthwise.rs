@@ -22,7 +22,7 @@ use graphc_passes::ir::{Graph, NodeId};
 
 use super::launch::for_range;
 use super::{conv_geom, dims, epilogue, input, same_layout, ConvAttrs, ConvGeom};
-use crate::codegen::kernel::{KernelCx, Launch, Lowered, Operand};
+use crate::codegen::kernel::{KernelCx, Lowered, Operand};
 use crate::codegen::x86::gemm::Epilogue;
 
 /// Most scalar (border) outputs × taps unrolled per row; larger rows are declined.
@@ -91,22 +91,19 @@ pub(super) fn lower(
             Operand::Output(0)
         }
     };
-    Ok(Some(Lowered {
-        launches: vec![Launch {
-            func,
-            operands: vec![
-                Operand::Input(0),
-                Operand::Input(1),
-                Operand::Output(0),
-                opt(bias, 2),
-                opt(residual, 3),
-            ],
-            items,
-            grain: (256 / geo.ow.max(1)).max(1) as u64,
-            name: "conv.depthwise".into(),
-        }],
-        scratch_bytes: 0,
-    }))
+    Ok(Some(Lowered::one(
+        func,
+        vec![
+            Operand::Input(0),
+            Operand::Input(1),
+            Operand::Output(0),
+            opt(bias, 2),
+            opt(residual, 3),
+        ],
+        (items, (256 / geo.ow.max(1)).max(1) as u64),
+        "conv.depthwise",
+        0,
+    )))
 }
 
 /// The compile-time structure of an output row.

@@ -466,16 +466,13 @@ impl Plan {
             tail,
         };
         let func = chunk_kernel(cx, &chunks)?;
-        Ok(Lowered {
-            launches: vec![Launch {
-                func,
-                operands,
-                items: (nbatch * count * blocks) as u64,
-                grain: 1,
-                name: self.name.into(),
-            }],
+        Ok(Lowered::one(
+            func,
+            operands,
+            ((nbatch * count * blocks) as u64, 1),
+            &self.name,
             scratch_bytes,
-        })
+        ))
     }
 }
 

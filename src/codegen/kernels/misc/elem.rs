@@ -17,7 +17,7 @@ use graphc_passes::ir::{DType, Graph, NodeId, Op};
 
 use super::ir::{buf, c64, for_n, for_range, index, int_type, sflags, unflatten, CHUNK};
 use super::{in_shape, input, out_shape, strides};
-use crate::codegen::kernel::{KernelCx, Launch, Lowered, Operand};
+use crate::codegen::kernel::{KernelCx, Lowered, Operand};
 
 /// See [`super`].
 pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowered>, String> {
@@ -241,16 +241,16 @@ fn cast(cx: &mut KernelCx, len: usize, from: DType, to: DType) -> Result<Lowered
         b.ins().return_(&[]);
         Ok(())
     })?;
-    Ok(Lowered {
-        launches: vec![Launch {
-            func,
-            operands: vec![Operand::Input(0), Operand::Output(0)],
-            items: len.div_ceil(BLOCK) as u64,
-            grain: (CHUNK / BLOCK / 4).max(1) as u64,
-            name: "cast".into(),
-        }],
-        scratch_bytes: 0,
-    })
+    Ok(Lowered::one(
+        func,
+        vec![Operand::Input(0), Operand::Output(0)],
+        (
+            len.div_ceil(BLOCK) as u64,
+            (CHUNK / BLOCK / 4).max(1) as u64,
+        ),
+        "cast",
+        0,
+    ))
 }
 
 /// Where with broadcasting: `y = c ? a : b`, elements of `es` bytes, `c` bool bytes.
@@ -357,19 +357,16 @@ fn where_(
         b.ins().return_(&[]);
         Ok(())
     })?;
-    Ok(Some(Lowered {
-        launches: vec![Launch {
-            func,
-            operands: vec![
-                Operand::Input(0),
-                Operand::Input(1),
-                Operand::Input(2),
-                Operand::Output(0),
-            ],
-            items: rows as u64,
-            grain: (CHUNK / (inner * es).max(1)).max(1) as u64,
-            name: "where".into(),
-        }],
-        scratch_bytes: 0,
-    }))
+    Ok(Some(Lowered::one(
+        func,
+        vec![
+            Operand::Input(0),
+            Operand::Input(1),
+            Operand::Input(2),
+            Operand::Output(0),
+        ],
+        (rows as u64, (CHUNK / (inner * es).max(1)).max(1) as u64),
+        "where",
+        0,
+    )))
 }

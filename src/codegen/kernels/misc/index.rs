@@ -203,16 +203,13 @@ fn gather_elements(
         b.ins().return_(&[]);
         Ok(())
     })?;
-    Ok(Some(Lowered {
-        launches: vec![Launch {
-            func,
-            operands: vec![Operand::Input(0), Operand::Input(1), Operand::Output(0)],
-            items: items as u64,
-            grain: GRAIN,
-            name: "gather_elements".into(),
-        }],
-        scratch_bytes: 0,
-    }))
+    Ok(Some(Lowered::one(
+        func,
+        vec![Operand::Input(0), Operand::Input(1), Operand::Output(0)],
+        (items as u64, GRAIN),
+        "gather_elements",
+        0,
+    )))
 }
 
 /// How a scatter combines an update `u` with the value `a` already there.
@@ -521,16 +518,13 @@ fn gather_nd(
         b.ins().return_(&[]);
         Ok(())
     })?;
-    Ok(Some(Lowered {
-        launches: vec![Launch {
-            func,
-            operands: vec![Operand::Input(0), Operand::Input(1), Operand::Output(0)],
-            items: tuples as u64,
-            grain: (CHUNK / block).max(1) as u64,
-            name: "gather_nd".into(),
-        }],
-        scratch_bytes: 0,
-    }))
+    Ok(Some(Lowered::one(
+        func,
+        vec![Operand::Input(0), Operand::Input(1), Operand::Output(0)],
+        (tuples as u64, (CHUNK / block).max(1) as u64),
+        "gather_nd",
+        0,
+    )))
 }
 
 /// ScatterND: GatherND's addressing (no batch dims), writing (or combining) update blocks in
@@ -794,16 +788,13 @@ fn eye_like(cx: &mut KernelCx, g: &Graph, node: NodeId, k: i64) -> Result<Option
         b.ins().return_(&[]);
         Ok(())
     })?;
-    Ok(Some(Lowered {
-        launches: vec![Launch {
-            func,
-            operands: vec![Operand::Output(0)],
-            items: rows as u64,
-            grain: (CHUNK / row).max(1) as u64,
-            name: "eye_like".into(),
-        }],
-        scratch_bytes: 0,
-    }))
+    Ok(Some(Lowered::one(
+        func,
+        vec![Operand::Output(0)],
+        (rows as u64, (CHUNK / row).max(1) as u64),
+        "eye_like",
+        0,
+    )))
 }
 
 /// NegativeLogLikelihoodLoss (`softmax` false) or SoftmaxCrossEntropyLoss (`softmax` true).

@@ -17,7 +17,7 @@ use graphc_passes::ir::{DType, Graph, NodeId, Op};
 
 use super::ir::{buf, c64, copy_bytes, for_range, index, sflags, CHUNK};
 use super::{in_shape, input, norm_axis, out_shape};
-use crate::codegen::kernel::{KernelCx, Launch, Lowered, Operand};
+use crate::codegen::kernel::{KernelCx, Lowered, Operand};
 
 /// The largest f64 scratch Det uses (bytes, one matrix per item).
 const MAX_SCRATCH: usize = 1 << 28;
@@ -115,16 +115,13 @@ fn reverse_sequence(
         b.ins().return_(&[]);
         Ok(())
     })?;
-    Ok(Some(Lowered {
-        launches: vec![Launch {
-            func,
-            operands: vec![Operand::Input(0), Operand::Input(1), Operand::Output(0)],
-            items: items as u64,
-            grain: (CHUNK / row).max(1) as u64,
-            name: "reverse_sequence".into(),
-        }],
-        scratch_bytes: 0,
-    }))
+    Ok(Some(Lowered::one(
+        func,
+        vec![Operand::Input(0), Operand::Input(1), Operand::Output(0)],
+        (items as u64, (CHUNK / row).max(1) as u64),
+        "reverse_sequence",
+        0,
+    )))
 }
 
 fn det(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowered>, String> {
@@ -270,16 +267,13 @@ fn det(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowered>, St
         b.ins().return_(&[]);
         Ok(())
     })?;
-    Ok(Some(Lowered {
-        launches: vec![Launch {
-            func,
-            operands: vec![Operand::Input(0), Operand::Output(0), Operand::Scratch(0)],
-            items: items as u64,
-            grain: (CHUNK / (mat * n).max(1)).max(1) as u64,
-            name: "det".into(),
-        }],
-        scratch_bytes: scratch,
-    }))
+    Ok(Some(Lowered::one(
+        func,
+        vec![Operand::Input(0), Operand::Output(0), Operand::Scratch(0)],
+        (items as u64, (CHUNK / (mat * n).max(1)).max(1) as u64),
+        "det",
+        scratch,
+    )))
 }
 
 /// The bits of `|*a|` (an f64) as an i64: their unsigned order is IEEE total order.

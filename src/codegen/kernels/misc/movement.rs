@@ -927,16 +927,13 @@ fn gather(
         b.ins().return_(&[]);
         Ok(())
     })?;
-    Ok(Some(Lowered {
-        launches: vec![Launch {
-            func,
-            operands: vec![Operand::Input(0), idx_op, Operand::Output(0)],
-            items: items as u64,
-            grain: (CHUNK / row.max(1)).max(1) as u64,
-            name: "gather".into(),
-        }],
-        scratch_bytes: 0,
-    }))
+    Ok(Some(Lowered::one(
+        func,
+        vec![Operand::Input(0), idx_op, Operand::Output(0)],
+        (items as u64, (CHUNK / row.max(1)).max(1) as u64),
+        "gather",
+        0,
+    )))
 }
 
 /// A 4-byte-element transpose whose output's innermost dim `I` is strided in the input while

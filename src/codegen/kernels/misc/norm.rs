@@ -9,7 +9,7 @@ use graphc_passes::ir::{DType, Graph, NodeId, Op};
 
 use super::ir::{buf, c64, for_range, hreduce, index, sflags, vflags};
 use super::{const_input, in_shape, input, out_shape, output_used};
-use crate::codegen::kernel::{KernelCx, Launch, Lowered, Operand};
+use crate::codegen::kernel::{KernelCx, Lowered, Operand};
 use crate::codegen::kernels::vmath;
 
 /// See [`super`].
@@ -297,16 +297,13 @@ fn lrn(
         b.ins().return_(&[]);
         Ok(())
     })?;
-    Ok(Lowered {
-        launches: vec![Launch {
-            func,
-            operands: vec![Operand::Input(0), Operand::Output(0)],
-            items: geo.planes() as u64,
-            grain: geo.grain(),
-            name: "lrn".into(),
-        }],
-        scratch_bytes: 0,
-    })
+    Ok(Lowered::one(
+        func,
+        vec![Operand::Input(0), Operand::Output(0)],
+        (geo.planes() as u64, geo.grain()),
+        "lrn",
+        0,
+    ))
 }
 
 /// BatchNormalization in inference mode: `y = (x - mean) * k + B`, `k = scale / sqrt(var +
@@ -411,16 +408,13 @@ fn batch_norm(
     } else {
         (geo.planes(), geo.grain())
     };
-    Ok(Lowered {
-        launches: vec![Launch {
-            func,
-            operands,
-            items: items as u64,
-            grain,
-            name: "batch_norm".into(),
-        }],
-        scratch_bytes: 0,
-    })
+    Ok(Lowered::one(
+        func,
+        operands,
+        (items as u64, grain),
+        "batch_norm",
+        0,
+    ))
 }
 
 /// InstanceNormalization: per plane, the mean, then the variance of `x - mean` (two passes),
@@ -476,19 +470,16 @@ fn instance_norm(cx: &mut KernelCx, geo: Geo, eps: f32) -> Result<Lowered, Strin
         b.ins().return_(&[]);
         Ok(())
     })?;
-    Ok(Lowered {
-        launches: vec![Launch {
-            func,
-            operands: vec![
-                Operand::Input(0),
-                Operand::Input(1),
-                Operand::Input(2),
-                Operand::Output(0),
-            ],
-            items: geo.planes() as u64,
-            grain: geo.grain(),
-            name: "instance_norm".into(),
-        }],
-        scratch_bytes: 0,
-    })
+    Ok(Lowered::one(
+        func,
+        vec![
+            Operand::Input(0),
+            Operand::Input(1),
+            Operand::Input(2),
+            Operand::Output(0),
+        ],
+        (geo.planes() as u64, geo.grain()),
+        "instance_norm",
+        0,
+    ))
 }

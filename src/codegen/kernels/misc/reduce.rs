@@ -18,7 +18,7 @@ use super::ir::{buf, c64, for_range, index, sflags, unflatten};
 use super::movement::{strided_launch, Strided};
 use super::pool::{nan_max, reduce_run};
 use super::{const_input, in_shape, input, norm_axis, out_shape, strides};
-use crate::codegen::kernel::{KernelCx, Launch, Lowered, Operand};
+use crate::codegen::kernel::{KernelCx, Lowered, Operand};
 
 #[derive(Clone, Copy, PartialEq)]
 enum Red {
@@ -304,16 +304,13 @@ fn reduce(
         b.ins().return_(&[]);
         Ok(())
     })?;
-    Ok(Lowered {
-        launches: vec![Launch {
-            func,
-            operands: vec![Operand::Input(0), Operand::Output(0)],
-            items: items as u64,
-            grain: (2048 / d.max(1)).max(1) as u64,
-            name: "reduce".into(),
-        }],
-        scratch_bytes: 0,
-    })
+    Ok(Lowered::one(
+        func,
+        vec![Operand::Input(0), Operand::Output(0)],
+        (items as u64, (2048 / d.max(1)).max(1) as u64),
+        "reduce",
+        0,
+    ))
 }
 
 /// ArgMax/ArgMin of `[outer, d, inner]` over `d` (the reference's order: NaN beats everything,
@@ -363,16 +360,13 @@ fn arg(
         b.ins().return_(&[]);
         Ok(())
     })?;
-    Ok(Lowered {
-        launches: vec![Launch {
-            func,
-            operands: vec![Operand::Input(0), Operand::Output(0)],
-            items: items as u64,
-            grain: (2048 / d.max(1)).max(1) as u64,
-            name: if max { "arg_max" } else { "arg_min" }.into(),
-        }],
-        scratch_bytes: 0,
-    })
+    Ok(Lowered::one(
+        func,
+        vec![Operand::Input(0), Operand::Output(0)],
+        (items as u64, (2048 / d.max(1)).max(1) as u64),
+        if max { "arg_max" } else { "arg_min" },
+        0,
+    ))
 }
 
 /// Whether `v` replaces the current best `c`: strictly better, a NaN over a number, or equal
@@ -544,16 +538,13 @@ fn general(
         operands.push(Operand::Input(1));
     }
     let per_item = xs.iter().product::<usize>() / items;
-    Ok(Lowered {
-        launches: vec![Launch {
-            func,
-            operands,
-            items: items as u64,
-            grain: (2048 / per_item.max(1)).max(1) as u64,
-            name: "reduce".into(),
-        }],
-        scratch_bytes: 0,
-    })
+    Ok(Lowered::one(
+        func,
+        operands,
+        (items as u64, (2048 / per_item.max(1)).max(1) as u64),
+        "reduce",
+        0,
+    ))
 }
 
 /// `body(address)` for every element of the nested loops `dims` (extent, byte stride) from

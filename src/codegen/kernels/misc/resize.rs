@@ -384,16 +384,13 @@ pub(super) fn table_gather(
         b.ins().return_(&[]);
         Ok(())
     })?;
-    Ok(Lowered {
-        launches: vec![Launch {
-            func,
-            operands: vec![Operand::Input(0), Operand::Const(tab), Operand::Output(0)],
-            items: rows as u64,
-            grain: (4096 / row_bytes.max(1)).max(1) as u64,
-            name: name.into(),
-        }],
-        scratch_bytes: 0,
-    })
+    Ok(Lowered::one(
+        func,
+        vec![Operand::Input(0), Operand::Const(tab), Operand::Output(0)],
+        (rows as u64, (4096 / row_bytes.max(1)).max(1) as u64),
+        &name,
+        0,
+    ))
 }
 
 /// Bilinear resize of `[N, C, H, W]` f32 to `[N, C, OH, OW]`: `hp[oh] = (h0, h1, w0, w1)` and
@@ -478,21 +475,18 @@ fn bilinear(
         b.ins().return_(&[]);
         Ok(())
     })?;
-    Ok(Lowered {
-        launches: vec![Launch {
-            func,
-            operands: vec![
-                Operand::Input(0),
-                Operand::Const(rtab),
-                Operand::Const(ctab),
-                Operand::Output(0),
-            ],
-            items: (planes * oh) as u64,
-            grain: (1024 / ow.max(1)).max(1) as u64,
-            name: "resize_linear".into(),
-        }],
-        scratch_bytes: 0,
-    })
+    Ok(Lowered::one(
+        func,
+        vec![
+            Operand::Input(0),
+            Operand::Const(rtab),
+            Operand::Const(ctab),
+            Operand::Output(0),
+        ],
+        ((planes * oh) as u64, (1024 / ow.max(1)).max(1) as u64),
+        "resize_linear",
+        0,
+    ))
 }
 
 /// Separable resize of f32 `[..]` of shape `xs`: one launch per resized axis `a` (in order),

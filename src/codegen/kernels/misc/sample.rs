@@ -25,7 +25,7 @@ use graphc_passes::ir::{DType, Graph, NodeId, Op};
 
 use super::ir::{add_off, buf, c64, for_range, index, sflags, unflatten};
 use super::{const_input, in_shape, input, out_shape, strides};
-use crate::codegen::kernel::{KernelCx, Launch, Lowered, Operand};
+use crate::codegen::kernel::{KernelCx, Lowered, Operand};
 
 /// See [`super`].
 pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowered>, String> {
@@ -410,21 +410,18 @@ fn roi_align(cx: &mut KernelCx, a: &RoiAlign) -> Result<Lowered, String> {
         b.ins().return_(&[]);
         Ok(())
     })?;
-    Ok(Lowered {
-        launches: vec![Launch {
-            func,
-            operands: vec![
-                Operand::Input(0),
-                Operand::Input(1),
-                Operand::Input(2),
-                Operand::Output(0),
-            ],
-            items: (a.rois * ch) as u64,
-            grain: 1,
-            name: "roi_align".into(),
-        }],
-        scratch_bytes: 0,
-    })
+    Ok(Lowered::one(
+        func,
+        vec![
+            Operand::Input(0),
+            Operand::Input(1),
+            Operand::Input(2),
+            Operand::Output(0),
+        ],
+        ((a.rois * ch) as u64, 1),
+        "roi_align",
+        0,
+    ))
 }
 
 /// AffineGrid: a work item is one point `(n, p)` of the `spatial` grid; its base coordinates
@@ -495,16 +492,13 @@ fn affine_grid(
         b.ins().return_(&[]);
         Ok(())
     })?;
-    Ok(Lowered {
-        launches: vec![Launch {
-            func,
-            operands: vec![Operand::Input(0), Operand::Const(tab), Operand::Output(0)],
-            items: (nb * points) as u64,
-            grain: 256,
-            name: "affine_grid".into(),
-        }],
-        scratch_bytes: 0,
-    })
+    Ok(Lowered::one(
+        func,
+        vec![Operand::Input(0), Operand::Const(tab), Operand::Output(0)],
+        ((nb * points) as u64, 256),
+        "affine_grid",
+        0,
+    ))
 }
 
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -795,14 +789,11 @@ fn grid_sample(cx: &mut KernelCx, s: &GridSample) -> Result<Lowered, String> {
         b.ins().return_(&[]);
         Ok(())
     })?;
-    Ok(Lowered {
-        launches: vec![Launch {
-            func,
-            operands: vec![Operand::Input(0), Operand::Input(1), Operand::Output(0)],
-            items: (nb * points) as u64,
-            grain: (256 / ch.max(1)).max(1) as u64,
-            name: "grid_sample".into(),
-        }],
-        scratch_bytes: 0,
-    })
+    Ok(Lowered::one(
+        func,
+        vec![Operand::Input(0), Operand::Input(1), Operand::Output(0)],
+        ((nb * points) as u64, (256 / ch.max(1)).max(1) as u64),
+        "grid_sample",
+        0,
+    ))
 }

@@ -229,16 +229,13 @@ fn cumulative(
         operands.push(Operand::Input(1));
     }
     let per_item = n / items.max(1);
-    Ok(Some(Lowered {
-        launches: vec![Launch {
-            func,
-            operands,
-            items: items as u64,
-            grain: (4096 / per_item.max(1)).max(1) as u64,
-            name: if product { "cum_prod" } else { "cum_sum" }.into(),
-        }],
-        scratch_bytes: 0,
-    }))
+    Ok(Some(Lowered::one(
+        func,
+        operands,
+        (items as u64, (4096 / per_item.max(1)).max(1) as u64),
+        if product { "cum_prod" } else { "cum_sum" },
+        0,
+    )))
 }
 
 /// What [`lanes`] computes per lane.
@@ -518,16 +515,13 @@ fn trilu(
     if runtime {
         operands.push(Operand::Input(1));
     }
-    Ok(Some(Lowered {
-        launches: vec![Launch {
-            func,
-            operands,
-            items: rows as u64,
-            grain: (4096 / w).max(1) as u64,
-            name: "trilu".into(),
-        }],
-        scratch_bytes: 0,
-    }))
+    Ok(Some(Lowered::one(
+        func,
+        operands,
+        (rows as u64, (4096 / w).max(1) as u64),
+        "trilu",
+        0,
+    )))
 }
 
 /// TopK along `axis` with a constant `k`: one work item per lane. Output 0 holds the values,
@@ -692,14 +686,11 @@ fn top_k(
     if with_indices {
         operands.push(Operand::Output(1));
     }
-    Ok(Some(Lowered {
-        launches: vec![Launch {
-            func,
-            operands,
-            items: items as u64,
-            grain: (4096 / (d * k).max(1)).max(1) as u64,
-            name: "top_k".into(),
-        }],
-        scratch_bytes: 0,
-    }))
+    Ok(Some(Lowered::one(
+        func,
+        operands,
+        (items as u64, (4096 / (d * k).max(1)).max(1) as u64),
+        "top_k",
+        0,
+    )))
 }

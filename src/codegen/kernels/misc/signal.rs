@@ -19,7 +19,7 @@ use graphc_passes::ir::{DType, Graph, NodeId, Op};
 
 use super::ir::{buf, c64, for_range, index, sflags};
 use super::{const_input, in_shape, input, out_shape};
-use crate::codegen::kernel::{KernelCx, Launch, Lowered, Operand};
+use crate::codegen::kernel::{KernelCx, Lowered, Operand};
 
 /// The largest transform length (the twiddle table has this many pairs).
 const MAX_LEN: usize = 1 << 20;
@@ -229,16 +229,13 @@ pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowere
         b.ins().return_(&[]);
         Ok(())
     })?;
-    Ok(Some(Lowered {
-        launches: vec![Launch {
-            func,
-            operands: vec![Operand::Input(0), Operand::Output(0), Operand::Const(tw)],
-            items: items as u64,
-            grain: (4096 / n).max(1) as u64,
-            name: "dft".into(),
-        }],
-        scratch_bytes: 0,
-    }))
+    Ok(Some(Lowered::one(
+        func,
+        vec![Operand::Input(0), Operand::Output(0), Operand::Const(tw)],
+        (items as u64, (4096 / n).max(1) as u64),
+        "dft",
+        0,
+    )))
 }
 
 /// An element of type `ety` at `at + off`, as f64.

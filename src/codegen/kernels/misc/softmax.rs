@@ -534,14 +534,11 @@ fn layer_norm(cx: &mut KernelCx, outer: usize, d: usize, form: &Norm) -> Result<
             operands.push(Operand::Output(i + 1));
         }
     }
-    Ok(Lowered {
-        launches: vec![Launch {
-            func,
-            operands,
-            items: outer as u64,
-            grain: (2048 / d).max(1) as u64,
-            name: name.into(),
-        }],
-        scratch_bytes: 0,
-    })
+    Ok(Lowered::one(
+        func,
+        operands,
+        (outer as u64, (2048 / d).max(1) as u64),
+        &name,
+        0,
+    ))
 }

@@ -21,7 +21,7 @@ use graphc_passes::ir::{AutoPad, DType, Graph, NodeId, Op};
 use super::ir::{buf, c64, fill_bytes, for_range, index, int_type, sflags};
 use super::pool::window;
 use super::{const_input, in_shape, input, out_shape, strides};
-use crate::codegen::kernel::{KernelCx, Launch, Lowered, Operand};
+use crate::codegen::kernel::{KernelCx, Lowered, Operand};
 
 /// See the module docs.
 pub fn lower(cx: &mut KernelCx, g: &Graph, node: NodeId) -> Result<Option<Lowered>, String> {
@@ -174,16 +174,13 @@ fn max_unpool(
         b.ins().return_(&[]);
         Ok(())
     })?;
-    Ok(Some(Lowered {
-        launches: vec![Launch {
-            func,
-            operands: vec![Operand::Input(0), Operand::Input(1), Operand::Output(0)],
-            items: 1,
-            grain: 1,
-            name: "max_unpool".into(),
-        }],
-        scratch_bytes: 0,
-    }))
+    Ok(Some(Lowered::one(
+        func,
+        vec![Operand::Input(0), Operand::Input(1), Operand::Output(0)],
+        (1, 1),
+        "max_unpool",
+        0,
+    )))
 }
 
 /// Most entries of Col2Im's offset table (taps times positions).
@@ -307,16 +304,13 @@ fn col2im(
         b.ins().return_(&[]);
         Ok(())
     })?;
-    Ok(Some(Lowered {
-        launches: vec![Launch {
-            func,
-            operands: vec![Operand::Input(0), Operand::Output(0), Operand::Const(tab)],
-            items: planes as u64,
-            grain: (4096 / len.max(1)).max(1) as u64,
-            name: "col2im".into(),
-        }],
-        scratch_bytes: 0,
-    }))
+    Ok(Some(Lowered::one(
+        func,
+        vec![Operand::Input(0), Operand::Output(0), Operand::Const(tab)],
+        (planes as u64, (4096 / len.max(1)).max(1) as u64),
+        "col2im",
+        0,
+    )))
 }
 
 /// Advances a row-major multi-index within `shape`.
